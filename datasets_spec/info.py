@@ -1,0 +1,64 @@
+"""A store's summary: counts, geometry, label space, provenance (c2f-data info)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from . import schema as S
+from .reader import Store
+
+
+def info(store: Store) -> dict:
+    """JSON-ready summary of the store."""
+    status = store.status()
+    layout = store.layout
+    done_shards = store.done_shards()
+    reasons = Counter()
+    for shard in done_shards:
+        reasons.update(_reason_kind(f["reason"]) for f in store.marker(shard).get("failures", []))
+    return {
+        "path": str(store.path),
+        "schema_version": store.attrs["schema_version"],
+        "package_version": store.attrs.get("package_version"),
+        "images": layout.num_images,
+        "done": int((status == S.DONE).sum()),
+        "failed": int((status == S.FAILED).sum()),
+        "pending": int((status == S.PENDING).sum()),
+        "shards": {"total": layout.num_shards, "complete": len(done_shards), "size": layout.shard_size},
+        "canvas": store.attrs["canvas"],
+        "label_space_size": len(store.label_space),
+        "labels_known": int((store.labels() >= 0).sum()),
+        "failure_reasons": dict(reasons.most_common(10)),
+        "provenance": store.provenance,
+    }
+
+
+def _reason_kind(reason: str) -> str:
+    """The part of a failure reason before any ':' detail, so counts group similar failures."""
+    return reason.split(":", 1)[0].strip()
+
+
+def format_info(summary: dict) -> str:
+    """Human-readable form of `info()`."""
+    canvas = summary["canvas"]
+    n = max(summary["images"], 1)
+    lines = [
+        f"store      {summary['path']} (schema v{summary['schema_version']}, written by c2fmae {summary['package_version']})",
+        f"images     {summary['images']}: {summary['done']} done ({100 * summary['done'] / n:.1f}%), "
+        f"{summary['failed']} failed, {summary['pending']} pending",
+        f"shards     {summary['shards']['complete']}/{summary['shards']['total']} complete, {summary['shards']['size']} images each",
+        f"canvas     {canvas['size']}×{canvas['size']}, {canvas['anchor']}, semantic ignore {canvas['semantic_ignore']}, "
+        f"instance none {canvas['instance_none']}",
+        f"labels     {summary['label_space_size']} semantic classes; {summary['labels_known']} images with a class label",
+    ]
+    if summary["failure_reasons"]:
+        lines.append("failures   " + "; ".join(f"{k} ×{v}" for k, v in summary["failure_reasons"].items()))
+    for key, value in sorted(summary["provenance"].items()):
+        lines.append(f"provenance {key}: {_short(value)}")
+    return "\n".join(lines)
+
+
+def _short(value, limit: int = 160) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+

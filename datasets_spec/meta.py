@@ -1,0 +1,78 @@
+"""The store's group attributes (schema version, layout, label space, provenance): build and check."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from . import schema as S
+from .errors import StoreError
+
+
+def package_version() -> str:
+    try:
+        return version("c2fmae")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class Meta:
+    """Everything the group attributes say, parsed and checked."""
+
+    layout: S.Layout
+    label_space: dict[int, str]
+    provenance: dict
+    raw: dict
+
+
+def build_attrs(layout: S.Layout, label_space: dict[int, str], provenance: dict) -> dict:
+    """The JSON object stored under the group attribute `c2fmae`."""
+    return {
+        "schema_version": S.SCHEMA_VERSION,
+        "package_version": package_version(),
+        "num_images": layout.num_images,
+        "shard_size": layout.shard_size,
+        "canvas": {
+            "size": layout.canvas,
+            "anchor": "top-left",
+            "resample": "nearest pixel centre",
+            "semantic_ignore": S.SEMANTIC_IGNORE,
+            "instance_none": S.INSTANCE_NONE,
+        },
+        "status_codes": {str(k): v for k, v in S.STATUS_NAMES.items()},
+        "label_space": {str(int(k)): str(v) for k, v in sorted(label_space.items())},
+        "provenance": provenance,
+    }
+
+
+def read_meta(path: Path) -> Meta:
+    """Parse and check the group attributes of the store at `path`; StoreError names what is wrong."""
+    doc_path = path / "zarr.json"
+    if not path.is_dir():
+        raise StoreError(f"{path}: no such dataset directory")
+    try:
+        doc = json.loads(doc_path.read_text())
+    except FileNotFoundError:
+        raise StoreError(f"{path}: not a Zarr v3 store (no zarr.json)") from None
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"{doc_path}: unreadable ({exc})") from None
+    if doc.get("zarr_format") != 3 or doc.get("node_type") != "group":
+        raise StoreError(f"{path}: not a Zarr v3 group")
+    attrs = doc.get("attributes", {}).get(S.ATTRS_KEY)
+    if not isinstance(attrs, dict):
+        raise StoreError(f"{path}: not a c2fmae dataset (no '{S.ATTRS_KEY}' group attribute)")
+    found = attrs.get("schema_version")
+    if found != S.SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: schema version {found!r} is not supported "
+            f"(this c2fmae {package_version()} reads version {S.SCHEMA_VERSION})"
+        )
+    try:
+        layout = S.Layout(int(attrs["num_images"]), int(attrs["shard_size"]), int(attrs["canvas"]["size"]))
+        label_space = {int(k): str(v) for k, v in attrs["label_space"].items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StoreError(f"{path}: malformed '{S.ATTRS_KEY}' attributes ({exc!r})") from None
+    return Meta(layout, label_space, attrs.get("provenance", {}), attrs)

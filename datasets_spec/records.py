@@ -1,0 +1,76 @@
+"""Per-instance records: one gzipped JSON Lines file per shard, beside the arrays.
+
+Each line is one instance of one image:
+  {"index": int, "key": str, "id": int, "score": float, "box": [x, y, w, h], "area": int,
+   "semantic": int | null, "source": str, "prompt": str | null,
+   "rle": {"size": [H, W], "counts": str}}
+Boxes, areas and RLE are at the image's original resolution (COCO conventions: boxes in pixels,
+x/y of the top-left corner; RLE is pycocotools' compressed RLE with `counts` decoded to ASCII).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+RECORD_FIELDS = ("index", "key", "id", "score", "box", "area", "semantic", "source", "prompt", "rle")
+INSTANCE_FIELDS = ("id", "score", "box", "area", "semantic", "source", "prompt", "rle")
+
+
+def encode_rle(mask: np.ndarray) -> dict:
+    """Binary mask [H, W] (bool or 0/1) → COCO compressed RLE with `counts` as str."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def encode_rles(masks: np.ndarray) -> list[dict]:
+    """Binary masks [N, H, W] → N RLE dicts (one pycocotools call)."""
+    if len(masks) == 0:
+        return []
+    rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    return [{"size": [int(s) for s in r["size"]], "counts": r["counts"].decode("ascii")} for r in rles]
+
+
+def decode_rle(rle: dict) -> np.ndarray:
+    """COCO RLE dict (counts as str or bytes) → bool mask [H, W]."""
+    counts = rle["counts"]
+    coco = {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    return mask_utils.decode(coco).astype(bool)
+
+
+def write_records(path: Path, records: Iterable[dict]) -> tuple[str, int]:
+    """Write records atomically (temp file + rename). Returns (sha256 of the file, record count)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    count = 0
+    # mtime=0 keeps the gzip bytes a pure function of the records, so reruns are byte-identical.
+    with open(tmp, "wb") as raw:
+        with gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
+            for rec in records:
+                gz.write((json.dumps(rec, separators=(",", ":"), sort_keys=True) + "\n").encode())
+                count += 1
+        raw.flush()
+        os.fsync(raw.fileno())
+    os.replace(tmp, path)
+    return file_sha256(path), count
+
+
+def read_records(path: Path) -> list[dict]:
+    """All records of one shard file, in file order."""
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,143 @@
+"""Write one whole shard: pixel arrays, per-image arrays, records, then the completion marker."""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from . import schema as S
+from . import tsio
+from .errors import StoreError
+from .geometry import fit
+from .meta import read_meta
+from .records import INSTANCE_FIELDS, write_records
+
+
+@dataclass
+class ImageResult:
+    """What a labeler produced for one image, or why it failed.
+
+    semantic: [S, S] uint16 class ids on the canvas (padding = SEMANTIC_IGNORE)
+    instance: [S, S] uint16 instance ids on the canvas (0 = none); every id > 0 has one record
+    orig_hw:  (H, W) of the original image after EXIF orientation
+    records:  one dict per instance with the fields of records.INSTANCE_FIELDS
+    error:    set for a failed image (the arrays are then ignored)
+    """
+
+    semantic: np.ndarray | None = None
+    instance: np.ndarray | None = None
+    orig_hw: tuple[int, int] | None = None
+    records: list[dict] = field(default_factory=list)
+    error: str | None = None
+
+    @classmethod
+    def failed(cls, reason: str) -> "ImageResult":
+        return cls(error=reason)
+
+
+def write_shard(path, shard: int, results: Sequence[ImageResult]) -> dict:
+    """Write shard `shard` whole from one result per image; return the completion marker.
+
+    Order: drop any old marker, write pixel and per-image arrays, the records file, the status
+    chunk, and last the marker (atomically). A writer killed at any point leaves the shard without
+    a marker, i.e. pending, and every other shard untouched. Safe from any process, as long as no
+    two processes write the same shard at once.
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    start, stop = meta.layout.shard_range(shard)
+    if len(results) != stop - start:
+        raise StoreError(f"{path}: shard {shard} holds {stop - start} images, got {len(results)} results")
+    keys = zarr.open_array(path / S.KEY, mode="r")[start:stop]
+    slabs, records, failures = _assemble(meta, shard, start, keys, results)
+    marker_path = path / S.MARKERS_DIR / f"{S.shard_name(shard)}.json"
+    marker_path.unlink(missing_ok=True)
+    arrays = {name: tsio.open_array(path / name, write=True) for name in slabs}
+    tsio.write_slabs([(arrays[n], start, slabs[n]) for n in (S.SEMANTIC, S.INSTANCE, S.ORIG_HW, S.VALID_HW)])
+    records_rel = f"{S.RECORDS_DIR}/{S.shard_name(shard)}.jsonl.gz"
+    records_sha, count = write_records(path / records_rel, records)
+    tsio.write_slabs([(arrays[S.STATUS], start, slabs[S.STATUS])])
+    marker = {
+        "schema_version": S.SCHEMA_VERSION,
+        "shard": shard,
+        "start": start,
+        "stop": stop,
+        "done": int((slabs[S.STATUS] == S.DONE).sum()),
+        "failed": len(failures),
+        "failures": failures,
+        "records": {"path": records_rel, "sha256": records_sha, "count": count},
+        "pixels_crc32": pixels_crc32(slabs[S.SEMANTIC], slabs[S.INSTANCE]),
+    }
+    _write_json_atomic(marker_path, marker)
+    return marker
+
+
+def pixels_crc32(semantic: np.ndarray, instance: np.ndarray) -> int:
+    """CRC-32 of a shard's pixel data as stored (C order, little endian): semantic, then instance.
+
+    A fast integrity check for validate (≈3 GB/s here; sha256 ran ≈0.6 GB/s and dominated writes).
+    """
+    crc = 0
+    for slab in (semantic, instance):
+        crc = zlib.crc32(memoryview(np.ascontiguousarray(slab.astype(slab.dtype.newbyteorder("<"), copy=False))).cast("B"), crc)
+    return crc
+
+
+def _assemble(meta, shard, start, keys, results):
+    """Check the results and stack them into the shard's slabs; nothing is written here."""
+    n, s = len(results), meta.layout.canvas
+    slabs = {
+        S.SEMANTIC: np.full((n, s, s), S.SEMANTIC_IGNORE, np.uint16),
+        S.INSTANCE: np.zeros((n, s, s), np.uint16),
+        S.STATUS: np.full(n, S.FAILED, np.uint8),
+        S.ORIG_HW: np.zeros((n, 2), np.int32),
+        S.VALID_HW: np.zeros((n, 2), np.int32),
+    }
+    records, failures = [], []
+    for j, (key, result) in enumerate(zip(keys, results)):
+        index = start + j
+        if result.error is not None:
+            failures.append({"index": index, "key": str(key), "reason": str(result.error)})
+            continue
+        where = f"shard {shard}, image {index} ({key})"
+        _check_result(result, meta, where)
+        slabs[S.SEMANTIC][j] = result.semantic
+        slabs[S.INSTANCE][j] = result.instance
+        slabs[S.STATUS][j] = S.DONE
+        slabs[S.ORIG_HW][j] = result.orig_hw
+        slabs[S.VALID_HW][j] = fit(*result.orig_hw, s)
+        for rec in sorted(result.records, key=lambda r: r["id"]):
+            records.append({"index": index, "key": str(key), **{f: rec.get(f) for f in INSTANCE_FIELDS}})
+    return slabs, records, failures
+
+
+def _check_result(result: ImageResult, meta, where: str) -> None:
+    s = meta.layout.canvas
+    if result.orig_hw is None or min(result.orig_hw) < 1:
+        raise StoreError(f"{where}: original size missing or not positive")
+    for name, arr in ((S.SEMANTIC, result.semantic), (S.INSTANCE, result.instance)):
+        if arr is None or arr.shape != (s, s):
+            raise StoreError(f"{where}: {name} map must be {s}×{s}, got {None if arr is None else arr.shape}")
+        if arr.dtype.kind not in "iu" or (arr.dtype.itemsize > 2 or arr.dtype.kind == "i") and (
+                arr.min() < 0 or arr.max() > np.iinfo(np.uint16).max):
+            raise StoreError(f"{where}: {name} map must hold integer ids in uint16 range")
+    ids = set(np.flatnonzero(np.bincount(result.instance.ravel())).tolist()) - {S.INSTANCE_NONE}
+    rec_ids = [int(r["id"]) for r in result.records]
+    if len(rec_ids) != len(set(rec_ids)) or ids != set(rec_ids):
+        raise StoreError(f"{where}: instance ids on the canvas {sorted(ids)} != record ids {sorted(rec_ids)}")
+
+
+def _write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,185 @@
+"""Check a store against schema version 1; every problem becomes one precise line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import schema as S
+from . import tsio
+from .errors import StoreError
+from .geometry import fit
+from .meta import read_meta
+from .reader import Store
+from .records import file_sha256, read_records
+from .shard_writer import pixels_crc32
+
+_SHAPES = {S.SEMANTIC: 3, S.INSTANCE: 3, S.STATUS: 1, S.ORIG_HW: 2, S.VALID_HW: 2, S.KEY: 1, S.LABEL: 1}
+
+
+def validate(path, *, pixels: bool = True, progress=None) -> list[str]:
+    """All problems found in the store at `path` (empty list = valid).
+
+    pixels=False skips reading mask data (structure, markers and records only).
+    progress: optional callable(shards_done: int) for a progress display.
+    """
+    path = Path(path)
+    try:
+        meta = read_meta(path)
+    except StoreError as exc:
+        return [str(exc)]
+    problems = _check_arrays(path, meta.layout)
+    if problems:
+        return problems
+    store = Store(path)
+    problems += _check_keys(store)
+    status = store._status_raw
+    bad = np.flatnonzero(~np.isin(status, list(S.STATUS_NAMES)))
+    problems += [f"status: image {i} has unknown status code {status[i]}" for i in bad[:20]]
+    marked = store.marked_shards()
+    problems += [f"markers: marker for shard {s} beyond the last shard" for s in sorted(marked) if s >= store.layout.num_shards]
+    for shard in sorted(s for s in marked if s < store.layout.num_shards):
+        problems += _check_shard(store, shard, status, meta.label_space, pixels)
+        if progress:
+            progress(1)
+    return problems
+
+
+def _check_arrays(path: Path, layout: S.Layout) -> list[str]:
+    problems = []
+    n, s = layout.num_images, layout.canvas
+    expected_shape = {1: (n,), 2: (n, 2), 3: (n, s, s)}
+    for name, dtype in S.ALL_ARRAYS.items():
+        doc_path = path / name / "zarr.json"
+        try:
+            doc = json.loads(doc_path.read_text())
+        except FileNotFoundError:
+            problems.append(f"{name}: array missing")
+            continue
+        except (OSError, ValueError) as exc:
+            problems.append(f"{name}: metadata unreadable ({exc})")
+            continue
+        if doc.get("node_type") != "array":
+            problems.append(f"{name}: not an array")
+            continue
+        if doc.get("data_type") != dtype:
+            problems.append(f"{name}: data type {doc.get('data_type')!r}, expected {dtype!r}")
+        shape = tuple(doc.get("shape", ()))
+        if shape != expected_shape[_SHAPES[name]]:
+            problems.append(f"{name}: shape {shape}, expected {expected_shape[_SHAPES[name]]}")
+        if name in S.PIXEL_ARRAYS and shape == (n, s, s):
+            problems += _check_sharding(name, doc, layout)
+    return problems
+
+
+def _check_sharding(name: str, doc: dict, layout: S.Layout) -> list[str]:
+    s = layout.canvas
+    outer = tuple(doc.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape", ()))
+    codecs = doc.get("codecs", [{}])
+    inner = tuple(codecs[0].get("configuration", {}).get("chunk_shape", ())) if codecs[0].get("name") == "sharding_indexed" else ()
+    if outer != (layout.shard_size, s, s) or inner != (1, s, s):
+        return [f"{name}: shards {outer} with inner chunks {inner}, expected ({layout.shard_size}, {s}, {s}) with (1, {s}, {s})"]
+    return []
+
+
+def _check_keys(store: Store) -> list[str]:
+    keys = store.keys()
+    problems = [f"key: image {i} has an empty key" for i in np.flatnonzero(keys == "")[:20]]
+    uniq, counts = np.unique(keys, return_counts=True)
+    problems += [f"key: {k!r} appears {c} times" for k, c in zip(uniq[counts > 1][:20], counts[counts > 1][:20])]
+    labels = store.labels()
+    problems += [f"label: image {i} has label {labels[i]} (must be >= -1)" for i in np.flatnonzero(labels < -1)[:20]]
+    return problems
+
+
+def _check_shard(store: Store, shard: int, status: np.ndarray, label_space: dict, pixels: bool) -> list[str]:
+    where = f"shard {shard}"
+    try:
+        marker = store.marker(shard)
+    except StoreError as exc:
+        return [f"{where}: {exc}"]
+    start, stop = store.layout.shard_range(shard)
+    st = status[start:stop]
+    problems = []
+    if (marker.get("start"), marker.get("stop")) != (start, stop):
+        problems.append(f"{where}: marker covers {marker.get('start')}..{marker.get('stop')}, expected {start}..{stop}")
+    if (st == S.PENDING).any():
+        problems.append(f"{where}: marked complete but {(st == S.PENDING).sum()} image(s) have status pending")
+    if int((st == S.DONE).sum()) != marker.get("done") or int((st == S.FAILED).sum()) != marker.get("failed"):
+        problems.append(f"{where}: status says {(st == S.DONE).sum()} done / {(st == S.FAILED).sum()} failed, "
+                        f"marker says {marker.get('done')} / {marker.get('failed')}")
+    failed_idx = {f.get("index") for f in marker.get("failures", [])}
+    problems += [f"{where}: image {start + j} failed without a recorded reason"
+                 for j in np.flatnonzero(st == S.FAILED) if start + j not in failed_idx]
+    records, rec_problems = _load_shard_records(store, shard, marker)
+    problems += rec_problems
+    if pixels and records is not None:
+        problems += _check_pixels(store, shard, marker, st, records, label_space)
+    return problems
+
+
+def _load_shard_records(store: Store, shard: int, marker: dict):
+    where = f"shard {shard}"
+    rel = marker.get("records", {}).get("path", "")
+    path = store.path / rel
+    if not rel or not path.is_file():
+        return None, [f"{where}: records file {rel or '(none named)'} missing"]
+    if file_sha256(path) != marker["records"].get("sha256"):
+        return None, [f"{where}: records file {rel} does not match the marker's checksum"]
+    try:
+        return read_records(path), []
+    except (OSError, ValueError, EOFError) as exc:
+        return None, [f"{where}: records file {rel} unreadable ({exc})"]
+
+
+def _check_pixels(store, shard, marker, st, records, label_space) -> list[str]:
+    where = f"shard {shard}"
+    start, stop = store.layout.shard_range(shard)
+    if (st == S.DONE).any():
+        missing = [n for n in S.PIXEL_ARRAYS if not _shard_file(store.path, n, shard).is_file()]
+        if missing:
+            return [f"{where}: {name} data missing (no shard file)" for name in missing]
+    try:
+        sem = tsio.read_range(store._array(S.SEMANTIC), start, stop)
+        inst = tsio.read_range(store._array(S.INSTANCE), start, stop)
+        orig = tsio.read_range(store._array(S.ORIG_HW), start, stop)
+        valid = tsio.read_range(store._array(S.VALID_HW), start, stop)
+    except (ValueError, StoreError) as exc:
+        return [f"{where}: mask data unreadable ({exc})"]
+    if pixels_crc32(sem, inst) != marker.get("pixels_crc32"):
+        return [f"{where}: mask data does not match the marker's checksum (damaged or overwritten)"]
+    by_image: dict[int, set[int]] = {}
+    for rec in records:
+        by_image.setdefault(rec.get("index"), set()).add(rec.get("id"))
+    problems = []
+    known = np.array(sorted(label_space) + [S.SEMANTIC_IGNORE])
+    for j in np.flatnonzero(st == S.DONE):
+        problems += _check_image(store.layout.canvas, start + j, sem[j], inst[j], orig[j], valid[j],
+                                 by_image.pop(start + j, set()), known)
+    problems += [f"{where}: records for image {i}, which is not done" for i in sorted(by_image)]
+    return problems
+
+
+def _check_image(canvas, index, sem, inst, orig, valid, rec_ids, known) -> list[str]:
+    where = f"image {index}"
+    problems = []
+    if orig.min() < 1:
+        return [f"{where}: done but original size is {tuple(orig)}"]
+    if tuple(valid) != fit(int(orig[0]), int(orig[1]), canvas):
+        problems.append(f"{where}: valid region {tuple(valid)} does not match original size {tuple(orig)}")
+    outside = np.setdiff1d(np.unique(sem), known)
+    if outside.size:
+        problems.append(f"semantic: {where} has class ids outside the label space: {outside[:10].tolist()}")
+    ids = set(np.unique(inst).tolist()) - {S.INSTANCE_NONE}
+    if ids - rec_ids:
+        problems.append(f"instance: {where} has ids without records: {sorted(ids - rec_ids)[:10]}")
+    if rec_ids - ids:
+        problems.append(f"instance: {where} has records without pixels: ids {sorted(rec_ids - ids)[:10]}")
+    return problems
+
+
+def _shard_file(path: Path, name: str, shard: int) -> Path:
+    # Zarr v3 default chunk key encoding: c/<i>/<j>/<k> with "/" separators.
+    return path / name / "c" / str(shard) / "0" / "0"

@@ -1,0 +1,26 @@
+# Sourced by the other scripts: create or reuse the project-local virtual environment .venv.
+# Installs only when pyproject.toml changed since the last install.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PY="${PYTHON:-python3}"
+stamp="$VENV/.c2fmae-installed"
+want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "[c2fmae] creating $VENV" >&2
+    "$PY" -m venv "$VENV"
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "[c2fmae] installing c2fmae and its dependencies into $VENV (about 2 minutes the first time)" >&2
+    log="$VENV/install.log"
+    if ! { "$VENV/bin/python" -m pip install --upgrade pip && "$VENV/bin/python" -m pip install -e "$ROOT[dev]"; } >"$log" 2>&1; then
+        grep -v "^WARNING: Location" "$log" | tail -n 30 >&2
+        echo "[c2fmae] install failed; full log: $log" >&2
+        exit 1
+    fi
+    echo "$want" > "$stamp"
+fi
+export PATH="$VENV/bin:$PATH"
+# Ray binds to loopback only: a local job opens no ports to the network.
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
+export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"

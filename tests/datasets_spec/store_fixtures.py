@@ -1,0 +1,48 @@
+"""Tiny stores with known content, built through the public API."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from datasets_spec import ImageResult, create_store, write_shard
+from datasets_spec.records import encode_rle
+from datasets_spec.synthetic import image_result, synth_image
+
+LABEL_SPACE = {0: "sky", 1: "ground", 2: "disc", 3: "box", 4: "triangle"}
+
+
+def make_results(n: int, canvas: int, seed: int = 0, fail_every: int = 5) -> list[ImageResult]:
+    """n results with exact masks; every `fail_every`-th image is a failure with a reason."""
+    rng = np.random.default_rng(seed)
+    results = []
+    for i in range(n):
+        if fail_every and i % fail_every == fail_every - 1:
+            results.append(ImageResult.failed(f"truncated image file: image {i}"))
+            continue
+        h, w = int(rng.integers(canvas // 2, 2 * canvas)), int(rng.integers(canvas // 2, 2 * canvas))
+        _, semantic, instance = synth_image(rng, h, w)
+        results.append(image_result(semantic, instance, canvas))
+    return results
+
+
+def make_store(path, n: int = 40, canvas: int = 32, shard_size: int = 8, seed: int = 0, write: bool = True):
+    """A store of n images; all shards written unless write=False. Returns (layout, keys, results)."""
+    keys = [f"train/n{i % 3:08d}/img_{i:04d}.JPEG" for i in range(n)]
+    labels = [i % 3 for i in range(n)]
+    layout = create_store(path, keys, labels, label_space=LABEL_SPACE, canvas=canvas, shard_size=shard_size,
+                          provenance={"backends": {"semantic": "test"}, "input_list_sha256": "0" * 64})
+    results = make_results(n, canvas, seed)
+    if write:
+        for shard in range(layout.num_shards):
+            write_shard(path, shard, results[slice(*layout.shard_range(shard))])
+    return layout, keys, results
+
+
+def noise_result(canvas: int, rng: np.random.Generator) -> ImageResult:
+    """Incompressible masks (for read-accounting tests): random semantic ids, one instance."""
+    semantic = rng.integers(0, 65535, (canvas, canvas)).astype(np.uint16)
+    instance = rng.integers(0, 2, (canvas, canvas)).astype(np.uint16)
+    mask = np.ones((canvas, canvas), bool)
+    record = {"id": 1, "score": 1.0, "box": [0, 0, canvas, canvas], "area": canvas * canvas, "semantic": 0,
+              "source": "noise", "prompt": None, "rle": encode_rle(mask)}
+    return ImageResult(semantic, instance, (canvas, canvas), [record])

@@ -1,0 +1,41 @@
+import json
+
+from datasets_spec.cli import main
+from datasets_spec.validate import validate
+
+from .store_fixtures import make_store
+
+
+def test_info_counts_and_json(tmp_path, capsys):
+    make_store(tmp_path / "ds", n=20, shard_size=8)
+    assert main(["info", str(tmp_path / "ds"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["images"], summary["done"], summary["failed"], summary["pending"]) == (20, 16, 4, 0)
+    assert summary["shards"] == {"total": 3, "complete": 3, "size": 8}
+    assert summary["canvas"]["size"] == 32 and summary["label_space_size"] == 5
+    assert summary["failure_reasons"] == {"truncated image file": 4}
+    assert summary["provenance"]["backends"] == {"semantic": "test"}
+    assert main(["info", str(tmp_path / "ds")]) == 0
+    text = capsys.readouterr().out
+    assert "20: 16 done (80.0%), 4 failed, 0 pending" in text
+
+
+def test_info_counts_unmarked_shards_as_pending(tmp_path, capsys):
+    make_store(tmp_path / "ds", n=20, shard_size=8)
+    (tmp_path / "ds" / "markers" / "shard-000001.json").unlink()
+    assert main(["info", str(tmp_path / "ds"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["pending"] == 8 and summary["shards"]["complete"] == 2
+
+
+def test_user_errors_are_one_line(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("c2f-data: error: ") and "no such dataset directory" in err
+
+
+def test_synth_makes_a_valid_store_and_its_images(tmp_path, capsys):
+    assert main(["synth", str(tmp_path / "ds"), "--images", str(tmp_path / "img"), "--count", "10",
+                 "--shard-size", "4"]) == 0
+    assert validate(tmp_path / "ds") == []
+    assert len(list((tmp_path / "img" / "synth").glob("*.png"))) == 10
