@@ -151,7 +151,8 @@ class Store:
     def read_masks(self, indices) -> tuple[np.ndarray, np.ndarray]:
         """Masks of many images with all reads in flight: (semantic, instance), each [B, S, S] uint16."""
         indices = [self._check_index(i) for i in indices]
-        return tsio.read_items(self._array(S.SEMANTIC), indices), tsio.read_items(self._array(S.INSTANCE), indices)
+        semantic, instance = tsio.read_items([self._array(S.SEMANTIC), self._array(S.INSTANCE)], indices)
+        return semantic, instance
 
     def records(self, shard: int) -> list[dict]:
         """Per-instance records of one shard (empty for a shard without a marker)."""

@@ -41,12 +41,12 @@ def write_slabs(writes: list[tuple[ts.TensorStore, int, np.ndarray]]) -> None:
         future.result()
 
 
-def read_items(arr: ts.TensorStore, indices) -> np.ndarray:
-    """arr[i] for each i, all reads in flight at once. Returns [len(indices), *arr.shape[1:]]."""
-    futures = [arr[int(i)].read() for i in indices]
-    if not futures:
-        return np.zeros((0, *arr.shape[1:]), dtype=arr.dtype.numpy_dtype)
-    return np.stack([f.result() for f in futures])
+def read_items(arrays: list[ts.TensorStore], indices) -> list[np.ndarray]:
+    """array[i] for each i (repeats allowed), for each array: one indexed read per array, all in
+    flight at once (tensorstore fetches the chunks concurrently). Each [len(indices), *shape[1:]]."""
+    where = np.asarray(indices, dtype=np.int64)
+    futures = [arr[where].read() for arr in arrays]
+    return [f.result() for f in futures]
 
 
 def read_range(arr: ts.TensorStore, start: int, stop: int) -> np.ndarray:

@@ -137,10 +137,6 @@ def _load_shard_records(store: Store, shard: int, marker: dict):
 def _check_pixels(store, shard, marker, st, records, label_space) -> list[str]:
     where = f"shard {shard}"
     start, stop = store.layout.shard_range(shard)
-    if (st == S.DONE).any():
-        missing = [n for n in S.PIXEL_ARRAYS if not _shard_file(store.path, n, shard).is_file()]
-        if missing:
-            return [f"{where}: {name} data missing (no shard file)" for name in missing]
     try:
         sem = tsio.read_range(store._array(S.SEMANTIC), start, stop)
         inst = tsio.read_range(store._array(S.INSTANCE), start, stop)
@@ -149,6 +145,10 @@ def _check_pixels(store, shard, marker, st, records, label_space) -> list[str]:
     except (ValueError, StoreError) as exc:
         return [f"{where}: mask data unreadable ({exc})"]
     if pixels_crc32(sem, inst) != marker.get("pixels_crc32"):
+        # A shard whose masks all equal the fill value has no file; any other missing file loses data.
+        missing = [n for n in S.PIXEL_ARRAYS if not _shard_file(store.path, n, shard).is_file()]
+        if missing:
+            return [f"{where}: {name} data missing (no shard file)" for name in missing]
         return [f"{where}: mask data does not match the marker's checksum (damaged or overwritten)"]
     by_image: dict[int, set[int]] = {}
     for rec in records:

@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# The main job end to end on the embedded defaults, CPU only, into demo_out/ (or $1).
+# The main job end to end on the embedded defaults, CPU only, no downloads, into demo_out/ (or $1):
+# sample photos → c2f-label (classic labeler, local Ray) → validate → info → c2f-train (tiny model)
+# → exported encoder. Takes a few minutes on 2 cores.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 OUT="${1:-$ROOT/demo_out}"
 rm -rf "$OUT" && mkdir -p "$OUT"
-echo "== 1/3 build a dataset store from generated images and their exact masks"
-c2f-data synth "$OUT/dataset" --images "$OUT/images" --count 48 --canvas 64 --shard-size 16
-echo "== 2/3 validate it"
-c2f-data validate "$OUT/dataset"
-echo "== 3/3 summarise it"
+echo "== 1/5 sample images (ImageNet layout, 4 classes, plus 2 broken files)"
+python "$ROOT/scripts/make_samples.py" "$OUT/images"
+echo "== 2/5 c2f-label: classic labeler on a local Ray, shards of 16"
+c2f-label "$OUT/images" -o "$OUT/dataset" --shard-size 16 --canvas 128
+echo "== 3/5 c2f-data validate and info"
+c2f-data validate "$OUT/dataset" --quiet
 c2f-data info "$OUT/dataset"
+echo "== 4/5 c2f-train: tiny C2FMAE on the labeled samples, 300 steps"
+c2f-train --config "$ROOT/configs/c2fmae_tiny_cpu.yaml" --data "$OUT/dataset" --images "$OUT/images" \
+    --out "$OUT/run" --max-steps 300
+echo "== 5/5 export the encoder for timm"
+c2f-train export "$OUT/run" -o "$OUT/encoder.pth"
+echo "pictures: $OUT/run/images/   log: $OUT/run/log.jsonl   encoder: $OUT/encoder.pth"

@@ -24,3 +24,5 @@ export PATH="$VENV/bin:$PATH"
 # Ray binds to loopback only: a local job opens no ports to the network.
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
 export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
+# Progress bars in logs (not a terminal): one line every 30 s rather than many per second.
+[ -t 2 ] || export TQDM_MININTERVAL="${TQDM_MININTERVAL:-30}"

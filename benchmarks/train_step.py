@@ -1,0 +1,249 @@
+"""Training on the CPU at tiny size: step time per model mode, loader throughput, data-wait fraction.
+
+All numbers come from one run, measured side by side (interleaved repeats in alternating order,
+medians); on shared 2-core machines read the ratios, not the absolute times.
+- step: forward + backward + AdamW of the tiny model in modes c2fmae, parallel and mae (ratio to mae);
+- loader: images/s of the store dataset (a batch per call, as the DataLoader asks, with one
+  batched mask read; and item by item) against a PIL-per-file baseline reading the same JPEGs plus
+  one PNG per mask per image (MultiMAE's published layout) with the same augmentation code, in one
+  process; and the store's mask reads alone, batched and one by one;
+- wait: the fraction of a short c2fmae training loop spent waiting for the DataLoader.
+
+    .venv/bin/python benchmarks/train_step.py [--tiny] [--images 256] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
+
+from datasets_spec import create_store, open_store, write_shard  # noqa: E402
+from datasets_spec.synthetic import LABEL_SPACE, image_result, synth_image  # noqa: E402
+from training.data import DataConfig, build_dataset, loader_kwargs  # noqa: E402
+from training.data.images import load_rgb  # noqa: E402
+from training.data.transforms import augment  # noqa: E402
+from training.models import create_model  # noqa: E402
+
+MODES = ("c2fmae", "parallel", "mae")
+BASELINE = "PIL per file (MultiMAE layout)"
+STORE_BATCHED = "store dataset, a batch per call"
+MASKS_BATCHED = "  masks only, a batch per read"
+MASKS_ONE = "  masks only, one by one"
+ARCH = "vit_tiny_cpu"
+
+
+@dataclass
+class Sizes:
+    images: int
+    side: tuple[int, int]  # original image sides drawn from [lo, hi]
+    canvas: int
+    loader_img: int  # crop size of the loader comparison
+    batch: int
+    repeats: int
+    wait_steps: int
+    workers: int
+
+
+FULL = Sizes(images=256, side=(300, 500), canvas=256, loader_img=224, batch=32, repeats=5,
+             wait_steps=24, workers=2)
+TINY = Sizes(images=12, side=(48, 96), canvas=64, loader_img=64, batch=2, repeats=2,
+             wait_steps=2, workers=1)
+
+
+def make_data(root: Path, sizes: Sizes, seed: int = 0) -> tuple[Path, Path]:
+    """JPEGs under root/images, their store at root/store, and PNG masks per image (MultiMAE)."""
+    rng = np.random.default_rng(seed)
+    images = root / "images"
+    for sub in ("synth", "semseg", "instance"):
+        (images / sub).mkdir(parents=True)
+    keys, results = [], []
+    for i in range(sizes.images):
+        h, w = (int(v) for v in rng.integers(sizes.side[0], sizes.side[1] + 1, 2))
+        rgb, semantic, instance = synth_image(rng, h, w)
+        keys.append(f"synth/{i:06d}.jpg")
+        cv2.imwrite(str(images / keys[-1]), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                    [cv2.IMWRITE_JPEG_QUALITY, 90])
+        cv2.imwrite(str(images / f"semseg/{i:06d}.png"), semantic.astype(np.uint8))
+        cv2.imwrite(str(images / f"instance/{i:06d}.png"), instance.astype(np.uint16))
+        results.append(image_result(semantic, instance, sizes.canvas))
+    store = root / "store"
+    shard_size = max(1, sizes.images // 4)
+    layout = create_store(store, keys, [-1] * len(keys), label_space=LABEL_SPACE,
+                          canvas=sizes.canvas, shard_size=shard_size)
+    for shard in range(layout.num_shards):
+        start, stop = layout.shard_range(shard)
+        write_shard(store, shard, results[start:stop])
+    return store, images
+
+
+class PerFileDataset:
+    """The baseline: PIL decodes the JPEG and one PNG per mask at original size; same augmentation."""
+
+    def __init__(self, cfg: DataConfig, images: Path, seed: int):
+        self.cfg, self.images, self.seed = cfg, images, seed
+
+    def __getitem__(self, item) -> dict:
+        pos, epoch = item
+        rgb = load_rgb(self.images / f"synth/{pos:06d}.jpg")
+        semantic = np.asarray(Image.open(self.images / f"semseg/{pos:06d}.png")).astype(np.uint16)
+        instance = np.asarray(Image.open(self.images / f"instance/{pos:06d}.png")).astype(np.uint16)
+        rng = np.random.default_rng([self.seed, epoch, pos])
+        image, sem, inst = augment(rgb, semantic, instance, rgb.shape[:2], self.cfg, rng)
+        return {"image": torch.from_numpy(image), "semantic": torch.from_numpy(sem),
+                "instance": torch.from_numpy(inst), "index": torch.tensor(pos)}
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def bench_loaders(store: Path, images: Path, sizes: Sizes) -> dict[str, float]:
+    """images/s of each reader over all images, one process, repeats interleaved (one epoch each)."""
+    cfg = DataConfig(img_size=sizes.loader_img, num_workers=0)
+    ds = build_dataset(cfg, store, images, seed=0)
+    masks = open_store(store)
+    baseline = PerFileDataset(cfg, images, seed=0)
+    n, b = sizes.images, sizes.batch
+    batches = [list(range(start, min(n, start + b))) for start in range(0, n, b)]
+    passes = {
+        STORE_BATCHED: lambda e: [ds.__getitems__([(p, e) for p in batch]) for batch in batches],
+        "store dataset, one item per call": lambda e: [ds[(p, e)] for p in range(n)],
+        BASELINE: lambda e: [baseline[(p, e)] for p in range(n)],
+        MASKS_BATCHED: lambda e: [masks.read_masks(batch) for batch in batches],
+        MASKS_ONE: lambda e: [masks.read_masks([p]) for p in range(n)],
+    }
+    for fn in passes.values():  # warm file and shard-index caches, untimed
+        fn(0)
+    times = {name: [] for name in passes}
+    for epoch in range(1, sizes.repeats + 1):
+        for name in _order(passes, epoch):
+            times[name].append(_timed(functools.partial(passes[name], epoch)))
+    return {name: n / statistics.median(t) for name, t in times.items()}
+
+
+def _order(names, repeat: int) -> list:
+    """Forward on even repeats, backward on odd ones: drifting machine load hits all alike."""
+    names = list(names)
+    return names if repeat % 2 == 0 else names[::-1]
+
+
+def _batch(store: Path, images: Path, sizes: Sizes) -> dict:
+    """One collated batch of `sizes.batch` samples at the tiny model's 64 × 64 input."""
+    ds = build_dataset(DataConfig(img_size=64, num_workers=0), store, images, seed=0)
+    samples = ds.__getitems__([(p % len(ds), 0) for p in range(sizes.batch)])
+    return {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
+
+
+def bench_steps(batch: dict, num_classes: int, repeats: int) -> dict[str, float]:
+    """Median seconds of one optimizer step per mode, modes interleaved within each repeat."""
+    n = batch["image"].shape[0]
+    models, optims = {}, {}
+    for mode in MODES:
+        torch.manual_seed(0)
+        models[mode] = create_model(f"{mode}_{ARCH}", num_classes=num_classes)
+        optims[mode] = torch.optim.AdamW(models[mode].parameters(), lr=1e-4, betas=(0.9, 0.95))
+    strategy = torch.arange(n) % 3
+    gen = torch.Generator().manual_seed(0)
+
+    def step(mode):
+        out = models[mode](batch, strategy, gen)
+        optims[mode].zero_grad(set_to_none=True)
+        out["loss"].backward()
+        optims[mode].step()
+
+    for mode in MODES:  # warm-up
+        step(mode)
+    times = {mode: [] for mode in MODES}
+    for repeat in range(repeats):
+        for mode in _order(MODES, repeat):
+            times[mode].append(_timed(lambda: step(mode)))
+    return {mode: statistics.median(t) for mode, t in times.items()}
+
+
+def bench_wait(store: Path, images: Path, sizes: Sizes, num_classes: int) -> tuple[float, float]:
+    """(fraction of loop time spent waiting for batches, steps/s) of a short c2fmae loop."""
+    cfg = DataConfig(img_size=64, num_workers=sizes.workers, prefetch_factor=2)
+    ds = build_dataset(cfg, store, images, seed=0)
+    items = [(p % len(ds), p // len(ds)) for p in range(sizes.batch * (sizes.wait_steps + 1))]
+    loader = DataLoader(ds, batch_size=sizes.batch, sampler=items, **loader_kwargs(cfg))
+    model = create_model(f"c2fmae_{ARCH}", num_classes=num_classes)
+    optim = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    gen = torch.Generator().manual_seed(0)
+    batches = iter(loader)
+    next(batches)  # worker start-up is not part of the steady state
+    waited, start = 0.0, time.perf_counter()
+    for _ in range(sizes.wait_steps):
+        t = time.perf_counter()
+        batch = next(batches)
+        waited += time.perf_counter() - t
+        out = model(batch, torch.arange(len(batch["index"])) % 3, gen)
+        optim.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        optim.step()
+    total = time.perf_counter() - start
+    return waited / total, sizes.wait_steps / total
+
+
+def run(sizes: Sizes) -> dict:
+    """All measurements in one temporary directory; returns them as a dict."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store, images = make_data(Path(tmp), sizes)
+        loaders = bench_loaders(store, images, sizes)
+        num_classes = max(LABEL_SPACE) + 1
+        steps = bench_steps(_batch(store, images, sizes), num_classes, sizes.repeats)
+        wait, steps_per_s = bench_wait(store, images, sizes, num_classes)
+    return {"loaders": loaders, "steps": steps, "wait_fraction": wait, "loop_steps_per_s": steps_per_s}
+
+
+def report(result: dict, sizes: Sizes) -> str:
+    """The printed table: values and ratios."""
+    base = result["loaders"][BASELINE]
+    lines = [f"loader, one process, {sizes.images} images, crop {sizes.loader_img}, batch {sizes.batch}",
+             f"  {'reader':34s} {'images/s':>10s} {'vs PIL':>8s}"]
+    for name, ips in result["loaders"].items():
+        ratio = "" if name.startswith("  masks") else f"{ips / base:8.2f}x"
+        lines.append(f"  {name:34s} {ips:10.1f} {ratio}")
+    one_by_one = result["loaders"][MASKS_BATCHED] / result["loaders"][MASKS_ONE]
+    lines.append(f"  batched mask reads vs one by one: {one_by_one:.2f}x")
+    mae = result["steps"]["mae"]
+    lines += [f"step, {ARCH}, batch {sizes.batch}, forward+backward+AdamW (median of {sizes.repeats})",
+              f"  {'mode':34s} {'ms/step':>10s} {'vs mae':>8s}"]
+    lines += [f"  {mode:34s} {t * 1e3:10.1f} {t / mae:8.2f}x" for mode, t in result["steps"].items()]
+    lines.append(f"loop, c2fmae, {sizes.workers} loader worker(s): data-wait fraction "
+                 f"{result['wait_fraction']:.2f}, {result['loop_steps_per_s']:.2f} steps/s")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="seconds-long smoke run (tests)")
+    parser.add_argument("--images", type=int, help="images in the generated dataset")
+    parser.add_argument("--repeats", type=int, help="interleaved repeats per measurement")
+    args = parser.parse_args(argv)
+    sizes = TINY if args.tiny else FULL
+    sizes = Sizes(**{**vars(sizes), **{k: v for k, v in (("images", args.images),
+                                                         ("repeats", args.repeats)) if v}})
+    torch.manual_seed(0)
+    result = run(sizes)
+    print(report(result, sizes))
+    return result
+
+
+if __name__ == "__main__":
+    main()

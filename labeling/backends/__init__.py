@@ -1,0 +1,72 @@
+"""Backend registry (timm style): `register_backend(kind, name)` decorates a class,
+`create_backend(kind, name, **params)` builds one.
+
+kind is "semantic" or "instance". The built-in backends live in modules imported on first use, so
+listing or building the classic backend never imports torch or transformers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+
+from ..errors import LabelingError
+from .base import InstanceBackend, Instances, SemanticBackend
+
+KINDS = ("semantic", "instance")
+
+_BUILTIN = {  # (kind, name) → module that registers it
+    ("semantic", "classic"): "labeling.backends.classic",
+    ("instance", "classic"): "labeling.backends.classic",
+    ("semantic", "hf"): "labeling.backends.semantic_hf",
+    ("instance", "grounded"): "labeling.backends.grounded",
+    ("instance", "sam-amg"): "labeling.backends.sam_amg",
+}
+_REGISTRY: dict[tuple[str, str], Callable] = {}
+
+
+def register_backend(kind: str, name: str) -> Callable:
+    """Class decorator: make `cls` buildable as create_backend(kind, name, **params)."""
+    if kind not in KINDS:
+        raise ValueError(f"backend kind must be one of {KINDS}, got {kind!r}")
+
+    def register(cls):
+        cls.name = name
+        _REGISTRY[(kind, name)] = cls
+        return cls
+
+    return register
+
+
+def backend_names(kind: str) -> list[str]:
+    """Valid names for one kind, built-in and registered, sorted."""
+    return sorted({n for k, n in (*_BUILTIN, *_REGISTRY) if k == kind})
+
+
+def create_backend(kind: str, name: str, **params) -> SemanticBackend | InstanceBackend:
+    """Build backend `name` of `kind` with its parameters; LabelingError names the valid choices."""
+    if kind not in KINDS:
+        raise LabelingError(f"unknown backend kind {kind!r}; valid kinds: {', '.join(KINDS)}")
+    if (kind, name) not in _REGISTRY and (kind, name) in _BUILTIN:
+        importlib.import_module(_BUILTIN[(kind, name)])
+    if (kind, name) not in _REGISTRY:
+        valid = ", ".join(backend_names(kind))
+        raise LabelingError(f"unknown {kind} backend {name!r}; valid names: {valid}")
+    cls = _REGISTRY[(kind, name)]
+    try:
+        inspect.signature(cls).bind(**params)
+    except TypeError as err:
+        raise LabelingError(f"bad parameters for {kind} backend {name!r}: {err}") from None
+    return cls(**params)
+
+
+__all__ = [
+    "KINDS",
+    "InstanceBackend",
+    "Instances",
+    "SemanticBackend",
+    "backend_names",
+    "create_backend",
+    "register_backend",
+]

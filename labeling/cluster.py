@@ -1,0 +1,79 @@
+"""Ray: joining or starting a cluster and making label workers — the one place that calls Ray's API.
+
+Ray 2.x moved its actor-pool and concurrency arguments more than once; this job uses only core
+actors (`ray.remote(...).options(...)`, `ray.wait`, `ray.get`), which have been stable, and keeps
+every Ray call here so an upgrade is one edit. Ray is pinned in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import os
+
+import ray
+
+from .config import LabelConfig
+from .worker import CRASH_ONCE_ENV, ShardLabeler
+
+# Without this, Ray advertises the machine's external address even for a purely local job.
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+def connect(address: str | None) -> bool:
+    """Join the cluster at `address`, or start a local one bound to loopback.
+
+    Returns True when this call started Ray (the caller then shuts it down); an already
+    initialised Ray session (tests, notebooks) is reused as it is.
+    """
+    if ray.is_initialized():
+        return False
+    if address:
+        ray.init(address=address, configure_logging=False, log_to_driver=False)
+        return True
+    os.environ.update(LOOPBACK_ENV)
+    ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False,
+             object_store_memory=256 << 20)
+    return True
+
+
+def shutdown(started: bool) -> None:
+    if started:
+        ray.shutdown()
+
+
+def cluster_gpus() -> int:
+    return int(ray.cluster_resources().get("GPU", 0))
+
+
+def make_worker(cfg: LabelConfig):
+    """A label worker actor: models load once in it. The driver replaces a dead one and retries its shard."""
+    env = {k: os.environ[k] for k in (CRASH_ONCE_ENV, "HF_HUB_OFFLINE") if k in os.environ}
+    actor = ray.remote(ShardLabeler).options(
+        num_cpus=cfg.cpus_per_worker,
+        num_gpus=cfg.gpus_per_worker,
+        max_restarts=0,  # the driver decides about retries, per shard
+        runtime_env={"env_vars": env} if env else None,
+    )
+    device = "cuda" if cfg.gpus_per_worker > 0 else None
+    return actor.remote(cfg, device)
+
+
+def submit(worker, method: str, *args):
+    return getattr(worker, method).remote(*args)
+
+
+def wait_one(refs: list):
+    """The first finished of `refs` (blocking)."""
+    ready, _ = ray.wait(refs, num_returns=1)
+    return ready[0]
+
+
+def get(ref):
+    return ray.get(ref)
+
+
+def kill(worker) -> None:
+    ray.kill(worker, no_restart=True)
+
+
+WORKER_ERRORS = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError)
+TASK_ERRORS = (ray.exceptions.RayTaskError,)

@@ -1,0 +1,224 @@
+"""The labeling job: list images, create or resume the store, label pending shards on Ray workers.
+
+A shard is the unit of work. The driver hands whole shards to worker actors, retries a shard whose
+worker died (on a fresh worker) up to `shard_attempts` times, and shows progress. Resuming is free:
+shards with a completion marker are skipped, and a shard is written deterministically from its
+inputs, so a job killed at any moment and run again produces the same store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter, deque
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tqdm import tqdm
+
+from datasets_spec import StoreError, create_store, open_store
+from datasets_spec import schema as S
+from datasets_spec.meta import package_version
+
+from . import cluster
+from .backends import backend_names
+from .backends.base import model_reference
+from .config import LabelConfig
+from .errors import LabelingError
+from .sources import ImageList, list_images
+
+log = logging.getLogger(__name__)
+
+
+def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = True) -> dict:
+    """Label every image of `images` into the store at `output`. Returns the job report."""
+    _check_backend_names(cfg)
+    image_list = _limited(list_images(images), cfg.limit)
+    output = Path(output)
+    job_identity = _job_identity(cfg, image_list)
+    if output.exists():
+        _check_resumable(output, job_identity)
+    started = cluster.connect(cfg.address)
+    try:
+        workers = [cluster.make_worker(cfg) for _ in range(_worker_count(cfg))]
+        if not output.exists():
+            _create(output, image_list, cfg, job_identity, workers[0])
+        store = open_store(output)
+        pending = store.pending_shards()
+        plan = {s: list(image_list.items[slice(*store.layout.shard_range(s))]) for s in pending}
+        t0 = time.perf_counter()
+        summaries, given_up = _run(cfg, workers, output, image_list.root, plan, show_progress)
+        report = _report(open_store(output), summaries, given_up, time.perf_counter() - t0, len(workers),
+                         skipped=store.layout.num_shards - len(pending))
+    finally:
+        cluster.shutdown(started)
+    _save_report(output, report)
+    return report
+
+
+def _check_backend_names(cfg: LabelConfig) -> None:
+    """Fail before starting anything when a backend name is unknown."""
+    for kind, backend in (("semantic", cfg.semantic), ("instance", cfg.instance)):
+        if backend is not None and backend.name not in backend_names(kind):
+            raise LabelingError(f"unknown {kind} backend {backend.name!r}; valid names: {', '.join(backend_names(kind))}")
+
+
+def _limited(image_list: ImageList, limit: int | None) -> ImageList:
+    if not image_list.items:
+        raise LabelingError(f"{image_list.root}: no images found")
+    return image_list if limit is None else replace(image_list, items=image_list.items[:limit])
+
+
+def _job_identity(cfg: LabelConfig, image_list: ImageList) -> dict:
+    """What a rerun must match: settings, the input list, and the contents of local model files."""
+    identity = cfg.identity()
+    for role in ("semantic", "instance"):
+        params = (identity[role] or {}).get("params", {})
+        for key, value in params.items():
+            is_file = isinstance(value, str) and Path(value).exists()
+            # A local model is known by its contents, so moving it does not block a resume.
+            params[key] = {"sha256": model_reference(value)["sha256"]} if is_file else _jsonable(value)
+    identity["input"] = {"count": len(image_list.items), "sha256": image_list.sha256}
+    return identity
+
+
+def _jsonable(value):
+    """A parameter as JSON: objects passed from Python (e.g. a built model) by their type name."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return f"<{type(value).__module__}.{type(value).__qualname__}>"
+
+
+def _check_resumable(output: Path, job_identity: dict) -> None:
+    try:
+        stored = open_store(output).provenance.get("job")
+    except StoreError as exc:
+        raise LabelingError(f"{output}: exists but cannot be resumed: {exc}") from None
+    if stored != job_identity:
+        differs = sorted(k for k in job_identity if (stored or {}).get(k) != job_identity[k])
+        raise LabelingError(
+            f"{output}: was labeled with a different {', '.join(differs) or 'job'}; results are never mixed: "
+            "rerun with the original inputs and settings, or write to a new output")
+
+
+def _worker_count(cfg: LabelConfig) -> int:
+    if cfg.workers > 0:
+        return cfg.workers
+    if cfg.gpus_per_worker > 0:
+        gpus = cluster.cluster_gpus()
+        if gpus == 0:
+            raise LabelingError("gpus_per_worker > 0 but the Ray cluster has no GPUs")
+        return max(1, int(gpus / cfg.gpus_per_worker))
+    return 1
+
+
+def _create(output: Path, image_list: ImageList, cfg: LabelConfig, job_identity: dict, worker) -> None:
+    backends = cluster.get(cluster.submit(worker, "identities"))
+    label_space = cluster.get(cluster.submit(worker, "label_space"))
+    provenance = {
+        "job": job_identity,
+        "backends": backends,
+        "input": {"kind": image_list.kind, "root": str(image_list.root), **job_identity["input"]},
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "labeler": f"c2fmae {package_version()}",
+    }
+    keys = [item.key for item in image_list.items]
+    labels = [item.label for item in image_list.items]
+    try:
+        create_store(output, keys, labels, label_space=label_space, provenance=provenance,
+                     canvas=cfg.canvas, shard_size=cfg.shard_size)
+    except StoreError as exc:
+        raise LabelingError(str(exc)) from None
+
+
+def _run(cfg, workers, output, root, plan, show_progress):
+    """Label the shards of `plan` on `workers`. Returns (summaries, {shard: reason given up})."""
+    queue, attempts, in_flight = deque(sorted(plan)), Counter(), {}
+    summaries, given_up, idle = [], {}, list(workers)
+    total = sum(len(items) for items in plan.values())
+    with tqdm(total=total, unit="img", desc="label", disable=not show_progress, smoothing=0.1) as bar:
+        while queue or in_flight:
+            while queue and idle:
+                shard, worker = queue.popleft(), idle.pop()
+                in_flight[cluster.submit(worker, "label_shard", str(output), shard, str(root), plan[shard])] = (worker, shard)
+            ref = cluster.wait_one(list(in_flight))
+            worker, shard = in_flight.pop(ref)
+            try:
+                summary = cluster.get(ref)
+            except cluster.WORKER_ERRORS + cluster.TASK_ERRORS as exc:
+                idle.append(_after_fault(cfg, worker, exc))
+                attempts[shard] += 1
+                reason = _one_line(exc)
+                log.warning("shard %d attempt %d failed: %s", shard, attempts[shard], reason)
+                if attempts[shard] < cfg.shard_attempts:
+                    queue.appendleft(shard)
+                else:
+                    given_up[shard] = reason
+                continue
+            idle.append(worker)
+            summaries.append(summary)
+            bar.update(summary["done"] + summary["failed"])
+            bar.set_postfix(done=sum(s["done"] for s in summaries), failed=sum(s["failed"] for s in summaries))
+    return summaries, given_up
+
+
+def _after_fault(cfg, worker, exc):
+    """The worker to use next: a fresh one if this one died, else the same."""
+    if isinstance(exc, cluster.WORKER_ERRORS):
+        cluster.kill(worker)
+        return cluster.make_worker(cfg)
+    return worker
+
+
+def _one_line(exc: Exception) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:300]
+
+
+def _report(store, summaries, given_up, seconds, workers, skipped) -> dict:
+    status = store.status()
+    labeled = sum(s["done"] + s["failed"] for s in summaries)
+    reasons = Counter(reason.split(":", 1)[0] for s in summaries for _, reason in s["failures"])
+    return {
+        "store": str(store.path),
+        "images": store.layout.num_images,
+        "done": int((status == S.DONE).sum()),
+        "failed": int((status == S.FAILED).sum()),
+        "pending": int((status == S.PENDING).sum()),
+        "this_run": {"images": labeled, "shards": len(summaries), "shards_skipped": skipped,
+                     "seconds": round(seconds, 3), "images_per_s": round(labeled / seconds, 3) if seconds else None,
+                     "workers": workers},
+        "failures_by_reason": dict(reasons.most_common()),
+        "failures": [{"key": k, "reason": r} for s in summaries for k, r in s["failures"]],
+        "shards_given_up": {str(k): v for k, v in sorted(given_up.items())},
+    }
+
+
+def _save_report(output: Path, report: dict) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    path = output / S.REPORTS_DIR / f"label-{stamp}.json"
+    path.write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    return path
+
+
+def format_report(report: dict) -> str:
+    """The final summary a person reads."""
+    run = report["this_run"]
+    rate = f"{run['images_per_s']:.2f} images/s" if run["images_per_s"] else "n/a"
+    lines = [
+        f"labeled {run['images']} images in {run['seconds']:.1f} s ({rate}, {run['workers']} worker(s)); "
+        f"{run['shards_skipped']} shard(s) already done",
+        f"store {report['store']}: {report['images']} images, {report['done']} done, "
+        f"{report['failed']} failed, {report['pending']} pending",
+    ]
+    if report["failures_by_reason"]:
+        lines.append("failures: " + "; ".join(f"{r} ×{n}" for r, n in report["failures_by_reason"].items()))
+    for shard, reason in report["shards_given_up"].items():
+        lines.append(f"shard {shard} left pending after repeated faults: {reason} (rerun to retry)")
+    return "\n".join(lines)

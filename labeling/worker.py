@@ -1,0 +1,151 @@
+"""Label one whole shard: decode (threads) → models (batched) → fuse (threads) → write the shard.
+
+`ShardLabeler` is plain Python: the Ray pipeline wraps it in an actor (models load once per
+worker) and the benchmarks call it directly. While the models run on one batch, worker threads
+decode the next images and fuse the previous batch (OpenCV, numpy and pycocotools release the GIL).
+Nothing but a small summary leaves it: the worker writes its shard to the store itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from datasets_spec import ImageResult, write_shard
+from datasets_spec.geometry import fit
+
+from .backends import create_backend
+from .config import LabelConfig
+from .decode import decode_image
+from .errors import LabelingError
+from .fusion import fuse
+from .sources import ImageItem
+
+log = logging.getLogger(__name__)
+
+CRASH_ONCE_ENV = "C2F_LABEL_CRASH_ONCE"  # testing hook: path of a flag file; see _maybe_crash
+
+
+class ShardLabeler:
+    """Holds the backends; `label_shard` labels and writes one shard."""
+
+    def __init__(self, cfg: LabelConfig, device: str | None = None):
+        self.cfg = cfg
+        self.semantic = create_backend("semantic", cfg.semantic.name, **_params(cfg.semantic, device))
+        self.instance = None if cfg.instance is None else create_backend(
+            "instance", cfg.instance.name, **_params(cfg.instance, device))
+
+    def identities(self) -> dict:
+        return {"semantic": self.semantic.identity(), "instance": None if self.instance is None else self.instance.identity()}
+
+    def label_space(self) -> dict[int, str]:
+        return self.semantic.label_space()
+
+    def label_shard(self, store: str, shard: int, root: str, items: list[ImageItem]) -> dict:
+        """Label `items` (the whole shard, in order) and write them as shard `shard` of `store`.
+
+        Returns {"shard", "done", "failed", "failures": [[key, reason], ...], "seconds"}.
+        """
+        _maybe_crash()
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(self.cfg.decode_threads) as pool:
+            results = [_resolve(r) for r in self._label_all(pool, Path(root), items)]
+        write_shard(store, shard, results)
+        failures = [[item.key, r.error] for item, r in zip(items, results) if r.error is not None]
+        return {"shard": shard, "done": len(items) - len(failures), "failed": len(failures),
+                "failures": failures, "seconds": time.perf_counter() - t0}
+
+    def _label_all(self, pool: ThreadPoolExecutor, root: Path, items) -> list:
+        """One entry per item, in order: an ImageResult, or a Future of one (fusion in flight).
+
+        Decoding runs at most two batches ahead, so a shard of huge images never sits in memory whole.
+        """
+        ahead = 2 * self.cfg.batch_size
+        decodes = deque(pool.submit(_decode, root / item.key) for item in items[:ahead])
+        out: list = [None] * len(items)
+        batch: list[tuple[int, ImageItem, object]] = []
+        for j, item in enumerate(items):
+            image = decodes.popleft().result()
+            if j + ahead < len(items):
+                decodes.append(pool.submit(_decode, root / items[j + ahead].key))
+            if isinstance(image, str):
+                out[j] = ImageResult.failed(image)
+                continue
+            batch.append((j, item, image))
+            if len(batch) == self.cfg.batch_size:
+                self._run_batch(batch, pool, out)
+                batch = []
+        self._run_batch(batch, pool, out)
+        return out
+
+    def _run_batch(self, batch, pool: ThreadPoolExecutor, out: list) -> None:
+        """Models on the whole batch, then fusion handed to the pool. If the models raise on the
+        batch, its images are retried one by one, so one bad image fails alone."""
+        if not batch:
+            return
+        try:
+            predictions = self._predict([item for _, item, _ in batch], [image for _, _, image in batch])
+        except Exception as exc:  # noqa: BLE001 — any model fault becomes a per-image failure
+            if len(batch) == 1:
+                out[batch[0][0]] = ImageResult.failed(f"labeling failed: {type(exc).__name__}: {exc}")
+                return
+            log.warning("batch failed (%s); retrying its images one by one", exc)
+            for one in batch:
+                self._run_batch([one], pool, out)
+            return
+        for (j, _, image), (semantic, instances) in zip(batch, predictions):
+            out[j] = pool.submit(fuse, semantic, instances, image.shape[:2], self.cfg.canvas, self.cfg.min_area)
+
+    def _predict(self, items, images) -> list[tuple]:
+        """(semantic [h, w] int32, Instances | None) per image."""
+        sizes = [fit(image.shape[0], image.shape[1], self.cfg.canvas) for image in images]
+        semantic = self.semantic.predict(images, sizes)
+        if self.instance is None:
+            return [(sem, None) for sem in semantic]
+        prompts = [[item.class_name] if item.class_name else [] for item in items]
+        return list(zip(semantic, self.instance.predict(images, prompts)))
+
+
+def _resolve(result) -> ImageResult:
+    """A finished fusion's result, or the image's failure if fusion raised."""
+    if not isinstance(result, Future):
+        return result
+    try:
+        return result.result()
+    except Exception as exc:  # noqa: BLE001 — a fusion fault fails that image only
+        return ImageResult.failed(f"fusion failed: {type(exc).__name__}: {exc}")
+
+
+def _decode(path: Path):
+    """Decoded image, or the failure reason as a string."""
+    try:
+        return decode_image(path)
+    except LabelingError as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 — a decoder bug must not take the shard down
+        return f"decode failed: {type(exc).__name__}: {exc}"
+
+
+def _params(backend, device: str | None) -> dict:
+    """The backend's parameters, plus the worker's device unless set (classic is CPU-only)."""
+    params = dict(backend.params)
+    if device is not None and backend.name != "classic":
+        params.setdefault("device", device)
+    return params
+
+
+def _maybe_crash() -> None:
+    """Testing hook: with C2F_LABEL_CRASH_ONCE=FILE set, the first call anywhere creates FILE and
+    kills its own process, so tests can check that a dead worker's shard is retried."""
+    flag = os.environ.get(CRASH_ONCE_ENV)
+    if flag:
+        try:
+            fd = os.open(flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return
+        os.close(fd)
+        os._exit(17)

@@ -1,0 +1,64 @@
+"""Shared fixtures for the labeling tests: real photos, tiny random-weight models, no network."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # before anything imports transformers / huggingface_hub
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+import numpy as np
+import pytest
+
+
+def photo(name: str) -> np.ndarray:
+    """A skimage.data photo as [H, W, 3] uint8 RGB (shipped with scikit-image, no download)."""
+    from skimage import data
+
+    image = getattr(data, name)()
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(image[:, :, :3])
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, np.ndarray]:
+    return {name: photo(name) for name in ("astronaut", "chelsea", "coffee")}
+
+
+@pytest.fixture(scope="session")
+def small_photos(photos) -> list[np.ndarray]:
+    """Two photos at ~1/4 size, a 5×7 and a 3×40 image (3 rows: not to be read as channels-first)."""
+    import cv2
+
+    small = [cv2.resize(photos[n], None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA) for n in ("chelsea", "coffee")]
+    rng = np.random.default_rng(0)
+    return [*small, *(rng.integers(0, 255, shape, dtype=np.uint8) for shape in [(5, 7, 3), (3, 40, 3)])]
+
+
+@pytest.fixture(scope="session")
+def segformer_dir(tmp_path_factory):
+    from .tiny_models import save_segformer
+
+    return save_segformer(tmp_path_factory.mktemp("segformer"))
+
+
+@pytest.fixture(scope="session")
+def mask2former_dir(tmp_path_factory):
+    from .tiny_models import save_mask2former
+
+    return save_mask2former(tmp_path_factory.mktemp("mask2former"))
+
+
+@pytest.fixture(scope="session")
+def grounding_dino_dir(tmp_path_factory):
+    from .tiny_models import save_grounding_dino
+
+    return save_grounding_dino(tmp_path_factory.mktemp("grounding_dino"))
+
+
+@pytest.fixture(scope="session")
+def sam():
+    from .tiny_models import tiny_sam
+
+    return tiny_sam()

@@ -1,0 +1,53 @@
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from labeling.class_names import (
+    build_table,
+    class_by_wnid,
+    class_prompt,
+    duplicate_first_lemmas,
+    format_table,
+    imagenet_classes,
+)
+from labeling.errors import LabelingError
+
+
+def test_table_has_1000_classes_in_index_order():
+    classes = imagenet_classes()
+    assert len(classes) == 1000
+    assert [c.index for c in classes] == list(range(1000))
+    assert classes[0].wnid == "n01440764" and classes[0].prompt == "tench"
+    assert len({c.wnid for c in classes}) == 1000
+
+
+def test_all_prompts_are_unique_and_clean():
+    prompts = [c.prompt for c in imagenet_classes()]
+    assert len({p.lower() for p in prompts}) == 1000
+    assert not [p for p in prompts if "_" in p or "." in p or "," in p or p != p.strip() or not p]
+
+
+def test_ambiguous_names_are_found_and_disambiguated():
+    rows = [(c.index, c.wnid, c.name) for c in imagenet_classes()]
+    duplicates = duplicate_first_lemmas(rows)
+    assert set(duplicates) >= {"crane", "maillot", "cardigan"}
+    assert class_by_wnid("n02012849").prompt == "crane bird"
+    assert class_by_wnid("n03126707").prompt == "construction crane"
+    assert class_by_wnid("n02113186").prompt != class_by_wnid("n02963159").prompt
+    assert class_prompt(134) == "crane bird" and class_prompt(-1) is None
+
+
+def test_unknown_wnid_is_a_labeling_error():
+    with pytest.raises(LabelingError, match="n99999999"):
+        class_by_wnid("n99999999")
+
+
+def test_committed_table_matches_timms_files():
+    spec = importlib.util.find_spec("timm")  # finds timm's files without importing it (and torch)
+    if spec is None:
+        pytest.skip("timm is not installed")
+    info = Path(spec.origin).parent / "data" / "_info"
+    rows = build_table(info / "imagenet_synsets.txt", info / "imagenet_synset_to_lemma.txt")
+    committed = (Path(__file__).parents[2] / "labeling" / "imagenet_classes.tsv").read_text(encoding="utf-8")
+    assert format_table(rows) == committed

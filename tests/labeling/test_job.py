@@ -1,0 +1,188 @@
+"""c2f-label end to end through Ray: every backend path, quirky inputs, resume, faults, determinism."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datasets_spec import open_store
+from datasets_spec import schema as S
+from datasets_spec.validate import validate
+from labeling.cli import main
+from labeling.config import load_config
+from labeling.errors import LabelingError
+from labeling.job import run_label_job
+from labeling.worker import CRASH_ONCE_ENV
+
+from .quirky import BAD, make_quirky_imagenet
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def quirky(tmp_path_factory):
+    root = tmp_path_factory.mktemp("imagenet")
+    return root, make_quirky_imagenet(root)
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    """Six small real photos in a plain folder (label -1): fast inputs for the model backends."""
+    import cv2
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("photos")
+    for name in ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins"):
+        image = getattr(data, name)()
+        small = cv2.resize(image, None, fx=0.2, fy=0.2, interpolation=cv2.INTER_AREA)
+        if small.ndim == 3:
+            small = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
+        cv2.imwrite(str(root / f"{name}.jpg"), small)
+    return root
+
+
+def _store_content(path: Path) -> dict:
+    """Everything a store holds but run reports and its creation time."""
+    content = {p.relative_to(path): p.read_bytes() for p in sorted(path.rglob("*"))
+               if p.is_file() and S.REPORTS_DIR not in p.relative_to(path).parts}
+    root = json.loads(content.pop(Path("zarr.json")))
+    del root["attributes"]["c2fmae"]["provenance"]["created_at"]
+    return {**content, "zarr.json": root}
+
+
+def test_classic_labels_quirky_imagenet_folder(quirky, tmp_path, ray_session):
+    root, good = quirky
+    cfg = load_config(overrides={"shard_size": 4})
+    report = run_label_job(root, tmp_path / "ds", cfg, show_progress=False)
+    assert (report["done"], report["failed"], report["pending"]) == (len(good), len(BAD), 0)
+    store = open_store(tmp_path / "ds")
+    keys = store.keys().tolist()
+    assert sorted(keys) == keys and set(keys) == set(good) | set(BAD)
+    status, (orig, valid) = store.status(), store.geometry()
+    for i, key in enumerate(keys):
+        if key in good:
+            assert status[i] == S.DONE and tuple(orig[i]) == good[key], key
+        else:
+            assert status[i] == S.FAILED
+    reasons = {f["key"]: f["reason"] for f in report["failures"]}
+    for key, start in BAD.items():
+        assert reasons[key].startswith(start), (key, reasons[key])
+    labels = dict(zip(keys, store.labels().tolist()))
+    assert labels[f"train/n01440764/gray.JPEG"] == 0 and labels["train/n02012849/tiny.JPEG"] == 134
+    assert store.provenance["backends"]["semantic"]["name"] == "classic"
+    assert store.provenance["input"]["count"] == len(keys)
+    assert validate(tmp_path / "ds") == []
+    assert list((tmp_path / "ds" / S.REPORTS_DIR).glob("label-*.json"))
+
+
+def test_rerun_skips_done_shards_and_refuses_other_settings(photo_folder, tmp_path, ray_session):
+    cfg = load_config(overrides={"shard_size": 2})
+    run_label_job(photo_folder, tmp_path / "ds", cfg, show_progress=False)
+    before = _store_content(tmp_path / "ds")
+    again = run_label_job(photo_folder, tmp_path / "ds", cfg, show_progress=False)
+    assert again["this_run"]["images"] == 0 and again["this_run"]["shards_skipped"] == 3
+    assert _store_content(tmp_path / "ds") == before
+    other = load_config(overrides={"shard_size": 2, "min_area": 9})
+    with pytest.raises(LabelingError, match="different min_area"):
+        run_label_job(photo_folder, tmp_path / "ds", other, show_progress=False)
+    with pytest.raises(LabelingError, match="different input"):
+        run_label_job(photo_folder, tmp_path / "ds", load_config(overrides={"shard_size": 2, "limit": 4}),
+                      show_progress=False)
+
+
+def test_dead_worker_shard_is_retried_and_store_is_identical(photo_folder, tmp_path, ray_session, monkeypatch):
+    cfg = load_config(overrides={"shard_size": 2})
+    run_label_job(photo_folder, tmp_path / "clean", cfg, show_progress=False)
+    monkeypatch.setenv(CRASH_ONCE_ENV, str(tmp_path / "crashed"))
+    report = run_label_job(photo_folder, tmp_path / "faulty", cfg, show_progress=False)
+    assert (tmp_path / "crashed").exists()  # a worker really died
+    assert report["pending"] == 0 and report["shards_given_up"] == {}
+    assert _store_content(tmp_path / "faulty") == _store_content(tmp_path / "clean")
+
+
+@pytest.mark.slow
+def test_job_killed_with_sigkill_resumes_to_the_same_store(photo_folder, tmp_path):
+    def c2f_label(out):
+        cmd = [sys.executable, "-m", "labeling.cli", str(photo_folder), "-o", str(out), "--shard-size", "1", "--quiet"]
+        env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    assert c2f_label(tmp_path / "clean").wait(timeout=300) == 0
+    job = c2f_label(tmp_path / "killed")
+    markers = tmp_path / "killed" / S.MARKERS_DIR
+    deadline = time.monotonic() + 300
+    while not (markers.is_dir() and len(list(markers.glob("shard-*.json"))) >= 2):  # wait for real progress
+        assert job.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(job.pid, signal.SIGKILL)  # the driver and its local Ray, mid-job
+    job.wait()
+    assert 2 <= len(open_store(tmp_path / "killed").done_shards()) <= 6
+    assert c2f_label(tmp_path / "killed").wait(timeout=300) == 0
+    assert _store_content(tmp_path / "killed") == _store_content(tmp_path / "clean")
+
+
+def test_transformers_semantic_backend_through_ray(photo_folder, segformer_dir, tmp_path, ray_session):
+    cfg = load_config(overrides={"shard_size": 4, "canvas": 64, "instance": "none",
+                                 "semantic": {"name": "hf", "model": str(segformer_dir)}})
+    report = run_label_job(photo_folder, tmp_path / "ds", cfg, show_progress=False)
+    assert report["done"] == 6
+    store = open_store(tmp_path / "ds")
+    assert store.label_space == {i: f"seg{i}" for i in range(5)}
+    assert store.provenance["job"]["semantic"]["params"]["model"]["sha256"]
+    view = store.read(0)
+    h, w = view.valid_hw
+    assert set(np.unique(view.semantic[:h, :w])) <= set(range(5)) and (view.instance == 0).all()
+    assert validate(tmp_path / "ds") == []
+
+
+def test_grounded_sam_instances_through_ray(quirky, segformer_dir, grounding_dino_dir, sam, tmp_path, ray_session):
+    root, good = quirky
+    cfg = load_config(overrides={
+        "shard_size": 6, "canvas": 64, "limit": 6,
+        "semantic": {"name": "hf", "model": str(segformer_dir)},
+        "instance": {"name": "grounded", "detector": str(grounding_dino_dir), "sam_model": sam,
+                     "box_threshold": 0.0, "text_threshold": 0.0, "max_boxes": 3},
+    })
+    report = run_label_job(root, tmp_path / "ds", cfg, show_progress=False)
+    assert report["pending"] == 0 and report["done"] + report["failed"] == 6
+    store = open_store(tmp_path / "ds")
+    records = [r for s in store.done_shards() for r in store.records(s)]
+    assert records, "thresholds at 0 must yield boxes and masks"
+    prompts = {r["prompt"] for r in records}
+    assert prompts <= {"tench"} and all(r["source"] == "grounded" for r in records)
+    assert validate(tmp_path / "ds") == []
+
+
+def test_sam_amg_instances_through_ray(photo_folder, sam, tmp_path, ray_session):
+    cfg = load_config(overrides={
+        "shard_size": 3, "canvas": 64, "limit": 3,
+        "instance": {"name": "sam-amg", "sam_model": sam, "points_per_side": 4, "pred_iou_thresh": 0.0,
+                     "stability_score_thresh": 0.0, "max_masks": 5},
+    })
+    report = run_label_job(photo_folder, tmp_path / "ds", cfg, show_progress=False)
+    assert report["done"] == 3
+    store = open_store(tmp_path / "ds")
+    assert any(store.records(s) for s in store.done_shards())
+    assert validate(tmp_path / "ds") == []
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main([str(tmp_path / "missing"), "-o", str(tmp_path / "ds")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("c2f-label: error: ") and err.count("\n") == 1
+    (tmp_path / "cfg.yaml").write_text("shard_sise: 4\n")
+    assert main([str(tmp_path), "-o", str(tmp_path / "ds"), "--config", str(tmp_path / "cfg.yaml")]) == 2
+    assert "unknown key 'shard_sise'; did you mean 'shard_size'?" in capsys.readouterr().err
+    assert main([str(tmp_path), "-o", str(tmp_path / "ds")]) == 2
+    assert "no images found" in capsys.readouterr().err
+    assert main([str(tmp_path), "-o", str(tmp_path / "ds"), "--backend", "clasic"]) == 2
+    assert "unknown semantic backend 'clasic'; valid names: classic, hf" in capsys.readouterr().err

@@ -1,0 +1,49 @@
+import numpy as np
+
+from labeling.backends import create_backend
+
+
+def amg(sam, **params):
+    return create_backend(
+        "instance", "sam-amg", sam_model=sam, points_per_side=2, pred_iou_thresh=0.0, stability_score_thresh=0.0,
+        **params,
+    )
+
+
+def test_everything_mode_finds_masks_with_lowered_thresholds(sam, small_photos):
+    found = amg(sam).predict(small_photos[:2], [[], []])
+    for image, inst in zip(small_photos, found):
+        assert len(inst) >= 1 and inst.masks.shape[1:] == image.shape[:2]
+        assert inst.prompts == [None] * len(inst) and inst.source == "sam-amg"
+        assert list(inst.scores) == sorted(inst.scores, reverse=True)
+
+
+def test_default_thresholds_reject_random_weight_masks(sam, small_photos):
+    backend = create_backend("instance", "sam-amg", sam_model=sam, points_per_side=2)
+    (inst,) = backend.predict(small_photos[:1], [[]])
+    assert len(inst) == 0 and inst.masks.shape == (0, *small_photos[0].shape[:2])
+
+
+def test_parameters_are_recorded_and_max_masks_applies(sam, small_photos):
+    backend = amg(sam, max_masks=1, box_nms_thresh=0.9)
+    ident = backend.identity()
+    assert ident["params"]["points_per_side"] == 2 and ident["params"]["box_nms_thresh"] == 0.9
+    assert ident["params"]["max_masks"] == 1
+    (inst,) = backend.predict(small_photos[:1], [[]])
+    assert len(inst) == 1 and np.isfinite(inst.scores).all()
+
+
+def test_checkpoint_loading_picks_the_variant_and_records_the_hash(tmp_path, monkeypatch):
+    import segment_anything
+    import torch
+
+    from .tiny_models import tiny_sam
+
+    built = []
+    monkeypatch.setitem(segment_anything.sam_model_registry, "vit_b", lambda checkpoint=None: built.append(1) or tiny_sam())
+    checkpoint = tmp_path / "sam_vit_b_tiny.pth"
+    torch.save(tiny_sam().state_dict(), checkpoint)
+    backend = create_backend("instance", "sam-amg", sam_checkpoint=str(checkpoint), points_per_side=2)
+    ident = backend.identity()
+    assert built == [1] and ident["sam_path"] == str(checkpoint) and len(ident["sam_sha256"]) == 64
+    assert ident["sam_kind"] == "custom"  # the tiny encoder is none of vit_h / vit_l / vit_b

@@ -1,0 +1,157 @@
+"""Tiny random-weight models for the labeling tests, built from configs (no downloads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def labels(count: int, prefix: str) -> dict:
+    id2label = {i: f"{prefix}{i}" for i in range(count)}
+    return {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
+
+
+def save_segformer(directory: Path, num_labels: int = 5) -> Path:
+    """A 2-block SegFormer (logits at 1/4 of a 64×64 input) with its image processor."""
+    import torch
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
+
+    torch.manual_seed(0)
+    config = SegformerConfig(
+        num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[16, 32], patch_sizes=[7, 3],
+        strides=[4, 2], num_attention_heads=[1, 2], mlp_ratios=[2, 2], decoder_hidden_size=32,
+        **labels(num_labels, "seg"),
+    )
+    SegformerForSemanticSegmentation(config).save_pretrained(directory)
+    SegformerImageProcessor(size={"height": 64, "width": 64}).save_pretrained(directory)
+    return directory
+
+
+def save_mask2former(directory: Path, num_labels: int = 6) -> Path:
+    """A Mask2Former with a tiny Swin backbone (no pretrained backbone), 8 queries, 1/4-res masks."""
+    import torch
+    from transformers import (
+        Mask2FormerConfig,
+        Mask2FormerForUniversalSegmentation,
+        Mask2FormerImageProcessor,
+        SwinConfig,
+    )
+
+    torch.manual_seed(0)
+    swin = SwinConfig(
+        image_size=64, patch_size=4, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=4,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+    )
+    config = Mask2FormerConfig(
+        backbone_config=swin, use_pretrained_backbone=False, num_queries=8, hidden_dim=32, mask_feature_size=32,
+        feature_size=32, encoder_layers=1, decoder_layers=2, encoder_feedforward_dim=32, dim_feedforward=32,
+        num_attention_heads=2, **labels(num_labels, "m2f"),
+    )
+    Mask2FormerForUniversalSegmentation(config).save_pretrained(directory)
+    Mask2FormerImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}).save_pretrained(directory)
+    return directory
+
+
+WORDS = ["crane", "bird", "construction", "cat", "dog", "sky", "tabby", "astronaut", "person", "flag", "cup"]
+
+
+def save_grounding_dino(directory: Path) -> Path:
+    """A tiny Grounding DINO (Swin + 1-layer BERT, 30 queries) with a processor whose BERT tokenizer
+    is built from a small vocabulary written here (no download)."""
+    import torch
+    from transformers import (
+        BertConfig,
+        BertTokenizer,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+        SwinConfig,
+    )
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "-", *WORDS]
+    tokenizer = BertTokenizer(vocab={token: i for i, token in enumerate(vocab)})
+    torch.manual_seed(0)
+    config = GroundingDinoConfig(
+        backbone_config=SwinConfig(
+            image_size=64, patch_size=4, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=4,
+            out_indices=[2, 3, 4],
+        ),
+        text_config=BertConfig(
+            vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+            max_position_embeddings=64,
+        ),
+        num_queries=30, encoder_layers=1, decoder_layers=2, d_model=32, encoder_ffn_dim=32, decoder_ffn_dim=32,
+        encoder_attention_heads=2, decoder_attention_heads=2, encoder_n_points=2, decoder_n_points=2,
+        max_text_len=32,
+    )
+    GroundingDinoForObjectDetection(config).save_pretrained(directory)
+    image_processor = GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96})
+    GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(directory)
+    return directory
+
+
+def tiny_sam():
+    """A random-weight SAM: ViT encoder depth 2, width 96, 256² input; prompt/mask dim 64."""
+    from functools import partial
+
+    import torch
+    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+
+    torch.manual_seed(0)
+    sam = Sam(
+        image_encoder=ImageEncoderViT(
+            img_size=256, patch_size=16, embed_dim=96, depth=2, num_heads=2, mlp_ratio=2,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), qkv_bias=True, use_rel_pos=True,
+            global_attn_indexes=(1,), window_size=4, out_chans=64,
+        ),
+        prompt_encoder=PromptEncoder(
+            embed_dim=64, image_embedding_size=(16, 16), input_image_size=(256, 256), mask_in_chans=4,
+        ),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3, transformer=TwoWayTransformer(depth=1, embedding_dim=64, mlp_dim=128, num_heads=2),
+            transformer_dim=64, iou_head_depth=2, iou_head_hidden_dim=32,
+        ),
+        pixel_mean=[123.675, 116.28, 103.53],
+        pixel_std=[58.395, 57.12, 57.375],
+    )
+    return sam.eval()
+
+
+def save_oneformer(directory: Path, num_labels: int = 4) -> Path:
+    """A tiny OneFormer (Swin backbone, 1-layer text encoder) with a processor whose CLIP tokenizer
+    (for the "the task is semantic" input) is built from a character vocabulary written here."""
+    import json
+
+    import torch
+    from transformers import (
+        CLIPTokenizer,
+        OneFormerConfig,
+        OneFormerForUniversalSegmentation,
+        OneFormerImageProcessor,
+        OneFormerProcessor,
+        SwinConfig,
+    )
+
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for char in "abcdefghijklmnopqrstuvwxyz":
+        vocab.update({char: len(vocab), f"{char}</w>": len(vocab) + 1})
+    (directory / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (directory / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    tokenizer = CLIPTokenizer(vocab_file=str(directory / "vocab.json"), merges_file=str(directory / "merges.txt"))
+    torch.manual_seed(0)
+    config = OneFormerConfig(
+        backbone_config=SwinConfig(
+            image_size=64, patch_size=4, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=4,
+            out_features=["stage1", "stage2", "stage3", "stage4"],
+        ),
+        num_queries=8, hidden_dim=32, conv_dim=32, mask_dim=32, encoder_feedforward_dim=32, encoder_layers=1,
+        decoder_layers=2, dim_feedforward=32, num_attention_heads=2, query_dec_layers=1, text_encoder_width=32,
+        text_encoder_num_layers=1, text_encoder_vocab_size=len(vocab), text_encoder_context_length=16,
+        task_seq_len=16, text_encoder_n_ctx=4, **labels(num_labels, "one"),
+    )
+    OneFormerForUniversalSegmentation(config).save_pretrained(directory)
+    image_processor = OneFormerImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}, num_text=4)
+    OneFormerProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, max_seq_length=16, task_seq_length=16
+    ).save_pretrained(directory)
+    return directory

@@ -1,0 +1,37 @@
+"""The training benchmarks run end to end at tiny size on the CPU and print their tables."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str):
+    """benchmarks/<name>.py as a module (benchmarks/ is a plain folder of scripts)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return importlib.import_module(f"benchmarks.{name}")
+
+
+@pytest.mark.slow
+def test_train_step_benchmark_reports_every_reader_and_mode(capsys):
+    result = _load("train_step").main(["--tiny"])
+    assert set(result["steps"]) == {"c2fmae", "parallel", "mae"}
+    assert all(v > 0 for v in result["loaders"].values()) and len(result["loaders"]) == 5
+    assert 0 <= result["wait_fraction"] <= 1
+    table = capsys.readouterr().out
+    assert "vs PIL" in table and "vs mae" in table and "data-wait fraction" in table
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_runs_tiny_on_the_cpu(capsys):
+    result = _load("gpu_train").main(["--tiny"])
+    assert set(result["modes"]) == {"c2fmae", "parallel", "mae"}
+    assert all(r["step_s"] > 0 for r in result["modes"].values())
+    assert result["loader"]["images_s"] > 0
+    assert "vs mae" in capsys.readouterr().out

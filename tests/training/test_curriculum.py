@@ -1,0 +1,73 @@
+"""Curriculum: endpoints, normalisation, shapes, sampling, state and plot."""
+
+import math
+
+import pytest
+import torch
+
+from training.masking import Curriculum, CurriculumConfig
+
+
+@pytest.mark.parametrize("shape", ["linear", "cosine"])
+def test_default_phases_start_semantic_end_random_and_sum_to_one(shape):
+    cur = Curriculum(CurriculumConfig(shape=shape))
+    assert cur.weights(0.0) == (1.0, 0.0, 0.0)
+    assert cur.weights(0.5) == (0.0, 1.0, 0.0)
+    assert cur.weights(1.0) == (0.0, 0.0, 1.0)
+    for i in range(101):
+        w = cur.weights(i / 100)
+        assert min(w) >= 0 and math.isclose(sum(w), 1.0)
+
+
+def test_crossfade_midpoint_and_cosine_shape():
+    lin = Curriculum(CurriculumConfig(boundaries=(0.3, 0.7), crossfades=(0.2, 0.2)))
+    cos = Curriculum(CurriculumConfig(shape="cosine", boundaries=(0.3, 0.7), crossfades=(0.2, 0.2)))
+    assert lin.weights(0.3)[0] == pytest.approx(0.5) and cos.weights(0.3)[0] == pytest.approx(0.5)
+    assert lin.weights(0.25)[0] == pytest.approx(0.75)
+    assert cos.weights(0.25)[0] == pytest.approx(0.5 + 0.5 * math.cos(math.pi / 4))
+    assert lin.weights(0.75) == pytest.approx((0.0, 0.25, 0.75))
+
+
+def test_constant_and_invalid_configs():
+    cur = Curriculum(CurriculumConfig(shape="constant", constant_weights=(0.2, 0.3, 0.5)))
+    assert cur.weights(0.0) == cur.weights(0.9) == (0.2, 0.3, 0.5)
+    with pytest.raises(ValueError):
+        CurriculumConfig(shape="step")
+    with pytest.raises(ValueError):
+        CurriculumConfig(boundaries=(0.5, 0.55), crossfades=(0.2, 0.2))
+    with pytest.raises(ValueError):
+        CurriculumConfig(constant_weights=(0.5, 0.5, 0.5))
+
+
+def test_sample_frequencies_follow_weights_and_are_seeded():
+    cur = Curriculum(CurriculumConfig(shape="constant", constant_weights=(0.2, 0.3, 0.5)))
+    s = cur.sample(20000, 0.5, torch.Generator().manual_seed(0))
+    assert s.dtype == torch.long and s.shape == (20000,)
+    freq = torch.bincount(s, minlength=3).float() / 20000
+    assert torch.allclose(freq, torch.tensor([0.2, 0.3, 0.5]), atol=0.02)
+    again = cur.sample(20000, 0.5, torch.Generator().manual_seed(0))
+    assert torch.equal(s, again)
+    default = Curriculum()
+    assert torch.all(default.sample(500, 0.0, torch.Generator().manual_seed(1)) == 0)
+    assert torch.all(default.sample(500, 1.0, torch.Generator().manual_seed(1)) == 2)
+
+
+def test_state_dict_round_trip_and_unknown_key(tmp_path):
+    cur = Curriculum(CurriculumConfig(shape="cosine", boundaries=(0.2, 0.6), crossfades=(0.1, 0.3)))
+    other = Curriculum()
+    other.load_state_dict(cur.state_dict())
+    assert other.config == cur.config
+    assert [other.weights(t / 10) for t in range(11)] == [cur.weights(t / 10) for t in range(11)]
+    with pytest.raises(ValueError, match="boundarys"):
+        other.load_state_dict({"config": {"boundarys": [0.1, 0.2]}})
+
+
+def test_plot_writes_png(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    path = tmp_path / "curriculum.png"
+    Curriculum().plot(path)
+    img = Image.open(path)
+    assert img.format == "PNG" and img.size == (640, 360)
+    assert len(np.unique(np.asarray(img).reshape(-1, 3), axis=0)) > 3

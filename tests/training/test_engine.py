@@ -1,0 +1,141 @@
+"""The training loop on a tiny store: learning, exact resume, non-finite handling, logs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import training.engine as engine
+from training.errors import TrainingError
+from training.logs import read_log
+
+from .engine_fixtures import tiny_config, tiny_store  # noqa: F401  (fixture)
+
+
+def _losses(run_dir) -> list[float]:
+    return [r["loss"] for r in read_log(run_dir / "log.jsonl")]
+
+
+@pytest.mark.slow
+def test_a_few_cpu_steps_reduce_the_loss_and_write_every_channel(tiny_store, tmp_path):
+    cfg = tiny_config("engine.tensorboard=true", "engine.image_every=10", "engine.progress=true",
+                      "optim.epochs=8", "data.num_workers=1")
+    summary = engine.train(cfg, tiny_store.path, tiny_store.images, tmp_path / "run")
+    records = read_log(tmp_path / "run" / "log.jsonl")
+    assert [r["step"] for r in records] == list(range(1, 33)) and summary["step"] == 32
+    first, last = records[0], records[-1]
+    assert sum(r["loss"] for r in records[-4:]) < 0.8 * sum(r["loss"] for r in records[:4])
+    for key in ("epoch", "loss", "loss_rgb", "loss_semantic", "loss_instance", "lr", "w_semantic",
+                "w_instance", "w_random", "images_per_s", "data_wait"):
+        assert key in last, key
+    assert first["w_semantic"] == 1.0 and last["w_random"] > 0.5  # curriculum moves with progress
+    assert 0 <= last["data_wait"] <= 1 and last["epoch"] == 7
+    assert sorted(p.name for p in (tmp_path / "run" / "images").iterdir()) == [
+        "step-0000010.png", "step-0000020.png", "step-0000030.png"]
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    assert (tmp_path / "run" / "config.yaml").exists() and (tmp_path / "run" / "latest.pt").exists()
+
+
+@pytest.mark.slow
+def test_max_steps_then_resume_reproduces_the_uninterrupted_run(tiny_store, tmp_path):
+    cfg = tiny_config("engine.checkpoint_every=2")
+    engine.train(cfg, tiny_store.path, tiny_store.images, tmp_path / "full", max_steps=7)
+    engine.train(cfg, tiny_store.path, tiny_store.images, tmp_path / "split", max_steps=3)
+    engine.train(cfg, tiny_store.path, tiny_store.images, tmp_path / "split", max_steps=7)
+    full, split = read_log(tmp_path / "full" / "log.jsonl"), read_log(tmp_path / "split" / "log.jsonl")
+    assert [r["step"] for r in split] == list(range(1, 8))
+    keys = ("loss", "loss_rgb", "loss_semantic", "loss_instance", "lr", "w_semantic")  # lr: --max-steps
+    # and the restart leave the schedule alone
+    assert [[r[k] for k in keys] for r in split] == [[r[k] for k in keys] for r in full]
+    a = torch.load(tmp_path / "full" / "latest.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "split" / "latest.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class _NonFiniteAt(nn.Module):
+    """Wraps the real model; its loss is NaN on the listed forward calls (0-based)."""
+
+    def __init__(self, inner: nn.Module, bad: set[int]):
+        super().__init__()
+        self.inner, self.bad, self.calls = inner, bad, 0
+
+    def forward(self, batch, strategy, generator):
+        out = self.inner(batch, strategy, generator)
+        if self.calls in self.bad:
+            out = {**out, "loss": out["loss"] * float("nan")}
+        self.calls += 1
+        return out
+
+
+def _patch_model(monkeypatch, bad: set[int]) -> list:
+    made = []
+    real = engine.build_model
+
+    def build(cfg, num_classes):
+        made.append(_NonFiniteAt(real(cfg, num_classes), bad))
+        return made[-1]
+
+    monkeypatch.setattr(engine, "build_model", build)
+    return made
+
+
+def test_a_non_finite_loss_skips_the_update_and_is_counted(tiny_store, tmp_path, monkeypatch):
+    made = _patch_model(monkeypatch, bad={1})
+    snapshots = []
+    real_step = engine.train_step
+
+    def spy(ctx, batches, step, progress):
+        result = real_step(ctx, batches, step, progress)
+        snapshots.append([p.detach().clone() for p in made[0].parameters()])
+        return result
+
+    monkeypatch.setattr(engine, "train_step", spy)
+    engine.train(tiny_config(), tiny_store.path, tiny_store.images, tmp_path / "run", max_steps=3)
+    assert all(torch.equal(a, b) for a, b in zip(snapshots[0], snapshots[1]))  # step 2 skipped
+    assert not all(torch.equal(a, b) for a, b in zip(snapshots[1], snapshots[2]))
+    records = read_log(tmp_path / "run" / "log.jsonl")
+    assert [r["nonfinite"] for r in records] == [0, 1, 1]
+    assert records[1]["loss"] is None  # strict JSON: a non-finite value is logged as null
+
+
+def test_too_many_non_finite_losses_abort_with_a_clear_error(tiny_store, tmp_path, monkeypatch):
+    _patch_model(monkeypatch, bad={0, 1, 2})
+    with pytest.raises(TrainingError, match=r"non-finite on 3 steps.*max_nonfinite=2"):
+        engine.train(tiny_config("engine.max_nonfinite=2"), tiny_store.path, tiny_store.images,
+                     tmp_path / "run", max_steps=5)
+
+
+def test_gradient_accumulation_matches_one_big_batch_schedule(tiny_store, tmp_path):
+    cfg = tiny_config("optim.batch_size=2", "optim.accum_iter=2")
+    engine.train(cfg, tiny_store.path, tiny_store.images, tmp_path / "run", max_steps=2)
+    records = read_log(tmp_path / "run" / "log.jsonl")
+    assert records[0]["lr"] == pytest.approx(0.05 * 4 / 256 / 4)  # warmup step 1 of 4, batch 4
+
+
+def _synthetic_batch(n: int = 4, size: int = 32, classes: int = 6) -> dict:
+    gen = torch.Generator().manual_seed(0)
+    return {"image": torch.randn(n, 3, size, size, generator=gen),
+            "semantic": torch.randint(-1, classes, (n, size, size), generator=gen),
+            "instance": torch.randint(0, 4, (n, size, size), generator=gen),
+            "index": torch.arange(n)}
+
+
+@pytest.mark.parametrize("amp", [torch.bfloat16, None])
+def test_train_step_autocast_and_clipping(amp):
+    from training.masking import Curriculum
+    from training.optim import build_optimizer
+    from training.step import StepContext, train_step
+
+    cfg = tiny_config("optim.clip_grad=0.5")
+    torch.manual_seed(0)
+    model = engine.build_model(cfg.model, num_classes=6)
+    before = [p.detach().clone() for p in model.parameters()]
+    ctx = StepContext(model=model, optimizer=build_optimizer(model, cfg.optim, 1), scaler=None,
+                      curriculum=Curriculum(cfg.curriculum), device=torch.device("cpu"),
+                      amp_dtype=amp, clip_grad=0.5, seed=0, micro_id=lambda m: m)
+    result = train_step(ctx, [_synthetic_batch(), _synthetic_batch()], step=0, progress=0.5)
+    assert result.finite and result.grad_norm is not None and result.grad_norm > 0
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in result.losses.values())
+    assert {"loss", "loss_rgb", "loss_semantic", "loss_instance"} <= set(result.losses)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))

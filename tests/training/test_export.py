@@ -1,0 +1,67 @@
+"""`c2f-train export`: the encoder loads strict into timm and computes the same features."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import timm
+import torch
+
+from training import engine
+from training.checkpoint import load_checkpoint
+from training.cli import main
+from training.config import TrainConfig, from_dict
+from training.export import export_encoder
+from training.models.factory import build_model
+
+from .engine_fixtures import tiny_config, tiny_store  # noqa: F401  (fixture)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "run"
+    engine.train(tiny_config(), tiny_store.path, tiny_store.images, out, max_steps=2)
+    return out
+
+
+def test_export_loads_strict_into_timm_and_matches_the_encoder(run_dir, tmp_path):
+    record = export_encoder(run_dir, tmp_path / "encoder.pth")
+    meta = json.loads((tmp_path / "encoder.json").read_text())
+    assert meta == record and meta["format_version"] == 1 and meta["step"] == 2
+    assert meta["input_size"] == [3, 32, 32] and len(meta["mean"]) == len(meta["std"]) == 3
+    vit = timm.create_model(meta["timm_model"], pretrained=False, **meta["timm_kwargs"])
+    vit.load_state_dict(torch.load(tmp_path / "encoder.pth", weights_only=True), strict=True)
+    state, _ = load_checkpoint(run_dir)
+    model = build_model(from_dict(TrainConfig, state["config"]).model, state["num_classes"])
+    model.load_state_dict(state["model"])
+    image = torch.randn(2, *meta["input_size"])
+    with torch.no_grad():
+        torch.testing.assert_close(vit.eval().forward_features(image),
+                                   model.eval().forward_features(image), rtol=1e-5, atol=1e-5)
+
+
+def test_export_command(run_dir, tmp_path, capsys):
+    assert main(["export", str(run_dir), "-o", str(tmp_path / "b.pth")]) == 0
+    assert (tmp_path / "b.pth").exists() and (tmp_path / "b.json").exists()
+    assert "b.pth" in capsys.readouterr().out
+
+
+def test_export_without_a_run_is_a_one_line_error(tmp_path, capsys):
+    assert main(["export", str(tmp_path), "-o", str(tmp_path / "e.pth")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("c2f-train: error: ") and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_the_paper_config_exports_to_timm_vit_base_patch16_224():
+    from pathlib import Path
+
+    from training.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "c2fmae_vit_b16_1600e.yaml")
+    model = build_model(cfg.model, num_classes=150)
+    spec = model.timm_spec()
+    assert spec["model"] == "vit_base_patch16_224"
+    vit = timm.create_model(spec["model"], pretrained=False, num_classes=0, **spec["kwargs"])
+    vit.load_state_dict(model.encoder_state_dict(), strict=True)

@@ -1,0 +1,129 @@
+"""`c2f-train`: a thin command line over training.engine.train and training.export.export_encoder.
+
+    c2f-train --config CONFIG --data DATASET --images IMAGES --out RUN_DIR
+              [--max-steps N] [--seed S] [--set key=value ...]
+    c2f-train export RUN_DIR -o encoder.pth
+
+A user mistake is one line on stderr, `c2f-train: error: ...`, and exit code 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from datasets_spec import StoreError
+from training.errors import TrainingError
+
+PROG = "c2f-train"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage, so every error is one line."""
+
+    def error(self, message: str):
+        raise TrainingError(f"{message} (see {self.prog} --help)")
+
+
+def train_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Pre-train a ViT with C2FMAE (or the mae / parallel "
+                "ablations) on a c2fmae store. Rerun with the same --out to resume.",
+                epilog=f"export the encoder of a run: {PROG} export RUN_DIR -o encoder.pth")
+    p.add_argument("--config", required=True, help="YAML config (see configs/)")
+    p.add_argument("--data", required=True, help="the labeled store (c2f-label --out)")
+    p.add_argument("--images", required=True, help="the image root given to c2f-label")
+    p.add_argument("--out", required=True, help="run directory (resumed when it has a checkpoint)")
+    p.add_argument("--max-steps", type=_positive, default=None,
+                   help="stop after N optimizer steps in total (schedules are unchanged)")
+    p.add_argument("--seed", type=int, default=None, help="same as --set engine.seed=S")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set optim.blr=1e-3 (repeatable)")
+    return p
+
+
+def export_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=f"{PROG} export", description="Write a run's encoder as a timm state dict "
+                "plus a JSON record (timm model name, kwargs, input size, mean/std) beside it.")
+    p.add_argument("run_dir", help="a c2f-train run directory")
+    p.add_argument("-o", "--output", required=True, help="output .pth path")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    _setup_logging()
+    try:
+        if argv[:1] == ["export"]:
+            return _export(export_parser().parse_args(argv[1:]))
+        return _train(train_parser().parse_args(argv))
+    except (TrainingError, StoreError) as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; rerun the same command to resume from the latest checkpoint",
+              file=sys.stderr)
+        return 130
+
+
+def _train(args: argparse.Namespace) -> int:
+    from training.config import load_config
+    from training.engine import train
+
+    overrides = [*args.overrides, *([f"engine.seed={args.seed}"] if args.seed is not None else [])]
+    cfg = load_config(args.config, overrides)
+    train(cfg, args.data, args.images, args.out, max_steps=args.max_steps)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from training.export import export_encoder, meta_path
+
+    record = export_encoder(args.run_dir, args.output)
+    print(f"{PROG}: wrote {args.output} and {meta_path(args.output)} "
+          f"({record['timm_model']}, step {record['step']})")
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _setup_logging() -> None:
+    """Diagnostics from the `training` logger as `c2f-train: warning: ...` lines on stderr."""
+    logger = logging.getLogger("training")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(_Formatter(f"{PROG}: %(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time of the record."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record = logging.makeLogRecord({**record.__dict__, "levelname": record.levelname.lower()})
+        return super().format(record)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

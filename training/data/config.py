@@ -1,0 +1,48 @@
+"""Typed options of the training data pipeline: augmentation (MAE's published recipe) and reading."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class DataConfig:
+    """Options of `build_dataset` and of the DataLoader built around it.
+
+    Augmentation: one RandomResizedCrop (area fraction `scale`, aspect ratio `ratio`, MAE's sampling)
+    and a horizontal flip with probability `hflip`, applied identically to the image and its masks.
+    `crop_within_valid` samples the crop inside the image's valid (h, w) region of the canvas, so
+    letterbox padding never enters a crop; False samples it over the whole S × S canvas.
+    Reading: `num_workers` processes each keep `prefetch_factor` batches in flight (each batch's
+    masks come from one asynchronous `Store.read_masks` call); `key_check` keys are looked up in
+    the images root when the dataset is built, so a wrong root fails at once.
+    """
+
+    img_size: int = 224
+    scale: tuple[float, float] = (0.2, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    hflip: float = 0.5
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    crop_within_valid: bool = True
+    num_workers: int = 10
+    prefetch_factor: int = 2
+    pin_memory: bool = True
+    key_check: int = 32
+
+    def __post_init__(self) -> None:
+        for name in ("scale", "ratio", "mean", "std"):  # YAML gives lists
+            setattr(self, name, tuple(float(v) for v in getattr(self, name)))
+        if self.img_size < 1:
+            raise ValueError(f"data.img_size must be positive, got {self.img_size}")
+        if not 0 < self.scale[0] <= self.scale[1] <= 1:
+            raise ValueError(f"data.scale must satisfy 0 < min <= max <= 1, got {self.scale}")
+        if not 0 < self.ratio[0] <= self.ratio[1]:
+            raise ValueError(f"data.ratio must satisfy 0 < min <= max, got {self.ratio}")
+        if not 0 <= self.hflip <= 1:
+            raise ValueError(f"data.hflip must be a probability, got {self.hflip}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError(f"data.mean/std need 3 values each, std > 0, got {self.mean}/{self.std}")

@@ -1,0 +1,242 @@
+"""The pre-training run: set up data, model, optimizer and resume state, then loop over steps.
+
+`train(cfg, data, images, out)` is what `c2f-train` calls. It resumes from RUN_DIR/latest.pt when
+there is one, and stops after `max_steps` optimizer steps in total (default: the whole schedule of
+optim.epochs x steps_per_epoch) without changing the lr or curriculum schedules.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from datasets_spec import StoreError
+from training import distributed
+from training.checkpoint import (check_compatible, load_checkpoint, make_state, restore_rng,
+                                 save_checkpoint)
+from training.config import TrainConfig, save_config, to_dict
+from training.data import build_dataset, loader_kwargs
+from training.errors import TrainingError
+from training.logs import Meter, RunLogger
+from training.masking import Curriculum
+from training.models.factory import build_model
+from training.optim import Schedule, build_optimizer, effective_batch
+from training.sampler import ResumableSampler
+from training.seeding import derive_seed, generator
+from training.step import StepContext, StepResult, train_step
+from training.visualize import save_grid
+
+log = logging.getLogger("training")
+LOADER_SEED = 4  # purpose id of the DataLoader's own generator (worker base seeds)
+
+
+@dataclass
+class Run:
+    """A set-up run: what the loop needs beyond the step context."""
+
+    cfg: TrainConfig
+    info: distributed.DistInfo
+    run_dir: Path
+    loader: DataLoader
+    sampler: ResumableSampler
+    schedule: Schedule
+    ctx: StepContext
+    num_classes: int
+    start_step: int
+    stop_step: int
+    nonfinite: int
+
+
+def train(cfg: TrainConfig, data: str | Path, images: str | Path, out: str | Path,
+          max_steps: int | None = None) -> dict:
+    """Pre-train (or resume) into RUN_DIR `out`; returns the run summary (also printed)."""
+    info = distributed.init_distributed(cfg.engine.device)
+    try:
+        run = setup(cfg, info, Path(data), Path(images), Path(out), max_steps)
+        return loop(run)
+    finally:
+        distributed.cleanup()
+
+
+def setup(cfg: TrainConfig, info: distributed.DistInfo, data: Path, images: Path, run_dir: Path,
+          max_steps: int | None) -> Run:
+    """Build dataset, sampler, model, optimizer; restore RUN_DIR's latest checkpoint if any."""
+    dataset = _dataset(cfg, data, images)
+    sampler = ResumableSampler(len(dataset), batch_size=cfg.optim.batch_size,
+                               accum_iter=cfg.optim.accum_iter, rank=info.rank,
+                               world_size=info.world_size, seed=cfg.engine.seed)
+    torch.manual_seed(cfg.engine.seed)
+    model = build_model(cfg.model, dataset.num_classes).to(info.device)
+    optimizer = build_optimizer(model, cfg.optim, info.world_size)
+    amp = _amp_dtype(cfg.engine.amp, info.device)
+    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
+    curriculum = Curriculum(cfg.curriculum)
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    distributed.barrier()
+    start, nonfinite = _resume(cfg, run_dir, model, optimizer, scaler, curriculum)
+    if info.is_main:
+        save_config(cfg, run_dir / "config.yaml")
+    total = cfg.optim.epochs * sampler.steps_per_epoch
+    loader = DataLoader(dataset, batch_size=cfg.optim.batch_size, sampler=sampler, drop_last=True,
+                        generator=generator(derive_seed(cfg.engine.seed, LOADER_SEED)),
+                        **loader_kwargs(cfg.data))
+    ctx = StepContext(model=distributed.wrap_ddp(model, info), optimizer=optimizer, scaler=scaler,
+                      curriculum=curriculum, device=info.device, amp_dtype=amp,
+                      clip_grad=cfg.optim.clip_grad, seed=cfg.engine.seed, micro_id=sampler.micro_id)
+    return Run(cfg=cfg, info=info, run_dir=run_dir, loader=loader, sampler=sampler,
+               schedule=Schedule.from_config(cfg.optim, info.world_size, sampler.steps_per_epoch),
+               ctx=ctx, num_classes=dataset.num_classes, start_step=start,
+               stop_step=total if max_steps is None else min(total, max_steps), nonfinite=nonfinite)
+
+
+def loop(run: Run) -> dict:
+    """Step from run.start_step to run.stop_step, logging, drawing and checkpointing on schedule."""
+    eng, spe = run.cfg.engine, run.sampler.steps_per_epoch
+    logger = RunLogger(run.run_dir, enabled=run.info.is_main, start_step=run.start_step,
+                       stop_step=run.stop_step, tensorboard=eng.tensorboard, progress=eng.progress)
+    meter, step, last = Meter(), run.start_step, {}
+    try:
+        while step < run.stop_step:  # one pass per (part of an) epoch
+            epoch, in_epoch = divmod(step, spe)
+            run.sampler.set_epoch(epoch, in_epoch)
+            batches, end = iter(run.loader), min(run.stop_step, (epoch + 1) * spe)
+            while step < end:
+                micro = meter.wait(lambda: [next(batches) for _ in range(run.cfg.optim.accum_iter)])
+                lr = run.schedule.apply(run.ctx.optimizer, step)
+                result = train_step(run.ctx, micro, step, step / run.schedule.total_steps)
+                _count_nonfinite(run, result.finite, step)
+                step = step + 1
+                meter.add(result.losses, result.finite)
+                last = _after_step(run, logger, meter, step, lr, result) or last
+    finally:
+        logger.close()
+    return _summary(run, logger, meter, step, last)
+
+
+def _after_step(run: Run, logger: RunLogger, meter: Meter, done: int, lr: float,
+                result: StepResult) -> dict | None:
+    """Log / draw / checkpoint after `done` optimizer steps; returns the record when one was logged."""
+    eng, record = run.cfg.engine, None
+    if done % eng.log_every == 0 or done == run.stop_step:
+        record = _record(run, meter, done, lr, result)
+        logger.record(record)
+    logger.advance(record["loss"] if record else None)
+    if run.info.is_main and eng.image_every and done % eng.image_every == 0:
+        (run.run_dir / "images").mkdir(exist_ok=True)
+        save_grid(run.run_dir / "images" / f"step-{done:07d}.png", result.batch, result.out,
+                  mean=run.cfg.data.mean, std=run.cfg.data.std)
+    if done % eng.checkpoint_every == 0 or done == run.stop_step:
+        _save(run, done, keep=bool(eng.keep_every) and done % eng.keep_every == 0)
+    return record
+
+
+def _record(run: Run, meter: Meter, done: int, lr: float, result: StepResult) -> dict:
+    """The log.jsonl record after `done` steps: losses are means over the finite steps since the
+    last record (this step's, if none was finite) and over processes; weights are this step's."""
+    losses = meter.mean_losses() or result.losses
+    names = sorted(losses)
+    values = distributed.all_mean(torch.stack([losses[n] for n in names]).float()).tolist()
+    w = run.ctx.curriculum.weights((done - 1) / run.schedule.total_steps)
+    images = meter.steps * effective_batch(run.cfg.optim, run.info.world_size)
+    elapsed, wait = meter.lap()
+    return {"step": done, "epoch": (done - 1) // run.sampler.steps_per_epoch,
+            **dict(zip(names, values)), "lr": lr, "w_semantic": w[0], "w_instance": w[1],
+            "w_random": w[2], "images_per_s": images / max(elapsed, 1e-9),
+            "data_wait": wait / max(elapsed, 1e-9), "nonfinite": run.nonfinite,
+            **({"grad_norm": result.grad_norm} if result.grad_norm is not None else {})}
+
+
+def _count_nonfinite(run: Run, finite: bool, step: int) -> None:
+    if finite:
+        return
+    run.nonfinite += 1
+    log.warning("non-finite loss at step %d: update skipped (%d so far)", step, run.nonfinite)
+    if run.nonfinite > run.cfg.engine.max_nonfinite:
+        raise TrainingError(f"loss was non-finite on {run.nonfinite} steps, more than "
+                            f"engine.max_nonfinite={run.cfg.engine.max_nonfinite} (last at step {step}); "
+                            "try a lower optim.blr, optim.clip_grad, or engine.amp=bf16")
+
+
+def _save(run: Run, done: int, keep: bool) -> None:
+    if run.info.is_main:
+        state = make_state(model=distributed.unwrap(run.ctx.model), optimizer=run.ctx.optimizer,
+                           scaler=run.ctx.scaler, curriculum=run.ctx.curriculum,
+                           config=to_dict(run.cfg), step=done,
+                           steps_per_epoch=run.sampler.steps_per_epoch, nonfinite=run.nonfinite,
+                           num_classes=run.num_classes)
+        save_checkpoint(run.run_dir, state, keep=keep)
+    distributed.barrier()
+
+
+def _resume(cfg: TrainConfig, run_dir: Path, model, optimizer, scaler, curriculum) -> tuple[int, int]:
+    """Restore RUN_DIR's newest readable checkpoint; returns (step, non-finite count), (0, 0) if none."""
+    found = load_checkpoint(run_dir) if run_dir.is_dir() else None
+    if found is None:
+        return 0, 0
+    state, path = found
+    check_compatible(state, model, to_dict(cfg.model), path)
+    _warn_changes(state["config"], to_dict(cfg))
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scaler is not None and state["scaler"] is not None:
+            scaler.load_state_dict(state["scaler"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise TrainingError(f"checkpoint {path} does not fit this run: {str(exc).splitlines()[0]}") from None
+    if state["config"].get("curriculum") == to_dict(cfg.curriculum):
+        curriculum.load_state_dict(state["curriculum"])
+    restore_rng(state["rng"])
+    log.info("resuming from %s at step %d", path, state["step"])
+    return int(state["step"]), int(state["nonfinite"])
+
+
+def _warn_changes(old: dict, new: dict) -> None:
+    """One warning naming the settings (outside engine.*) that differ from the checkpoint's."""
+    changed = [k for k in _diff(old, new) if not k.startswith("engine.")]
+    if changed:
+        log.warning("resuming with settings changed since the checkpoint: %s", ", ".join(changed[:8]))
+
+
+def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _diff(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def _dataset(cfg: TrainConfig, data: Path, images: Path):
+    """The store's done images as a dataset; store and image-root problems become TrainingError."""
+    try:
+        return build_dataset(cfg.data, data, images, cfg.engine.seed)
+    except (StoreError, ValueError, OSError) as exc:
+        raise TrainingError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+
+
+def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype: bf16/fp16 on CUDA as configured; the CPU always runs fp32 (None)."""
+    if device.type != "cuda" or amp == "off":
+        return None
+    return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
+def _summary(run: Run, logger: RunLogger, meter: Meter, step: int, last: dict) -> dict:
+    ran = meter.total_steps + meter.steps
+    seconds = time.perf_counter() - meter.start
+    images = ran * effective_batch(run.cfg.optim, run.info.world_size)
+    summary = {"step": step, "steps_run": ran, "seconds": seconds, "images_per_s": images / max(seconds, 1e-9),
+               "loss": last.get("loss"), "nonfinite": run.nonfinite, "run_dir": str(run.run_dir)}
+    loss = f"{summary['loss']:.4f}" if summary["loss"] is not None else "n/a"
+    logger.message(f"c2f-train: done: step {step}/{run.schedule.total_steps} ({ran} this run) in "
+                   f"{seconds:.1f}s, {summary['images_per_s']:.1f} images/s, loss {loss}, "
+                   f"{run.nonfinite} non-finite steps skipped; checkpoint {run.run_dir / 'latest.pt'}")
+    return summary

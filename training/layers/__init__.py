@@ -1,0 +1,1 @@
+"""Building blocks of the model: patch/label embeddings, input adapters, decoder stages."""

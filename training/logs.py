@@ -1,0 +1,125 @@
+"""Three channels for a training run: log.jsonl (machines), TensorBoard (plots), a tqdm bar (people).
+
+Only rank 0 writes. A resumed run first drops log records past its checkpoint's step (and TensorBoard
+purges them), so the log of a resumed run equals the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+LOG_FILE = "log.jsonl"
+TB_DIR = "tensorboard"
+
+
+class RunLogger:
+    """Writes one record per logged step to every enabled channel; inert on ranks other than 0."""
+
+    def __init__(self, run_dir: Path, *, enabled: bool, start_step: int, stop_step: int,
+                 tensorboard: bool, progress: bool):
+        self.enabled = enabled
+        self.path = Path(run_dir) / LOG_FILE
+        self.writer = None
+        self.bar = None
+        if not enabled:
+            return
+        truncate_log(self.path, start_step)
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(Path(run_dir) / TB_DIR), purge_step=start_step + 1)
+        if progress:
+            self.bar = tqdm(total=stop_step, initial=start_step, unit="step", dynamic_ncols=True,
+                            file=sys.stderr, desc="c2f-train")
+
+    def advance(self, loss: float | None = None) -> None:
+        """One optimizer step done (progress bar only)."""
+        if self.bar is not None:
+            self.bar.update(1)
+            if loss is not None:
+                self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+
+    def record(self, record: dict) -> None:
+        """Append `record` (must hold 'step') to log.jsonl and TensorBoard; NaN/inf become null."""
+        if not self.enabled:
+            return
+        record = {k: None if isinstance(v, float) and not math.isfinite(v) else v
+                  for k, v in record.items()}
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for name, value in record.items():
+                if name != "step" and isinstance(value, (int, float)):
+                    self.writer.add_scalar(name, value, record["step"])
+
+    def message(self, text: str) -> None:
+        """A line for people on stdout, above the progress bar."""
+        if self.enabled:
+            tqdm.write(text, file=sys.stdout)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+class Meter:
+    """Steps, wall time, data-wait time and loss sums since the last log record."""
+
+    def __init__(self) -> None:
+        self.start = self.mark = time.perf_counter()
+        self.waited, self.steps, self.total_steps = 0.0, 0, 0
+        self.sums: dict[str, torch.Tensor] = {}
+        self.finite_steps = 0
+
+    def add(self, losses: dict[str, torch.Tensor], finite: bool) -> None:
+        """Count one step; its losses (device scalars, no sync) join the means if finite."""
+        self.steps += 1
+        if finite:
+            self.finite_steps += 1
+            for name, value in losses.items():
+                self.sums[name] = self.sums.get(name, 0) + value
+
+    def mean_losses(self) -> dict[str, torch.Tensor]:
+        return {name: total / self.finite_steps for name, total in self.sums.items()}
+
+    def wait(self, fetch):
+        t0 = time.perf_counter()
+        value = fetch()
+        self.waited += time.perf_counter() - t0
+        return value
+
+    def lap(self) -> tuple[float, float]:
+        """(elapsed, waited) since the previous lap; resets the interval."""
+        now = time.perf_counter()
+        out = (now - self.mark, self.waited)
+        self.mark, self.waited, self.total_steps, self.steps = now, 0.0, self.total_steps + self.steps, 0
+        self.sums, self.finite_steps = {}, 0
+        return out
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Keep only the records of log.jsonl with record['step'] <= step (drops a torn last line)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def read_log(path: Path) -> list[dict]:
+    """All records of a log.jsonl."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]

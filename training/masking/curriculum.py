@@ -1,0 +1,115 @@
+"""The masking curriculum: per-sample strategy probabilities as a pure function of progress.
+
+``weights(t) = (alpha_S, alpha_I, 1 - alpha_S - alpha_I)`` for semantic-guided, instance-guided and
+random masking, with ``t`` in [0, 1] the fraction of training done (optimizer steps done / total),
+never an epoch count, so a schedule carries over between run lengths.
+
+Default "phased" schedule: semantic-guided until the first boundary, instance-guided until the
+second, random after it; each hand-over is a crossfade of the given width centred on its boundary,
+``linear`` or ``cosine`` in shape. ``constant`` holds ``constant_weights`` for ablations.
+"""
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from PIL import Image, ImageDraw
+
+from training.masking.generator import STRATEGY_NAMES
+
+SHAPES = ("linear", "cosine", "constant")
+PLOT_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44))
+
+
+@dataclass(frozen=True)
+class CurriculumConfig:
+    """boundaries: t of the semantic->instance and instance->random hand-overs;
+    crossfades: width in t of each hand-over; shape: linear | cosine | constant."""
+
+    shape: str = "linear"
+    boundaries: tuple[float, float] = (1 / 3, 2 / 3)
+    crossfades: tuple[float, float] = (0.2, 0.2)
+    constant_weights: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "boundaries", tuple(float(b) for b in self.boundaries))
+        object.__setattr__(self, "crossfades", tuple(float(w) for w in self.crossfades))
+        object.__setattr__(self, "constant_weights",
+                           tuple(float(w) for w in self.constant_weights))
+        if self.shape not in SHAPES:
+            raise ValueError(f"curriculum shape {self.shape!r} is not one of {SHAPES}")
+        (b1, b2), (w1, w2) = self.boundaries, self.crossfades
+        edges = (0.0, b1 - w1 / 2, b1 + w1 / 2, b2 - w2 / 2, b2 + w2 / 2, 1.0)
+        if min(w1, w2) < 0 or any(lo > hi for lo, hi in zip(edges, edges[1:])):
+            raise ValueError("curriculum crossfades must be ordered, non-negative and inside "
+                             f"[0, 1]: boundaries={self.boundaries}, crossfades={self.crossfades}")
+        c = self.constant_weights
+        if len(c) != 3 or min(c) < 0 or not math.isclose(sum(c), 1.0, abs_tol=1e-6):
+            raise ValueError(f"constant_weights must be 3 non-negative numbers summing to 1: {c}")
+
+
+def _ramp(t: float, centre: float, width: float, shape: str) -> float:
+    """0 before the crossfade, 1 after it, linear or cosine in between."""
+    if width == 0:
+        return float(t >= centre)
+    x = min(max((t - centre) / width + 0.5, 0.0), 1.0)
+    return x if shape == "linear" else 0.5 - 0.5 * math.cos(math.pi * x)
+
+
+class Curriculum:
+    """Strategy weights over training progress; stateless apart from its config."""
+
+    def __init__(self, config: CurriculumConfig | None = None) -> None:
+        self.config = config or CurriculumConfig()
+
+    def weights(self, progress: float) -> tuple[float, float, float]:
+        """(alpha_S, alpha_I, alpha_R) at progress t (clamped to [0, 1]); they sum to 1."""
+        cfg = self.config
+        if cfg.shape == "constant":
+            return cfg.constant_weights
+        t = min(max(float(progress), 0.0), 1.0)
+        to_instance = _ramp(t, cfg.boundaries[0], cfg.crossfades[0], cfg.shape)
+        to_random = _ramp(t, cfg.boundaries[1], cfg.crossfades[1], cfg.shape)
+        return 1.0 - to_instance, to_instance - to_random, to_random
+
+    def sample(self, n: int, progress: float, generator: torch.Generator | None = None,
+               device: torch.device | str = "cpu") -> torch.Tensor:
+        """strategy: [n] int64 (0 semantic, 1 instance, 2 random), drawn i.i.d. from weights(t)
+        with one uniform per sample from ``generator`` (drawn on its device)."""
+        a_s, a_i, _ = self.weights(progress)
+        source = generator.device if generator is not None else device
+        u = torch.rand(n, generator=generator, device=source).to(device)
+        return (u >= a_s).long() + (u >= a_s + a_i).long()
+
+    def state_dict(self) -> dict:
+        """The config as plain Python values (lists for tuples)."""
+        return {"config": {k: list(v) if isinstance(v, tuple) else v
+                           for k, v in asdict(self.config).items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore ``state_dict()`` output; unknown keys are an error."""
+        known = {f.name for f in fields(CurriculumConfig)}
+        unknown = set(state["config"]) - known
+        if unknown:
+            raise ValueError(f"unknown curriculum keys {sorted(unknown)}; known: {sorted(known)}")
+        self.config = CurriculumConfig(**state["config"])
+
+    def plot(self, path, steps: int = 201, size: tuple[int, int] = (640, 360)) -> None:
+        """Write a PNG of the three weights (y, 0..1) over progress t (x, 0..1)."""
+        w, h, pad = size[0], size[1], 40
+        img = Image.new("RGB", (w, h), "white")
+        draw = ImageDraw.Draw(img)
+        draw.rectangle([pad, pad // 2, w - pad // 2, h - pad], outline="black")
+
+        def xy(t: float, a: float) -> tuple[float, float]:
+            return pad + t * (w - 1.5 * pad), h - pad - a * (h - 1.5 * pad)
+
+        ts = [i / (steps - 1) for i in range(steps)]
+        curves = list(zip(*(self.weights(t) for t in ts)))
+        for k, (name, colour) in enumerate(zip(STRATEGY_NAMES, PLOT_COLOURS)):
+            draw.line([xy(t, a) for t, a in zip(ts, curves[k])], fill=colour, width=3)
+            draw.text((pad + 10 + 90 * k, 4), name, fill=colour)
+        draw.text((pad - 4, h - pad + 6), "0", fill="black")
+        draw.text((w - pad // 2 - 20, h - pad + 6), "t=1", fill="black")
+        draw.text((6, pad // 2), "1", fill="black")
+        img.save(path)

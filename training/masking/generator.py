@@ -1,0 +1,158 @@
+"""Patch masking: one score per patch, a stable argsort, keep exactly ``len_keep`` per sample.
+
+Conventions, born here and kept everywhere in ``training``:
+
+- patches are numbered row-major over the ``[H/p, W/p]`` grid, ``L = (H/p) * (W/p)``;
+- ``ids_keep: [N, len_keep]`` visible patches, ``len_keep = int(L * (1 - mask_ratio))``;
+- ``mask: [N, L]`` float, 0 keep / 1 remove;
+- ``ids_restore: [N, L]`` inverse of the shuffle (``ids_shuffle[ids_restore] == arange(L)``);
+- ``strategy: [N]`` int64 per sample, ``SEMANTIC`` (0), ``INSTANCE`` (1) or ``RANDOM`` (2).
+
+Strategies differ only in the primary sort key. Patches are ordered by (segment key, noise):
+random masking has a constant segment key, so the order is the noise order; guided masking gives
+every segment one random key, so segments are removed whole, and only the segment that straddles
+``len_keep`` is split. Segments are mode-pooled patch labels (``pool_patches``). A patch whose
+mode is "ignore" (-1, all its pixels unlabeled) is a segment of its own in both guided
+strategies, and so is an instance-guided patch whose mode is 0 ("no instance"): background and
+padding are masked like random patches, labelled regions whole.
+"""
+
+from typing import NamedTuple
+
+import torch
+
+SEMANTIC, INSTANCE, RANDOM = 0, 1, 2
+STRATEGY_NAMES = ("semantic", "instance", "random")
+
+
+class Masks(NamedTuple):
+    """The result of masking one batch (shapes in the module docstring)."""
+
+    ids_keep: torch.Tensor
+    mask: torch.Tensor
+    ids_restore: torch.Tensor
+
+    def ids_masked(self) -> torch.Tensor:
+        """[N, L - len_keep] indices of the removed patches, in shuffle order."""
+        return self.ids_restore.argsort(dim=1)[:, self.ids_keep.shape[1]:]
+
+
+def num_keep(num_patches: int, mask_ratio: float) -> int:
+    """Visible patches per sample: ``int(L * (1 - mask_ratio))``, at least one."""
+    return max(1, int(num_patches * (1.0 - mask_ratio)))
+
+
+def patchify_labels(labels: torch.Tensor, patch: int) -> torch.Tensor:
+    """labels: [N, H, W] -> [N, L, patch*patch], patches row-major, pixels row-major inside."""
+    n, h, w = labels.shape
+    x = labels.reshape(n, h // patch, patch, w // patch, patch).permute(0, 1, 3, 2, 4)
+    return x.reshape(n, (h // patch) * (w // patch), patch * patch)
+
+
+def patch_mode(labels: torch.Tensor, patch: int) -> torch.Tensor:
+    """Most frequent label >= 0 in each patch, the smallest on ties, -1 if none.
+
+    labels: [N, H, W] int64 (negative = ignore) -> [N, L] int64.
+    Sort-based: after sorting each patch, the length of the run ending at each position is
+    position - run start + 1; the mode ends the first longest run.
+    """
+    sentinel = torch.iinfo(torch.int64).max
+    x = patchify_labels(labels, patch)
+    x = torch.where(x < 0, torch.full_like(x, sentinel), x).sort(dim=-1).values
+    pos = torch.arange(x.shape[-1], device=x.device).expand_as(x)
+    new_run = torch.ones_like(x, dtype=torch.bool)
+    new_run[..., 1:] = x[..., 1:] != x[..., :-1]
+    run_start = torch.where(new_run, pos, torch.zeros_like(pos)).cummax(dim=-1).values
+    run_len = (pos - run_start + 1).masked_fill(x == sentinel, 0)
+    mode = x.gather(-1, run_len.argmax(dim=-1, keepdim=True)).squeeze(-1)
+    return mode.masked_fill(mode == sentinel, -1)
+
+
+def pool_patches(labels: torch.Tensor, patch: int, stride: int) -> torch.Tensor:
+    """labels: [N, H, W] -> [N, L] mode over the centre pixels of each patch's stride x stride
+    cells (``patch_mode`` of the nearest-downsampled map)."""
+    centres = labels[:, stride // 2::stride, stride // 2::stride]
+    return patch_mode(centres, patch // stride)
+
+
+def segment_ids(patch_labels: torch.Tensor, singleton: torch.Tensor) -> torch.Tensor:
+    """Compact per-sample segment ids.
+
+    patch_labels: [N, L] int64; singleton: [N, L] bool, patches that form a segment on their own.
+    Returns [N, L] int64 in [0, L): patches of one sample share an id iff they share a label and
+    neither is a singleton; ids are numbered in increasing label order, singletons last by position.
+    """
+    n, num = patch_labels.shape
+    top = patch_labels.max().clamp(min=-1) + 1
+    pos = torch.arange(num, device=patch_labels.device)
+    seg = torch.where(singleton, top + pos, patch_labels.clamp(min=0))
+    sample = torch.arange(n, device=patch_labels.device)[:, None]
+    inverse = torch.unique(sample * (top + num) + seg, return_inverse=True)[1]
+    return inverse - inverse.min(dim=1, keepdim=True).values
+
+
+def lexsort(primary: torch.Tensor, secondary: torch.Tensor) -> torch.Tensor:
+    """ids_shuffle: [N, L], the order of increasing (primary, secondary); both [N, L]."""
+    by_secondary = secondary.argsort(dim=1, stable=True)
+    by_primary = primary.gather(1, by_secondary).argsort(dim=1, stable=True)
+    return by_secondary.gather(1, by_primary)
+
+
+def masks_from_order(ids_shuffle: torch.Tensor, len_keep: int) -> Masks:
+    """ids_shuffle: [N, L] -> Masks keeping the first ``len_keep`` of each row."""
+    ids_restore = ids_shuffle.argsort(dim=1)
+    mask = torch.ones(ids_shuffle.shape, device=ids_shuffle.device)
+    mask[:, :len_keep] = 0
+    return Masks(ids_shuffle[:, :len_keep], mask.gather(1, ids_restore), ids_restore)
+
+
+def draw_uniforms(n: int, num_patches: int, generator: torch.Generator | None,
+                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(noise, keys): two [N, L] uniforms, drawn on the generator's device, moved to ``device``."""
+    source = generator.device if generator is not None else device
+    u = torch.rand(2, n, num_patches, generator=generator, device=source).to(device)
+    return u[0], u[1]
+
+
+def guided_keys(patch_labels: torch.Tensor, keys: torch.Tensor, background: int) -> torch.Tensor:
+    """One key per segment. patch_labels: [N, L]; keys: [N, L] uniforms; patches with
+    label < ``background`` are singletons. Returns [N, L], a patch's key = its segment's key."""
+    return keys.gather(1, segment_ids(patch_labels, patch_labels < background))
+
+
+def masks_from_uniforms(strategy: torch.Tensor, noise: torch.Tensor, keys: torch.Tensor,
+                        len_keep: int, semantic_patches: torch.Tensor | None = None,
+                        instance_patches: torch.Tensor | None = None) -> Masks:
+    """Deterministic core of ``generate_masks``.
+
+    strategy: [N]; noise, keys: [N, L] uniforms; semantic_patches / instance_patches: [N, L]
+    mode-pooled labels (needed only if some sample uses that strategy).
+    """
+    primary = torch.zeros_like(noise)
+    for sid, patches, background in ((SEMANTIC, semantic_patches, 0),
+                                     (INSTANCE, instance_patches, 1)):
+        chosen = (strategy == sid)[:, None]
+        if patches is None:
+            if bool(chosen.any()):
+                raise ValueError(f"{STRATEGY_NAMES[sid]}-guided masking needs its label map")
+            continue
+        primary = torch.where(chosen, guided_keys(patches, keys, background), primary)
+    return masks_from_order(lexsort(primary, noise), len_keep)
+
+
+def generate_masks(strategy: torch.Tensor, *, num_patches: int, mask_ratio: float,
+                   patch_size: int | None = None, semantic: torch.Tensor | None = None,
+                   instance: torch.Tensor | None = None, label_stride: int = 4,
+                   generator: torch.Generator | None = None) -> Masks:
+    """Mask a batch, each sample with its own strategy, without a loop over samples.
+
+    strategy: [N] int64; semantic / instance: [N, H, W] int64 label maps (-1 ignore; instance
+    0 = no instance). Segments are their mode over each ``patch_size`` patch, counted on the
+    centre pixels of its ``label_stride`` cells (the grid the dense targets use; 16x fewer
+    pixels to sort at stride 4). Random numbers come from ``generator``: two [N, L] uniforms
+    per call, whatever the strategies.
+    """
+    noise, keys = draw_uniforms(strategy.shape[0], num_patches, generator, strategy.device)
+    pooled = [None if labels is None else pool_patches(labels, patch_size, label_stride)
+              for labels in (semantic, instance)]
+    return masks_from_uniforms(strategy, noise, keys, num_keep(num_patches, mask_ratio), *pooled)

@@ -1,0 +1,42 @@
+"""What the engine reads off the model besides its forward: weight-decay groups and the encoder
+export that loads with ``strict=True`` into ``timm.create_model(timm_spec()["model"],
+pretrained=False, num_classes=0, **timm_spec()["kwargs"])``."""
+
+import torch
+import torch.nn as nn
+
+# top-level parameter names shared with timm's VisionTransformer (class token, no registers)
+ENCODER_PREFIXES = ("cls_token", "pos_embed", "patch_embed.", "blocks.", "norm.")
+
+
+class EncoderExportMixin:
+    """For ``nn.Module`` models with a ``cfg: ModelConfig`` and timm-named encoder parameters."""
+
+    def no_weight_decay(self: nn.Module) -> set[str]:
+        """Names of parameters kept out of weight decay: norms, biases (every 1-d parameter),
+        position embeddings, learned tokens and class embeddings."""
+        embeddings = {f"{name}.weight" for name, m in self.named_modules()
+                      if isinstance(m, nn.Embedding)}
+        return {name for name, p in self.named_parameters()
+                if p.ndim <= 1 or name.endswith("_token") or "pos_embed" in name
+                or name in embeddings}
+
+    def param_groups(self: nn.Module, weight_decay: float) -> list[dict]:
+        """Two AdamW groups over the trainable parameters: with and without decay."""
+        skip = self.no_weight_decay()
+        params = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        return [{"params": [p for n, p in params if n not in skip], "weight_decay": weight_decay},
+                {"params": [p for n, p in params if n in skip], "weight_decay": 0.0}]
+
+    def encoder_state_dict(self: nn.Module) -> dict[str, torch.Tensor]:
+        """The RGB encoder's weights under timm's names (detached CPU copies)."""
+        return {k: v.detach().cpu().clone() for k, v in self.state_dict().items()
+                if k.startswith(ENCODER_PREFIXES)}
+
+    def timm_spec(self: nn.Module) -> dict:
+        """{"model": timm name, "kwargs": architecture arguments} for ``timm.create_model``."""
+        cfg = self.cfg
+        kwargs = {"img_size": cfg.img_size, "patch_size": cfg.patch_size,
+                  "embed_dim": cfg.embed_dim, "depth": cfg.depth, "num_heads": cfg.num_heads,
+                  "mlp_ratio": cfg.mlp_ratio}
+        return {"model": cfg.timm_model, "kwargs": kwargs}

@@ -1,0 +1,119 @@
+"""One optimizer step: accumulate micro-batches, skip non-finite losses, clip, update.
+
+The step never looks at which method is trained: the model returns `{"loss", "losses", ...}`, the
+step backpropagates `loss`, averages every named loss for the logs, and updates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from training import distributed
+from training.masking import Curriculum
+from training.seeding import CURRICULUM, MASKING, derive_seed, generator
+
+
+@dataclass
+class StepContext:
+    """Everything a step needs besides its batches; built once per run."""
+
+    model: nn.Module  # possibly DDP-wrapped
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    curriculum: Curriculum
+    device: torch.device
+    amp_dtype: torch.dtype | None  # None = fp32
+    clip_grad: float | None
+    seed: int
+    micro_id: Callable[[int], int]  # sampler.micro_id: micro index -> global micro-batch id
+
+
+@dataclass
+class StepResult:
+    losses: dict[str, torch.Tensor]  # "loss" and "loss_<target>": scalars, mean over micro-batches
+    finite: bool  # False: every rank skipped the update
+    grad_norm: float | None
+    batch: dict  # the last micro-batch and the model's output on it (for pictures)
+    out: dict
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def train_step(ctx: StepContext, batches: Sequence[dict], step: int, progress: float) -> StepResult:
+    """Forward/backward `batches` (one per micro-batch) and update unless a loss was non-finite.
+
+    Micro-batch m of step `step` draws its strategies and masks from generators seeded by
+    (seed, step, micro_id(m)), so the result does not depend on restarts or on the DDP layout.
+    """
+    ctx.optimizer.zero_grad(set_to_none=True)
+    sums: dict[str, torch.Tensor] = {}
+    finite = torch.ones((), device=ctx.device)
+    for micro, raw in enumerate(batches):
+        batch = to_device(raw, ctx.device)
+        gid = ctx.micro_id(micro)
+        strategy = ctx.curriculum.sample(len(batch["image"]), progress,
+                                         generator(derive_seed(ctx.seed, CURRICULUM, step, gid)),
+                                         ctx.device)
+        masks = generator(derive_seed(ctx.seed, MASKING, step, gid), ctx.device)
+        with _sync_context(ctx.model, last=micro == len(batches) - 1):
+            with _autocast(ctx):
+                out = ctx.model(batch, strategy, masks)
+            loss = out["loss"].float()
+            scaled = loss / len(batches)
+            (ctx.scaler.scale(scaled) if ctx.scaler else scaled).backward()
+        finite = finite * torch.isfinite(loss.detach())
+        for name, value in _named_losses(out).items():
+            sums[name] = sums.get(name, 0) + value.detach().float()
+    losses = {name: total / len(batches) for name, total in sums.items()}
+    if not bool(distributed.all_min(finite).item()):
+        ctx.optimizer.zero_grad(set_to_none=True)
+        return StepResult(losses, False, None, batch, _detach(out))
+    return StepResult(losses, True, _update(ctx), batch, _detach(out))
+
+
+def _update(ctx: StepContext) -> float | None:
+    """Unscale, clip (optional) and step; returns the pre-clip gradient norm when clipping."""
+    norm = None
+    if ctx.scaler:
+        ctx.scaler.unscale_(ctx.optimizer)
+    if ctx.clip_grad is not None:
+        params = [p for g in ctx.optimizer.param_groups for p in g["params"]]
+        norm = float(torch.nn.utils.clip_grad_norm_(params, ctx.clip_grad))
+    if ctx.scaler:
+        ctx.scaler.step(ctx.optimizer)
+        ctx.scaler.update()
+    else:
+        ctx.optimizer.step()
+    return norm
+
+
+def _detach(value):
+    """Tensors in nested dicts detached, so a kept output does not hold the autograd graph."""
+    if isinstance(value, dict):
+        return {k: _detach(v) for k, v in value.items()}
+    return value.detach() if torch.is_tensor(value) else value
+
+
+def _named_losses(out: dict) -> dict[str, torch.Tensor]:
+    """{"loss": total, "loss_<target>": each entry of out["losses"]}."""
+    return {"loss": out["loss"], **{f"loss_{k}": v for k, v in out.get("losses", {}).items()}}
+
+
+def _autocast(ctx: StepContext):
+    if ctx.amp_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(ctx.device.type, dtype=ctx.amp_dtype)
+
+
+def _sync_context(model: nn.Module, last: bool):
+    """DDP gradient all-reduce only on the last micro-batch of a step."""
+    if not last and hasattr(model, "no_sync"):
+        return model.no_sync()
+    return contextlib.nullcontext()
