@@ -24,11 +24,11 @@ from .records import INSTANCE_FIELDS, write_records
 class ImageResult:
     """What a labeler produced for one image, or why it failed.
 
-    semantic: [S, S] uint16 class ids on the canvas (padding = SEMANTIC_IGNORE)
-    instance: [S, S] uint16 instance ids on the canvas (0 = none); every id > 0 has one record
-    orig_hw:  (H, W) of the original image after EXIF orientation
+    semantic: [S, S] uint16 class ids on the canvas (padding = SEMANTIC_IGNORE); required
+    instance: [S, S] uint16 instance ids on the canvas (0 = none); required; every id > 0 has one record
+    orig_hw:  (H, W) of the original image after EXIF orientation; required
     records:  one dict per instance with the fields of records.INSTANCE_FIELDS
-    error:    set for a failed image (the arrays are then ignored)
+    error:    set for a failed image (then nothing else is needed; see ImageResult.failed)
     """
 
     semantic: np.ndarray | None = None

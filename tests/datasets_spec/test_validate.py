@@ -10,7 +10,7 @@ import zarr
 from datasets_spec import schema as S
 from datasets_spec import tsio
 from datasets_spec.cli import main
-from datasets_spec.records import file_sha256, read_records, write_records
+from datasets_spec.records import read_records, write_records
 from datasets_spec.shard_writer import pixels_crc32
 from datasets_spec.validate import validate
 

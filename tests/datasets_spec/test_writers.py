@@ -12,7 +12,7 @@ from datasets_spec import open_store, write_shard
 from datasets_spec import schema as S
 from datasets_spec.validate import validate
 
-from .store_fixtures import make_results, make_store
+from .store_fixtures import make_store
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,6 +15,7 @@ import pytest
 
 from datasets_spec import open_store
 from datasets_spec import schema as S
+from datasets_spec.geometry import fit
 from datasets_spec.validate import validate
 from labeling.cli import main
 from labeling.config import load_config
@@ -70,13 +71,14 @@ def test_classic_labels_quirky_imagenet_folder(quirky, tmp_path, ray_session):
     for i, key in enumerate(keys):
         if key in good:
             assert status[i] == S.DONE and tuple(orig[i]) == good[key], key
+            assert tuple(valid[i]) == fit(*good[key], cfg.canvas), key
         else:
             assert status[i] == S.FAILED
     reasons = {f["key"]: f["reason"] for f in report["failures"]}
     for key, start in BAD.items():
         assert reasons[key].startswith(start), (key, reasons[key])
     labels = dict(zip(keys, store.labels().tolist()))
-    assert labels[f"train/n01440764/gray.JPEG"] == 0 and labels["train/n02012849/tiny.JPEG"] == 134
+    assert labels["train/n01440764/gray.JPEG"] == 0 and labels["train/n02012849/tiny.JPEG"] == 134
     assert store.provenance["backends"]["semantic"]["name"] == "classic"
     assert store.provenance["input"]["count"] == len(keys)
     assert validate(tmp_path / "ds") == []
