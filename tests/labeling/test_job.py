@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -188,3 +189,44 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "no images found" in capsys.readouterr().err
     assert main([str(tmp_path), "-o", str(tmp_path / "ds"), "--backend", "clasic"]) == 2
     assert "unknown semantic backend 'clasic'; valid names: classic, hf" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, limit_s: float = 120) -> None:
+    """Until the head's GCS accepts connections (it takes a few seconds to start)."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline, "the Ray head did not start"
+            time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_address_joins_an_existing_cluster(photo_folder, tmp_path):
+    port = _free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    ray_bin = Path(sys.executable).with_name("ray")
+    head = subprocess.Popen(  # `--block`: the cluster lives as long as this process group
+        [str(ray_bin), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
+         "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        cmd = [sys.executable, "-m", "labeling.cli", str(photo_folder), "-o", str(tmp_path / "ds"),
+               "--address", f"127.0.0.1:{port}", "--shard-size", "2", "--quiet"]
+        _wait_for_port(port, head)
+        done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "6 done, 0 failed, 0 pending" in done.stdout
+        assert head.poll() is None  # the job left the cluster running
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
+    assert validate(tmp_path / "ds") == []
