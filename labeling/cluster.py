@@ -30,7 +30,8 @@ def connect(address: str | None) -> bool:
         ray.init(address=address, configure_logging=False, log_to_driver=False)
         return True
     os.environ.update(LOOPBACK_ENV)
-    ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False,
+    # "local": always a new instance; plain ray.init() would join any cluster `ray start` left here.
+    ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=False,
              object_store_memory=256 << 20)
     return True
 

@@ -13,7 +13,7 @@ import pytest
 def ray_session():
     """One local Ray for the whole test session (start-up costs seconds), bound to loopback."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 << 20, configure_logging=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=256 << 20, configure_logging=False,
              log_to_driver=False)
     yield ray
     ray.shutdown()

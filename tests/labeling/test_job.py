@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -229,4 +230,8 @@ def test_address_joins_an_existing_cluster(photo_folder, tmp_path):
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         head.wait(timeout=60)
+        # Ray leaves its "current cluster" pointer behind; drop it so no later ray.init() follows it.
+        current = Path(tempfile.gettempdir(), "ray", "ray_current_cluster")
+        if current.is_file() and current.read_text().strip().endswith(f":{port}"):
+            current.unlink()
     assert validate(tmp_path / "ds") == []
