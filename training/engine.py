@@ -107,7 +107,7 @@ def loop(run: Run) -> dict:
             run.sampler.set_epoch(epoch, in_epoch)
             batches, end = iter(run.loader), min(run.stop_step, (epoch + 1) * spe)
             while step < end:
-                micro = meter.wait(lambda: [next(batches) for _ in range(run.cfg.optim.accum_iter)])
+                micro = meter.wait(lambda: _next_micro(batches, run.cfg.optim.accum_iter, step))
                 lr = run.schedule.apply(run.ctx.optimizer, step)
                 result = train_step(run.ctx, micro, step, step / run.schedule.total_steps)
                 _count_nonfinite(run, result.finite, step)
@@ -117,6 +117,16 @@ def loop(run: Run) -> dict:
     finally:
         logger.close()
     return _summary(run, logger, meter, step, last)
+
+
+def _next_micro(batches, accum_iter: int, step: int) -> list:
+    """The next `accum_iter` batches; a file that went bad since the run started is one clear error."""
+    try:
+        return [next(batches) for _ in range(accum_iter)]
+    except (OSError, ValueError) as exc:  # re-raised from a loader worker with its traceback as text
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise TrainingError(f"reading the data for step {step + 1} failed: {lines[-1] if lines else exc!r}; "
+                            "fix or restore the file, then rerun to resume from the latest checkpoint") from None
 
 
 def _after_step(run: Run, logger: RunLogger, meter: Meter, done: int, lr: float,

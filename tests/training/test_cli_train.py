@@ -115,3 +115,15 @@ def test_console_script_exit_code_and_single_line(config, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith("c2f-train: error: ")
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_image_broken_after_the_start_is_one_line(capsys, tiny_store, tmp_path, workers):
+    config = write_tiny_yaml(tmp_path / "tiny.yaml", f"data.num_workers={workers}")
+    images = tmp_path / "images"
+    shutil.copytree(tiny_store.images, images)
+    victims = sorted(p for p in images.rglob("*") if p.is_file())
+    for victim in victims:  # every image: the first batch must meet one
+        victim.write_bytes(victim.read_bytes()[:40])
+    code, err = _run(capsys, *_args(config, tiny_store.path, images, tmp_path / "run", "--max-steps", "2"))
+    _assert_one_error(code, err, "reading the data for step 1 failed", "cannot read image")
