@@ -15,7 +15,7 @@ def info(store: Store) -> dict:
     done_shards = store.done_shards()
     reasons = Counter()
     for shard in done_shards:
-        reasons.update(_reason_kind(f["reason"]) for f in store.marker(shard).get("failures", []))
+        reasons.update(reason_kind(f["reason"]) for f in store.marker(shard).get("failures", []))
     return {
         "path": str(store.path),
         "schema_version": store.attrs["schema_version"],
@@ -33,7 +33,7 @@ def info(store: Store) -> dict:
     }
 
 
-def _reason_kind(reason: str) -> str:
+def reason_kind(reason: str) -> str:
     """The part of a failure reason before any ':' detail, so counts group similar failures."""
     return reason.split(":", 1)[0].strip()
 

@@ -20,10 +20,11 @@ from tqdm import tqdm
 
 from datasets_spec import StoreError, create_store, open_store
 from datasets_spec import schema as S
+from datasets_spec.info import reason_kind
 from datasets_spec.meta import package_version
 
 from . import cluster
-from .backends import backend_names
+from .backends import require_backend
 from .backends.base import model_reference
 from .config import LabelConfig
 from .errors import LabelingError
@@ -61,8 +62,8 @@ def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = Tru
 def _check_backend_names(cfg: LabelConfig) -> None:
     """Fail before starting anything when a backend name is unknown."""
     for kind, backend in (("semantic", cfg.semantic), ("instance", cfg.instance)):
-        if backend is not None and backend.name not in backend_names(kind):
-            raise LabelingError(f"unknown {kind} backend {backend.name!r}; valid names: {', '.join(backend_names(kind))}")
+        if backend is not None:
+            require_backend(kind, backend.name)
 
 
 def _limited(image_list: ImageList, limit: int | None) -> ImageList:
@@ -184,7 +185,7 @@ def _one_line(exc: Exception) -> str:
 def _report(store, summaries, given_up, seconds, workers, skipped) -> dict:
     status = store.status()
     labeled = sum(s["done"] + s["failed"] for s in summaries)
-    reasons = Counter(reason.split(":", 1)[0] for s in summaries for _, reason in s["failures"])
+    reasons = Counter(reason_kind(reason) for s in summaries for _, reason in s["failures"])
     return {
         "store": str(store.path),
         "images": store.layout.num_images,

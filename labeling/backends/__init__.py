@@ -44,15 +44,19 @@ def backend_names(kind: str) -> list[str]:
     return sorted({n for k, n in (*_BUILTIN, *_REGISTRY) if k == kind})
 
 
-def create_backend(kind: str, name: str, **params) -> SemanticBackend | InstanceBackend:
-    """Build backend `name` of `kind` with its parameters; LabelingError names the valid choices."""
+def require_backend(kind: str, name: str) -> None:
+    """LabelingError naming the valid choices unless `name` is a backend of `kind` (imports nothing)."""
     if kind not in KINDS:
         raise LabelingError(f"unknown backend kind {kind!r}; valid kinds: {', '.join(KINDS)}")
-    if (kind, name) not in _REGISTRY and (kind, name) in _BUILTIN:
-        importlib.import_module(_BUILTIN[(kind, name)])
+    if name not in backend_names(kind):
+        raise LabelingError(f"unknown {kind} backend {name!r}; valid names: {', '.join(backend_names(kind))}")
+
+
+def create_backend(kind: str, name: str, **params) -> SemanticBackend | InstanceBackend:
+    """Build backend `name` of `kind` with its parameters; LabelingError names the valid choices."""
+    require_backend(kind, name)
     if (kind, name) not in _REGISTRY:
-        valid = ", ".join(backend_names(kind))
-        raise LabelingError(f"unknown {kind} backend {name!r}; valid names: {valid}")
+        importlib.import_module(_BUILTIN[(kind, name)])
     cls = _REGISTRY[(kind, name)]
     try:
         inspect.signature(cls).bind(**params)
@@ -69,4 +73,5 @@ __all__ = [
     "backend_names",
     "create_backend",
     "register_backend",
+    "require_backend",
 ]

@@ -16,6 +16,7 @@ def test_round_trip_reads_back_exactly(tmp_path):
     layout, keys, results = make_store(tmp_path / "ds", n=20, canvas=32, shard_size=8)
     store = open_store(tmp_path / "ds")
     assert store.layout == layout and store.done_shards() == [0, 1, 2] and store.pending_shards() == []
+    assert list(store.iter_shards()) == [(0, 0, 8), (1, 8, 16), (2, 16, 20)]
     assert store.label_space[2] == "disc"
     assert store.keys().tolist() == keys
     for i, result in enumerate(results):
