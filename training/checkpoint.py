@@ -2,9 +2,11 @@
 
 A checkpoint is a dict of tensors and plain Python values, loadable with `weights_only=True`:
   format, step, epoch, sampler {epoch, start_step}, nonfinite, num_classes, config (nested dict),
-  model, optimizer, scaler (or None), curriculum (state dicts), rng {python, numpy, torch, cuda}.
+  model, optimizer, scaler (or None), curriculum (state dicts), rng {python, numpy, torch, cuda},
+  meter (the log's running sums since its last record; absent in older checkpoints).
 Saving writes a temporary file in RUN_DIR, fsyncs it, moves the old latest to previous.pt and
-renames the new file to latest.pt, so a crash at any moment leaves at least one complete file.
+renames the new file to latest.pt, so a crash at any moment leaves at least one complete file; the
+temporary files a killed save leaves behind are removed by the next run (`remove_stale_temps`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ FORMAT = 1
 LATEST, PREVIOUS = "latest.pt", "previous.pt"
 _KEEP = re.compile(r"^ckpt-(\d+)\.pt$")
 _REQUIRED = ("format", "step", "model", "optimizer", "config")
+_TEMP_PREFIX, _TEMP_SUFFIX = ".tmp-", ".pt"
 log = logging.getLogger("training")
 
 
@@ -76,7 +79,7 @@ def load_checkpoint(run_dir: str | Path) -> tuple[dict, Path] | None:
 
 def make_state(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: Any,
                curriculum: Any, config: dict, step: int, steps_per_epoch: int, nonfinite: int,
-               num_classes: int) -> dict:
+               num_classes: int, meter: dict | None = None) -> dict:
     """The checkpoint dict after `step` optimizer steps (model unwrapped from DDP by the caller)."""
     epoch, start_step = divmod(step, steps_per_epoch)
     return {"format": FORMAT, "step": step, "epoch": epoch,
@@ -84,7 +87,18 @@ def make_state(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scal
             "num_classes": num_classes, "config": config, "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else None,
-            "curriculum": curriculum.state_dict(), "rng": capture_rng()}
+            "curriculum": curriculum.state_dict(), "rng": capture_rng(),
+            **({"meter": meter} if meter is not None else {})}
+
+
+def remove_stale_temps(run_dir: str | Path) -> list[Path]:
+    """Delete the temporary files of saves that were killed midway (one trainer per RUN_DIR, so
+    every temporary file present when a run starts is stale). Returns what was removed."""
+    stale = sorted(Path(run_dir).glob(f"{_TEMP_PREFIX}*{_TEMP_SUFFIX}"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+        log.info("removed %s, left by a save that was interrupted", path.name)
+    return stale
 
 
 def check_compatible(state: dict, model: torch.nn.Module, model_config: dict, path: Path) -> None:
@@ -156,7 +170,7 @@ def _fallbacks(run_dir: Path) -> list[Path]:
 
 def _write_temp(run_dir: Path, write: Any) -> Path:
     """Write via `write(file)` to a temporary file in `run_dir`, fsynced; returns its path."""
-    fd, name = tempfile.mkstemp(dir=run_dir, prefix=".tmp-", suffix=".pt")
+    fd, name = tempfile.mkstemp(dir=run_dir, prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

@@ -8,17 +8,19 @@ optim.epochs x steps_per_epoch) without changing the lr or curriculum schedules.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from datasets_spec import StoreError
 from training import distributed
-from training.checkpoint import (check_compatible, load_checkpoint, make_state, restore_rng,
-                                 save_checkpoint)
+from training.checkpoint import (check_compatible, load_checkpoint, make_state,
+                                 remove_stale_temps, restore_rng, save_checkpoint)
 from training.config import TrainConfig, save_config, to_dict
 from training.data import build_dataset, loader_kwargs
 from training.errors import TrainingError
@@ -50,6 +52,11 @@ class Run:
     start_step: int
     stop_step: int
     nonfinite: int
+    meter_state: dict | None  # the log's running sums at the resumed checkpoint (None: fresh run)
+
+    def is_regular_record(self, step: int) -> bool:
+        """Whether an uninterrupted run writes a log record after `step` optimizer steps."""
+        return step % self.cfg.engine.log_every == 0 or step == self.schedule.total_steps
 
 
 def train(cfg: TrainConfig, data: str | Path, images: str | Path, out: str | Path,
@@ -70,7 +77,7 @@ def setup(cfg: TrainConfig, info: distributed.DistInfo, data: Path, images: Path
     sampler = ResumableSampler(len(dataset), batch_size=cfg.optim.batch_size,
                                accum_iter=cfg.optim.accum_iter, rank=info.rank,
                                world_size=info.world_size, seed=cfg.engine.seed)
-    torch.manual_seed(cfg.engine.seed)
+    seed_global_rngs(cfg.engine.seed)
     model = build_model(cfg.model, dataset.num_classes).to(info.device)
     optimizer = build_optimizer(model, cfg.optim, info.world_size)
     amp = _amp_dtype(cfg.engine.amp, info.device)
@@ -79,8 +86,9 @@ def setup(cfg: TrainConfig, info: distributed.DistInfo, data: Path, images: Path
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     distributed.barrier()
-    start, nonfinite = _resume(cfg, run_dir, model, optimizer, scaler, curriculum)
+    start, nonfinite, meter_state = _resume(cfg, run_dir, model, optimizer, scaler, curriculum)
     if info.is_main:
+        remove_stale_temps(run_dir)
         save_config(cfg, run_dir / "config.yaml")
     total = cfg.optim.epochs * sampler.steps_per_epoch
     loader = DataLoader(dataset, batch_size=cfg.optim.batch_size, sampler=sampler, drop_last=True,
@@ -92,15 +100,27 @@ def setup(cfg: TrainConfig, info: distributed.DistInfo, data: Path, images: Path
     return Run(cfg=cfg, info=info, run_dir=run_dir, loader=loader, sampler=sampler,
                schedule=Schedule.from_config(cfg.optim, info.world_size, sampler.steps_per_epoch),
                ctx=ctx, num_classes=dataset.num_classes, start_step=start,
-               stop_step=total if max_steps is None else min(total, max_steps), nonfinite=nonfinite)
+               stop_step=total if max_steps is None else min(total, max_steps), nonfinite=nonfinite,
+               meter_state=meter_state)
+
+
+def seed_global_rngs(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (model init, stochastic depth, and
+    anything a library draws from them), so two identical runs hold identical RNG states."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def loop(run: Run) -> dict:
     """Step from run.start_step to run.stop_step, logging, drawing and checkpointing on schedule."""
     eng, spe = run.cfg.engine, run.sampler.steps_per_epoch
     logger = RunLogger(run.run_dir, enabled=run.info.is_main, start_step=run.start_step,
-                       stop_step=run.stop_step, tensorboard=eng.tensorboard, progress=eng.progress)
+                       stop_step=run.stop_step, tensorboard=eng.tensorboard, progress=eng.progress,
+                       keep_record=run.is_regular_record)
     meter, step, last = Meter(), run.start_step, {}
+    if run.meter_state is not None:
+        meter.load_state_dict(run.meter_state, run.info.device)
     try:
         while step < run.stop_step:  # one pass per (part of an) epoch
             epoch, in_epoch = divmod(step, spe)
@@ -133,7 +153,11 @@ def _after_step(run: Run, logger: RunLogger, meter: Meter, done: int, lr: float,
                 result: StepResult) -> dict | None:
     """Log / draw / checkpoint after `done` optimizer steps; returns the record when one was logged."""
     eng, record = run.cfg.engine, None
-    if done % eng.log_every == 0 or done == run.stop_step:
+    save, regular = done % eng.checkpoint_every == 0 or done == run.stop_step, run.is_regular_record(done)
+    # A record forced by a --max-steps stop is not one an uninterrupted run writes: the checkpoint
+    # keeps the sums from before it, and a resume drops it from the log.
+    unlogged = meter.state_dict() if save and not regular else None
+    if regular or done == run.stop_step:
         record = _record(run, meter, done, lr, result)
         logger.record(record)
     logger.advance(record["loss"] if record else None)
@@ -141,8 +165,9 @@ def _after_step(run: Run, logger: RunLogger, meter: Meter, done: int, lr: float,
         (run.run_dir / "images").mkdir(exist_ok=True)
         save_grid(run.run_dir / "images" / f"step-{done:07d}.png", result.batch, result.out,
                   mean=run.cfg.data.mean, std=run.cfg.data.std)
-    if done % eng.checkpoint_every == 0 or done == run.stop_step:
-        _save(run, done, keep=bool(eng.keep_every) and done % eng.keep_every == 0)
+    if save:
+        _save(run, done, keep=bool(eng.keep_every) and done % eng.keep_every == 0,
+              meter_state=meter.state_dict() if regular else unlogged)
     return record
 
 
@@ -173,22 +198,24 @@ def _count_nonfinite(run: Run, finite: bool, step: int) -> None:
                             "try a lower optim.blr, optim.clip_grad, or engine.amp=bf16")
 
 
-def _save(run: Run, done: int, keep: bool) -> None:
+def _save(run: Run, done: int, keep: bool, meter_state: dict) -> None:
     if run.info.is_main:
         state = make_state(model=distributed.unwrap(run.ctx.model), optimizer=run.ctx.optimizer,
                            scaler=run.ctx.scaler, curriculum=run.ctx.curriculum,
                            config=to_dict(run.cfg), step=done,
                            steps_per_epoch=run.sampler.steps_per_epoch, nonfinite=run.nonfinite,
-                           num_classes=run.num_classes)
+                           num_classes=run.num_classes, meter=meter_state)
         save_checkpoint(run.run_dir, state, keep=keep)
     distributed.barrier()
 
 
-def _resume(cfg: TrainConfig, run_dir: Path, model, optimizer, scaler, curriculum) -> tuple[int, int]:
-    """Restore RUN_DIR's newest readable checkpoint; returns (step, non-finite count), (0, 0) if none."""
+def _resume(cfg: TrainConfig, run_dir: Path, model, optimizer, scaler,
+            curriculum) -> tuple[int, int, dict | None]:
+    """Restore RUN_DIR's newest readable checkpoint; returns (step, non-finite count, the log's
+    running sums), (0, 0, None) if there is none."""
     found = load_checkpoint(run_dir) if run_dir.is_dir() else None
     if found is None:
-        return 0, 0
+        return 0, 0, None
     state, path = found
     check_compatible(state, model, to_dict(cfg.model), path)
     _warn_changes(state["config"], to_dict(cfg))
@@ -203,7 +230,7 @@ def _resume(cfg: TrainConfig, run_dir: Path, model, optimizer, scaler, curriculu
         curriculum.load_state_dict(state["curriculum"])
     restore_rng(state["rng"])
     log.info("resuming from %s at step %d", path, state["step"])
-    return int(state["step"]), int(state["nonfinite"])
+    return int(state["step"]), int(state["nonfinite"]), state.get("meter")
 
 
 def _warn_changes(old: dict, new: dict) -> None:

@@ -1,15 +1,21 @@
 """Three channels for a training run: log.jsonl (machines), TensorBoard (plots), a tqdm bar (people).
 
-Only rank 0 writes. A resumed run first drops log records past its checkpoint's step (and TensorBoard
-purges them), so the log of a resumed run equals the uninterrupted one.
+Only rank 0 writes. A resumed run first drops log records past its checkpoint's step, and a
+record at that step that an uninterrupted run would not have written (the forced last record of a
+`--max-steps` stop); TensorBoard purges the same steps. The checkpoint carries the `Meter`'s sums
+since the last record, so the first record after a resume averages the same steps as an
+uninterrupted run's: the log is identical whatever the intervals and wherever the run was stopped.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -23,18 +29,19 @@ class RunLogger:
     """Writes one record per logged step to every enabled channel; inert on ranks other than 0."""
 
     def __init__(self, run_dir: Path, *, enabled: bool, start_step: int, stop_step: int,
-                 tensorboard: bool, progress: bool):
+                 tensorboard: bool, progress: bool, keep_record: Callable[[int], bool]):
         self.enabled = enabled
         self.path = Path(run_dir) / LOG_FILE
         self.writer = None
         self.bar = None
         if not enabled:
             return
-        truncate_log(self.path, start_step)
+        truncate_log(self.path, start_step, keep_record)
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(Path(run_dir) / TB_DIR), purge_step=start_step + 1)
+            purge = start_step + 1 if keep_record(start_step) else start_step
+            self.writer = SummaryWriter(str(Path(run_dir) / TB_DIR), purge_step=purge)
         if progress:
             self.bar = tqdm(total=stop_step, initial=start_step, unit="step", dynamic_ncols=True,
                             file=sys.stderr, desc="c2f-train")
@@ -88,6 +95,17 @@ class Meter:
             for name, value in losses.items():
                 self.sums[name] = self.sums.get(name, 0) + value
 
+    def state_dict(self) -> dict:
+        """The sums since the last record (what a checkpoint must carry for an identical log)."""
+        return {"steps": self.steps, "finite_steps": self.finite_steps,
+                "sums": {name: value.detach().cpu() if torch.is_tensor(value) else value
+                         for name, value in self.sums.items()}}
+
+    def load_state_dict(self, state: dict, device: torch.device) -> None:
+        self.steps, self.finite_steps = int(state["steps"]), int(state["finite_steps"])
+        self.sums = {name: value.to(device) if torch.is_tensor(value) else value
+                     for name, value in state["sums"].items()}
+
     def mean_losses(self) -> dict[str, torch.Tensor]:
         return {name: total / self.finite_steps for name, total in self.sums.items()}
 
@@ -106,18 +124,30 @@ class Meter:
         return out
 
 
-def truncate_log(path: Path, step: int) -> None:
-    """Keep only the records of log.jsonl with record['step'] <= step (drops a torn last line)."""
+def truncate_log(path: Path, step: int, keep_record: Callable[[int], bool] = lambda s: True) -> None:
+    """Keep the records of log.jsonl before `step`, and the one at `step` if `keep_record(step)`;
+    a torn last line goes. Rewritten through a temporary file and a rename: a kill at any moment
+    leaves either the old log or the new one."""
     if not path.exists():
         return
     kept = []
     for line in path.read_text().splitlines():
         try:
-            if json.loads(line)["step"] <= step:
-                kept.append(line)
+            at = json.loads(line)["step"]
         except (ValueError, KeyError, TypeError):
             continue
-    path.write_text("".join(line + "\n" for line in kept))
+        if at < step or (at == step and keep_record(at)):
+            kept.append(line)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(line + "\n" for line in kept))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def read_log(path: Path) -> list[dict]:
