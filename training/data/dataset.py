@@ -7,6 +7,8 @@ any process, worker count or DDP layout, and a resumed run replays it exactly.
 
 from __future__ import annotations
 
+import functools
+import os
 from pathlib import Path
 
 import cv2
@@ -19,6 +21,7 @@ from datasets_spec.geometry import image_to_canvas
 
 from .config import DataConfig
 from .images import load_rgb
+from .parent_watch import exit_with
 from .transforms import augment
 
 
@@ -121,9 +124,11 @@ def build_dataset(cfg: DataConfig, store_path, images_root, seed: int) -> StoreD
     return StoreDataset(cfg, store_path, images_root, seed)
 
 
-def worker_init_fn(worker_id: int) -> None:
-    """DataLoader hook: one OpenCV thread per worker (the workers are the parallelism), and the
-    store opened before the first batch."""
+def worker_init_fn(worker_id: int, trainer_pid: int | None = None) -> None:
+    """DataLoader hook: exit when the trainer `trainer_pid` dies, one OpenCV thread per worker
+    (the workers are the parallelism), and the store opened before the first batch."""
+    if trainer_pid is not None:
+        exit_with(trainer_pid)
     cv2.setNumThreads(1)
     dataset = get_worker_info().dataset
     if isinstance(dataset, StoreDataset):
@@ -134,7 +139,8 @@ def loader_kwargs(cfg: DataConfig) -> dict:
     """DataLoader keyword arguments for `cfg`: workers, read-ahead, pinning, worker start hook.
 
     Workers start from a fork server, never by forking the trainer: tensorstore aborts a forked child
-    once the parent has used it (and the trainer has, to list the done images).
+    once the parent has used it (and the trainer has, to list the done images). Call it in the
+    trainer process: the workers exit when that process dies (`parent_watch`).
     """
     workers = cfg.num_workers > 0
     return {
@@ -143,5 +149,5 @@ def loader_kwargs(cfg: DataConfig) -> dict:
         "prefetch_factor": cfg.prefetch_factor if workers else None,
         "persistent_workers": workers,
         "pin_memory": cfg.pin_memory and torch.cuda.is_available(),
-        "worker_init_fn": worker_init_fn if workers else None,
+        "worker_init_fn": functools.partial(worker_init_fn, trainer_pid=os.getpid()) if workers else None,
     }

@@ -1,0 +1,75 @@
+"""Loader workers end with their trainer, however it dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .engine_fixtures import tiny_store, write_tiny_yaml  # noqa: F401  (fixture)
+
+C2F_TRAIN = Path(sys.executable).with_name("c2f-train")
+DEADLINE_S = 120  # generous: a loaded 2-core machine; the workers go within a second when idle
+
+
+def _descendants(pid: int) -> set[int]:
+    """PIDs of every living descendant of `pid` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    return {p for p in pids if Path(f"/proc/{p}").exists()
+            and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"}
+
+
+def _at_least(count: int, pids: set[int]) -> set[int] | None:
+    return pids if len(pids) >= count else None
+
+
+def _wait_for(condition, what: str):
+    end = time.monotonic() + DEADLINE_S
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killing_the_trainer_ends_its_loader_workers(tiny_store, tmp_path, sig):
+    config = write_tiny_yaml(tmp_path / "c.yaml", "data.num_workers=2", "optim.epochs=100000")
+    trainer = subprocess.Popen([str(C2F_TRAIN), "--config", str(config), "--data", str(tiny_store.path),
+                                "--images", str(tiny_store.images), "--out", str(tmp_path / "run")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    helpers: set[int] = set()
+    try:
+        # the fork server, its two workers and the resource tracker
+        helpers = _wait_for(lambda: _at_least(4, _descendants(trainer.pid)), "the loader workers to start")
+        _wait_for(lambda: (tmp_path / "run" / "log.jsonl").exists(), "the first step")
+        os.kill(trainer.pid, sig)
+        trainer.wait()
+        _wait_for(lambda: not _alive(helpers), f"processes {sorted(_alive(helpers))} to exit")
+    finally:
+        trainer.kill()
+        for pid in _alive(helpers):
+            os.kill(pid, signal.SIGKILL)
