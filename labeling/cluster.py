@@ -8,6 +8,9 @@ every Ray call here so an upgrade is one edit. Ray is pinned in pyproject.toml.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from typing import NamedTuple
 
 import ray
 
@@ -18,31 +21,44 @@ from .worker import CRASH_ONCE_ENV, ShardLabeler
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
-def connect(address: str | None) -> bool:
+class Connection(NamedTuple):
+    """What `connect` did: whether it started Ray, and the local instance's temporary directory."""
+
+    started: bool
+    temp_dir: str | None = None
+
+
+def connect(address: str | None) -> Connection:
     """Join the cluster at `address`, or start a local one bound to loopback.
 
-    Returns True when this call started Ray (the caller then shuts it down); an already
-    initialised Ray session (tests, notebooks) is reused as it is.
+    The caller passes the result to `shutdown`, which stops what this call started; an already
+    initialised Ray session (tests, notebooks) is reused as it is. A local instance keeps its
+    session files (logs, sockets, spilled objects) in a temporary directory of its own that
+    `shutdown` removes, rather than piling up under /tmp/ray.
     """
     if ray.is_initialized():
-        return False
+        return Connection(started=False)
     if address:
         ray.init(address=address, configure_logging=False, log_to_driver=False)
-        return True
+        return Connection(started=True)
     os.environ.update(LOOPBACK_ENV)
+    temp_dir = tempfile.mkdtemp(prefix="c2f-ray-")
     # "local": always a new instance; plain ray.init() would join any cluster `ray start` left here.
     ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=False,
-             object_store_memory=256 << 20)
-    return True
+             object_store_memory=256 << 20, _temp_dir=temp_dir)
+    return Connection(started=True, temp_dir=temp_dir)
 
 
-def shutdown(started: bool) -> None:
-    if started:
+def shutdown(connection: Connection) -> None:
+    if connection.started:
         ray.shutdown()
+    if connection.temp_dir is not None:
+        shutil.rmtree(connection.temp_dir, ignore_errors=True)
 
 
-def cluster_gpus() -> int:
-    return int(ray.cluster_resources().get("GPU", 0))
+def resources() -> dict[str, float]:
+    """The cluster's total resources, e.g. {"CPU": 16.0, "GPU": 2.0, ...}."""
+    return dict(ray.cluster_resources())
 
 
 def make_worker(cfg: LabelConfig):

@@ -8,8 +8,11 @@ inputs, so a job killed at any moment and run again produces the same store.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import math
+import os
 import time
 from collections import Counter, deque
 from dataclasses import replace
@@ -22,6 +25,7 @@ from datasets_spec import StoreError, create_store, open_store
 from datasets_spec import schema as S
 from datasets_spec.info import reason_kind
 from datasets_spec.meta import package_version
+from datasets_spec.stale import remove_stale_files
 
 from . import cluster
 from .backends import require_backend
@@ -29,21 +33,34 @@ from .backends.base import model_reference
 from .config import LabelConfig
 from .errors import LabelingError
 from .sources import ImageList, list_images
+from .store_lock import store_lock
 
 log = logging.getLogger(__name__)
 
 
 def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = True) -> dict:
-    """Label every image of `images` into the store at `output`. Returns the job report."""
+    """Label every image of `images` into the store at `output`. Returns the job report.
+
+    One job per store: the job holds the store's lock (`store_lock`) from before it creates or
+    resumes the store until its report is written, and first removes what killed writers left.
+    """
     _check_backend_names(cfg)
     image_list = _limited(list_images(images), cfg.limit)
     output = Path(output)
+    _check_output_outside(output, image_list)
+    with store_lock(output):
+        for path in remove_stale_files(output):
+            log.info("removed %s, left by a writer that was killed", path)
+        return _label(image_list, output, cfg, show_progress)
+
+
+def _label(image_list: ImageList, output: Path, cfg: LabelConfig, show_progress: bool) -> dict:
     job_identity = _job_identity(cfg, image_list)
     if output.exists():
         _check_resumable(output, job_identity)
     started = cluster.connect(cfg.address)
     try:
-        workers = [cluster.make_worker(cfg) for _ in range(_worker_count(cfg))]
+        workers = _start_workers(cfg)
         if not output.exists():
             _create(output, image_list, cfg, job_identity, workers[0])
         store = open_store(output)
@@ -64,6 +81,16 @@ def _check_backend_names(cfg: LabelConfig) -> None:
     for kind, backend in (("semantic", cfg.semantic), ("instance", cfg.instance)):
         if backend is not None:
             require_backend(kind, backend.name)
+
+
+def _check_output_outside(output: Path, image_list: ImageList) -> None:
+    """A store inside the folder being listed would be listed by the next run: refuse it."""
+    if image_list.kind == "list":
+        return
+    inside = output.resolve().is_relative_to(image_list.root.resolve())
+    if inside:
+        raise LabelingError(f"{output}: the output store lies inside the image folder "
+                            f"{image_list.root}; write it somewhere else")
 
 
 def _limited(image_list: ImageList, limit: int | None) -> ImageList:
@@ -108,15 +135,37 @@ def _check_resumable(output: Path, job_identity: dict) -> None:
             "rerun with the original inputs and settings, or write to a new output")
 
 
+def _start_workers(cfg: LabelConfig) -> list:
+    """Start the workers and wait until each has built its models: bad backend parameters or a
+    missing model file are one clear error before any shard is handed out."""
+    workers = [cluster.make_worker(cfg) for _ in range(_worker_count(cfg))]
+    try:
+        cluster.get([cluster.submit(worker, "identities") for worker in workers])
+    except cluster.WORKER_ERRORS + cluster.TASK_ERRORS as exc:
+        raise LabelingError(_unfixable(exc) or f"a label worker failed to start: {_one_line(exc)}") from None
+    return workers
+
+
 def _worker_count(cfg: LabelConfig) -> int:
+    """Workers to start: `cfg.workers` (0 = one per GPU share, or 1 on CPU), capped by what the
+    cluster can place at once, since an actor that can never be placed waits forever."""
+    have = cluster.resources()
+    need = {"CPU": cfg.cpus_per_worker, "GPU": cfg.gpus_per_worker}
+    fits = min(math.floor(have.get(r, 0.0) / n + 1e-9) for r, n in need.items() if n > 0)
+    if fits < 1:
+        short = next(r for r, n in need.items() if n > 0 and have.get(r, 0.0) < n)
+        raise LabelingError(f"each label worker needs {need[short]:g} {short}, but the Ray cluster has "
+                            f"{have.get(short, 0.0):g}: lower {short.lower()}s_per_worker or add nodes")
     if cfg.workers > 0:
-        return cfg.workers
-    if cfg.gpus_per_worker > 0:
-        gpus = cluster.cluster_gpus()
-        if gpus == 0:
-            raise LabelingError("gpus_per_worker > 0 but the Ray cluster has no GPUs")
-        return max(1, int(gpus / cfg.gpus_per_worker))
-    return 1
+        want = cfg.workers
+    elif cfg.gpus_per_worker > 0:
+        want = fits
+    else:
+        want = 1
+    if want > fits:
+        log.warning("%d workers asked for, but the cluster can place %d at a time (%s): starting %d",
+                    want, fits, ", ".join(f"{have.get(r, 0.0):g} {r}" for r in need), fits)
+    return min(want, fits)
 
 
 def _create(output: Path, image_list: ImageList, cfg: LabelConfig, job_identity: dict, worker) -> None:
@@ -153,6 +202,10 @@ def _run(cfg, workers, output, root, plan, show_progress):
             try:
                 summary = cluster.get(ref)
             except cluster.WORKER_ERRORS + cluster.TASK_ERRORS as exc:
+                fatal = _unfixable(exc)
+                if fatal:
+                    raise LabelingError(f"shard {shard}: {fatal}; the shards already done are kept: "
+                                        "fix this, then rerun the same command to resume") from None
                 idle.append(_after_fault(cfg, worker, exc))
                 attempts[shard] += 1
                 reason = _one_line(exc)
@@ -167,6 +220,22 @@ def _run(cfg, workers, output, root, plan, show_progress):
             bar.update(summary["done"] + summary["failed"])
             bar.set_postfix(done=sum(s["done"] for s in summaries), failed=sum(s["failed"] for s in summaries))
     return summaries, given_up
+
+
+# Errors of the disk the store lives on: every other shard would meet them too.
+_DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
+
+
+def _unfixable(exc: Exception) -> str | None:
+    """Why retrying `exc`'s shard cannot help (a worker that cannot even start, a full or
+    read-only disk), or None for faults worth a retry (a worker that died, a transient error)."""
+    if isinstance(exc, cluster.WORKER_ERRORS) and getattr(exc, "actor_init_failed", False):
+        return f"a label worker could not start: {_one_line(exc)}"
+    text = str(exc)
+    for code in _DISK_ERRNOS:
+        if os.strerror(code) in text:
+            return f"the store's disk refused a write ({os.strerror(code)})"
+    return None
 
 
 def _after_fault(cfg, worker, exc):
@@ -201,10 +270,16 @@ def _report(store, summaries, given_up, seconds, workers, skipped) -> dict:
     }
 
 
-def _save_report(output: Path, report: dict) -> Path:
+def _save_report(output: Path, report: dict) -> Path | None:
+    """Write the report into the store's reports/; on a read-only or full disk, say so and go on
+    (the report is also printed, and the store itself is complete)."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     path = output / S.REPORTS_DIR / f"label-{stamp}.json"
-    path.write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    try:
+        path.write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    except OSError as exc:
+        log.warning("could not save the job report to %s (%s)", path, exc.strerror)
+        return None
     return path
 
 

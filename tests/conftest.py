@@ -10,10 +10,12 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def ray_session():
-    """One local Ray for the whole test session (start-up costs seconds), bound to loopback."""
-    ray = pytest.importorskip("ray")
+def ray_session(tmp_path_factory):
+    """One local Ray for the whole test session (start-up costs seconds), bound to loopback, its
+    session files in the test's temporary directory."""
+    import ray
+
     ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=256 << 20, configure_logging=False,
-             log_to_driver=False)
+             log_to_driver=False, _temp_dir=str(tmp_path_factory.mktemp("ray")))
     yield ray
     ray.shutdown()

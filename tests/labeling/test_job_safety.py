@@ -1,0 +1,159 @@
+"""c2f-label around its core: one job per store, leftovers of killed writers removed, workers the
+cluster can place, errors no retry can fix stop the job at once, nothing left behind by Ray."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from datasets_spec import open_store
+from datasets_spec import schema as S
+from datasets_spec.validate import validate
+from labeling.config import load_config
+from labeling.errors import LabelingError
+from labeling.job import _worker_count, run_label_job
+from labeling.store_lock import lock_path, store_lock
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Four small real photos in a plain folder."""
+    import cv2
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("photos")
+    for name in ("astronaut", "chelsea", "coffee", "rocket"):
+        small = cv2.resize(getattr(data, name)(), None, fx=0.15, fy=0.15, interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(root / f"{name}.png"), cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+    return root
+
+
+def _cfg(**overrides):
+    return load_config(overrides={"shard_size": 2, **overrides})
+
+
+def test_a_second_job_on_the_same_store_is_refused_naming_the_holder(photos, tmp_path, ray_session):
+    with store_lock(tmp_path / "ds"):
+        with pytest.raises(LabelingError, match=rf"another c2f-label job .*PID {os.getpid()} on "):
+            run_label_job(photos, tmp_path / "ds", _cfg(), show_progress=False)
+    assert not (tmp_path / "ds").exists()
+    assert run_label_job(photos, tmp_path / "ds", _cfg(), show_progress=False)["done"] == 4
+
+
+def test_a_dead_holders_lock_is_taken_over(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from labeling.store_lock import store_lock\n"
+         "with store_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(600)",
+         str(tmp_path / "ds")], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(LabelingError, match=f"PID {holder.pid} "):
+            with store_lock(tmp_path / "ds"):
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with store_lock(tmp_path / "ds"):
+        assert f'"pid": {os.getpid()}' in lock_path(tmp_path / "ds").read_text()
+
+
+def test_leftovers_of_killed_writers_are_removed(photos, tmp_path, ray_session):
+    run_label_job(photos, tmp_path / "ds", _cfg(), show_progress=False)
+    marker_tmp = tmp_path / "ds" / S.MARKERS_DIR / ".shard-000000.json.999999.tmp"
+    records_tmp = tmp_path / "ds" / S.RECORDS_DIR / ".shard-000001.jsonl.gz.999999.tmp"
+    creating = tmp_path / ".ds.creating-999999"  # a create killed midway (no such process)
+    for path in (marker_tmp, records_tmp):
+        path.write_text("half written")
+    creating.mkdir()
+    run_label_job(photos, tmp_path / "ds", _cfg(), show_progress=False)
+    assert not marker_tmp.exists() and not records_tmp.exists() and not creating.exists()
+    assert validate(tmp_path / "ds") == []
+
+
+def test_an_output_inside_the_image_folder_is_refused_up_front(photos, tmp_path):
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    with pytest.raises(LabelingError, match="inside the image folder"):
+        run_label_job(folder, folder / "ds", _cfg(), show_progress=False)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in photos.iterdir())
+
+
+def test_more_workers_than_the_cluster_can_place_are_capped_with_a_warning(ray_session, caplog):
+    cpus = int(ray_session.cluster_resources()["CPU"])
+    with caplog.at_level(logging.WARNING, logger="labeling.job"):
+        assert _worker_count(_cfg(workers=cpus + 1)) == cpus
+    assert f"{cpus + 1} workers asked for, but the cluster can place {cpus}" in caplog.text
+    assert _worker_count(_cfg(workers=1)) == 1
+
+
+def test_a_worker_needing_a_missing_resource_is_refused(ray_session):
+    with pytest.raises(LabelingError, match="needs 1 GPU, but the Ray cluster has 0"):
+        _worker_count(_cfg(gpus_per_worker=1))
+
+
+@pytest.mark.parametrize("param", ["clusters=100", "no_such_parameter=1"])
+def test_bad_backend_parameters_stop_the_job_at_once(photos, tmp_path, ray_session, param):
+    cfg = _cfg()
+    key, value = param.split("=")
+    cfg.semantic.params[key] = int(value)
+    with pytest.raises(LabelingError, match="a label worker could not start"):
+        run_label_job(photos, tmp_path / "ds", cfg, show_progress=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs mounted at tmp_path/ds, unmounted afterwards (needs the right to mount)."""
+    mount = tmp_path / "ds"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.parametrize("fault", ["read-only", "full"])
+def test_a_full_or_read_only_disk_stops_the_job_at_once(photos, tmp_path, ray_session, small_disk, fault):
+    run_label_job(photos, tmp_path / "made", _cfg(), show_progress=False)
+    for marker in (tmp_path / "made" / S.MARKERS_DIR).glob("shard-*.json"):
+        marker.unlink()  # every shard pending again, as if the job had been killed at once
+    shutil.copytree(tmp_path / "made", small_disk, dirs_exist_ok=True)
+    if fault == "read-only":
+        subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    else:
+        with open(small_disk / "filler", "wb") as f, pytest.raises(OSError):
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+    reason = "Read-only file system" if fault == "read-only" else "No space left on device"
+    with pytest.raises(LabelingError, match=rf"shard \d: the store's disk refused a write \({reason}\)"):
+        run_label_job(photos, small_disk, _cfg(), show_progress=False)
+    assert len(open_store(small_disk).done_shards()) == 0
+
+
+def test_a_local_ray_leaves_no_session_files():
+    tmp_path = Path(tempfile.mkdtemp(dir="/tmp", prefix="c2f-t"))  # short: Ray's socket paths must fit
+    script = ("import os, ray; from labeling import cluster\n"
+              "c = cluster.connect(None)\n"
+              "session = ray._private.worker._global_node.get_session_dir_path()\n"
+              "cluster.shutdown(c)\n"
+              "print(session, os.path.exists(session), os.path.exists(c.temp_dir))")
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=300)
+    session, session_left, temp_left = out.stdout.split()
+    assert Path(session).is_relative_to(tmp_path)
+    assert (session_left, temp_left) == ("False", "False")
+    assert list(tmp_path.iterdir()) == []
+    tmp_path.rmdir()
