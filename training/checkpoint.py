@@ -30,6 +30,8 @@ LATEST, PREVIOUS = "latest.pt", "previous.pt"
 _KEEP = re.compile(r"^ckpt-(\d+)\.pt$")
 _REQUIRED = ("format", "step", "model", "optimizer", "config")
 _TEMP_PREFIX, _TEMP_SUFFIX = ".tmp-", ".pt"
+# config keys added since format 1, with the value that runs written before them had
+_LEGACY_CONFIG = {"model": {"decoder_context_embed": False}, "curriculum": {"mix": "sample"}}
 log = logging.getLogger("training")
 
 
@@ -152,6 +154,9 @@ def _read(path: Path, mmap: bool = False) -> dict:
         raise TrainingError(f"checkpoint {path} is not a c2f-train checkpoint")
     if state["format"] != FORMAT:
         raise TrainingError(f"checkpoint {path} has format {state['format']}, expected {FORMAT}")
+    for section, values in _LEGACY_CONFIG.items():
+        if isinstance(state["config"].get(section), dict):
+            state["config"][section] = {**values, **state["config"][section]}
     return state
 
 

@@ -95,3 +95,15 @@ def test_a_different_model_shape_is_refused_naming_the_setting(tmp_path):
     check_compatible(state, nn.Linear(4, 2), {"width": 4}, tmp_path / LATEST)
     with pytest.raises(TrainingError, match=r"different model shape \(model.width: 4 -> 8\)"):
         check_compatible(state, nn.Linear(8, 2), {"width": 8}, tmp_path / LATEST)
+
+
+def test_checkpoints_from_before_the_new_switches_read_with_their_old_values(tmp_path):
+    state = _state(2)
+    state["config"]["curriculum"] = {"shape": "linear"}
+    save_checkpoint(tmp_path, state)
+    config = load_checkpoint(tmp_path)[0]["config"]
+    assert config["model"] == {"width": 4, "decoder_context_embed": False}
+    assert config["curriculum"] == {"shape": "linear", "mix": "sample"}
+    state["config"]["model"]["decoder_context_embed"] = True
+    save_checkpoint(tmp_path, state)
+    assert load_checkpoint(tmp_path)[0]["config"]["model"]["decoder_context_embed"] is True

@@ -9,6 +9,7 @@ import yaml
 
 from training.config import TrainConfig, load_config, parse_overrides, save_config, to_dict, valid_keys
 from training.errors import TrainingError
+from training.masking import Curriculum
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -82,7 +83,8 @@ def test_saved_config_loads_back_identically(tmp_path):
 
 
 TRAIN_CONFIGS = ("c2fmae_vit_b16_1600e.yaml", "c2fmae_tiny_cpu.yaml", "mae_vit_b16.yaml",
-                 "parallel_vit_b16.yaml", "mae_tiny_cpu.yaml", "parallel_tiny_cpu.yaml")
+                 "parallel_vit_b16.yaml", "mae_tiny_cpu.yaml", "parallel_tiny_cpu.yaml",
+                 "c2fmae_nocurriculum_vit_b16.yaml", "c2fmae_nocurriculum_tiny_cpu.yaml")
 
 
 def test_every_shipped_training_config_loads():
@@ -107,3 +109,13 @@ def test_ablation_configs_differ_from_c2fmae_in_the_model_mode():
                 {k: v for k, v in base.items() if k not in ("model", "curriculum")}
     tiny = load_config(CONFIGS / "c2fmae_tiny_cpu.yaml")
     assert tiny.engine.log_every == 1 and tiny.engine.device == "cpu"
+
+
+def test_nocurriculum_configs_are_c2fmae_with_random_masking_only():
+    for base_name, name in (("c2fmae_vit_b16_1600e.yaml", "c2fmae_nocurriculum_vit_b16.yaml"),
+                            ("c2fmae_tiny_cpu.yaml", "c2fmae_nocurriculum_tiny_cpu.yaml")):
+        base, cfg = load_config(CONFIGS / base_name), load_config(CONFIGS / name)
+        assert {k: v for k, v in to_dict(cfg).items() if k != "curriculum"} == \
+            {k: v for k, v in to_dict(base).items() if k != "curriculum"}
+        assert cfg.model.mode == "c2f"
+        assert all(Curriculum(cfg.curriculum).weights(t / 10) == (0.0, 0.0, 1.0) for t in range(11))

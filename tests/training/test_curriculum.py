@@ -52,14 +52,28 @@ def test_sample_frequencies_follow_weights_and_are_seeded():
     assert torch.all(default.sample(500, 1.0, torch.Generator().manual_seed(1)) == 2)
 
 
+def test_patch_mix_hands_every_sample_the_weights():
+    cur = Curriculum(CurriculumConfig(mix="patch"))
+    w = cur.sample(5, 0.5, torch.Generator().manual_seed(0))
+    assert w.dtype == torch.float32 and w.shape == (5, 3)
+    assert torch.equal(w, torch.tensor([cur.weights(0.5)] * 5))
+    assert torch.equal(cur.sample(2, 0.0), torch.tensor([[1.0, 0.0, 0.0]] * 2))
+    with pytest.raises(ValueError, match="mix"):
+        CurriculumConfig(mix="pixel")
+
+
 def test_state_dict_round_trip_and_unknown_key(tmp_path):
-    cur = Curriculum(CurriculumConfig(shape="cosine", boundaries=(0.2, 0.6), crossfades=(0.1, 0.3)))
+    cur = Curriculum(CurriculumConfig(shape="cosine", boundaries=(0.2, 0.6), crossfades=(0.1, 0.3),
+                                      mix="patch"))
     other = Curriculum()
     other.load_state_dict(cur.state_dict())
     assert other.config == cur.config
     assert [other.weights(t / 10) for t in range(11)] == [cur.weights(t / 10) for t in range(11)]
     with pytest.raises(ValueError, match="boundarys"):
         other.load_state_dict({"config": {"boundarys": [0.1, 0.2]}})
+    before_mix = {k: v for k, v in Curriculum().state_dict()["config"].items() if k != "mix"}
+    other.load_state_dict({"config": before_mix})  # a checkpoint from before curriculum.mix
+    assert other.config == CurriculumConfig(mix="sample")
 
 
 def test_plot_writes_png(tmp_path):

@@ -139,3 +139,37 @@ def test_train_step_autocast_and_clipping(amp):
     assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in result.losses.values())
     assert {"loss", "loss_rgb", "loss_semantic", "loss_instance"} <= set(result.losses)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+
+class _Spy(nn.Module):
+    """Wraps the real model and records the strategy argument of each forward call."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner, self.strategies = inner, []
+
+    def forward(self, batch, strategy, generator):
+        self.strategies.append(strategy)
+        return self.inner(batch, strategy, generator)
+
+
+@pytest.mark.parametrize("mix", ["sample", "patch"])
+def test_train_step_hands_the_curriculum_mix_to_the_model(mix):
+    from training.masking import Curriculum
+    from training.optim import build_optimizer
+    from training.step import StepContext, train_step
+
+    cfg = tiny_config(f"curriculum.mix={mix}")
+    torch.manual_seed(0)
+    model = _Spy(engine.build_model(cfg.model, num_classes=6))
+    curriculum = Curriculum(cfg.curriculum)
+    ctx = StepContext(model=model, optimizer=build_optimizer(model, cfg.optim, 1), scaler=None,
+                      curriculum=curriculum, device=torch.device("cpu"), amp_dtype=None,
+                      clip_grad=None, seed=0, micro_id=lambda m: m)
+    assert train_step(ctx, [_synthetic_batch()], step=3, progress=0.4).finite
+    (strategy,) = model.strategies
+    if mix == "patch":
+        assert torch.equal(strategy, torch.tensor([curriculum.weights(0.4)] * 4))
+    else:
+        assert strategy.dtype == torch.long and strategy.shape == (4,)

@@ -149,3 +149,62 @@ def test_random_masking_needs_no_maps_and_guided_does():
     assert m.mask.sum() == 36
     with pytest.raises(ValueError, match="instance-guided"):
         generate_masks(torch.full((3,), INSTANCE), num_patches=16, mask_ratio=0.75)
+
+
+def mix(weights, n: int, sem=None, inst=None, seed: int = 0, ratio: float = 0.75, grid: int = 4):
+    """Patch-mixing masks for n samples with the weights (alpha_S, alpha_I, alpha_R)."""
+    w = torch.tensor([weights], dtype=torch.float32).expand(n, 3)
+    return generate_masks(w, num_patches=grid * grid, mask_ratio=ratio, patch_size=8,
+                          semantic=sem, instance=inst, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("weights, strategy", [((1.0, 0.0, 0.0), SEMANTIC),
+                                               ((0.0, 0.0, 1.0), RANDOM)])
+def test_patch_mixing_at_the_corners_equals_the_pure_strategy(weights, strategy):
+    sem, inst = random_maps(16, 32, seed=8)
+    pure = generate_masks(torch.full((16,), strategy), num_patches=16, mask_ratio=0.75,
+                          patch_size=8, semantic=sem, instance=inst,
+                          generator=torch.Generator().manual_seed(5))
+    mixed = mix(weights, 16, sem, inst, seed=5)
+    assert all(torch.equal(a, b) for a, b in zip(pure, mixed))
+
+
+def test_patch_mixing_weights_apply_per_sample():
+    sem, inst = random_maps(6, 32, seed=9)
+    rows = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]] * 3)
+    mixed = generate_masks(rows, num_patches=16, mask_ratio=0.75, patch_size=8, semantic=sem,
+                           instance=inst, generator=torch.Generator().manual_seed(2))
+    pure = generate_masks(torch.tensor([SEMANTIC, RANDOM] * 3), num_patches=16, mask_ratio=0.75,
+                          patch_size=8, semantic=sem, instance=inst,
+                          generator=torch.Generator().manual_seed(2))
+    assert torch.equal(mixed.mask, pure.mask)
+
+
+def unsplit_fraction(mask: torch.Tensor, labels: torch.Tensor) -> float:
+    """Share of (sample, segment) pairs hidden whole or left whole. mask, labels: [N, L]."""
+    whole = total = 0
+    for m, lab in zip(mask, labels):
+        for v in lab.unique():
+            share = float(m[lab == v].mean())
+            whole, total = whole + (share in (0.0, 1.0)), total + 1
+    return whole / total
+
+
+def test_patch_mixing_hides_whole_segments_more_often_than_random():
+    # 8x8 patch grid; semantic: four 4x4-patch quadrants, instance: 2x2-patch blocks
+    quad = torch.arange(4).reshape(2, 2).repeat_interleave(32, 0).repeat_interleave(32, 1)
+    block = torch.arange(1, 17).reshape(4, 4).repeat_interleave(16, 0).repeat_interleave(16, 1)
+    sem, inst = quad[None].repeat(100, 1, 1), block[None].repeat(100, 1, 1)
+    labels = patch_mode(inst, 8)
+    share = {w: unsplit_fraction(mix(w, 100, sem, inst, seed=1, grid=8).mask, labels)
+             for w in ((0.0, 0.0, 1.0), (0.4, 0.3, 0.3), (0.0, 1.0, 0.0))}
+    assert share[(0.0, 0.0, 1.0)] + 0.2 < share[(0.4, 0.3, 0.3)] < share[(0.0, 1.0, 0.0)]
+
+
+def test_patch_mixing_checks_its_inputs():
+    sem, _ = random_maps(3, 32, seed=0)
+    assert mix((0.5, 0.0, 0.5), 3, sem).mask.sum() == 36  # no instance map needed at alpha_I = 0
+    with pytest.raises(ValueError, match="instance-guided"):
+        mix((0.5, 0.1, 0.4), 3, sem)
+    with pytest.raises(ValueError, match=r"\[N, 3\]"):
+        generate_masks(torch.ones(3, 2), num_patches=16, mask_ratio=0.75)

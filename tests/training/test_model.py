@@ -8,6 +8,7 @@ import torch
 
 from training.layers.adapters import InstanceAdapter, SemanticAdapter
 from training.layers.patch_embed import gather_patches
+from training.masking.generator import masks_from_order
 from training.models import build_model, create_model, list_models, ModelConfig
 from training.models.config import ARCH_PRESETS
 
@@ -89,6 +90,49 @@ def test_changing_stage_one_output_changes_stage_two(mode, changes, tiny_model_c
     assert (not torch.allclose(seen[0], seen[1])) == changes
 
 
+def swap_two_visible(masks):
+    """Masks with the first two visible tokens of every sample at each other's patch."""
+    keep = masks.ids_keep.clone()
+    keep[:, [0, 1]] = keep[:, [1, 0]]
+    return masks_from_order(torch.cat([keep, masks.ids_masked()], 1), keep.shape[1])
+
+
+@pytest.mark.parametrize("mode", ["c2f", "parallel"])
+@pytest.mark.parametrize("fusion", ["tokens", "sum"])
+def test_moving_visible_tokens_changes_the_prediction_only_with_context_embed(
+        mode, fusion, tiny_model_cfg, tiny_train_batch):
+    for embed in (True, False):
+        model = make(tiny_model_cfg, mode=mode, input_fusion=fusion,
+                     decoder_context_embed=embed).eval()
+        masks = model.mask_patches(tiny_train_batch, MIXED, torch.Generator().manual_seed(0))
+        moved = dict.fromkeys(masks, swap_two_visible(masks["rgb"]))
+        assert torch.equal(moved["rgb"].ids_masked(), masks["rgb"].ids_masked())
+        with torch.no_grad():
+            latent = model.forward_encoder(tiny_train_batch, masks)
+            a, b = model.forward_decoder(latent, masks), model.forward_decoder(latent, moved)
+        for t in ("semantic", "instance", "rgb"):
+            assert torch.allclose(a[t], b[t], atol=1e-5) != embed, (t, embed)
+
+
+def test_the_decoder_knows_which_input_a_token_came_from(tiny_model_cfg, tiny_train_batch):
+    for embed in (True, False):
+        model = make(tiny_model_cfg, decoder_context_embed=embed).eval()
+        masks = model.mask_patches(tiny_train_batch, MIXED, torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            latent = model.forward_encoder(tiny_train_batch, masks)
+            cls, sem, inst, rgb = latent.split([1, 4, 4, 4], dim=1)  # shared mask: same patches
+            a = model.forward_decoder(latent, masks)
+            b = model.forward_decoder(torch.cat([cls, rgb, inst, sem], dim=1), masks)
+        assert torch.allclose(a["rgb"], b["rgb"], atol=1e-5) != embed
+
+
+def test_mae_mode_has_no_context_embedding(tiny_model_cfg):
+    names = [set(make(tiny_model_cfg, mode="mae", decoder_context_embed=embed).state_dict())
+             for embed in (True, False)]
+    assert names[0] == names[1] and not any("source" in n for n in names[0])
+    assert "decoder_source_embed.weight" in make(tiny_model_cfg).state_dict()
+
+
 def test_instance_embedding_and_loss_are_invariant_to_relabeling(tiny_model_cfg,
                                                                  tiny_train_batch):
     relabeled = dict(tiny_train_batch, instance=relabel(tiny_train_batch["instance"], seed=3))
@@ -140,6 +184,14 @@ def test_masking_and_fusion_options(changes, tiny_model_cfg, tiny_train_batch):
                                    model.mask_patches(tiny_train_batch, MIXED, None))
     assert latent.shape[1] == 1 + (4 if changes.get("input_fusion") == "sum" else 12)
     run(model, tiny_train_batch)["loss"].backward()
+
+
+@pytest.mark.parametrize("mode", ["c2f", "mae"])
+def test_patch_mixing_weights_drive_the_model(mode, tiny_model_cfg, tiny_train_batch):
+    model = make(tiny_model_cfg, mode=mode)
+    out = run(model, tiny_train_batch, torch.tensor([[0.5, 0.25, 0.25]]).expand(4, 3))
+    assert torch.all(out["mask"].sum(1) == 12)
+    out["loss"].backward()
 
 
 def test_bf16_autocast_keeps_losses_fp32(tiny_model_cfg, tiny_train_batch):

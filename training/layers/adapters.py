@@ -12,7 +12,12 @@ kernel = stride = p / 4 computes, as the RGB patch embedding does for pixels.
 - Instance: ids are arbitrary per image, so the adapter never sees them. It sees, per label pixel,
   four relations that any relabeling of the ids >= 1 preserves: same instance as the patch centre
   (and that centre is an instance), "no instance" (0), "ignore" (-1), and instance boundary (differs
-  from the right or lower neighbour). Its output is therefore exactly unchanged by relabeling.
+  from the right or lower neighbour inside the same patch). Its output is therefore exactly
+  unchanged by relabeling.
+
+Every feature of a patch is computed from that patch's own pixels: a token never carries anything
+of a neighbouring patch, which may be masked (a boundary on the patch edge would tell the encoder
+whether the hidden neighbour holds another object).
 """
 
 import torch
@@ -44,17 +49,18 @@ class SemanticAdapter(nn.Module):
 
 def instance_relations(instance: torch.Tensor, patch_size: int) -> torch.Tensor:
     """instance: [N, H, W] int64 (0 none, -1 ignore) -> [N, 4, H / 4, W / 4] float features:
-    same-as-patch-centre, no-instance, ignore, boundary. Invariant to relabeling ids >= 1."""
+    same-as-patch-centre, no-instance, ignore, boundary inside the patch. Each patch's features
+    depend on its own pixels only; invariant to relabeling ids >= 1."""
     ids = downsample_labels(instance)
     n, h, w = ids.shape
     cells = patch_size // LABEL_STRIDE
-    grid = ids.reshape(n, h // cells, cells, w // cells, cells)
+    grid = ids.reshape(n, h // cells, cells, w // cells, cells)  # [N, row, y, col, x]
     centre = grid[:, :, cells // 2, :, cells // 2]
     same = (grid == centre[:, :, None, :, None]) & (centre[:, :, None, :, None] > 0)
-    edge = torch.zeros_like(ids, dtype=torch.bool)
-    edge[:, :, :-1] |= ids[:, :, 1:] != ids[:, :, :-1]
-    edge[:, :-1, :] |= ids[:, 1:, :] != ids[:, :-1, :]
-    feats = (same.reshape(n, h, w), ids == 0, ids < 0, edge)
+    edge = torch.zeros_like(grid, dtype=torch.bool)
+    edge[..., :-1] |= grid[..., 1:] != grid[..., :-1]
+    edge[:, :, :-1] |= grid[:, :, 1:] != grid[:, :, :-1]
+    feats = (same.reshape(n, h, w), ids == 0, ids < 0, edge.reshape(n, h, w))
     return torch.stack(feats, dim=1).float()
 
 

@@ -5,7 +5,8 @@ query token plus the decoder position embedding of each masked patch. Each block
 self-attention over the queries, cross-attention from the queries to a context, then an MLP
 (pre-norm residuals, fused attention through ``F.scaled_dot_product_attention``).
 
-The context is K = V = H (+) scatter(F_prev): the encoder tokens H, followed by the previous
+The context is K = V = H (+) scatter(F_prev): the encoder tokens H (in the decoder's width, with
+the decoder position and input embeddings of ``decoder_context_embed``), followed by the previous
 stage's output placed back on the full token grid (``scatter_to_grid``): its features at the
 positions it decoded, a learned "no feature" token at the others, plus the position embedding.
 """

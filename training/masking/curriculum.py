@@ -7,6 +7,10 @@ never an epoch count, so a schedule carries over between run lengths.
 Default "phased" schedule: semantic-guided until the first boundary, instance-guided until the
 second, random after it; each hand-over is a crossfade of the given width centred on its boundary,
 ``linear`` or ``cosine`` in shape. ``constant`` holds ``constant_weights`` for ablations.
+
+``mix`` says how the weights become masks: ``sample`` draws one strategy per sample with
+probabilities weights(t); ``patch`` hands weights(t) to every sample, and the masking generator
+mixes the three sort keys per patch (``training.masking.generator``).
 """
 
 import math
@@ -18,18 +22,21 @@ from PIL import Image, ImageDraw
 from training.masking.generator import STRATEGY_NAMES
 
 SHAPES = ("linear", "cosine", "constant")
+MIXES = ("sample", "patch")
 PLOT_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44))
 
 
 @dataclass(frozen=True)
 class CurriculumConfig:
     """boundaries: t of the semantic->instance and instance->random hand-overs;
-    crossfades: width in t of each hand-over; shape: linear | cosine | constant."""
+    crossfades: width in t of each hand-over; shape: linear | cosine | constant;
+    mix: sample (one strategy per sample) | patch (per-patch mixing of the sort keys)."""
 
     shape: str = "linear"
     boundaries: tuple[float, float] = (1 / 3, 2 / 3)
     crossfades: tuple[float, float] = (0.2, 0.2)
     constant_weights: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)
+    mix: str = "sample"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "boundaries", tuple(float(b) for b in self.boundaries))
@@ -38,6 +45,8 @@ class CurriculumConfig:
                            tuple(float(w) for w in self.constant_weights))
         if self.shape not in SHAPES:
             raise ValueError(f"curriculum shape {self.shape!r} is not one of {SHAPES}")
+        if self.mix not in MIXES:
+            raise ValueError(f"curriculum mix {self.mix!r} is not one of {MIXES}")
         (b1, b2), (w1, w2) = self.boundaries, self.crossfades
         edges = (0.0, b1 - w1 / 2, b1 + w1 / 2, b2 - w2 / 2, b2 + w2 / 2, 1.0)
         if min(w1, w2) < 0 or any(lo > hi for lo, hi in zip(edges, edges[1:])):
@@ -74,8 +83,11 @@ class Curriculum:
 
     def sample(self, n: int, progress: float, generator: torch.Generator | None = None,
                device: torch.device | str = "cpu") -> torch.Tensor:
-        """strategy: [n] int64 (0 semantic, 1 instance, 2 random), drawn i.i.d. from weights(t)
-        with one uniform per sample from ``generator`` (drawn on its device)."""
+        """mix sample: strategy [n] int64 (0 semantic, 1 instance, 2 random), drawn i.i.d. from
+        weights(t) with one uniform per sample from ``generator`` (drawn on its device).
+        mix patch: [n, 3] float32, weights(t) for every sample (no draw)."""
+        if self.config.mix == "patch":
+            return torch.tensor(self.weights(progress), device=device).expand(n, 3)
         a_s, a_i, _ = self.weights(progress)
         source = generator.device if generator is not None else device
         u = torch.rand(n, generator=generator, device=source).to(device)
@@ -87,7 +99,8 @@ class Curriculum:
                            for k, v in asdict(self.config).items()}}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore ``state_dict()`` output; unknown keys are an error."""
+        """Restore ``state_dict()`` output; unknown keys are an error, missing ones take their
+        defaults (checkpoints from before ``mix`` load as ``sample``)."""
         known = {f.name for f in fields(CurriculumConfig)}
         unknown = set(state["config"]) - known
         if unknown:

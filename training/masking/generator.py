@@ -6,7 +6,8 @@ Conventions, born here and kept everywhere in ``training``:
 - ``ids_keep: [N, len_keep]`` visible patches, ``len_keep = int(L * (1 - mask_ratio))``;
 - ``mask: [N, L]`` float, 0 keep / 1 remove;
 - ``ids_restore: [N, L]`` inverse of the shuffle (``ids_shuffle[ids_restore] == arange(L)``);
-- ``strategy: [N]`` int64 per sample, ``SEMANTIC`` (0), ``INSTANCE`` (1) or ``RANDOM`` (2).
+- ``strategy: [N]`` int64 per sample, ``SEMANTIC`` (0), ``INSTANCE`` (1) or ``RANDOM`` (2); or
+  ``[N, 3]`` float mixing weights ``(alpha_S, alpha_I, alpha_R)`` per sample (patch mixing, below).
 
 Strategies differ only in the primary sort key. Patches are ordered by (segment key, noise):
 random masking has a constant segment key, so the order is the noise order; guided masking gives
@@ -15,6 +16,13 @@ every segment one random key, so segments are removed whole, and only the segmen
 mode is "ignore" (-1, all its pixels unlabeled) is a segment of its own in both guided
 strategies, and so is an instance-guided patch whose mode is 0 ("no instance"): background and
 padding are masked like random patches, labelled regions whole.
+
+Patch mixing (``curriculum.mix: patch``) mixes the sort keys instead of drawing one strategy per
+sample: a patch's primary key is ``alpha_S * k_S + alpha_I * k_I + alpha_R * noise``, with ``k_S``
+its semantic segment's key and ``k_I`` its instance segment's key (independent uniforms). Patches
+of one segment share that segment's term and differ only in the others, so the larger
+``alpha_S + alpha_I``, the more often whole segments are hidden together; (1, 0, 0) gives exactly
+semantic-guided masks and (0, 0, 1) exactly random ones (same generator state).
 """
 
 from typing import NamedTuple
@@ -107,11 +115,12 @@ def masks_from_order(ids_shuffle: torch.Tensor, len_keep: int) -> Masks:
 
 
 def draw_uniforms(n: int, num_patches: int, generator: torch.Generator | None,
-                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(noise, keys): two [N, L] uniforms, drawn on the generator's device, moved to ``device``."""
+                  device: torch.device, count: int = 2) -> tuple[torch.Tensor, ...]:
+    """``count`` [N, L] uniforms ((noise, keys) by default), drawn on the generator's device,
+    moved to ``device``."""
     source = generator.device if generator is not None else device
-    u = torch.rand(2, n, num_patches, generator=generator, device=source).to(device)
-    return u[0], u[1]
+    u = torch.rand(count, n, num_patches, generator=generator, device=source).to(device)
+    return tuple(u)
 
 
 def guided_keys(patch_labels: torch.Tensor, keys: torch.Tensor, background: int) -> torch.Tensor:
@@ -140,19 +149,50 @@ def masks_from_uniforms(strategy: torch.Tensor, noise: torch.Tensor, keys: torch
     return masks_from_order(lexsort(primary, noise), len_keep)
 
 
+def mixed_keys(weights: torch.Tensor, noise: torch.Tensor, keys: torch.Tensor,
+               instance_keys: torch.Tensor, semantic_patches: torch.Tensor | None = None,
+               instance_patches: torch.Tensor | None = None) -> torch.Tensor:
+    """Primary key of patch mixing: [N, L] = alpha_S * k_S + alpha_I * k_I + alpha_R * noise.
+
+    weights: [N, 3] (alpha_S, alpha_I, alpha_R); noise, keys, instance_keys: [N, L] uniforms
+    (segment keys of the semantic and of the instance segments); *_patches: [N, L] mode-pooled
+    labels, needed only where their weight is positive.
+    """
+    weights = weights.to(noise)
+    primary = weights[:, 2:] * noise
+    for col, patches, seg_keys, background in ((SEMANTIC, semantic_patches, keys, 0),
+                                                (INSTANCE, instance_patches, instance_keys, 1)):
+        alpha = weights[:, col:col + 1]
+        if patches is None:
+            if bool((alpha > 0).any()):
+                raise ValueError(f"{STRATEGY_NAMES[col]}-guided masking needs its label map")
+            continue
+        primary = primary + alpha * guided_keys(patches, seg_keys, background)
+    return primary
+
+
 def generate_masks(strategy: torch.Tensor, *, num_patches: int, mask_ratio: float,
                    patch_size: int | None = None, semantic: torch.Tensor | None = None,
                    instance: torch.Tensor | None = None, label_stride: int = 4,
                    generator: torch.Generator | None = None) -> Masks:
     """Mask a batch, each sample with its own strategy, without a loop over samples.
 
-    strategy: [N] int64; semantic / instance: [N, H, W] int64 label maps (-1 ignore; instance
-    0 = no instance). Segments are their mode over each ``patch_size`` patch, counted on the
-    centre pixels of its ``label_stride`` cells (the grid the dense targets use; 16x fewer
-    pixels to sort at stride 4). Random numbers come from ``generator``: two [N, L] uniforms
-    per call, whatever the strategies.
+    strategy: [N] int64, or [N, 3] float patch-mixing weights; semantic / instance: [N, H, W]
+    int64 label maps (-1 ignore; instance 0 = no instance). Segments are their mode over each
+    ``patch_size`` patch, counted on the centre pixels of its ``label_stride`` cells (the grid
+    the dense targets use; 16x fewer pixels to sort at stride 4). Random numbers come from ``generator``: two [N, L] uniforms
+    per call, whatever the strategies, and a third (instance segment keys) with mixing weights.
     """
-    noise, keys = draw_uniforms(strategy.shape[0], num_patches, generator, strategy.device)
+    mixing = strategy.is_floating_point()
+    if mixing and (strategy.dim() != 2 or strategy.shape[1] != 3):
+        raise ValueError(f"patch-mixing weights must be [N, 3], got {list(strategy.shape)}")
+    n, device = strategy.shape[0], strategy.device
+    noise, keys = draw_uniforms(n, num_patches, generator, device)
     pooled = [None if labels is None else pool_patches(labels, patch_size, label_stride)
               for labels in (semantic, instance)]
-    return masks_from_uniforms(strategy, noise, keys, num_keep(num_patches, mask_ratio), *pooled)
+    len_keep = num_keep(num_patches, mask_ratio)
+    if mixing:
+        instance_keys = draw_uniforms(n, num_patches, generator, device, count=1)[0]
+        primary = mixed_keys(strategy, noise, keys, instance_keys, *pooled)
+        return masks_from_order(lexsort(primary, noise), len_keep)
+    return masks_from_uniforms(strategy, noise, keys, len_keep, *pooled)

@@ -59,6 +59,9 @@ class C2FMAE(EncoderExportMixin, nn.Module):
                 self.grid_token = nn.Parameter(torch.zeros(1, 1, dd))
             self.stages = nn.ModuleDict({t: CascadeStage(dd, cfg.stage_depth, cfg.decoder_heads,
                                                          cfg.mlp_ratio) for t in TARGETS})
+            if cfg.decoder_context_embed:
+                sources = 1 if cfg.input_fusion == "sum" else len(TARGETS)
+                self.decoder_source_embed = nn.Embedding(sources, dd)
         cells = (p // LABEL_STRIDE) ** 2
         out = {"semantic": cells * num_classes, "instance": cells * cfg.instance_embed_dim,
                "rgb": p * p * 3}
@@ -84,7 +87,8 @@ class C2FMAE(EncoderExportMixin, nn.Module):
     def forward(self, batch: dict, strategy: torch.Tensor,
                 generator: torch.Generator | None = None) -> dict:
         """batch: the training batch contract (docs/contracts.md); strategy: [N] masking
-        strategy per sample (ignored in mae mode: always random)."""
+        strategy per sample, or [N, 3] per-patch mixing weights (see ``generate_masks``);
+        ignored in mae mode (always random)."""
         masks = self.mask_patches(batch, strategy, generator)
         latent = self.forward_encoder(batch, masks)
         preds = self.forward_decoder(latent, masks)
@@ -99,7 +103,7 @@ class C2FMAE(EncoderExportMixin, nn.Module):
         """One ``Masks`` per target; the same object for all unless ``per_modality_masking``."""
         cfg = self.cfg
         if cfg.mode == "mae":
-            strategy = torch.full_like(strategy, RANDOM)
+            strategy = torch.full((strategy.shape[0],), RANDOM, device=strategy.device)
         maps = {} if cfg.mode == "mae" else {"semantic": batch["semantic"],
                                              "instance": batch["instance"]}
 
@@ -148,10 +152,14 @@ class C2FMAE(EncoderExportMixin, nn.Module):
     # ---------------------------------------------------------------- decoder
     def forward_decoder(self, latent: torch.Tensor,
                         masks: dict[str, Masks]) -> dict[str, torch.Tensor]:
-        """latent: [N, 1 + T, D] -> head outputs per target at its masked patches [N, M, out]."""
+        """latent: [N, 1 + T, D] -> head outputs per target at its masked patches [N, M, out].
+        H = decoder_embed(latent), plus ``context_embed`` on the tokens after cls when
+        ``decoder_context_embed`` (cross-attention alone cannot tell where a token sits)."""
         if self.cfg.mode == "mae":
             return {"rgb": self.heads["rgb"](self.mae_decoder(latent, masks["rgb"]))}
         h = self.decoder_embed(latent)
+        if self.cfg.decoder_context_embed:
+            h = torch.cat([h[:, :1], h[:, 1:] + self.context_embed(masks).to(h.dtype)], dim=1)
         ids = {t: masks[t].ids_masked() for t in TARGETS}
         pos = {t: gather_patches(self.decoder_pos_embed.expand(h.shape[0], -1, -1), ids[t])
                for t in TARGETS}
@@ -161,6 +169,15 @@ class C2FMAE(EncoderExportMixin, nn.Module):
         f_rgb = self.stages["rgb"](pos["rgb"], self.stage_context(h, f_inst, ids["instance"]))
         features = {"semantic": f_sem, "instance": f_inst, "rgb": f_rgb}
         return {t: self.heads[t](features[t]) for t in TARGETS}
+
+    def context_embed(self, masks: dict[str, Masks]) -> torch.Tensor:
+        """[N, T, Dd] for the encoder tokens after cls, in ``forward_encoder``'s order: the decoder
+        position embedding of each token's patch plus the embedding of the input it came from."""
+        sources = ("rgb",) if self.cfg.input_fusion == "sum" else TARGETS
+        pos = self.decoder_pos_embed.expand(masks["rgb"].ids_keep.shape[0], -1, -1)
+        source = self.decoder_source_embed.weight
+        return torch.cat([gather_patches(pos, masks[t].ids_keep) + source[i]
+                          for i, t in enumerate(sources)], dim=1)
 
     def stage_context(self, h: torch.Tensor, prev: torch.Tensor,
                       prev_ids: torch.Tensor) -> torch.Tensor:

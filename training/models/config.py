@@ -29,7 +29,10 @@ class ModelConfig:
     normalised-pixel targets. ``stage_depth`` blocks per cascade stage; ``decoder_depth`` is the
     MAE-mode decoder. ``input_fusion``: ``tokens`` gives every modality its own visible tokens
     (MultiMAE-style, 3x the encoder tokens); ``sum`` adds the three embeddings of a patch into one
-    token (MAE's encoder cost; needs a shared mask)."""
+    token (MAE's encoder cost; needs a shared mask). ``decoder_context_embed`` (c2f, parallel)
+    adds to each encoder token in the decoder's context the decoder position embedding of its
+    patch and a learned embedding of the input it came from (one per input with ``tokens``, one
+    for the fused token with ``sum``); ``mae`` mode keeps MAE's decoder whatever its value."""
 
     mode: str = "c2f"
     timm_model: str = "vit_base_patch16_224"
@@ -46,6 +49,7 @@ class ModelConfig:
     mask_ratio: float = 0.75
     per_modality_masking: bool = False
     input_fusion: str = "tokens"
+    decoder_context_embed: bool = True
     semantic_embed_dim: int = 64
     instance_embed_dim: int = 8
     norm_pix_loss: bool = True
