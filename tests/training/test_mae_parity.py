@@ -205,9 +205,10 @@ def test_c2fmae_takes_the_encoder_and_rgb_path_and_initialises_the_rest(mae_file
                  "decoder_embed.weight"):
         assert torch.equal(ours[name], mae[name]) and name in report["loaded"]
     assert torch.equal(ours["heads.rgb.weight"], mae["decoder_pred.weight"])
-    assert {"mask_token", "decoder_blocks.0.attn.qkv.weight", "decoder_norm.weight"} <= set(report["unused"])
-    assert report["fresh"] and all(torch.equal(ours[k], fresh.state_dict()[k]) for k in report["fresh"])
-    assert any(k.startswith("stages.") for k in report["fresh"]) and "heads.semantic.weight" in report["fresh"]
+    unused, left = set(report["unused"]), report["fresh"]
+    assert {"mask_token", "decoder_blocks.0.attn.qkv.weight", "decoder_norm.weight"} <= unused
+    assert left and all(torch.equal(ours[k], fresh.state_dict()[k]) for k in left)
+    assert any(k.startswith("stages.") for k in left) and "heads.semantic.weight" in left
 
 
 def broken(mae_file, change) -> str:
