@@ -245,6 +245,13 @@ def test_a_file_that_is_not_a_checkpoint_is_one_line(tmp_path):
         load_mae_checkpoint(model, str(tmp_path / "junk.pth"))
 
 
+def test_a_run_checkpoint_is_refused_as_init(tmp_path):
+    torch.save({"format": 1, "step": 3, "model": {}, "optimizer": {}, "config": {}},
+               tmp_path / "latest.pt")
+    with pytest.raises(TrainingError, match="c2f-train checkpoint"):
+        load_mae_checkpoint(build_model(CFG, num_classes=1), str(tmp_path / "latest.pt"))
+
+
 def test_a_run_starts_from_the_mae_checkpoint_and_resuming_does_not_read_it(tiny_store, tmp_path):
     cfg = tiny_config("model.mode=mae").model
     path = tmp_path / "mae.pth"

@@ -57,6 +57,9 @@ def read_mae_state(path: str) -> dict[str, torch.Tensor]:
     except Exception as exc:  # torch raises many types for damaged or foreign files
         raise TrainingError(f"model.init_from: cannot read {path} ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})") from None
+    if isinstance(obj, dict) and {"optimizer", "step", "config"} <= set(obj):
+        raise TrainingError(f"model.init_from: {path} is a c2f-train checkpoint, not MAE's; "
+                            "to continue that run, pass its run directory as --out")
     state = obj.get("model", obj) if isinstance(obj, dict) else obj
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise TrainingError(f"model.init_from: {path} is not an MAE checkpoint "
@@ -99,7 +102,8 @@ def _mae_name(name: str) -> str:
 
 
 def _summary(names: list[str]) -> str:
-    """['blocks.0.norm1.weight', ..., 'heads.rgb.bias'] -> 'blocks (24 tensors), heads.rgb (2)'."""
+    """['blocks.0.norm1.weight', ..., 'heads.rgb.bias'] -> 'blocks (24), heads.rgb (2)': tensors
+    per top-level module (per head for ``heads``)."""
     groups: dict[str, int] = {}
     for name in names:
         parts = name.split(".")
