@@ -37,6 +37,9 @@ class OptimConfig:
     epochs: int = 1600
     min_lr: float = 0.0
     clip_grad: float | None = None  # max global grad norm; None = no clipping
+    # MAE's code conventions (docs/training.md, "MAE parity"); `mae` configs switch both on
+    warmup_from_zero: bool = False  # True: warmup lr = peak * step / warmup_steps (0-based step)
+    decay_rule: Literal["model", "mae"] = "model"  # "mae": only 1-d params (norms, biases) skip decay
 
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1 and self.accum_iter >= 1 and self.epochs >= 1,

@@ -27,6 +27,7 @@ from training.errors import TrainingError
 from training.logs import Meter, RunLogger
 from training.masking import Curriculum
 from training.models.factory import build_model
+from training.models.mae_checkpoint import load_mae_checkpoint
 from training.optim import Schedule, build_optimizer, effective_batch
 from training.sampler import ResumableSampler
 from training.seeding import derive_seed, generator
@@ -87,6 +88,8 @@ def setup(cfg: TrainConfig, info: distributed.DistInfo, data: Path, images: Path
         run_dir.mkdir(parents=True, exist_ok=True)
     distributed.barrier()
     start, nonfinite, meter_state = _resume(cfg, run_dir, model, optimizer, scaler, curriculum)
+    if start == 0 and cfg.model.init_from:  # a new run only: resuming keeps the trained weights
+        load_mae_checkpoint(model, cfg.model.init_from)
     if info.is_main:
         remove_stale_temps(run_dir)
         save_config(cfg, run_dir / "config.yaml")

@@ -32,17 +32,22 @@ def _device_type(args) -> str:
 @_fp32
 def rgb_loss(pred: torch.Tensor, target: torch.Tensor, norm_pix: bool = True) -> torch.Tensor:
     """MAE pixel loss. pred, target: [N, M, P] patch pixels; with ``norm_pix`` the target is
-    normalised per patch (mean 0, variance 1 with eps 1e-6). Mean squared error over all."""
+    normalised per patch (``normalise_patches``). Mean squared error over all."""
     if norm_pix:
         target = normalise_patches(target)
     return (pred - target).pow(2).mean()
 
 
+def patch_stats(patches: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
+    """patches: [..., P] -> (mean, sqrt(var + eps)), each [..., 1]. MAE's statistics: the
+    unbiased variance (divisor P - 1, torch's default)."""
+    return patches.mean(dim=-1, keepdim=True), (patches.var(dim=-1, keepdim=True) + eps).sqrt()
+
+
 def normalise_patches(patches: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """patches: [..., P] -> per-patch (x - mean) / sqrt(var + eps)."""
-    mean = patches.mean(dim=-1, keepdim=True)
-    var = patches.var(dim=-1, keepdim=True, unbiased=False)
-    return (patches - mean) / (var + eps).sqrt()
+    """patches: [..., P] -> per-patch (x - mean) / sqrt(var + eps), as ``patch_stats``."""
+    mean, std = patch_stats(patches, eps)
+    return (patches - mean) / std
 
 
 @_fp32

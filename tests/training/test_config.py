@@ -99,12 +99,16 @@ def test_valid_keys_cover_all_sections():
 
 
 def test_ablation_configs_differ_from_c2fmae_in_the_model_mode():
+    mae_conventions = {"warmup_from_zero": True, "decay_rule": "mae"}  # MAE's code, only for mae
     for size in ("vit_b16", "tiny_cpu"):
         base = to_dict(load_config(CONFIGS / ("c2fmae_vit_b16_1600e.yaml" if size == "vit_b16"
                                               else "c2fmae_tiny_cpu.yaml")))
         for mode in ("mae", "parallel"):
             other = to_dict(load_config(CONFIGS / f"{mode}_{size}.yaml"))
             assert other["model"]["mode"] == mode
+            if mode == "mae":
+                assert {k: other["optim"][k] for k in mae_conventions} == mae_conventions
+                other["optim"].update({k: base["optim"][k] for k in mae_conventions})
             assert {k: v for k, v in other.items() if k not in ("model", "curriculum")} == \
                 {k: v for k, v in base.items() if k not in ("model", "curriculum")}
     tiny = load_config(CONFIGS / "c2fmae_tiny_cpu.yaml")

@@ -18,8 +18,9 @@ def rgb_patch_embed(img_size: int, patch_size: int, embed_dim: int) -> PatchEmbe
 
 def sincos_pos_embed(dim: int, grid: int) -> torch.Tensor:
     """Fixed 2-D sine-cosine position embedding: [grid * grid, dim], row-major patches.
-    Half the channels encode the row, half the column; each half is sin/cos over
-    ``dim / 4`` frequencies 1 / 10000^(k / (dim / 4))."""
+    MAE's layout: the first half of the channels encodes the column, the second half the row;
+    each half is [sin(pos * w_k), cos(pos * w_k)] over ``dim / 4`` frequencies
+    w_k = 1 / 10000^(k / (dim / 4))."""
     if dim % 4:
         raise ValueError(f"sin-cos position embedding needs dim % 4 == 0, got {dim}")
     freq = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))
@@ -28,7 +29,7 @@ def sincos_pos_embed(dim: int, grid: int) -> torch.Tensor:
     enc = torch.cat([angle.sin(), angle.cos()], dim=1)
     rows = enc[:, None, :].expand(grid, grid, dim // 2)
     cols = enc[None, :, :].expand(grid, grid, dim // 2)
-    return torch.cat([rows, cols], dim=-1).reshape(grid * grid, dim).float()
+    return torch.cat([cols, rows], dim=-1).reshape(grid * grid, dim).float()
 
 
 def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:

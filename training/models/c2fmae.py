@@ -8,6 +8,8 @@ shared ViT encoder -> three decoder stages on the masked positions -> one linear
 (the mask tokens and the visible tokens decoded together by plain transformer blocks).
 """
 
+import functools
+
 import torch
 import torch.nn as nn
 from timm.models.vision_transformer import Block
@@ -17,7 +19,7 @@ from training.layers.cascade import CascadeStage, scatter_to_grid
 from training.layers.patch_embed import (LABEL_STRIDE, gather_patches, label_patches, patchify,
                                          rgb_patch_embed, sincos_pos_embed, unpatchify,
                                          unpatchify_labels)
-from training.losses import instance_loss, rgb_loss, semantic_loss
+from training.losses import instance_loss, patch_stats, rgb_loss, semantic_loss
 from training.masking import RANDOM, Masks, generate_masks
 from training.models.config import ModelConfig
 from training.models.encoder_io import EncoderExportMixin
@@ -42,7 +44,7 @@ class C2FMAE(EncoderExportMixin, nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
         pos = torch.cat([torch.zeros(1, d), sincos_pos_embed(d, grid)])[None]
         self.pos_embed = nn.Parameter(pos, requires_grad=False)
-        self.blocks = nn.Sequential(*[Block(d, cfg.num_heads, cfg.mlp_ratio, qkv_bias=True)
+        self.blocks = nn.Sequential(*[vit_block(d, cfg.num_heads, cfg.mlp_ratio)
                                       for _ in range(cfg.depth)])
         self.norm = nn.LayerNorm(d, eps=1e-6)
         # decoder
@@ -50,8 +52,7 @@ class C2FMAE(EncoderExportMixin, nn.Module):
         self.decoder_pos_embed = nn.Parameter(sincos_pos_embed(dd, grid)[None], requires_grad=False)
         if cfg.mode == "mae":
             self.mask_token = nn.Parameter(torch.zeros(1, 1, dd))
-            self.decoder_blocks = nn.Sequential(*[Block(dd, cfg.decoder_heads, cfg.mlp_ratio,
-                                                        qkv_bias=True)
+            self.decoder_blocks = nn.Sequential(*[vit_block(dd, cfg.decoder_heads, cfg.mlp_ratio)
                                                   for _ in range(cfg.decoder_depth)])
             self.decoder_norm = nn.LayerNorm(dd, eps=1e-6)
         else:
@@ -69,7 +70,8 @@ class C2FMAE(EncoderExportMixin, nn.Module):
         self.init_weights()
 
     def init_weights(self) -> None:
-        """Xavier-uniform linear maps (conv projections flattened), N(0, 0.02) tokens."""
+        """Xavier-uniform linear maps (conv projections flattened), N(0, 0.02) tokens, zero
+        biases; the RGB patch bias as ``cfg.patch_bias_init`` says."""
         for name, param in self.named_parameters():
             if name.endswith("_token"):
                 nn.init.normal_(param, std=0.02)
@@ -82,6 +84,10 @@ class C2FMAE(EncoderExportMixin, nn.Module):
                 nn.init.zeros_(module.bias)
             elif isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, std=0.02)
+        if self.cfg.patch_bias_init == "torch":
+            proj = self.patch_embed.proj
+            bound = proj.weight[0].numel() ** -0.5
+            nn.init.uniform_(proj.bias, -bound, bound)
 
     # ---------------------------------------------------------------- forward
     def forward(self, batch: dict, strategy: torch.Tensor,
@@ -248,9 +254,8 @@ class C2FMAE(EncoderExportMixin, nn.Module):
         target = self.patchify(batch["image"])
         pred = pred.float()
         if self.cfg.norm_pix_loss:
-            truth = gather_patches(target, ids)
-            std = (truth.var(-1, keepdim=True, unbiased=False) + 1e-6).sqrt()
-            pred = pred * std + truth.mean(-1, keepdim=True)
+            mean, std = patch_stats(gather_patches(target, ids))
+            pred = pred * std + mean
         return self.unpatchify(paste(target, ids, pred))
 
     def picture_semantic(self, batch: dict, logits: torch.Tensor,
@@ -271,6 +276,13 @@ class C2FMAE(EncoderExportMixin, nn.Module):
         canvas = emb.new_zeros(emb.shape[0], self.cfg.num_patches, emb.shape[-1])
         grid = (self.cfg.grid, self.cfg.grid)
         return unpatchify(paste(canvas, ids, emb), self.cfg.patch_size // LABEL_STRIDE, grid)
+
+
+def vit_block(dim: int, num_heads: int, mlp_ratio: float) -> Block:
+    """timm's pre-norm ViT block with qkv bias and LayerNorm eps 1e-6, as MAE's and timm's
+    ``VisionTransformer`` (timm's ``Block`` default norm has changed across versions)."""
+    return Block(dim, num_heads, mlp_ratio, qkv_bias=True,
+                 norm_layer=functools.partial(nn.LayerNorm, eps=1e-6))
 
 
 def paste(grid: torch.Tensor, ids: torch.Tensor, values: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields, replace
 
 MODES = ("c2f", "parallel", "mae")
 FUSIONS = ("tokens", "sum")
+PATCH_BIAS_INITS = ("zeros", "torch")
 
 ARCH_PRESETS: dict[str, dict] = {
     "vit_base_patch16": dict(timm_model="vit_base_patch16_224", img_size=224, patch_size=16,
@@ -53,6 +54,10 @@ class ModelConfig:
     semantic_embed_dim: int = 64
     instance_embed_dim: int = 8
     norm_pix_loss: bool = True
+    # "torch": PyTorch's default conv bias init, U(+-1/sqrt(3 p^2)), which MAE keeps
+    patch_bias_init: str = "zeros"
+    # MAE pre-training checkpoint to start a new run from (models/mae_checkpoint.py); not re-read on resume
+    init_from: str | None = None
     semantic_loss_weight: float = 1.0
     instance_loss_weight: float = 1.0
     rgb_loss_weight: float = 1.0
@@ -64,6 +69,9 @@ class ModelConfig:
             raise ValueError(f"model mode {self.mode!r} is not one of {MODES}")
         if self.input_fusion not in FUSIONS:
             raise ValueError(f"input_fusion {self.input_fusion!r} is not one of {FUSIONS}")
+        if self.patch_bias_init not in PATCH_BIAS_INITS:
+            raise ValueError(f"patch_bias_init {self.patch_bias_init!r} is not one of "
+                             f"{PATCH_BIAS_INITS}")
         if self.input_fusion == "sum" and self.per_modality_masking:
             raise ValueError("input_fusion 'sum' needs one shared mask (per_modality_masking off)")
         if self.img_size % self.patch_size or self.patch_size % 4:
