@@ -25,6 +25,13 @@ def fit(height: int, width: int, canvas: int) -> tuple[int, int]:
     return h, w
 
 
+def fit_many(hw: np.ndarray, canvas: int) -> np.ndarray:
+    """`fit` over rows of hw [N, 2] (H, W) int -> [N, 2] int32, the same arithmetic vectorised."""
+    hw = np.asarray(hw, dtype=np.int64)
+    scale = canvas / np.maximum(hw.max(axis=1, initial=1, keepdims=True), 1)
+    return np.clip(np.floor(hw * scale + 0.5), 1, canvas).astype(np.int32)
+
+
 def _nearest_index(src: int, dst: int) -> np.ndarray:
     """For each of `dst` output pixels, the source pixel whose span holds its centre. [dst] int64."""
     return np.minimum(((np.arange(dst) + 0.5) * src / dst).astype(np.int64), src - 1)

@@ -14,6 +14,7 @@ import zarr
 from . import schema as S
 from . import tsio
 from .errors import StoreError
+from .geometry import fit_many
 from .meta import read_meta
 from .records import read_records
 
@@ -44,6 +45,7 @@ class Store:
         missing = [name for name in S.ALL_ARRAYS if not (self.path / name / "zarr.json").is_file()]
         if missing:
             raise StoreError(f"{self.path}: missing arrays: {', '.join(missing)}")
+        self._check_shapes()
         self._arrays: dict = {}
         self._shard_keys = functools.lru_cache(maxsize=64)(self._read_shard_keys)
 
@@ -52,6 +54,21 @@ class Store:
 
     def __setstate__(self, state):
         self.__init__(state["path"])
+
+    def _check_shapes(self) -> None:
+        """The arrays' shapes must be what the attributes say (N images, S x S canvas): a store
+        whose attributes were edited or damaged would be read misaligned."""
+        n, s = self.layout.num_images, self.layout.canvas
+        for name, want in ((S.SEMANTIC, [n, s, s]), (S.INSTANCE, [n, s, s]), (S.STATUS, [n]),
+                           (S.ORIG_HW, [n, 2]), (S.VALID_HW, [n, 2])):
+            try:
+                shape = json.loads((self.path / name / "zarr.json").read_text()).get("shape")
+            except (OSError, ValueError) as exc:
+                raise StoreError(f"{self.path}/{name}: unreadable array metadata ({exc})") from None
+            if shape != want:
+                raise StoreError(f"{self.path}: {name} has shape {tuple(shape or ())} but the store's "
+                                 f"attributes say {tuple(want)} ({n} images, canvas {s}): its "
+                                 "attributes or arrays were changed; c2f-data validate lists the damage")
 
     def _array(self, name: str):
         if name not in self._arrays:
@@ -75,7 +92,7 @@ class Store:
         return [s for s in range(self.layout.num_shards) if s not in marked]
 
     def _marker_path(self, shard: int) -> Path:
-        return self.path / S.MARKERS_DIR / f"{S.shard_name(shard)}.json"
+        return self.path / S.marker_path(shard)
 
     def marker(self, shard: int) -> dict:
         path = self._marker_path(shard)
@@ -83,6 +100,29 @@ class Store:
             return json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise StoreError(f"{path}: unreadable completion marker ({exc})") from None
+
+    def shard_damage(self, shard: int) -> str | None:
+        """Why the done shard `shard` is damaged, judged cheaply: every data file its marker lists
+        exists with the size it had when written (markers written before they listed files: the
+        records file exists). None when it looks intact; `validate` also checks contents."""
+        try:
+            marker = self.marker(shard)
+            files = marker.get("files") or {marker["records"]["path"]: {}}
+        except (StoreError, KeyError, TypeError) as exc:
+            return f"its marker is unreadable ({exc})"
+        for rel, recorded in files.items():
+            try:
+                size = (self.path / rel).stat().st_size
+            except FileNotFoundError:
+                return f"{rel} is missing"
+            if "size" in recorded and size != recorded["size"]:
+                return f"{rel} has {size} bytes, {recorded['size']} when written"
+        return None
+
+    def damaged_shards(self) -> dict[int, str]:
+        """{shard: reason} for the done shards that `shard_damage` finds damaged."""
+        found = {shard: self.shard_damage(shard) for shard in self.done_shards()}
+        return {shard: reason for shard, reason in found.items() if reason}
 
     def iter_shards(self):
         """Yield (shard, start, stop) for every shard, in order."""
@@ -151,14 +191,44 @@ class Store:
     def read_masks(self, indices) -> tuple[np.ndarray, np.ndarray]:
         """Masks of many images with all reads in flight: (semantic, instance), each [B, S, S] uint16."""
         indices = [self._check_index(i) for i in indices]
-        semantic, instance = tsio.read_items([self._array(S.SEMANTIC), self._array(S.INSTANCE)], indices)
+        try:
+            semantic, instance = tsio.read_items([self._array(S.SEMANTIC), self._array(S.INSTANCE)], indices)
+        except ValueError:  # tensorstore's error for unreadable or corrupt chunk data
+            raise self._read_error(indices) from None
         return semantic, instance
+
+    def _read_error(self, indices: list[int]) -> StoreError:
+        """The error of a failed batched read, naming the shards that fail on their own."""
+        failing, first = [], ""
+        for shard in sorted({self.layout.shard_of(i) for i in indices}):
+            mine = [i for i in indices if self.layout.shard_of(i) == shard]
+            try:
+                tsio.read_items([self._array(S.SEMANTIC), self._array(S.INSTANCE)], mine)
+            except ValueError as exc:
+                failing.append(shard)
+                first = first or str(exc).splitlines()[0][:200]
+        return StoreError(f"{self.path}: reading the masks of shard(s) {', '.join(map(str, failing))} "
+                          f"failed ({first}); c2f-data validate names the damage, and rerunning "
+                          "c2f-label labels damaged shards again")
+
+    def check_geometry(self, indices) -> None:
+        """StoreError naming the first image of `indices` whose valid region is not its original
+        size fitted to the canvas (the mapping between RGB and masks would be wrong)."""
+        orig, valid = self.geometry()
+        indices = np.asarray(indices, dtype=np.int64)
+        expect = fit_many(orig[indices], self.layout.canvas)
+        bad = np.flatnonzero((expect != valid[indices]).any(axis=1))
+        if len(bad):
+            i = int(indices[bad[0]])
+            raise StoreError(f"{self.path}: image {i} ({self._all_keys[i]}) is {tuple(orig[i])} with valid "
+                             f"region {tuple(valid[i])} on the {self.layout.canvas}-px canvas, expected "
+                             f"{tuple(expect[bad[0]])} ({len(bad)} such images): the store is damaged")
 
     def records(self, shard: int) -> list[dict]:
         """Per-instance records of one shard (empty for a shard without a marker)."""
         if not self._marker_path(shard).is_file():
             return []
-        path = self.path / S.RECORDS_DIR / f"{S.shard_name(shard)}.jsonl.gz"
+        path = self.path / S.records_path(shard)
         try:
             return read_records(path)
         except (OSError, ValueError, EOFError) as exc:

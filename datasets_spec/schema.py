@@ -70,3 +70,21 @@ class Layout:
 
 def shard_name(shard: int) -> str:
     return f"shard-{shard:06d}"
+
+
+def marker_path(shard: int) -> str:
+    """Store-relative path of a shard's completion marker."""
+    return f"{MARKERS_DIR}/{shard_name(shard)}.json"
+
+
+def records_path(shard: int) -> str:
+    """Store-relative path of a shard's per-instance records."""
+    return f"{RECORDS_DIR}/{shard_name(shard)}.jsonl.gz"
+
+
+def shard_data_files(shard: int) -> tuple[str, ...]:
+    """Store-relative paths of every file that holds shard `shard`'s data, in Zarr v3's default
+    chunk key encoding ("c/<i>/<j>/..."): the pixel arrays' shard files, the per-image arrays'
+    chunks (one chunk = one shard) and the records. A chunk left at its fill value may not exist."""
+    return (f"{SEMANTIC}/c/{shard}/0/0", f"{INSTANCE}/c/{shard}/0/0", f"{STATUS}/c/{shard}",
+            f"{ORIG_HW}/c/{shard}/0", f"{VALID_HW}/c/{shard}/0", records_path(shard))

@@ -17,7 +17,7 @@ from . import tsio
 from .errors import StoreError
 from .geometry import fit
 from .meta import read_meta
-from .records import INSTANCE_FIELDS, write_records
+from .records import INSTANCE_FIELDS, file_sha256, write_records
 
 
 @dataclass
@@ -57,11 +57,11 @@ def write_shard(path, shard: int, results: Sequence[ImageResult]) -> dict:
         raise StoreError(f"{path}: shard {shard} holds {stop - start} images, got {len(results)} results")
     keys = zarr.open_array(path / S.KEY, mode="r")[start:stop]
     slabs, records, failures = _assemble(meta, shard, start, keys, results)
-    marker_path = path / S.MARKERS_DIR / f"{S.shard_name(shard)}.json"
+    marker_path = path / S.marker_path(shard)
     marker_path.unlink(missing_ok=True)
     arrays = {name: tsio.open_array(path / name, write=True) for name in slabs}
     tsio.write_slabs([(arrays[n], start, slabs[n]) for n in (S.SEMANTIC, S.INSTANCE, S.ORIG_HW, S.VALID_HW)])
-    records_rel = f"{S.RECORDS_DIR}/{S.shard_name(shard)}.jsonl.gz"
+    records_rel = S.records_path(shard)
     records_sha, count = write_records(path / records_rel, records)
     tsio.write_slabs([(arrays[S.STATUS], start, slabs[S.STATUS])])
     marker = {
@@ -74,9 +74,27 @@ def write_shard(path, shard: int, results: Sequence[ImageResult]) -> dict:
         "failures": failures,
         "records": {"path": records_rel, "sha256": records_sha, "count": count},
         "pixels_crc32": pixels_crc32(slabs[S.SEMANTIC], slabs[S.INSTANCE]),
+        "files": file_inventory(path, shard),
     }
     _write_json_atomic(marker_path, marker)
     return marker
+
+
+def file_inventory(path: Path, shard: int) -> dict[str, dict]:
+    """{store-relative path: {"size", "sha256"}} of the shard's data files that exist (read back
+    right after writing, so a later rerun can tell a deleted or truncated file cheaply)."""
+    inventory = {}
+    for rel in S.shard_data_files(shard):
+        file = path / rel
+        if file.is_file():
+            inventory[rel] = {"size": file.stat().st_size, "sha256": file_sha256(file)}
+    return inventory
+
+
+def forget_shard(path, shard: int) -> None:
+    """Make shard `shard` pending again (its marker goes; its data is replaced when it is written
+    again). For a labeling job that found the shard damaged."""
+    (Path(path) / S.marker_path(shard)).unlink(missing_ok=True)
 
 
 def pixels_crc32(semantic: np.ndarray, instance: np.ndarray) -> int:

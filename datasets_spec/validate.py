@@ -115,7 +115,9 @@ def _check_shard(store: Store, shard: int, status: np.ndarray, label_space: dict
                  for j in np.flatnonzero(st == S.FAILED) if start + j not in failed_idx]
     records, rec_problems = _load_shard_records(store, shard, marker)
     problems += rec_problems
-    if pixels and records is not None:
+    damaged = _check_files(store, shard, marker) if pixels else []
+    problems += damaged
+    if pixels and records is not None and not damaged:
         problems += _check_pixels(store, shard, marker, st, records, label_space)
     return problems
 
@@ -146,7 +148,7 @@ def _check_pixels(store, shard, marker, st, records, label_space) -> list[str]:
         return [f"{where}: mask data unreadable ({exc})"]
     if pixels_crc32(sem, inst) != marker.get("pixels_crc32"):
         # A shard whose masks all equal the fill value has no file; any other missing file loses data.
-        missing = [n for n in S.PIXEL_ARRAYS if not _shard_file(store.path, n, shard).is_file()]
+        missing = [n for n in S.PIXEL_ARRAYS if not (store.path / _pixel_file(n, shard)).is_file()]
         if missing:
             return [f"{where}: {name} data missing (no shard file)" for name in missing]
         return [f"{where}: mask data does not match the marker's checksum (damaged or overwritten)"]
@@ -180,6 +182,20 @@ def _check_image(canvas, index, sem, inst, orig, valid, rec_ids, known) -> list[
     return problems
 
 
-def _shard_file(path: Path, name: str, shard: int) -> Path:
-    # Zarr v3 default chunk key encoding: c/<i>/<j>/<k> with "/" separators.
-    return path / name / "c" / str(shard) / "0" / "0"
+def _pixel_file(name: str, shard: int) -> str:
+    return next(rel for rel in S.shard_data_files(shard) if rel.startswith(f"{name}/"))
+
+
+def _check_files(store: Store, shard: int, marker: dict) -> list[str]:
+    """Each data file the marker lists (but the records, checked on their own) still has the size
+    and checksum it had when written."""
+    problems = []
+    for rel, recorded in marker.get("files", {}).items():
+        if rel == marker.get("records", {}).get("path"):
+            continue
+        path = store.path / rel
+        if not path.is_file():
+            problems.append(f"shard {shard}: {rel} missing")
+        elif path.stat().st_size != recorded.get("size") or file_sha256(path) != recorded.get("sha256"):
+            problems.append(f"shard {shard}: {rel} changed since it was written (size or checksum)")
+    return problems

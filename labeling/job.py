@@ -25,6 +25,7 @@ from datasets_spec import StoreError, create_store, open_store
 from datasets_spec import schema as S
 from datasets_spec.info import reason_kind
 from datasets_spec.meta import package_version
+from datasets_spec.shard_writer import forget_shard
 from datasets_spec.stale import remove_stale_files
 
 from . import cluster
@@ -64,12 +65,14 @@ def _label(image_list: ImageList, output: Path, cfg: LabelConfig, show_progress:
         if not output.exists():
             _create(output, image_list, cfg, job_identity, workers[0])
         store = open_store(output)
+        repaired = _forget_damaged(output, store)
         pending = store.pending_shards()
         plan = {s: list(image_list.items[slice(*store.layout.shard_range(s))]) for s in pending}
         t0 = time.perf_counter()
         summaries, given_up = _run(cfg, workers, output, image_list.root, plan, show_progress)
         report = _report(open_store(output), summaries, given_up, time.perf_counter() - t0, len(workers),
                          skipped=store.layout.num_shards - len(pending))
+        report["shards_repaired"] = {str(s): reason for s, reason in sorted(repaired.items())}
     finally:
         cluster.shutdown(started)
     _save_report(output, report)
@@ -81,6 +84,16 @@ def _check_backend_names(cfg: LabelConfig) -> None:
     for kind, backend in (("semantic", cfg.semantic), ("instance", cfg.instance)):
         if backend is not None:
             require_backend(kind, backend.name)
+
+
+def _forget_damaged(output: Path, store) -> dict[int, str]:
+    """Done shards whose files are gone or changed in size (`Store.shard_damage`) become pending
+    again, so this run relabels them: {shard: what was wrong}."""
+    damaged = store.damaged_shards()
+    for shard, reason in damaged.items():
+        log.warning("shard %d is damaged (%s): labeling it again", shard, reason)
+        forget_shard(output, shard)
+    return damaged
 
 
 def _check_output_outside(output: Path, image_list: ImageList) -> None:
@@ -295,6 +308,8 @@ def format_report(report: dict) -> str:
     ]
     if report["failures_by_reason"]:
         lines.append("failures: " + "; ".join(f"{r} ×{n}" for r, n in report["failures_by_reason"].items()))
+    for shard, reason in report.get("shards_repaired", {}).items():
+        lines.append(f"shard {shard} was damaged ({reason}) and has been labeled again")
     for shard, reason in report["shards_given_up"].items():
         lines.append(f"shard {shard} left pending after repeated faults: {reason} (rerun to retry)")
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from datasets_spec import schema as S
 from datasets_spec import tsio
 from datasets_spec.cli import main
 from datasets_spec.records import read_records, write_records
-from datasets_spec.shard_writer import pixels_crc32
+from datasets_spec.shard_writer import file_inventory, pixels_crc32
 from datasets_spec.validate import validate
 
 from .store_fixtures import make_store
@@ -50,7 +50,7 @@ def _rewrite_pixels(path, shard, name, edit):
     slab = tsio.read_range(arrays[name], start, stop)
     tsio.write_slabs([(arrays[name], start, edit(slab))])
     sem, inst = (tsio.read_range(arrays[n], start, stop) for n in (S.SEMANTIC, S.INSTANCE))
-    _edit_marker(path, shard, pixels_crc32=pixels_crc32(sem, inst))
+    _edit_marker(path, shard, pixels_crc32=pixels_crc32(sem, inst), files=file_inventory(path, shard))
 
 
 def _first_done_with_instances(path, shard):
@@ -83,12 +83,17 @@ def test_unknown_schema_version(store):
 
 def test_done_shard_with_missing_data(store):
     (store / "semantic" / "c" / "1" / "0" / "0").unlink()
-    assert validate(store) == ["shard 1: semantic data missing (no shard file)"]
+    assert validate(store) == ["shard 1: semantic/c/1/0/0 missing"]
 
 
 def test_done_shard_with_unreadable_data(store):
     shard_file = store / "instance" / "c" / "2" / "0" / "0"
     shard_file.write_bytes(b"\x00garbage" * 10)
+    assert validate(store) == ["shard 2: instance/c/2/0/0 changed since it was written (size or checksum)"]
+    marker = store / S.marker_path(2)
+    doc = json.loads(marker.read_text())
+    del doc["files"]  # a marker from before markers listed their files: the pixel checks tell
+    marker.write_text(json.dumps(doc))
     [problem] = validate(store)
     assert problem.startswith("shard 2: mask data unreadable")
 
@@ -98,6 +103,11 @@ def test_done_shard_with_silently_changed_data(store):
     slab = tsio.read_range(arr, 0, 8)
     slab[0, 0, 0] = 1 if slab[0, 0, 0] != 1 else 0
     tsio.write_slabs([(arr, 0, slab)])
+    assert validate(store) == ["shard 0: semantic/c/0/0/0 changed since it was written (size or checksum)"]
+    marker = store / S.marker_path(0)
+    doc = json.loads(marker.read_text())
+    del doc["files"]
+    marker.write_text(json.dumps(doc))
     assert validate(store) == ["shard 0: mask data does not match the marker's checksum (damaged or overwritten)"]
 
 
@@ -163,6 +173,6 @@ def test_cli_exit_codes_and_lines(store, capsys):
     assert capsys.readouterr().out.strip() == f"{store}: valid"
     (store / "semantic" / "c" / "1" / "0" / "0").unlink()
     assert main(["validate", str(store), "--quiet"]) == 1
-    assert capsys.readouterr().out.strip() == f"{store}: shard 1: semantic data missing (no shard file)"
+    assert capsys.readouterr().out.strip() == f"{store}: shard 1: semantic/c/1/0/0 missing"
     assert main(["validate", str(store / "nope"), "--quiet"]) == 1
     assert "no such dataset directory" in capsys.readouterr().out

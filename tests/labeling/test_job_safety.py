@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from datasets_spec import open_store
@@ -157,3 +158,23 @@ def test_a_local_ray_leaves_no_session_files():
     assert (session_left, temp_left) == ("False", "False")
     assert list(tmp_path.iterdir()) == []
     tmp_path.rmdir()
+
+
+def test_a_rerun_labels_damaged_shards_again_and_says_so(photos, tmp_path, ray_session):
+    run_label_job(photos, tmp_path / "ds", _cfg(), show_progress=False)
+    clean = open_store(tmp_path / "ds")
+    before = clean.read_masks(range(4)), [clean.records(s) for s in range(2)]
+    (tmp_path / "ds" / "semantic/c/0/0/0").unlink()
+    cut = tmp_path / "ds" / S.records_path(1)
+    cut.write_bytes(cut.read_bytes()[:-4])
+    assert validate(tmp_path / "ds") != []
+    report = run_label_job(photos, tmp_path / "ds", _cfg(), show_progress=False)
+    cut_size = cut.stat().st_size  # rewritten whole by now
+    assert report["shards_repaired"] == {"0": "semantic/c/0/0/0 is missing",
+                                         "1": f"{S.records_path(1)} has {cut_size - 4} bytes, {cut_size} when written"}
+    assert report["this_run"]["shards"] == 2 and report["done"] == 4
+    assert validate(tmp_path / "ds") == []
+    after = open_store(tmp_path / "ds")
+    masks = after.read_masks(range(4))
+    assert all(np.array_equal(a, b) for a, b in zip(masks, before[0]))
+    assert [after.records(s) for s in range(2)] == before[1]

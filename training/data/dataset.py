@@ -44,6 +44,7 @@ class StoreDataset(Dataset):
         if not store.label_space:
             raise StoreError(f"{self.store_path}: empty label space")
         self.num_classes = max(store.label_space) + 1
+        store.check_geometry(self.indices)
         self.canvas = store.layout.canvas
         orig_hw, valid_hw = store.geometry()
         self.orig_hw, self.valid_hw = orig_hw[self.indices], valid_hw[self.indices]  # int32 [M, 2]
