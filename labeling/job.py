@@ -20,14 +20,15 @@ from tqdm import tqdm
 
 from datasets_spec import StoreError, create_store, open_store
 from datasets_spec import schema as S
-from datasets_spec.info import reason_kind
+from datasets_spec.info import format_dropped, reason_kind
 from datasets_spec.meta import package_version
 
 from . import cluster
-from .backends import require_backend
+from .backends import require_backend, uses_prompts
 from .backends.base import model_reference
 from .config import LabelConfig
 from .errors import LabelingError
+from .prompts import apply_prompt_file, check_prompts
 from .sources import ImageList, list_images
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = True) -> dict:
     """Label every image of `images` into the store at `output`. Returns the job report."""
     _check_backend_names(cfg)
-    image_list = _limited(list_images(images), cfg.limit)
+    image_list = _limited(apply_prompt_file(list_images(images), cfg.prompts), cfg.limit)
+    _check_prompts(cfg, image_list)
     output = Path(output)
     job_identity = _job_identity(cfg, image_list)
     if output.exists():
@@ -64,6 +66,12 @@ def _check_backend_names(cfg: LabelConfig) -> None:
     for kind, backend in (("semantic", cfg.semantic), ("instance", cfg.instance)):
         if backend is not None:
             require_backend(kind, backend.name)
+
+
+def _check_prompts(cfg: LabelConfig, image_list: ImageList) -> None:
+    """Fail before starting anything when a prompt-using instance backend would get images without one."""
+    if cfg.instance is not None and uses_prompts("instance", cfg.instance.name):
+        check_prompts(image_list, cfg.instance.name, cfg.instance.params.get("extra_prompts"))
 
 
 def _limited(image_list: ImageList, limit: int | None) -> ImageList:
@@ -186,6 +194,7 @@ def _report(store, summaries, given_up, seconds, workers, skipped) -> dict:
     status = store.status()
     labeled = sum(s["done"] + s["failed"] for s in summaries)
     reasons = Counter(reason_kind(reason) for s in summaries for _, reason in s["failures"])
+    dropped = sum((Counter(s["dropped"]) for s in summaries), Counter())
     return {
         "store": str(store.path),
         "images": store.layout.num_images,
@@ -196,6 +205,7 @@ def _report(store, summaries, given_up, seconds, workers, skipped) -> dict:
                      "seconds": round(seconds, 3), "images_per_s": round(labeled / seconds, 3) if seconds else None,
                      "workers": workers},
         "failures_by_reason": dict(reasons.most_common()),
+        "dropped": dict(sorted(dropped.items())),
         "failures": [{"key": k, "reason": r} for s in summaries for k, r in s["failures"]],
         "shards_given_up": {str(k): v for k, v in sorted(given_up.items())},
     }
@@ -220,6 +230,8 @@ def format_report(report: dict) -> str:
     ]
     if report["failures_by_reason"]:
         lines.append("failures: " + "; ".join(f"{r} ×{n}" for r, n in report["failures_by_reason"].items()))
+    if report["dropped"]:
+        lines.append("instances dropped: " + format_dropped(report["dropped"]))
     for shard, reason in report["shards_given_up"].items():
         lines.append(f"shard {shard} left pending after repeated faults: {reason} (rerun to retry)")
     return "\n".join(lines)

@@ -25,7 +25,7 @@ def tiny_params(kind, name, request) -> dict:
         ("semantic", "hf"): lambda: {"model": str(fixture("segformer_dir"))},
         ("instance", "classic"): lambda: {},
         ("instance", "grounded"): lambda: {
-            "detector": str(fixture("grounding_dino_dir")), "sam_model": fixture("sam"), "box_threshold": 0.0,
+            "detector": str(fixture("grounding_dino_dir")), "sam_model": fixture("sam"), "sam_variant": "sam", "box_threshold": 0.0,
             "max_boxes": 3,
         },
         ("instance", "sam-amg"): lambda: {
