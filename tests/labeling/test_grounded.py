@@ -205,3 +205,15 @@ def test_bad_sam_settings_are_one_line_labeling_errors(tmp_path, grounding_dino_
     torch.save({**sam.state_dict(), "mask_decoder.hf_token.weight": torch.zeros(1, 64)}, syscv)
     with pytest.raises(LabelingError, match="HQ-SAM checkpoint in SysCV's layout: set sam_variant: hq"):
         create_backend("instance", "grounded", detector=detector, sam_variant="sam", sam_checkpoint=str(syscv))
+
+
+def test_paper_config_asks_for_hq_sam_with_parameters_grounded_accepts():
+    import inspect
+    from pathlib import Path
+
+    from labeling.backends.grounded import GroundedSAM
+    from labeling.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "label_paper.yaml")
+    assert cfg.instance.name == "grounded" and cfg.instance.params["sam_variant"] == "hq"
+    inspect.signature(GroundedSAM).bind(**cfg.instance.params)
