@@ -45,7 +45,7 @@ def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = Tru
         _check_resumable(output, job_identity)
     started = cluster.connect(cfg.address)
     try:
-        workers = [cluster.make_worker(cfg) for _ in range(_worker_count(cfg))]
+        workers = [cluster.started(w) for w in [cluster.make_worker(cfg) for _ in range(_worker_count(cfg))]]
         if not output.exists():
             _create(output, image_list, cfg, job_identity, workers[0])
         store = open_store(output)

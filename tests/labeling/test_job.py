@@ -202,7 +202,8 @@ def test_grounded_prompts_from_a_list_column_and_a_prompt_file(photo_folder, gro
         run_label_job(tmp_path / "list.txt", tmp_path / "ds", cfg, show_progress=False)
 
 
-def test_a_grounded_job_with_images_without_prompts_is_refused_in_one_line(photo_folder, tmp_path, capsys):
+def test_a_grounded_job_with_images_without_prompts_is_refused_in_one_line(photo_folder, tmp_path, capsys,
+                                                                           ray_session):
     args = [str(photo_folder), "-o", str(tmp_path / "ds"), "--instance", "grounded",
             "--set", "instance.detector=unused", "--set", "instance.sam_checkpoint=unused"]
     assert main(args) == 2
@@ -210,9 +211,9 @@ def test_a_grounded_job_with_images_without_prompts_is_refused_in_one_line(photo
     assert err.count("\n") == 1 and "6 of 6 images have no text prompt for the grounded backend" in err
     assert not (tmp_path / "ds").exists()
     (tmp_path / "p.json").write_text(json.dumps({"*": ["object"]}))
-    (tmp_path / "ds").mkdir()  # not a store: the next check (before Ray starts) says so
-    assert main([*args, "--prompts", str(tmp_path / "p.json")]) == 2
-    assert "exists but cannot be resumed" in capsys.readouterr().err  # the prompt check passed
+    assert main([*args, "--prompts", str(tmp_path / "p.json"), "--set", "semantic.clusters=99"]) == 2
+    err = capsys.readouterr().err  # past the prompt check, the worker refuses a parameter, in one line
+    assert err == "c2f-label: error: a label worker could not start: classic: clusters must be in 1..16, got 99\n"
 
 
 def test_sam_amg_instances_through_ray(photo_folder, sam, tmp_path, ray_session):
