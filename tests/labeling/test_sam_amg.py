@@ -33,7 +33,6 @@ def test_parameters_are_recorded_and_max_masks_applies(sam, small_photos):
     assert len(inst) == 1 and np.isfinite(inst.scores).all()
 
 
-
 def test_masks_over_max_masks_are_counted(sam, small_photos):
     grid = dict(sam_model=sam, points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0)
     (every,) = create_backend("instance", "sam-amg", **grid).predict(small_photos[:1], [[]])
