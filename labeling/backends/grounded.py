@@ -37,7 +37,8 @@ class GroundedSAM(InstanceBackend):
     """detector: Grounding DINO dir or hub id (e.g. "IDEA-Research/grounding-dino-tiny");
     sam_variant: "hq" (HQ-SAM) or "sam" (plain SAM);
     sam_checkpoint: hq → a transformers SamHQ model dir or hub id (e.g. "syscv-community/sam-hq-vit-huge"),
-    sam → a segment-anything .pth (or sam_model: a built segment-anything Sam, for tests)."""
+    sam → a segment-anything .pth (or sam_model: a built segment-anything Sam, for tests);
+    revision / sam_revision: hub revisions of the detector / of HQ-SAM."""
 
     uses_prompts = True
 
@@ -56,6 +57,7 @@ class GroundedSAM(InstanceBackend):
         batch_size: int = 8,
         device: str = "cpu",
         revision: str | None = None,
+        sam_revision: str | None = None,
     ):
         if (sam_checkpoint is None) == (sam_model is None):
             raise LabelingError("grounded needs exactly one of sam_checkpoint and sam_model")
@@ -64,9 +66,11 @@ class GroundedSAM(InstanceBackend):
         self.params = dict(
             box_threshold=box_threshold, text_threshold=text_threshold, nms_iou=nms_iou, max_boxes=max_boxes,
             extra_prompts=[str(p) for p in extra_prompts], batch_size=batch_size, revision=revision,
+            sam_revision=sam_revision,
         )
         self.detector, self.processor = _load_detector(self.detector_name, revision, self.device)
-        self.segmenter = box_segmenter(sam_variant, sam_checkpoint, sam_model, self.device, revision, hq_token_only)
+        self.segmenter = box_segmenter(sam_variant, sam_checkpoint, sam_model, self.device, sam_revision,
+                                       hq_token_only)
 
     def identity(self) -> dict:
         detector = {"detector_" + k: v for k, v in model_reference(self.detector_name, self.detector.config).items()}
