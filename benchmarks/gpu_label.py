@@ -269,8 +269,9 @@ class Setup:
 
     def grounded_params(self) -> dict:
         """Thresholds 0: random scores would otherwise keep an arbitrary number of boxes."""
-        return {"detector": self.detector_dir, "sam_model": self.sam, "box_threshold": 0.0, "text_threshold": 0.0,
-                "max_boxes": self.max_boxes, "batch_size": self.sizes.batch, "device": str(self.device)}
+        return {"detector": self.detector_dir, "sam_model": self.sam, "sam_variant": "sam", "box_threshold": 0.0,
+                "text_threshold": 0.0, "max_boxes": self.max_boxes, "batch_size": self.sizes.batch,
+                "device": str(self.device)}
 
 
 def canvas_sizes(images: list[np.ndarray], canvas: int) -> list[tuple[int, int]]:

@@ -13,9 +13,11 @@ def info(store: Store) -> dict:
     status = store.status()
     layout = store.layout
     done_shards = store.done_shards()
-    reasons = Counter()
+    reasons, dropped = Counter(), Counter()
     for shard in done_shards:
-        reasons.update(reason_kind(f["reason"]) for f in store.marker(shard).get("failures", []))
+        marker = store.marker(shard)
+        reasons.update(reason_kind(f["reason"]) for f in marker.get("failures", []))
+        dropped.update(marker.get("dropped", {}))  # markers written before drop counts have none
     return {
         "path": str(store.path),
         "schema_version": store.attrs["schema_version"],
@@ -29,6 +31,7 @@ def info(store: Store) -> dict:
         "label_space_size": len(store.label_space),
         "labels_known": int((store.labels() >= 0).sum()),
         "failure_reasons": dict(reasons.most_common(10)),
+        "dropped": dict(sorted(dropped.items())),
         "provenance": store.provenance,
     }
 
@@ -53,9 +56,16 @@ def format_info(summary: dict) -> str:
     ]
     if summary["failure_reasons"]:
         lines.append("failures   " + "; ".join(f"{k} ×{v}" for k, v in summary["failure_reasons"].items()))
+    if summary["dropped"]:
+        lines.append("dropped    " + format_dropped(summary["dropped"]))
     for key, value in sorted(summary["provenance"].items()):
         lines.append(f"provenance {key}: {_short(value)}")
     return "\n".join(lines)
+
+
+def format_dropped(dropped: dict[str, int]) -> str:
+    """{"nms": 3, "overlap": 1} → "nms ×3; overlap ×1": candidate instances removed, by reason."""
+    return "; ".join(f"{reason} ×{count}" for reason, count in dropped.items())
 
 
 def _short(value, limit: int = 160) -> str:

@@ -28,6 +28,7 @@ class ImageResult:
     instance: [S, S] uint16 instance ids on the canvas (0 = none); required; every id > 0 has one record
     orig_hw:  (H, W) of the original image after EXIF orientation; required
     records:  one dict per instance with the fields of records.INSTANCE_FIELDS
+    dropped:  candidate instances the labeler removed, by reason (e.g. {"nms": 2}); summed per shard
     error:    set for a failed image (then nothing else is needed; see ImageResult.failed)
     """
 
@@ -35,6 +36,7 @@ class ImageResult:
     instance: np.ndarray | None = None
     orig_hw: tuple[int, int] | None = None
     records: list[dict] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)
     error: str | None = None
 
     @classmethod
@@ -75,6 +77,7 @@ def write_shard(path, shard: int, results: Sequence[ImageResult]) -> dict:
         "records": {"path": records_rel, "sha256": records_sha, "count": count},
         "pixels_crc32": pixels_crc32(slabs[S.SEMANTIC], slabs[S.INSTANCE]),
         "files": file_inventory(path, shard),
+        "dropped": dropped_total(results),
     }
     _write_json_atomic(marker_path, marker)
     return marker
@@ -95,6 +98,13 @@ def forget_shard(path, shard: int) -> None:
     """Make shard `shard` pending again (its marker goes; its data is replaced when it is written
     again). For a labeling job that found the shard damaged."""
     (Path(path) / S.marker_path(shard)).unlink(missing_ok=True)
+def dropped_total(results: Sequence[ImageResult]) -> dict[str, int]:
+    """Sum of the images' `dropped` counts, by reason (sorted; zeros left out)."""
+    total: dict[str, int] = {}
+    for result in results:
+        for reason, count in result.dropped.items():
+            total[reason] = total.get(reason, 0) + int(count)
+    return {k: v for k, v in sorted(total.items()) if v}
 
 
 def pixels_crc32(semantic: np.ndarray, instance: np.ndarray) -> int:
@@ -146,6 +156,8 @@ def _check_result(result: ImageResult, meta, where: str) -> None:
         if arr.dtype.kind not in "iu" or (arr.dtype.itemsize > 2 or arr.dtype.kind == "i") and (
                 arr.min() < 0 or arr.max() > np.iinfo(np.uint16).max):
             raise StoreError(f"{where}: {name} map must hold integer ids in uint16 range")
+    if not all(isinstance(k, str) and isinstance(v, (int, np.integer)) and v >= 0 for k, v in result.dropped.items()):
+        raise StoreError(f"{where}: dropped counts must map reasons to non-negative integers")
     ids = set(np.flatnonzero(np.bincount(result.instance.ravel())).tolist()) - {S.INSTANCE_NONE}
     rec_ids = [int(r["id"]) for r in result.records]
     if len(rec_ids) != len(set(rec_ids)) or ids != set(rec_ids):

@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="label workers (default: one per GPU share, or 1 on CPU)")
     p.add_argument("--gpus-per-worker", type=float, help="GPUs per worker, fractions allowed (default 0)")
     p.add_argument("--limit", type=int, help="label only the first N images of the list")
+    p.add_argument("--prompts", metavar="FILE",
+                   help='JSON text prompts per image key, folder/ or "*", e.g. {"birds/": ["bird"]} (grounded)')
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set semantic.model=PATH or --set min_area=16")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -41,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _overrides(args) -> dict:
     out = {"shard_size": args.shard_size, "canvas": args.canvas, "address": args.address,
-           "workers": args.workers, "gpus_per_worker": args.gpus_per_worker, "limit": args.limit}
+           "workers": args.workers, "gpus_per_worker": args.gpus_per_worker, "limit": args.limit,
+           "prompts": args.prompts}
     for role in ("semantic", "instance"):
         name = getattr(args, role) or args.backend
         if name:

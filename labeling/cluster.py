@@ -15,6 +15,7 @@ from typing import NamedTuple
 import ray
 
 from .config import LabelConfig
+from .errors import LabelingError
 from .worker import CRASH_ONCE_ENV, ShardLabeler
 
 # Without this, Ray advertises the machine's external address even for a purely local job.
@@ -72,6 +73,33 @@ def make_worker(cfg: LabelConfig):
     )
     device = "cuda" if cfg.gpus_per_worker > 0 else None
     return actor.remote(cfg, device)
+
+
+def started(worker):
+    """`worker` once it has built its backends. A failure while building (a bad model path, a wrong
+    parameter) is a LabelingError with the worker's own one-line reason, not Ray's traceback."""
+    try:
+        ray.get(worker.identities.remote())
+    except ray.exceptions.RayActorError as exc:
+        reason = init_failure(exc)
+        if reason is None:
+            raise
+        raise LabelingError(f"a label worker could not start: {reason}") from None
+    return worker
+
+
+def init_failure(exc: Exception) -> str | None:
+    """The one-line reason a worker failed while building its backends, or None (another fault)."""
+    if not (isinstance(exc, ray.exceptions.RayActorError) and exc.actor_init_failed):
+        return None
+    return _reason([line.strip() for line in str(exc).splitlines() if line.strip()])
+
+
+def _reason(lines: list[str]) -> str:
+    """The exception line of a worker's traceback, without the package path of a LabelingError."""
+    prefix = f"{LabelingError.__module__}.{LabelingError.__name__}: "
+    ours = [line[len(prefix):] for line in lines if line.startswith(prefix)]
+    return ours[-1] if ours else lines[-1] if lines else "unknown reason"
 
 
 def submit(worker, method: str, *args):

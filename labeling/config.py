@@ -38,9 +38,11 @@ class LabelConfig:
     shard_attempts: int = 3  # tries per shard before the job gives up on it
     address: str | None = None  # Ray cluster to join; None = start a local one
     limit: int | None = None  # label only the first N images of the list
+    prompts: str | None = None  # JSON file: image key / folder / "*" → text prompts (see labeling/prompts.py)
 
     def identity(self) -> dict:
-        """What must match for a rerun to resume an existing store (not paths or scheduling)."""
+        """What must match for a rerun to resume an existing store (not paths or scheduling; the
+        prompts enter through the input list's hash)."""
         return {
             "semantic": asdict(self.semantic),
             "instance": None if self.instance is None else asdict(self.instance),

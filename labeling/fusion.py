@@ -11,9 +11,17 @@ Rules, in order:
 4. Class: each instance takes the semantic class most frequent under it on the canvas (ties → the
    smaller id; -1 pixels do not vote); None when there is no semantic map or no vote.
 Records hold box, area and COCO RLE of the final mask at the original resolution.
+
+What is lost is counted in ImageResult.dropped, added to the backend's own counts (Instances.dropped):
+every input mask is either kept or dropped for exactly one of "empty_mask" (no pixel to begin with),
+"overlap" (every pixel taken by higher-ranked masks, rule 1), "min_area" (every piece left was a
+speck, rule 2) or "canvas" (no pixel on the canvas, rule 3); "speck_pieces" counts the pieces that
+rule 2 removed, from kept instances too.
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 import cv2
 import numpy as np
@@ -48,15 +56,27 @@ def fuse(
         sem_canvas = semantic_to_canvas(semantic, valid, canvas)
     if instances is None or len(instances) == 0:
         empty = np.full((canvas, canvas), schema.INSTANCE_NONE, np.uint16)
-        return ImageResult(semantic=sem_canvas, instance=empty, orig_hw=(height, width))
+        dropped = {} if instances is None else dict(instances.dropped)
+        return ImageResult(semantic=sem_canvas, instance=empty, orig_hw=(height, width), dropped=dropped)
     if instances.masks.shape[1:] != (height, width):
         raise LabelingError(f"instance masks are {instances.masks.shape[1:]}, image is {(height, width)}")
     scale = height * width / (valid[0] * valid[1])
     owner, crops = resolve_overlaps(instances.masks, instances.scores)
-    remove_specks(owner, crops, max(1, int(np.ceil(min_area * scale))))
-    ids, inst_canvas, source = _number(owner, instances.scores, canvas)
+    won = owned_areas(owner, len(instances))
+    pieces = remove_specks(owner, crops, max(1, int(np.ceil(min_area * scale))))
+    left = owned_areas(owner, len(instances))
+    ids, inst_canvas, source = _number(owner, left, instances.scores, canvas)
     records = _records(ids, inst_canvas, source, crops, instances, semantic, valid)
-    return ImageResult(semantic=sem_canvas, instance=inst_canvas, orig_hw=(height, width), records=records)
+    dropped = Counter(instances.dropped)
+    dropped.update({
+        "empty_mask": sum(crop is None for crop in crops),
+        "overlap": int(((won == 0) & np.array([c is not None for c in crops], bool)).sum()),
+        "min_area": int(((won > 0) & (left == 0)).sum()),
+        "canvas": int((left > 0).sum()) - len(records),
+        "speck_pieces": pieces,
+    })
+    return ImageResult(semantic=sem_canvas, instance=inst_canvas, orig_hw=(height, width), records=records,
+                       dropped={k: v for k, v in sorted(dropped.items()) if v})
 
 
 def semantic_to_canvas(semantic: np.ndarray, valid: tuple[int, int], canvas: int) -> np.ndarray:
@@ -83,12 +103,18 @@ def resolve_overlaps(masks: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray,
     return owner, crops
 
 
-def remove_specks(owner: np.ndarray, crops: list, min_pixels: int) -> None:
-    """In place: pieces (8-connected) of each instance smaller than min_pixels → -1.
+def owned_areas(owner: np.ndarray, count: int) -> np.ndarray:
+    """owner int32 [H, W] (-1 = none) → pixels owned by each of the `count` inputs, int64 [count]."""
+    return np.bincount(owner.reshape(-1) + 1, minlength=count + 1)[1:]
+
+
+def remove_specks(owner: np.ndarray, crops: list, min_pixels: int) -> int:
+    """In place: pieces (8-connected) of each instance smaller than min_pixels → -1. Returns how many.
 
     crops[k]: slices that hold all of instance k's pixels (see resolve_overlaps), so the work is
     bounded by the boxes, not by M · H · W.
     """
+    removed = 0
     for k, crop in enumerate(crops):
         if crop is None:
             continue
@@ -97,6 +123,8 @@ def remove_specks(owner: np.ndarray, crops: list, min_pixels: int) -> None:
         small = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] < min_pixels) + 1
         if len(small):
             owner[crop][np.isin(labels, small)] = -1
+            removed += len(small)
+    return removed
 
 
 def _crop(box: list[int] | None) -> tuple[slice, slice] | None:
@@ -112,14 +140,15 @@ def bounding_box(mask: np.ndarray) -> list[int] | None:
     return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
 
 
-def _number(owner: np.ndarray, scores: np.ndarray, canvas: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """owner [H, W] → (ids uint16 [H, W] at original res, canvas map uint16 [S, S], source [M + 1]).
+def _number(owner: np.ndarray, areas: np.ndarray, scores: np.ndarray,
+            canvas: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """owner [H, W], areas [M] (owned_areas) → (ids uint16 [H, W] at original res, canvas map
+    uint16 [S, S], source [M' + 1]).
 
     Ids follow score desc, area asc, input order, counting only instances with canvas pixels;
     source[i] is the input index of final id i (entry 0 unused).
     """
     count = len(scores)
-    areas = np.bincount(owner.reshape(-1) + 1, minlength=count + 1)[1:]
     present = np.flatnonzero(areas > 0)
     if len(present) > np.iinfo(np.uint16).max:
         raise LabelingError(f"too many instances ({len(present)}) for uint16 ids")

@@ -23,16 +23,17 @@ from tqdm import tqdm
 
 from datasets_spec import StoreError, create_store, open_store
 from datasets_spec import schema as S
-from datasets_spec.info import reason_kind
+from datasets_spec.info import format_dropped, reason_kind
 from datasets_spec.meta import package_version
 from datasets_spec.shard_writer import forget_shard
 from datasets_spec.stale import remove_stale_files
 
 from . import cluster
-from .backends import require_backend
+from .backends import require_backend, uses_prompts
 from .backends.base import model_reference
 from .config import LabelConfig
 from .errors import LabelingError
+from .prompts import apply_prompt_file, check_prompts
 from .sources import ImageList, list_images
 from .store_lock import store_lock
 
@@ -46,7 +47,8 @@ def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = Tru
     resumes the store until its report is written, and first removes what killed writers left.
     """
     _check_backend_names(cfg)
-    image_list = _limited(list_images(images), cfg.limit)
+    image_list = _limited(apply_prompt_file(list_images(images), cfg.prompts), cfg.limit)
+    _check_prompts(cfg, image_list)
     output = Path(output)
     _check_output_outside(output, image_list)
     with store_lock(output):
@@ -106,6 +108,12 @@ def _check_output_outside(output: Path, image_list: ImageList) -> None:
                             f"{image_list.root}; write it somewhere else")
 
 
+def _check_prompts(cfg: LabelConfig, image_list: ImageList) -> None:
+    """Fail before starting anything when a prompt-using instance backend would get images without one."""
+    if cfg.instance is not None and uses_prompts("instance", cfg.instance.name):
+        check_prompts(image_list, cfg.instance.name, cfg.instance.params.get("extra_prompts"))
+
+
 def _limited(image_list: ImageList, limit: int | None) -> ImageList:
     if not image_list.items:
         raise LabelingError(f"{image_list.root}: no images found")
@@ -152,11 +160,7 @@ def _start_workers(cfg: LabelConfig) -> list:
     """Start the workers and wait until each has built its models: bad backend parameters or a
     missing model file are one clear error before any shard is handed out."""
     workers = [cluster.make_worker(cfg) for _ in range(_worker_count(cfg))]
-    try:
-        cluster.get([cluster.submit(worker, "identities") for worker in workers])
-    except cluster.WORKER_ERRORS + cluster.TASK_ERRORS as exc:
-        raise LabelingError(_unfixable(exc) or f"a label worker failed to start: {_one_line(exc)}") from None
-    return workers
+    return [cluster.started(worker) for worker in workers]
 
 
 def _worker_count(cfg: LabelConfig) -> int:
@@ -242,8 +246,9 @@ _DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
 def _unfixable(exc: Exception) -> str | None:
     """Why retrying `exc`'s shard cannot help (a worker that cannot even start, a full or
     read-only disk), or None for faults worth a retry (a worker that died, a transient error)."""
-    if isinstance(exc, cluster.WORKER_ERRORS) and getattr(exc, "actor_init_failed", False):
-        return f"a label worker could not start: {_one_line(exc)}"
+    reason = cluster.init_failure(exc)
+    if reason:
+        return f"a label worker could not start: {reason}"
     text = str(exc)
     for code in _DISK_ERRNOS:
         if os.strerror(code) in text:
@@ -268,6 +273,7 @@ def _report(store, summaries, given_up, seconds, workers, skipped) -> dict:
     status = store.status()
     labeled = sum(s["done"] + s["failed"] for s in summaries)
     reasons = Counter(reason_kind(reason) for s in summaries for _, reason in s["failures"])
+    dropped = sum((Counter(s["dropped"]) for s in summaries), Counter())
     return {
         "store": str(store.path),
         "images": store.layout.num_images,
@@ -278,6 +284,7 @@ def _report(store, summaries, given_up, seconds, workers, skipped) -> dict:
                      "seconds": round(seconds, 3), "images_per_s": round(labeled / seconds, 3) if seconds else None,
                      "workers": workers},
         "failures_by_reason": dict(reasons.most_common()),
+        "dropped": dict(sorted(dropped.items())),
         "failures": [{"key": k, "reason": r} for s in summaries for k, r in s["failures"]],
         "shards_given_up": {str(k): v for k, v in sorted(given_up.items())},
     }
@@ -308,6 +315,8 @@ def format_report(report: dict) -> str:
     ]
     if report["failures_by_reason"]:
         lines.append("failures: " + "; ".join(f"{r} ×{n}" for r, n in report["failures_by_reason"].items()))
+    if report["dropped"]:
+        lines.append("instances dropped: " + format_dropped(report["dropped"]))
     for shard, reason in report.get("shards_repaired", {}).items():
         lines.append(f"shard {shard} was damaged ({reason}) and has been labeled again")
     for shard, reason in report["shards_given_up"].items():

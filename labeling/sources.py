@@ -11,7 +11,8 @@ skipped, never failed; a file that exists but does not decode fails later, per i
 - Folder: every image below the folder, label -1.
 - List file: one path per line (blank lines and lines starting with "#" skipped), relative to the
   file's folder or absolute; the root is the file's folder, and absolute paths outside it keep their
-  absolute path as key. Missing files are kept (they fail when decoded). Duplicates are dropped.
+  absolute path as key. Missing files are kept (they fail when decoded). Duplicates are merged.
+  An optional second column, after a tab, gives the image's text prompts (see prompts.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import NamedTuple
 
 from .class_names import class_by_wnid
 from .errors import LabelingError
+from .prompts import clean_phrases, split_column
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ class ImageItem(NamedTuple):
     key: str  # path relative to the list's root, posix separators
     label: int  # ImageNet class index, -1 unknown
     class_name: str | None  # prompt of the class, None when unknown
+    prompts: tuple[str, ...] = ()  # further text prompts (list column, prompt file)
 
 
 @dataclass(frozen=True)
@@ -52,10 +55,13 @@ class ImageList:
 
     @property
     def sha256(self) -> str:
-        """Hash of the (key, label, class_name) list: the input's identity in the provenance."""
+        """Hash of the (key, label, class_name[, prompts]) list: the input's identity in the provenance.
+
+        Prompts enter only when an item has some, so lists without prompts keep their old hash."""
         digest = hashlib.sha256()
         for item in self.items:
-            digest.update(json.dumps(list(item), ensure_ascii=False).encode("utf-8") + b"\n")
+            fields = list(item) if item.prompts else list(item[:3])
+            digest.update(json.dumps(fields, ensure_ascii=False).encode("utf-8") + b"\n")
         return digest.hexdigest()
 
     def __len__(self) -> int:
@@ -128,16 +134,17 @@ def _utf8_ok(key: str) -> bool:
 
 def _from_list_file(list_file: Path) -> ImageList:
     root = list_file.parent.absolute()
-    keys = set()
+    prompts: dict[str, tuple[str, ...]] = {}
     for raw in list_file.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
+        path, _, column = raw.partition("\t")
+        line = path.strip()
         if not line or line.startswith("#"):
             continue
         key = _list_key(root, Path(line))
         visible = Path(key).name if Path(key).is_absolute() else key
         if all(not part.startswith(".") for part in Path(visible).parts) and is_image_name(key):
-            keys.add(key)
-    return ImageList(root, "list", tuple(sorted(ImageItem(k, -1, None) for k in keys)))
+            prompts[key] = tuple(clean_phrases([*prompts.get(key, ()), *split_column(column)]))
+    return ImageList(root, "list", tuple(sorted(ImageItem(k, -1, None, p) for k, p in prompts.items())))
 
 
 def _list_key(root: Path, path: Path) -> str:

@@ -48,16 +48,17 @@ class ShardLabeler:
     def label_shard(self, store: str, shard: int, root: str, items: list[ImageItem]) -> dict:
         """Label `items` (the whole shard, in order) and write them as shard `shard` of `store`.
 
-        Returns {"shard", "done", "failed", "failures": [[key, reason], ...], "seconds"}.
+        Returns {"shard", "done", "failed", "failures": [[key, reason], ...], "dropped": {reason: n},
+        "seconds"}.
         """
         _maybe_crash()
         t0 = time.perf_counter()
         with ThreadPoolExecutor(self.cfg.decode_threads) as pool:
             results = [_resolve(r) for r in self._label_all(pool, Path(root), items)]
-        write_shard(store, shard, results)
+        marker = write_shard(store, shard, results)
         failures = [[item.key, r.error] for item, r in zip(items, results) if r.error is not None]
         return {"shard": shard, "done": len(items) - len(failures), "failed": len(failures),
-                "failures": failures, "seconds": time.perf_counter() - t0}
+                "failures": failures, "dropped": marker["dropped"], "seconds": time.perf_counter() - t0}
 
     def _label_all(self, pool: ThreadPoolExecutor, root: Path, items) -> list:
         """One entry per item, in order: an ImageResult, or a Future of one (fusion in flight).
@@ -106,7 +107,7 @@ class ShardLabeler:
         semantic = self.semantic.predict(images, sizes)
         if self.instance is None:
             return [(sem, None) for sem in semantic]
-        prompts = [[item.class_name] if item.class_name else [] for item in items]
+        prompts = [[*([item.class_name] if item.class_name else []), *item.prompts] for item in items]
         return list(zip(semantic, self.instance.predict(images, prompts)))
 
 

@@ -23,6 +23,7 @@ _BUILTIN = {  # (kind, name) → module that registers it
     ("instance", "grounded"): "labeling.backends.grounded",
     ("instance", "sam-amg"): "labeling.backends.sam_amg",
 }
+_PROMPTED = {("instance", "grounded")}  # built-ins with uses_prompts = True (known without importing them)
 _REGISTRY: dict[tuple[str, str], Callable] = {}
 
 
@@ -52,6 +53,13 @@ def require_backend(kind: str, name: str) -> None:
         raise LabelingError(f"unknown {kind} backend {name!r}; valid names: {', '.join(backend_names(kind))}")
 
 
+def uses_prompts(kind: str, name: str) -> bool:
+    """Whether backend `name` finds nothing without text prompts (imports nothing for built-ins)."""
+    if (kind, name) in _REGISTRY:
+        return bool(getattr(_REGISTRY[(kind, name)], "uses_prompts", False))
+    return (kind, name) in _PROMPTED
+
+
 def create_backend(kind: str, name: str, **params) -> SemanticBackend | InstanceBackend:
     """Build backend `name` of `kind` with its parameters; LabelingError names the valid choices."""
     require_backend(kind, name)
@@ -74,4 +82,5 @@ __all__ = [
     "create_backend",
     "register_backend",
     "require_backend",
+    "uses_prompts",
 ]

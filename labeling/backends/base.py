@@ -12,7 +12,7 @@ import functools
 import hashlib
 import os
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,12 +25,14 @@ class Instances:
     scores:  float32 [M], higher is better
     prompts: M entries: the text prompt that found each mask, or None
     source:  backend name
+    dropped: candidates the backend removed before these masks, by reason (e.g. {"nms": 3})
     """
 
     masks: np.ndarray
     scores: np.ndarray
     prompts: list[str | None]
     source: str
+    dropped: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.masks.ndim != 3 or self.masks.dtype != bool:
@@ -40,8 +42,8 @@ class Instances:
             raise ValueError("masks, scores and prompts must have the same length")
 
     @classmethod
-    def empty(cls, height: int, width: int, source: str) -> "Instances":
-        return cls(np.zeros((0, height, width), bool), np.zeros(0, np.float32), [], source)
+    def empty(cls, height: int, width: int, source: str, dropped: dict | None = None) -> "Instances":
+        return cls(np.zeros((0, height, width), bool), np.zeros(0, np.float32), [], source, dict(dropped or {}))
 
     def __len__(self) -> int:
         return len(self.masks)
@@ -69,9 +71,14 @@ class SemanticBackend(ABC):
 
 
 class InstanceBackend(ABC):
-    """Images (+ text prompts) → instance masks at original resolution."""
+    """Images (+ text prompts) → instance masks at original resolution.
+
+    uses_prompts: True for backends that find nothing without a text prompt (the job then refuses
+    images that have none).
+    """
 
     name: str
+    uses_prompts: bool = False
 
     @abstractmethod
     def identity(self) -> dict:

@@ -2,41 +2,53 @@
 
 Per batch of images:
 1. Grounding DINO (transformers) reads each image with its prompts joined as "p1. p2. p3." (the
-   image's class prompt plus `extra_prompts`). A query's score for prompt p is the highest token
-   probability (sigmoid of the logits) over p's tokens; a box is kept when its best prompt's score is
-   above both `box_threshold` and `text_threshold`, and is labelled with that prompt. Boxes that
-   repeat an object (IoU > `nms_iou`, any prompt) are removed by NMS; at most `max_boxes` remain.
-   (Phrase assignment is done here from token offsets rather than by the processor's
-   post-processing, whose argument names and text decoding changed across transformers versions.)
-2. SAM (segment-anything) encodes every image that has a box once — images are batched through
-   the image encoder — and decodes all of that image's boxes in one mask-decoder call.
-Score of an instance = its box's prompt score. bf16 autocast on CUDA.
+   image's prompts plus `extra_prompts`). As in Grounding DINO, a query's box is kept when its
+   highest token probability (sigmoid of the logits) is above `box_threshold`, and its phrase is
+   made of the tokens whose probability is above `text_threshold` (in text order; no such token →
+   no phrase, prompt None). Only the prompts' own tokens count: [CLS], [SEP], the "." separators
+   and padding belong to no phrase. Boxes that repeat an object (IoU > `nms_iou`, any phrase) are
+   removed by NMS; at most `max_boxes` remain, best first. Both removals are counted in
+   `Instances.dropped` ("nms", "max_boxes").
+   (Phrases are read from token offsets rather than by the processor's post-processing, whose
+   argument names and text decoding changed across transformers versions.)
+2. SAM encodes every image that has a box once — images are batched through the image encoder —
+   and decodes all of that image's boxes in one mask-decoder call (labeling/backends/sam_boxes.py).
+   `sam_variant: hq` (HQ-SAM through transformers, the paper's) or `sam` (segment-anything).
+Score of an instance = its box's highest token probability. bf16 autocast on CUDA.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from collections import Counter
+from typing import NamedTuple
+
 import torch
 from torchvision.ops import box_convert, nms
 
 from ..errors import LabelingError
+from ..prompts import clean_phrases
 from . import register_backend
 from .base import InstanceBackend, Instances, model_reference
-from .sam_amg import load_sam, sam_identity
-
-_MASK_CHUNK = 8  # masks brought to full resolution at a time (bounds memory on huge images)
+from .sam_boxes import box_segmenter
 
 
 @register_backend("instance", "grounded")
 class GroundedSAM(InstanceBackend):
     """detector: Grounding DINO dir or hub id (e.g. "IDEA-Research/grounding-dino-tiny");
-    sam_checkpoint: SAM .pth (or sam_model: a built Sam, for tests)."""
+    sam_variant: "hq" (HQ-SAM) or "sam" (plain SAM);
+    sam_checkpoint: hq → a transformers SamHQ model dir or hub id (e.g. "syscv-community/sam-hq-vit-huge"),
+    sam → a segment-anything .pth (or sam_model: a built segment-anything Sam, for tests);
+    revision / sam_revision: hub revisions of the detector / of HQ-SAM."""
+
+    uses_prompts = True
 
     def __init__(
         self,
         detector: str,
         sam_checkpoint: str | None = None,
         sam_model: torch.nn.Module | None = None,
+        sam_variant: str = "hq",
+        hq_token_only: bool = False,
         box_threshold: float = 0.35,
         text_threshold: float = 0.25,
         nms_iou: float = 0.7,
@@ -45,21 +57,24 @@ class GroundedSAM(InstanceBackend):
         batch_size: int = 8,
         device: str = "cpu",
         revision: str | None = None,
+        sam_revision: str | None = None,
     ):
         if (sam_checkpoint is None) == (sam_model is None):
             raise LabelingError("grounded needs exactly one of sam_checkpoint and sam_model")
         self.device = torch.device(device)
-        self.detector_name, self.sam_checkpoint, self.revision = str(detector), sam_checkpoint, revision
+        self.detector_name, self.revision = str(detector), revision
         self.params = dict(
             box_threshold=box_threshold, text_threshold=text_threshold, nms_iou=nms_iou, max_boxes=max_boxes,
             extra_prompts=[str(p) for p in extra_prompts], batch_size=batch_size, revision=revision,
+            sam_revision=sam_revision,
         )
         self.detector, self.processor = _load_detector(self.detector_name, revision, self.device)
-        self.sam = load_sam(sam_checkpoint, self.device) if sam_model is None else sam_model.to(self.device).eval()
+        self.segmenter = box_segmenter(sam_variant, sam_checkpoint, sam_model, self.device, sam_revision,
+                                       hq_token_only)
 
     def identity(self) -> dict:
         detector = {"detector_" + k: v for k, v in model_reference(self.detector_name, self.detector.config).items()}
-        return {"name": self.name, **detector, **sam_identity(self.sam_checkpoint, self.sam), "params": self.params}
+        return {"name": self.name, **detector, **self.segmenter.identity(), "params": self.params}
 
     @torch.inference_mode()
     def predict(self, images, prompts):
@@ -71,22 +86,24 @@ class GroundedSAM(InstanceBackend):
         return out
 
     def _predict_batch(self, images, prompts) -> list[Instances]:
-        phrases = [_unique([*p, *self.params["extra_prompts"]]) for p in prompts]
+        phrases = [clean_phrases([*p, *self.params["extra_prompts"]]) for p in prompts]
         asked = [i for i, p in enumerate(phrases) if p]
         found = dict(zip(asked, self._detect([images[i] for i in asked], [phrases[i] for i in asked]))) if asked else {}
-        hits = [i for i in asked if len(found[i][0])]
-        masks = dict(zip(hits, self._segment([images[i] for i in hits], [found[i][0] for i in hits]))) if hits else {}
+        hits = [i for i in asked if len(found[i].boxes)]
+        masks = {}
+        if hits:
+            masks = dict(zip(hits, self.segmenter.segment([images[i] for i in hits], [found[i].boxes for i in hits])))
         results = []
         for i, image in enumerate(images):
+            dropped = found[i].dropped if i in found else {}
             if i in masks:
-                _, scores, labels = found[i]
-                results.append(Instances(masks[i], scores.numpy(), [phrases[i][k] for k in labels.tolist()], self.name))
+                results.append(Instances(masks[i], found[i].scores.numpy(), found[i].phrases, self.name, dropped))
             else:
-                results.append(Instances.empty(image.shape[0], image.shape[1], self.name))
+                results.append(Instances.empty(image.shape[0], image.shape[1], self.name, dropped))
         return results
 
-    def _detect(self, images, phrases) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """→ per image (boxes xyxy [K, 4] original pixels, scores [K], prompt index [K]), on the CPU."""
+    def _detect(self, images, phrases) -> list["Selection"]:
+        """→ per image the kept boxes (xyxy, original pixels), their scores and phrases, on the CPU."""
         texts, spans = zip(*(prompt_text(ps) for ps in phrases))
         pixels = self.processor.image_processor(  # channels_last stated: 3-row images too; on the model's device
             images=list(images), return_tensors="pt", input_data_format="channels_last", device=self.device
@@ -103,68 +120,49 @@ class GroundedSAM(InstanceBackend):
         probs = outputs.logits.float().sigmoid().cpu()  # [B, Q, T_max]
         pred_boxes = outputs.pred_boxes.float().cpu()  # [B, Q, 4] cx, cy, w, h in [0, 1]
         return [
-            select_boxes(probs[b], pred_boxes[b], phrase_tokens(spans[b], offsets[b]), image.shape[:2], **limits)
+            select_boxes(probs[b], pred_boxes[b], texts[b], offsets[b], spans[b], image.shape[:2], **limits)
             for b, image in enumerate(images)
         ]
 
-    def _segment(self, images, boxes) -> list[np.ndarray]:
-        """SAM masks for each image's boxes: bool [K, H, W] per image, one encoder pass per image."""
-        from segment_anything.utils.transforms import ResizeLongestSide
 
-        transform = ResizeLongestSide(self.sam.image_encoder.img_size)
-        resized = [self._resize(transform, im) for im in images]  # [3, h, w] float each
-        batch = torch.stack([self.sam.preprocess(r) for r in resized])
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            embeddings = self.sam.image_encoder(batch)  # [B, C, h', w']
-        out = []
-        for i, (image, small) in enumerate(zip(images, resized)):
-            prompt_boxes = transform.apply_boxes_torch(boxes[i].to(self.device), image.shape[:2])
-            out.append(self._decode(embeddings[i : i + 1], prompt_boxes, small.shape[-2:], image.shape[:2]))
-        return out
+class Selection(NamedTuple):
+    """Boxes kept for one image, best first; dropped: boxes over the box threshold removed, by reason."""
 
-    def _resize(self, transform, image: np.ndarray) -> torch.Tensor:
-        """[H, W, 3] uint8 → [3, h, w] float on the device, longer side = SAM's input size.
-
-        On CUDA the resize runs on the GPU (antialiased bilinear); on the CPU it is SAM's own PIL
-        resize, so CPU masks equal SamPredictor's exactly.
-        """
-        if self.device.type == "cuda":
-            # Not transform.apply_image_torch: it reads the target size from the batch and channel dims.
-            size = transform.get_preprocess_shape(image.shape[0], image.shape[1], transform.target_length)
-            pixels = torch.as_tensor(image, device=self.device).permute(2, 0, 1)[None].float()
-            return torch.nn.functional.interpolate(pixels, size, mode="bilinear", antialias=True)[0]
-        small = transform.apply_image(np.ascontiguousarray(image))
-        return torch.as_tensor(small, device=self.device).permute(2, 0, 1).float()
-
-    def _decode(self, embedding, boxes, input_hw, orig_hw) -> np.ndarray:
-        """embedding [1, C, h', w'], boxes [K, 4] in model input pixels → bool masks [K, H, W]."""
-        sparse, dense = self.sam.prompt_encoder(points=None, boxes=boxes, masks=None)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            low_res, _ = self.sam.mask_decoder(
-                image_embeddings=embedding,
-                image_pe=self.sam.prompt_encoder.get_dense_pe(),
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=False,
-            )
-        chunks = []
-        for k in range(0, len(low_res), _MASK_CHUNK):
-            logits = self.sam.postprocess_masks(low_res[k : k + _MASK_CHUNK].float(), input_hw, orig_hw)
-            chunks.append((logits > self.sam.mask_threshold)[:, 0].cpu().numpy())
-        return np.concatenate(chunks)
+    boxes: torch.Tensor  # xyxy [K, 4] in original pixels
+    scores: torch.Tensor  # [K]
+    phrases: list[str | None]  # K phrases (None: no token above text_threshold)
+    dropped: dict[str, int]
 
 
-def select_boxes(probs, pred_boxes, membership, hw, box_threshold, text_threshold, nms_iou, max_boxes):
-    """probs [Q, T], boxes [Q, 4] normalised cxcywh, membership bool [P, T], hw = (H, W) →
-    (boxes xyxy [K, 4] in original pixels, scores [K], prompt index [K]), best score first."""
-    tokens = probs[:, : membership.shape[1]]
-    per_phrase = torch.where(membership[None], tokens[:, None, :], 0.0).amax(-1)  # [Q, P]
-    scores, labels = per_phrase.max(-1)
-    keep = (scores > box_threshold) & (scores > text_threshold)
+def select_boxes(probs, pred_boxes, text, offsets, spans, hw, box_threshold, text_threshold, nms_iou, max_boxes):
+    """probs [Q, T] token probabilities, pred_boxes [Q, 4] normalised cxcywh, the prompt text with its
+    tokens' character offsets [T', 2] and the phrases' spans, hw = (H, W) → Selection (see module doc)."""
+    membership = phrase_tokens(spans, offsets)  # [P, T']
+    real = membership.any(0)  # tokens inside some phrase
+    tokens = torch.where(real, probs[:, : len(real)], 0.0)  # [Q, T']
+    scores = tokens.amax(-1)
+    keep = torch.nonzero(scores > box_threshold).flatten()
     scale = torch.tensor([hw[1], hw[0], hw[1], hw[0]], dtype=pred_boxes.dtype)
     boxes = (box_convert(pred_boxes[keep], "cxcywh", "xyxy") * scale).clamp(min=0).minimum(scale)
-    order = nms(boxes, scores[keep], nms_iou)[:max_boxes]
-    return boxes[order], scores[keep][order], labels[keep][order]
+    survivors = nms(boxes, scores[keep], nms_iou)
+    order = survivors[:max_boxes]
+    dropped = Counter(nms=len(keep) - len(survivors), max_boxes=len(survivors) - len(order))
+    phrases = [token_phrase(text, offsets, tokens[q] > text_threshold) for q in keep[order].tolist()]
+    return Selection(boxes[order], scores[keep][order], phrases, {k: v for k, v in dropped.items() if v})
+
+
+def token_phrase(text: str, offsets: torch.Tensor, selected: torch.Tensor) -> str | None:
+    """The words of the selected tokens, in text order: tokens that touch (word pieces) are joined,
+    others separated by a space, as a tokenizer's decode does. selected: bool [T']; None if none."""
+    words, end = [], None
+    for k in torch.nonzero(selected).flatten().tolist():
+        start, stop = offsets[k].tolist()
+        if words and start == end:
+            words[-1] += text[start:stop]
+        else:
+            words.append(text[start:stop])
+        end = stop
+    return " ".join(words) or None
 
 
 def prompt_text(phrases: list[str]) -> tuple[str, list[tuple[int, int]]]:
@@ -183,17 +181,6 @@ def phrase_tokens(spans: list[tuple[int, int]], offsets: torch.Tensor) -> torch.
     starts, ends = offsets[:, 0], offsets[:, 1]
     real = ends > starts
     return torch.stack([real & (starts >= s) & (ends <= e) for s, e in spans])
-
-
-def _unique(prompts: list[str]) -> list[str]:
-    """Prompts without repeats (case-insensitive), in first-seen order; "." would split a phrase."""
-    seen, out = set(), []
-    for prompt in prompts:
-        clean = " ".join(str(prompt).replace(".", " ").split())
-        if clean and clean.lower() not in seen:
-            seen.add(clean.lower())
-            out.append(clean)
-    return out
 
 
 def _load_detector(name: str, revision: str | None, device: torch.device):

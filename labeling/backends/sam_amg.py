@@ -1,66 +1,21 @@
 """`sam-amg`: SAM's automatic mask generator ("everything" mode) as the instance backend.
 
-Also home of the SAM loading shared with `grounded`: a checkpoint path picks vit_h / vit_l / vit_b
-from the width of the image encoder's patch embedding in its state dict (1280 / 1024 / 768) or,
-failing that, from its file name (the official names contain it).
-
 AMG prompts SAM with a `points_per_side`² grid, one image at a time, and filters masks by predicted
 IoU and stability: ~1.4–2.1 s per image for vit_h on a 3090-class GPU at the default 32×32 grid.
-It is the slow, prompt-free reference; `grounded` is the fast route. Runs in float32.
+It is the slow, prompt-free reference; `grounded` is the fast route. Plain SAM only (segment-
+anything's generator; loading in sam_loader.py). Runs in float32. Masks beyond `max_masks` are
+counted in `Instances.dropped["max_masks"]`.
 """
 
 from __future__ import annotations
-
-import os
-import re
 
 import numpy as np
 import torch
 
 from ..errors import LabelingError
 from . import register_backend
-from .base import InstanceBackend, Instances, model_reference
-
-_ENCODER_WIDTH = {1280: "vit_h", 1024: "vit_l", 768: "vit_b"}
-_PATCH_EMBED = "image_encoder.patch_embed.proj.weight"
-
-
-def sam_kind(checkpoint: str | os.PathLike, state_dict: dict | None = None) -> str:
-    """"vit_h" | "vit_l" | "vit_b": from the state dict's encoder width when given, else the file name."""
-    if state_dict is not None and _PATCH_EMBED in state_dict:
-        width = int(state_dict[_PATCH_EMBED].shape[0])
-        if width in _ENCODER_WIDTH:
-            return _ENCODER_WIDTH[width]
-    match = re.search(r"vit_([hlb])", os.path.basename(os.fspath(checkpoint)).lower())
-    if match:
-        return f"vit_{match.group(1)}"
-    raise LabelingError(f"cannot tell the SAM variant (vit_h/vit_l/vit_b) of {os.fspath(checkpoint)!r}")
-
-
-def load_sam(checkpoint: str | os.PathLike, device: torch.device) -> torch.nn.Module:
-    """A segment-anything `Sam` in eval mode on `device`, weights from a checkpoint file."""
-    from segment_anything import sam_model_registry
-
-    try:
-        state = torch.load(os.fspath(checkpoint), map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError) as err:
-        raise LabelingError(f"cannot read SAM checkpoint {os.fspath(checkpoint)!r}: {err}") from None
-    sam = sam_model_registry[sam_kind(checkpoint, state)](checkpoint=None)
-    try:
-        sam.load_state_dict(state)
-    except RuntimeError as err:
-        raise LabelingError(f"SAM checkpoint does not fit: {str(err).splitlines()[0]}") from None
-    return sam.to(device).eval()
-
-
-def sam_identity(checkpoint: str | os.PathLike | None, sam: torch.nn.Module) -> dict:
-    """The SAM variant (by encoder width; "custom" for others) and where its weights came from:
-    checkpoint path + sha256, or "injected" for a model object handed over (tests)."""
-    width = int(sam.image_encoder.patch_embed.proj.weight.shape[0])
-    kind = {"sam_kind": _ENCODER_WIDTH.get(width, "custom"), "sam_img_size": int(sam.image_encoder.img_size)}
-    if checkpoint is None:
-        return kind | {"sam_weights": "injected"}
-    return kind | {"sam_" + k: v for k, v in model_reference(checkpoint).items()}
+from .base import InstanceBackend, Instances
+from .sam_loader import load_sam, sam_identity
 
 
 @register_backend("instance", "sam-amg")
@@ -100,7 +55,9 @@ class SamAMG(InstanceBackend):
 
     def identity(self) -> dict:
         params = self.params | {"max_masks": self.max_masks}
-        return {"name": self.name, **sam_identity(self.sam_checkpoint, self.sam), "params": params}
+        encoder = self.sam.image_encoder
+        width, size = int(encoder.patch_embed.proj.weight.shape[0]), int(encoder.img_size)
+        return {"name": self.name, **sam_identity("sam", self.sam_checkpoint, width, size), "params": params}
 
     @torch.inference_mode()
     def predict(self, images, prompts):
@@ -110,9 +67,10 @@ class SamAMG(InstanceBackend):
     def _generate(self, image: np.ndarray) -> Instances:
         found = self.generator.generate(np.ascontiguousarray(image))
         found.sort(key=lambda m: (-m["predicted_iou"], m["area"]))
+        dropped = {"max_masks": len(found) - self.max_masks} if len(found) > self.max_masks else {}
         found = found[: self.max_masks]
         if not found:
-            return Instances.empty(image.shape[0], image.shape[1], self.name)
+            return Instances.empty(image.shape[0], image.shape[1], self.name, dropped)
         masks = np.stack([m["segmentation"] for m in found]).astype(bool)
         scores = np.array([m["predicted_iou"] for m in found], np.float32)
-        return Instances(masks, scores, [None] * len(found), self.name)
+        return Instances(masks, scores, [None] * len(found), self.name, dropped)

@@ -62,3 +62,10 @@ def sam():
     from .tiny_models import tiny_sam
 
     return tiny_sam()
+
+
+@pytest.fixture(scope="session")
+def sam_hq_dir(tmp_path_factory):
+    from .tiny_models import save_sam_hq
+
+    return save_sam_hq(tmp_path_factory.mktemp("sam_hq"))

@@ -25,8 +25,8 @@ def tiny_params(kind, name, request) -> dict:
         ("semantic", "hf"): lambda: {"model": str(fixture("segformer_dir"))},
         ("instance", "classic"): lambda: {},
         ("instance", "grounded"): lambda: {
-            "detector": str(fixture("grounding_dino_dir")), "sam_model": fixture("sam"), "box_threshold": 0.0,
-            "max_boxes": 3,
+            "detector": str(fixture("grounding_dino_dir")), "sam_model": fixture("sam"), "sam_variant": "sam",
+            "box_threshold": 0.0, "max_boxes": 3,
         },
         ("instance", "sam-amg"): lambda: {
             "sam_model": fixture("sam"), "points_per_side": 2, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0,
@@ -97,6 +97,7 @@ def test_every_backend_meets_the_contract(kind, name, request, small_photos):
         assert got.source == name and got.masks.shape[1:] == hw and got.masks.dtype == bool
         assert got.scores.dtype == np.float32 and len(got.prompts) == len(got)
         assert np.array_equal(got.masks, again.masks) and np.array_equal(got.scores, again.scores)
+        assert got.dropped == again.dropped and all(isinstance(n, int) and n > 0 for n in got.dropped.values())
         result = fuse(None, got, hw, CANVAS, min_area=1)
         ids = set(np.unique(result.instance)) - {schema.INSTANCE_NONE}
         assert {r["id"] for r in result.records} == ids

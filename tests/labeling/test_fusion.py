@@ -126,3 +126,39 @@ def test_random_instances_always_satisfy_the_contract():
         result = fuse(semantic, instances, (int(height), int(width)), 64, min_area=int(rng.integers(0, 5)))
         check_contract(result, canvas=64)
         assert all(r["semantic"] is None or 0 <= r["semantic"] < 5 for r in result.records)
+
+
+def test_drops_are_counted_once_each_by_reason():
+    """Six input masks with known fates (2 kept, 1 swallowed, 1 empty, 2 all specks), plus the backend's counts."""
+    speck_and_body = rect(60, 100, 0, 60) | rect(0, 1, 190, 191)  # kept, with one speck cut off
+    masks = [
+        rect(0, 50, 0, 100),  # kept (best score)
+        rect(10, 40, 10, 90),  # inside the best one: swallowed by the overlap
+        np.zeros((H, W), bool),  # SAM gave nothing
+        rect(0, 2, 150, 152) | rect(10, 12, 150, 152),  # two 4-pixel specks: nothing left → min_area
+        speck_and_body,
+        rect(99, 100, 199, 200),  # a single pixel: a speck → min_area
+    ]
+    scores = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4]
+    inst = Instances(np.stack(masks), np.asarray(scores, np.float32), [None] * 6, "test", {"nms": 3, "max_boxes": 2})
+    result = fuse(None, inst, (H, W), S, min_area=2)  # 2 canvas px → pieces under 5 original px go
+    check_contract(result)
+    assert len(result.records) == 2
+    assert result.dropped == {"empty_mask": 1, "max_boxes": 2, "min_area": 2, "nms": 3, "overlap": 1,
+                              "speck_pieces": 4}
+
+
+def test_an_instance_that_vanishes_on_the_canvas_is_counted():
+    """A 1-pixel-wide line between canvas sample points survives specks (min_area 1) but not the canvas."""
+    line = np.zeros((H, W), bool)
+    line[:, 1] = True  # canvas column j samples original x = floor((j + ½) · 1.5625): 0, 2, 3, …, never 1
+    result = fuse(None, make([rect(0, 100, 100, 200), line], [0.9, 0.8]), (H, W), S, min_area=1)
+    check_contract(result)
+    assert len(result.records) == 1 and result.dropped == {"canvas": 1}
+
+
+def test_nothing_dropped_means_an_empty_count_and_backend_counts_pass_through():
+    result = fuse(None, make([rect(0, 50, 0, 100)], [0.9]), (H, W), S)
+    assert result.dropped == {}
+    empty = Instances.empty(H, W, "test", {"max_boxes": 5})
+    assert fuse(None, empty, (H, W), S).dropped == {"max_boxes": 5}

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +19,12 @@ import pytest
 from datasets_spec import open_store
 from datasets_spec import schema as S
 from datasets_spec.geometry import fit
+from datasets_spec.info import format_dropped, format_info, info
 from datasets_spec.validate import validate
 from labeling.cli import main
 from labeling.config import load_config
 from labeling.errors import LabelingError
-from labeling.job import run_label_job
+from labeling.job import format_report, run_label_job
 from labeling.worker import CRASH_ONCE_ENV
 
 from .quirky import BAD, make_quirky_imagenet
@@ -148,22 +150,70 @@ def test_transformers_semantic_backend_through_ray(photo_folder, segformer_dir, 
     assert validate(tmp_path / "ds") == []
 
 
-def test_grounded_sam_instances_through_ray(quirky, segformer_dir, grounding_dino_dir, sam, tmp_path, ray_session):
+def test_grounded_hq_sam_instances_and_drop_counts_through_ray(quirky, segformer_dir, grounding_dino_dir,
+                                                               sam_hq_dir, tmp_path, ray_session):
     root, good = quirky
     cfg = load_config(overrides={
-        "shard_size": 6, "canvas": 64, "limit": 6,
+        "shard_size": 3, "canvas": 64, "limit": 6,
         "semantic": {"name": "hf", "model": str(segformer_dir)},
-        "instance": {"name": "grounded", "detector": str(grounding_dino_dir), "sam_model": sam,
+        "instance": {"name": "grounded", "detector": str(grounding_dino_dir), "sam_checkpoint": str(sam_hq_dir),
                      "box_threshold": 0.0, "text_threshold": 0.0, "max_boxes": 3},
     })
     report = run_label_job(root, tmp_path / "ds", cfg, show_progress=False)
     assert report["pending"] == 0 and report["done"] + report["failed"] == 6
     store = open_store(tmp_path / "ds")
+    assert store.provenance["backends"]["instance"]["sam_variant"] == "hq"
+    assert len(store.provenance["job"]["instance"]["params"]["sam_checkpoint"]["sha256"]) == 64
     records = [r for s in store.done_shards() for r in store.records(s)]
     assert records, "thresholds at 0 must yield boxes and masks"
     prompts = {r["prompt"] for r in records}
     assert prompts <= {"tench"} and all(r["source"] == "grounded" for r in records)
+    # Every detector query of every done image is over a zero threshold, so each one is either a
+    # record or dropped for exactly one reason (speck_pieces counts pieces, not instances).
+    markers = [store.marker(s)["dropped"] for s in store.done_shards()]
+    total = sum((Counter(m) for m in markers), Counter())
+    instances = sum(total.values()) - total["speck_pieces"]
+    assert instances + len(records) == 30 * report["done"] and total["max_boxes"] > 0
+    assert report["dropped"] == info(store)["dropped"] == dict(sorted(total.items()))
+    assert "instances dropped: " + format_dropped(report["dropped"]) in format_report(report)
+    assert "dropped    max_boxes ×" in format_info(info(store))
     assert validate(tmp_path / "ds") == []
+
+
+def test_grounded_prompts_from_a_list_column_and_a_prompt_file(photo_folder, grounding_dino_dir, sam, tmp_path,
+                                                               ray_session):
+    (tmp_path / "list.txt").write_text("".join(
+        f"{photo_folder / n}.jpg\t{p}\n" for n, p in [("astronaut", "person; flag"), ("chelsea", ""), ("coffee", "")]))
+    (tmp_path / "prompts.json").write_text(json.dumps({str(photo_folder / "chelsea.jpg"): "tabby cat", "*": "cup"}))
+    cfg = load_config(overrides={
+        "shard_size": 3, "canvas": 64, "prompts": str(tmp_path / "prompts.json"),
+        "instance": {"name": "grounded", "detector": str(grounding_dino_dir), "sam_model": sam, "sam_variant": "sam",
+                     "box_threshold": 0.0, "text_threshold": 0.0, "max_boxes": 4},
+    })
+    run_label_job(tmp_path / "list.txt", tmp_path / "ds", cfg, show_progress=False)
+    store = open_store(tmp_path / "ds")
+    found = {}
+    for record in store.records(0):
+        found.setdefault(Path(record["key"]).stem, set()).update(record["prompt"].split())
+    assert found["astronaut"] <= {"person", "flag", "cup"}  # its column, and the file's "*"
+    assert found["chelsea"] <= {"tabby", "cat"} and found["coffee"] == {"cup"}  # the exact key beats "*"
+    (tmp_path / "prompts.json").write_text(json.dumps({"*": "cup"}))  # other prompts: not the same job
+    with pytest.raises(LabelingError, match="different input"):
+        run_label_job(tmp_path / "list.txt", tmp_path / "ds", cfg, show_progress=False)
+
+
+def test_a_grounded_job_with_images_without_prompts_is_refused_in_one_line(photo_folder, tmp_path, capsys,
+                                                                           ray_session):
+    args = [str(photo_folder), "-o", str(tmp_path / "ds"), "--instance", "grounded",
+            "--set", "instance.detector=unused", "--set", "instance.sam_checkpoint=unused"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "6 of 6 images have no text prompt for the grounded backend" in err
+    assert not (tmp_path / "ds").exists()
+    (tmp_path / "p.json").write_text(json.dumps({"*": ["object"]}))
+    assert main([*args, "--prompts", str(tmp_path / "p.json"), "--set", "semantic.clusters=99"]) == 2
+    err = capsys.readouterr().err  # past the prompt check, the worker refuses a parameter, in one line
+    assert err == "c2f-label: error: a label worker could not start: classic: clusters must be in 1..16, got 99\n"
 
 
 def test_sam_amg_instances_through_ray(photo_folder, sam, tmp_path, ray_session):

@@ -33,6 +33,14 @@ def test_parameters_are_recorded_and_max_masks_applies(sam, small_photos):
     assert len(inst) == 1 and np.isfinite(inst.scores).all()
 
 
+def test_masks_over_max_masks_are_counted(sam, small_photos):
+    grid = dict(sam_model=sam, points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0)
+    (every,) = create_backend("instance", "sam-amg", **grid).predict(small_photos[:1], [[]])
+    (two,) = create_backend("instance", "sam-amg", max_masks=2, **grid).predict(small_photos[:1], [[]])
+    assert len(every) > 2 and every.dropped == {}
+    assert len(two) == 2 and two.dropped == {"max_masks": len(every) - 2}
+
+
 def test_checkpoint_loading_picks_the_variant_and_records_the_hash(tmp_path, monkeypatch):
     import segment_anything
     import torch

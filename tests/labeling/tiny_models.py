@@ -117,6 +117,26 @@ def tiny_sam():
     return sam.eval()
 
 
+def save_sam_hq(directory: Path) -> Path:
+    """A random-weight HQ-SAM (transformers SamHQModel): ViT depth 2, width 96, 256² input, prompt/mask
+    dim 64, with its processor (longest side 256, padded to 256²)."""
+    import torch
+    from transformers import SamHQConfig, SamHQModel, SamHQProcessor, SamImageProcessor
+
+    torch.manual_seed(0)
+    config = SamHQConfig(
+        vision_config=dict(hidden_size=96, num_hidden_layers=2, num_attention_heads=2, image_size=256, patch_size=16,
+                           window_size=4, global_attn_indexes=[1], output_channels=64, mlp_dim=192, num_pos_feats=32),
+        prompt_encoder_config=dict(hidden_size=64, image_size=256, patch_size=16, mask_input_channels=4),
+        mask_decoder_config=dict(hidden_size=64, mlp_dim=128, num_hidden_layers=2, num_attention_heads=2,
+                                 iou_head_hidden_dim=32, vit_dim=96),
+    )
+    SamHQModel(config).save_pretrained(directory)
+    image_processor = SamImageProcessor(size={"longest_edge": 256}, pad_size={"height": 256, "width": 256})
+    SamHQProcessor(image_processor=image_processor).save_pretrained(directory)
+    return directory
+
+
 def save_oneformer(directory: Path, num_labels: int = 4) -> Path:
     """A tiny OneFormer (Swin backbone, 1-layer text encoder) with a processor whose CLIP tokenizer
     (for the "the task is semantic" input) is built from a character vocabulary written here."""

@@ -1,0 +1,139 @@
+"""Box-prompted SAM: images + boxes → one mask per box at original resolution, for `grounded`.
+
+Both variants encode every image of a batch in one image-encoder pass and decode all boxes of an
+image in one mask-decoder call; masks are brought to full resolution a few at a time.
+- `SamBoxes`: plain SAM (segment-anything); its masks equal SamPredictor's on the CPU.
+- `HQSamBoxes`: HQ-SAM (transformers SamHQModel); its masks equal the model's own forward pass +
+  `post_process_masks` on the same boxes. `hq_token_only=False` (the default of SysCV's predictor)
+  adds the HQ mask to SAM's; True keeps the HQ mask alone.
+bf16 autocast on CUDA.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import LabelingError
+from .sam_loader import check_variant, load_sam, load_sam_hq, sam_identity
+
+_MASK_CHUNK = 8  # masks brought to full resolution at a time (bounds memory on huge images)
+
+
+def box_segmenter(variant: str, checkpoint: str | None, model: torch.nn.Module | None, device: torch.device,
+                  revision: str | None = None, hq_token_only: bool = False):
+    """The segmenter of `variant` ("hq" | "sam"), from a checkpoint or a built segment-anything Sam (tests)."""
+    if check_variant(variant) == "sam":
+        sam = load_sam(checkpoint, device) if model is None else model.to(device).eval()
+        return SamBoxes(sam, checkpoint, device)
+    if model is not None:
+        raise LabelingError("sam_model (a built segment-anything Sam) needs sam_variant: sam; "
+                            "HQ-SAM loads from sam_checkpoint (a transformers model folder or hub id)")
+    hq, processor = load_sam_hq(checkpoint, revision, device)
+    return HQSamBoxes(hq, processor, checkpoint, device, hq_token_only)
+
+
+def _autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+class SamBoxes:
+    """Plain SAM (segment-anything `Sam`) with box prompts."""
+
+    variant = "sam"
+
+    def __init__(self, sam: torch.nn.Module, checkpoint: str | None, device: torch.device):
+        self.sam, self.checkpoint, self.device = sam, checkpoint, device
+        self.encoder = sam.image_encoder
+
+    def identity(self) -> dict:
+        width = int(self.sam.image_encoder.patch_embed.proj.weight.shape[0])
+        return sam_identity(self.variant, self.checkpoint, width, int(self.sam.image_encoder.img_size))
+
+    def segment(self, images: list[np.ndarray], boxes: list[torch.Tensor]) -> list[np.ndarray]:
+        """images [H, W, 3] uint8, boxes xyxy [K, 4] original pixels (K ≥ 1) → bool [K, H, W] each."""
+        from segment_anything.utils.transforms import ResizeLongestSide
+
+        transform = ResizeLongestSide(self.sam.image_encoder.img_size)
+        resized = [self._resize(transform, im) for im in images]  # [3, h, w] float each
+        batch = torch.stack([self.sam.preprocess(r) for r in resized])
+        with _autocast(self.device):
+            embeddings = self.sam.image_encoder(batch)  # [B, C, h', w']
+        out = []
+        for i, (image, small) in enumerate(zip(images, resized)):
+            prompt_boxes = transform.apply_boxes_torch(boxes[i].to(self.device), image.shape[:2])
+            out.append(self._decode(embeddings[i : i + 1], prompt_boxes, small.shape[-2:], image.shape[:2]))
+        return out
+
+    def _resize(self, transform, image: np.ndarray) -> torch.Tensor:
+        """[H, W, 3] uint8 → [3, h, w] float on the device, longer side = SAM's input size.
+
+        On CUDA the resize runs on the GPU (antialiased bilinear); on the CPU it is SAM's own PIL
+        resize, so CPU masks equal SamPredictor's exactly.
+        """
+        if self.device.type == "cuda":
+            # Not transform.apply_image_torch: it reads the target size from the batch and channel dims.
+            size = transform.get_preprocess_shape(image.shape[0], image.shape[1], transform.target_length)
+            pixels = torch.as_tensor(image, device=self.device).permute(2, 0, 1)[None].float()
+            return torch.nn.functional.interpolate(pixels, size, mode="bilinear", antialias=True)[0]
+        small = transform.apply_image(np.ascontiguousarray(image))
+        return torch.as_tensor(small, device=self.device).permute(2, 0, 1).float()
+
+    def _decode(self, embedding, boxes, input_hw, orig_hw) -> np.ndarray:
+        """embedding [1, C, h', w'], boxes [K, 4] in model input pixels → bool masks [K, H, W]."""
+        sparse, dense = self.sam.prompt_encoder(points=None, boxes=boxes, masks=None)
+        with _autocast(self.device):
+            low_res, _ = self.sam.mask_decoder(
+                image_embeddings=embedding,
+                image_pe=self.sam.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=False,
+            )
+        chunks = []
+        for k in range(0, len(low_res), _MASK_CHUNK):
+            logits = self.sam.postprocess_masks(low_res[k : k + _MASK_CHUNK].float(), input_hw, orig_hw)
+            chunks.append((logits > self.sam.mask_threshold)[:, 0].cpu().numpy())
+        return np.concatenate(chunks)
+
+
+class HQSamBoxes:
+    """HQ-SAM (transformers `SamHQModel` + `SamHQProcessor`) with box prompts."""
+
+    variant = "hq"
+
+    def __init__(self, model, processor, checkpoint: str | None, device: torch.device, hq_token_only: bool = False):
+        self.model, self.processor, self.checkpoint, self.device = model, processor, checkpoint, device
+        self.hq_token_only = bool(hq_token_only)
+        self.encoder = model.vision_encoder
+
+    def identity(self) -> dict:
+        vision = self.model.config.vision_config
+        return sam_identity(self.variant, self.checkpoint, vision.hidden_size, vision.image_size, self.model.config) | {
+            "sam_hq_token_only": self.hq_token_only}
+
+    def segment(self, images: list[np.ndarray], boxes: list[torch.Tensor]) -> list[np.ndarray]:
+        """images [H, W, 3] uint8, boxes xyxy [K, 4] original pixels (K ≥ 1) → bool [K, H, W] each."""
+        pixels = self.processor.image_processor(  # resize, normalise and pad on the model's device
+            images=list(images), return_tensors="pt", input_data_format="channels_last", device=self.device)
+        with _autocast(self.device):
+            encoded = self.model.vision_encoder(pixels["pixel_values"].to(self.device))
+        out = []
+        for i in range(len(images)):
+            orig, resized = pixels["original_sizes"][i].tolist(), pixels["reshaped_input_sizes"][i].tolist()
+            scale = torch.tensor([resized[1] / orig[1], resized[0] / orig[0]] * 2, device=self.device)
+            embedding = encoded.last_hidden_state[i : i + 1]  # [1, C, h', w']
+            early = [e[i : i + 1] for e in encoded.intermediate_embeddings]  # HQ's fused ViT features
+            out.append(self._decode(embedding, early, boxes[i].to(self.device) * scale, orig, resized))
+        return out
+
+    def _decode(self, embedding, early, boxes, orig_hw, input_hw) -> np.ndarray:
+        """embedding [1, C, h', w'], boxes [K, 4] in model input pixels → bool masks [K, H, W]."""
+        with _autocast(self.device):
+            low_res = self.model(image_embeddings=embedding, intermediate_embeddings=early, input_boxes=boxes[None],
+                                 multimask_output=False, hq_token_only=self.hq_token_only).pred_masks[0]  # [K, 1, h, w]
+        chunks = []
+        for k in range(0, len(low_res), _MASK_CHUNK):
+            (masks,) = self.processor.post_process_masks([low_res[k : k + _MASK_CHUNK].float()], [orig_hw], [input_hw])
+            chunks.append(masks[:, 0].cpu().numpy())
+        return np.concatenate(chunks)
