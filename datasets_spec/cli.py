@@ -1,4 +1,4 @@
-"""c2f-data: inspect and check a c2fmae dataset store."""
+"""c2f-data: inspect, check, summarise, picture, export, evaluate and publish a c2fmae dataset store."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .errors import StoreError
+from .coco_export import export_coco
 from .info import format_info, info
+from .quality import eval_coco, eval_semantic, format_eval
 from .reader import open_store
 from .schema import MARKERS_DIR
+from .stats import compute_stats, format_stats
+from .stats_plot import plot_stats
 from .synthetic import make_synthetic_store
 from .validate import validate
 
@@ -36,6 +40,35 @@ def _info(args) -> int:
     return 0
 
 
+def _stats(args) -> int:
+    summary = compute_stats(open_store(args.path), scheduler=args.scheduler, progress=not args.quiet)
+    if args.plot:
+        plot_stats(summary, args.plot)
+    print(json.dumps(summary, indent=1) if args.json else format_stats(summary))
+    return 0
+
+
+def _export_coco(args) -> int:
+    counts = export_coco(open_store(args.path), args.output, class_agnostic=args.class_agnostic,
+                         progress=not args.quiet)
+    print(json.dumps(counts) if args.json else
+          f"wrote {counts['images']} images and {counts['annotations']} annotations to {args.output}"
+          + (f" ({counts['skipped_unclassed']} instances without a class left out)" if counts["skipped_unclassed"] else ""))
+    return 0
+
+
+def _eval(args) -> int:
+    store = open_store(args.path)
+    if bool(args.gt_coco) == bool(args.gt_semantic):
+        raise StoreError("eval needs exactly one of --gt-coco and --gt-semantic")
+    if args.gt_coco:
+        result = eval_coco(store, args.gt_coco)
+    else:
+        result = eval_semantic(store, args.gt_semantic, scheduler=args.scheduler, progress=not args.quiet)
+    print(json.dumps(result, indent=1) if args.json else format_eval(result))
+    return 0
+
+
 def _synth(args) -> int:
     layout = make_synthetic_store(args.out, args.images, args.count, args.canvas, args.shard_size, args.seed)
     print(f"wrote {layout.num_images} synthetic images to {args.images} and their store to {args.out}")
@@ -54,6 +87,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_info)
+    p = sub.add_parser("stats", help="class, coverage, instance and failure statistics (Dask, bounded memory)")
+    p.add_argument("path")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--plot", metavar="PNG", help="also draw the statistics as one PNG dashboard")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler (default: local threads)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_stats)
+    p = sub.add_parser("export-coco", help="COCO instance-segmentation JSON (RLE at original size, with scores)")
+    p.add_argument("path")
+    p.add_argument("-o", "--output", required=True, help="JSON file to write")
+    p.add_argument("--class-agnostic", action="store_true", help="one category 'object' for every instance")
+    p.add_argument("--json", action="store_true", help="machine-readable summary")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_export_coco)
+    p = sub.add_parser("eval", help="label quality against ground truth: COCO AP/AR or semantic mIoU")
+    p.add_argument("path")
+    p.add_argument("--gt-coco", metavar="JSON", help="COCO instances JSON; images matched by file_name = key")
+    p.add_argument("--gt-semantic", metavar="DIR_OR_STORE",
+                   help="a store, or a folder of label PNGs DIR/<key without suffix>.png in our label space")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler (default: local threads)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_eval)
     p = sub.add_parser("synth", help="write synthetic images and a complete store of their exact masks")
     p.add_argument("out", help="store directory to create")
     p.add_argument("--images", required=True, help="folder for the generated images")
