@@ -13,12 +13,14 @@ from .errors import StoreError
 from .coco_export import export_coco
 from .info import format_info, info
 from .quality import eval_coco, eval_semantic, format_eval
+from .publish import RECHUNK, publish
 from .reader import open_store
 from .schema import MARKERS_DIR
 from .stats import compute_stats, format_stats
 from .stats_plot import plot_stats
 from .synthetic import make_synthetic_store
 from .validate import validate
+from .verify import verify
 
 
 def _validate(args) -> int:
@@ -69,6 +71,25 @@ def _eval(args) -> int:
     return 0
 
 
+def _publish(args) -> int:
+    summary = publish(open_store(args.path), args.output, rechunk=args.rechunk, license_id=args.license,
+                      progress=not args.quiet)
+    print(json.dumps(summary) if args.json else f"released {args.path} to {args.output}: {summary['files']} files; "
+          f"check it with: c2f-data verify {args.output}")
+    return 0
+
+
+def _verify(args) -> int:
+    problems = verify(args.path)
+    for line in problems:
+        print(f"{args.path}/{line}")
+    if problems:
+        print(f"c2f-data: {len(problems)} problem(s) in {args.path}", file=sys.stderr)
+        return 1
+    print(f"{args.path}: every checksum matches and the store is valid")
+    return 0
+
+
 def _synth(args) -> int:
     layout = make_synthetic_store(args.out, args.images, args.count, args.canvas, args.shard_size, args.seed)
     print(f"wrote {layout.num_images} synthetic images to {args.images} and their store to {args.out}")
@@ -110,6 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_eval)
+    p = sub.add_parser("publish", help="a release without image pixels: store, card, Croissant, SHA256SUMS")
+    p.add_argument("path")
+    p.add_argument("-o", "--output", required=True, help="release directory to create")
+    p.add_argument("--rechunk", choices=RECHUNK, help="rewrite the masks unsharded, one chunk per shard or per image")
+    p.add_argument("--license", default="other", help="licence id for the card (default: other)")
+    p.add_argument("--json", action="store_true", help="machine-readable summary")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_publish)
+    p = sub.add_parser("verify", help="check a release's checksums and its store; one line per problem")
+    p.add_argument("path")
+    p.set_defaults(func=_verify)
     p = sub.add_parser("synth", help="write synthetic images and a complete store of their exact masks")
     p.add_argument("out", help="store directory to create")
     p.add_argument("--images", required=True, help="folder for the generated images")
