@@ -16,6 +16,7 @@ from .quality import eval_coco, eval_semantic, format_eval
 from .publish import RECHUNK, publish
 from .reader import open_store
 from .schema import MARKERS_DIR
+from .show import show
 from .stats import compute_stats, format_stats
 from .stats_plot import plot_stats
 from .synthetic import make_synthetic_store
@@ -90,6 +91,12 @@ def _verify(args) -> int:
     return 0
 
 
+def _show(args) -> int:
+    path = show(open_store(args.path), args.images, args.output, n=args.n, keys=args.keys, seed=args.seed)
+    print(f"wrote {path}")
+    return 0
+
+
 def _synth(args) -> int:
     layout = make_synthetic_store(args.out, args.images, args.count, args.canvas, args.shard_size, args.seed)
     print(f"wrote {layout.num_images} synthetic images to {args.images} and their store to {args.out}")
@@ -115,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler (default: local threads)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_stats)
+    p = sub.add_parser("show", help="picture of labeled images: photo | semantic overlay | instance overlay")
+    p.add_argument("path")
+    p.add_argument("--images", required=True, help="image root the keys are relative to")
+    p.add_argument("-n", type=int, default=16, help="number of random done images (default 16)")
+    p.add_argument("--keys", nargs="+", metavar="KEY", help="show these images instead of random ones")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random choice")
+    p.add_argument("-o", "--output", required=True, help="PNG to write")
+    p.set_defaults(func=_show)
     p = sub.add_parser("export-coco", help="COCO instance-segmentation JSON (RLE at original size, with scores)")
     p.add_argument("path")
     p.add_argument("-o", "--output", required=True, help="JSON file to write")

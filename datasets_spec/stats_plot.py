@@ -82,7 +82,7 @@ def _columns(draw, origin, title, counts, ticks) -> None:
         if count:
             draw.rectangle([x + 1, bottom - h, x + width - 1, bottom], fill=BAR)
         if tick:
-            draw.text((x, bottom + 4), tick, fill="black", font=_FONT)
+            draw.text((x + width / 2, bottom + 4), tick, fill="black", font=_FONT, anchor="ma")
 
 
 def _text_panel(draw, origin, st: dict) -> None:
