@@ -13,6 +13,7 @@ from .errors import StoreError
 from .coco_export import export_coco
 from .info import format_info, info
 from .quality import eval_coco, eval_semantic, format_eval
+from .merge import merge
 from .publish import RECHUNK, publish
 from .reader import open_store
 from .schema import MARKERS_DIR
@@ -97,6 +98,12 @@ def _show(args) -> int:
     return 0
 
 
+def _merge(args) -> int:
+    summary = merge(open_store(args.a), open_store(args.b), args.output, progress=not args.quiet)
+    print(f"merged {args.a} and {args.b} into {args.output}: {summary['images']} images, {summary['shards']} shards")
+    return 0
+
+
 def _synth(args) -> int:
     layout = make_synthetic_store(args.out, args.images, args.count, args.canvas, args.shard_size, args.seed)
     print(f"wrote {layout.num_images} synthetic images to {args.images} and their store to {args.out}")
@@ -157,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check a release's checksums and its store; one line per problem")
     p.add_argument("path")
     p.set_defaults(func=_verify)
+    p = sub.add_parser("merge", help="join two complete stores over disjoint images (same labeler and label space)")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("-o", "--output", required=True, help="store to create")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_merge)
     p = sub.add_parser("synth", help="write synthetic images and a complete store of their exact masks")
     p.add_argument("out", help="store directory to create")
     p.add_argument("--images", required=True, help="folder for the generated images")
