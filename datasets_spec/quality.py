@@ -113,9 +113,13 @@ def eval_semantic(store: Store, gt, *, scheduler: str | None = None, progress: b
         where = [(i, gt_index[i] if gt_store else str(keys[i])) for i in done]
         tasks.append(shard_task(shard_confusion, shard, sem, start, where, gt_store or gt, orig_hw[start:stop],
                                 valid_hw[start:stop], num_classes))
-    conf = run_tasks(tasks, lambda a, b: (a[0] + b[0], a[1] + b[1]), (np.zeros((num_classes, num_classes + 1), np.int64), 0),
+    conf = run_tasks(tasks, _add_pairs, (np.zeros((num_classes, num_classes + 1), np.int64), 0),
                      scheduler=scheduler, desc="eval", progress=progress)
     return _semantic_summary(store, *conf)
+
+
+def _add_pairs(a: tuple, b: tuple) -> tuple:
+    return a[0] + b[0], a[1] + b[1]
 
 
 def _gt_index(store: Store, gt_store: Store | None) -> np.ndarray:

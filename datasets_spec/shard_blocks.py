@@ -1,18 +1,19 @@
 """The store's mask arrays as Dask arrays with one block per shard, and running per-shard tasks.
 
-`dask.array.from_zarr` on a store gives one block per *inner* chunk (one image), i.e. N tiny tasks;
-we ask for whole shards instead (benchmarks/dask_chunking.py measures the choices side by side).
+`dask.array.from_zarr` on a store gives one block per *inner* chunk (one image), i.e. N tiny tasks
+of ~1.5 ms of zarr-python overhead each. We build the arrays from one tensorstore read per shard
+instead (`Store.read_masks`), the fastest of the layouts measured by benchmarks/dask_chunking.py.
 Per-shard work is a delayed call on the shard's two blocks; results are merged as they arrive, so
 memory holds a few shards at a time however large the store is.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 
 import dask
 import dask.array as da
+import numpy as np
 from dask.callbacks import Callback
 from tqdm import tqdm
 
@@ -24,9 +25,18 @@ TASK_PREFIX = "c2f-shard-task"
 
 
 def mask_arrays(store: Store) -> tuple[da.Array, da.Array]:
-    """(semantic, instance) as Dask arrays [N, S, S] uint16, chunked one shard per block."""
-    s, k = store.layout.canvas, store.layout.shard_size
-    return tuple(da.from_zarr(store.array_url(name), chunks=(k, s, s)) for name in (S.SEMANTIC, S.INSTANCE))
+    """(semantic, instance) as Dask arrays [N, S, S] uint16, one block per shard."""
+    s = store.layout.canvas
+    blocks = {S.SEMANTIC: [], S.INSTANCE: []}
+    for shard, start, stop in store.iter_shards():
+        pair = dask.delayed(_read_shard, pure=True, nout=2)(store, start, stop, dask_key_name=("c2f-read-shard", str(store.path), shard))
+        for name, block in zip(blocks, pair):
+            blocks[name].append(da.from_delayed(block, (stop - start, s, s), np.uint16))
+    return tuple(da.concatenate(blocks[name]) for name in blocks)
+
+
+def _read_shard(store: Store, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    return store.read_masks(range(start, stop))
 
 
 def shard_blocks(store: Store) -> Iterator[tuple[int, object, object]]:
@@ -50,13 +60,16 @@ def run_tasks(tasks: list, merge: Callable, start, *, scheduler: str | None = No
 
 
 def _run_threads(tasks, merge, acc, bar):
-    # Batches of a few tasks per thread keep at most that many shards in memory.
-    batch = 4 * (os.cpu_count() or 1)
-    for i in range(0, len(tasks), batch):
-        with _TaskBar(bar):
-            for result in dask.compute(*tasks[i:i + batch], scheduler="threads"):
-                acc = merge(acc, result)
-    return acc
+    # A pairwise tree of merges: Dask frees each shard's blocks and partials once merged, so memory
+    # holds about one shard per thread (checked in tests/datasets_spec/test_stats.py).
+    level = list(tasks)
+    while len(level) > 1:
+        level = [dask.delayed(merge)(a, b) for a, b in zip(level[::2], level[1::2])] + level[len(level) // 2 * 2:]
+    if not level:
+        return acc
+    with _TaskBar(bar):
+        (result,) = dask.compute(level[0], scheduler="threads")
+    return merge(acc, result)
 
 
 def _run_distributed(tasks, merge, acc, address, bar):

@@ -99,8 +99,8 @@ def _empty(num_classes: int) -> dict:
 
 def merge_partials(acc: dict | None, part: dict) -> dict:
     """Sum two partials (acc None = nothing yet)."""
-    if acc is None:
-        return part
+    if acc is None or part is None:
+        return part if acc is None else acc
     return {k: acc[k] + part[k] for k in acc}
 
 
