@@ -203,9 +203,9 @@ def format_eval(result: dict) -> str:
     for mode in ("class_aware", "class_agnostic"):
         stats = result[mode]
         if stats is None:
-            lines.append(f"{mode:<10} n/a: no class name in common with the ground truth")
+            lines.append(f"{mode:<15}n/a: no class name in common with the ground truth")
             continue
-        lines.append(f"{mode:<10} " + "  ".join(f"{k} {_num(v)}" for k, v in stats.items() if k in ("AP", "AP50", "AP75", "AR100")))
+        lines.append(f"{mode:<15}" + "  ".join(f"{k} {_num(v)}" for k, v in stats.items() if k in ("AP", "AP50", "AP75", "AR100")))
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ from .geometry import fit, resize_labels
 from .reader import Store
 
 TILE = 256
-LEGEND_W = 230
+LEGEND_W = 300
 HEADER = 24
 GAP = 4
 LEGEND_ROWS = 12
@@ -134,9 +134,9 @@ def _legend_height(entries) -> int:
 
 def _legend(draw, origin, key: str, entries) -> None:
     x, y = origin
-    draw.text((x + 4, y + 2), key if len(key) <= 30 else "…" + key[-29:], fill="black", font=_FONT)
+    draw.text((x + 4, y + 2), key if len(key) <= 40 else "…" + key[-39:], fill="black", font=_FONT)
     for r, (name, colour) in enumerate(entries):
         top = y + 22 + 18 * r
         if colour is not None:
             draw.rectangle([x + 4, top + 2, x + 16, top + 14], fill=colour, outline="black")
-        draw.text((x + 22, top), name if len(name) <= 28 else name[:27] + "…", fill="black", font=_FONT)
+        draw.text((x + 22, top), name if len(name) <= 40 else name[:39] + "…", fill="black", font=_FONT)

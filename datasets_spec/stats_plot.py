@@ -30,7 +30,7 @@ def plot_stats(st: dict, path) -> Path:
     _class_bars(draw, (2 * PANEL_W, 0), "instances per class", np.asarray(st["class_instance_counts"]), names, "{:.0f}")
     hist = st["instances_per_image"]["histogram"]
     last = _trim(hist)
-    ticks = [str(i) for i in range(last)] + ([f"≥{len(hist) - 1}"] if last == len(hist) else [])
+    ticks = [str(i) for i in range(last - 1)] + [f">={last - 1}" if last == len(hist) else str(last - 1)]
     _columns(draw, (0, PANEL_H), "instances per image (images)", hist[:last], ticks[:last])
     edges = st["instance_area"]["relative_log10_edges"]
     _columns(draw, (PANEL_W, PANEL_H), "instance area / image area (instances)", st["instance_area"]["relative_histogram"],
@@ -56,12 +56,12 @@ def _class_bars(draw, origin, title, values: np.ndarray, names: dict, fmt: str) 
     if not order:
         draw.text((x0 + 10, y0 + 40), "(none)", fill="grey", font=_FONT)
         return
-    label_w, row = 170, (PANEL_H - 40) // TOP_CLASSES
+    label_w, row = 250, (PANEL_H - 40) // TOP_CLASSES
     scale = (PANEL_W - label_w - 70) / max(float(values[order[0]]), 1e-9)
     for r, i in enumerate(order):
         y = y0 + 32 + r * row
         name = names.get(str(i), str(i))
-        draw.text((x0 + 10, y), name if len(name) <= 24 else name[:23] + "…", fill="black", font=_FONT)
+        draw.text((x0 + 10, y), name if len(name) <= 36 else name[:35] + "…", fill="black", font=_FONT)
         width = max(1, int(values[i] * scale))
         draw.rectangle([x0 + label_w, y + 2, x0 + label_w + width, y + row - 3], fill=BAR)
         draw.text((x0 + label_w + width + 4, y), fmt.format(values[i]), fill="black", font=_FONT)
@@ -97,8 +97,9 @@ def _text_panel(draw, origin, st: dict) -> None:
         f"instances: {st['instances']} (mean {st['instances_per_image']['mean'] or 0:.2f} per image)",
         f"COCO sizes: small {sizes['small']}, medium {sizes['medium']}, large {sizes['large']}",
         f"instances without a class: {st['unclassed_instances']}",
-        "failures: " + (", ".join(f"{k} ×{v}" for k, v in st["failures"].items()) or "none"),
+        "failures: " + ("none" if not st["failures"] else ""),
     ]
+    lines += [f"  {v} x {k}" for k, v in list(st["failures"].items())[:4]]
     draw.text((x0 + 10, y0 + 6), "summary", fill="black", font=_TITLE)
     for r, line in enumerate(lines):
         draw.text((x0 + 10, y0 + 34 + 22 * r), line[:70], fill="black", font=_FONT)

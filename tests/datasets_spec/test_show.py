@@ -22,7 +22,7 @@ def test_show_draws_photo_semantic_and_instance_columns(synth, capsys):
     grid = np.asarray(Image.open(out).convert("RGB")).astype(int)
     photo = Image.open(synth / "img" / key).convert("RGB")
     h, w = fit(photo.height, photo.width, TILE)
-    assert grid.shape[1:] == (3 * (TILE + GAP) + 230, 3) and grid.shape[0] >= HEADER + h
+    assert grid.shape[1:] == (3 * (TILE + GAP) + 300, 3) and grid.shape[0] >= HEADER + h
     expected = np.asarray(photo.resize((w, h), Image.BILINEAR)).astype(int)
     assert np.abs(grid[HEADER:HEADER + h, :w] - expected).mean() < 1
     view = open_store(synth / "ds").read(3, records=True)
