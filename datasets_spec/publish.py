@@ -28,12 +28,13 @@ from .checksums import release_files, write_sums
 from .croissant import croissant
 from .errors import StoreError
 from .reader import Store, open_store
+from .shard_blocks import mask_arrays
 from .stats import compute_stats
 from .stats_plot import plot_stats
-from .validate import validate
+from .validate import RELEASE_CHUNKS, validate
 
 DATA, STATS, PLOT, CARD, CROISSANT = "data", "stats.json", "stats.png", "README.md", "croissant.json"
-RECHUNK = ("shards", "images")
+RECHUNK = tuple(RELEASE_CHUNKS)
 
 
 def publish(store: Store, out, *, rechunk: str | None = None, license_id: str = "other", progress: bool = True) -> dict:
@@ -75,18 +76,21 @@ def publish(store: Store, out, *, rechunk: str | None = None, license_id: str = 
 
 
 def _rechunk(data: Path, store: Store, how: str) -> None:
-    """Rewrite semantic and instance unsharded: one chunk per shard, or one chunk per image."""
+    """Rewrite semantic and instance unsharded (one chunk per shard, or per image) and declare it in
+    the attributes (c2fmae.release.rechunk), so validate knows which layout to expect."""
     k, s = store.layout.shard_size, store.layout.canvas
     chunks = (k, s, s) if how == "shards" else (1, s, s)
     group = zarr.open_group(data, mode="r+")
-    for name, fill in ((S.SEMANTIC, S.SEMANTIC_IGNORE), (S.INSTANCE, S.INSTANCE_NONE)):
-        source = da.from_zarr(store.array_url(name), chunks=(k, s, s))
+    fills = ((S.SEMANTIC, S.SEMANTIC_IGNORE), (S.INSTANCE, S.INSTANCE_NONE))
+    for (name, fill), source in zip(fills, mask_arrays(store)):
         target = group.create_array(f"{name}.rechunked", shape=source.shape, chunks=chunks, dtype=source.dtype,
                                     fill_value=fill, compressors=ZstdCodec(level=3),
                                     dimension_names=("image", "y", "x"))
         da.store(source, target, lock=False)
         shutil.rmtree(data / name)
         os.replace(data / f"{name}.rechunked", data / name)
+    group = zarr.open_group(data, mode="r+")
+    group.attrs[S.ATTRS_KEY] = {**group.attrs[S.ATTRS_KEY], "release": {"rechunk": how}}
 
 
 def _consolidate(data: Path) -> None:

@@ -205,7 +205,8 @@ def format_eval(result: dict) -> str:
         if stats is None:
             lines.append(f"{mode:<15}n/a: no class name in common with the ground truth")
             continue
-        lines.append(f"{mode:<15}" + "  ".join(f"{k} {_num(v)}" for k, v in stats.items() if k in ("AP", "AP50", "AP75", "AR100")))
+        shown = ("AP", "AP50", "AP75", "AR100")
+        lines.append(f"{mode:<15}" + "  ".join(f"{k} {_num(stats[k])}" for k in shown))
     return "\n".join(lines)
 
 

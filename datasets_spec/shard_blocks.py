@@ -29,7 +29,8 @@ def mask_arrays(store: Store) -> tuple[da.Array, da.Array]:
     s = store.layout.canvas
     blocks = {S.SEMANTIC: [], S.INSTANCE: []}
     for shard, start, stop in store.iter_shards():
-        pair = dask.delayed(_read_shard, pure=True, nout=2)(store, start, stop, dask_key_name=("c2f-read-shard", str(store.path), shard))
+        key = ("c2f-read-shard", str(store.path), shard)
+        pair = dask.delayed(_read_shard, pure=True, nout=2)(store, start, stop, dask_key_name=key)
         for name, block in zip(blocks, pair):
             blocks[name].append(da.from_delayed(block, (stop - start, s, s), np.uint16))
     return tuple(da.concatenate(blocks[name]) for name in blocks)

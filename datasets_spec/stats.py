@@ -153,7 +153,8 @@ def format_stats(st: dict, top: int = 10) -> str:
     ]
     never = [names[str(i)] for i in range(len(pixels)) if str(i) in names and pixels[i] == 0]
     if never:
-        lines.append(f"unseen     {len(never)} classes never predicted: {', '.join(never[:8])}{' …' if len(never) > 8 else ''}")
+        more = " …" if len(never) > 8 else ""
+        lines.append(f"unseen     {len(never)} classes never predicted: {', '.join(never[:8])}{more}")
     if st["failures"]:
         lines.append("failures   " + "; ".join(f"{k} ×{v}" for k, v in st["failures"].items()))
     return "\n".join(lines)
