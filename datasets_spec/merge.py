@@ -8,6 +8,7 @@ backends, models and settings that made the labels; the input list and shard siz
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime, timezone
 
 from tqdm import tqdm
@@ -54,15 +55,19 @@ def _labeling_identity(prov: dict) -> dict:
 def merge(a: Store, b: Store, out, *, progress: bool = True) -> dict:
     """Write C = A ∪ B at `out` (must not exist); return {images, shards}."""
     check_mergeable(a, b)
-    sources = [(a, i) for i in range(a.layout.num_images)] + [(b, i) for i in range(b.layout.num_images)]
+    ra, rb = _SourceReader(a), _SourceReader(b)
+    sources = [(ra, i) for i in range(a.layout.num_images)] + [(rb, i) for i in range(b.layout.num_images)]
     keys = a.keys().tolist() + b.keys().tolist()
     labels = a.labels().tolist() + b.labels().tolist()
     layout = create_store(out, keys, labels, label_space=a.label_space, provenance=_provenance(a, b),
                           canvas=a.layout.canvas, shard_size=a.layout.shard_size)
-    readers = {id(a): _SourceReader(a), id(b): _SourceReader(b)}
-    for shard in tqdm(range(layout.num_shards), desc="merge", unit="shard", disable=not progress):
-        start, stop = layout.shard_range(shard)
-        write_shard(out, shard, [readers[id(s)].result(i) for s, i in sources[start:stop]])
+    try:
+        for shard in tqdm(range(layout.num_shards), desc="merge", unit="shard", disable=not progress):
+            start, stop = layout.shard_range(shard)
+            write_shard(out, shard, [reader.result(i) for reader, i in sources[start:stop]])
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)  # a half-merged store is of no use to anyone
+        raise
     return {"images": layout.num_images, "shards": layout.num_shards}
 
 
