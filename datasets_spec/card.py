@@ -20,13 +20,13 @@ FEATURES = [("key", "string"), ("label", "int32"), ("status", "uint8"), ("orig_h
             ("semantic", "uint16"), ("instance", "uint16")]
 
 
-def front_matter(store: Store, license_id: str) -> dict:
+def front_matter(store: Store, license_id: str, name: str) -> dict:
     n = store.layout.num_images
     size = next((name for limit, name in SIZE_CATEGORIES if n < limit), "n>10M")
     imagenet = store.provenance.get("input", {}).get("kind") == "imagenet"
     return {
         "license": license_id,
-        "pretty_name": f"c2fmae pseudo-labels: {store.path.name}",
+        "pretty_name": f"c2fmae pseudo-labels: {name}",
         "annotations_creators": ["machine-generated"],
         "source_datasets": ["imagenet-1k" if imagenet else "original"],
         "size_categories": [size],
@@ -70,12 +70,12 @@ def weaknesses(store: Store, st: dict) -> list[str]:
     return out or ["None found by the automatic checks; see the statistics below."]
 
 
-def render_card(store: Store, st: dict, license_id: str, files: dict) -> str:
-    """README.md text. files: names of the release's parts (data, stats, plot, croissant)."""
+def render_card(store: Store, st: dict, license_id: str, files: dict, name: str) -> str:
+    """README.md text. files: names of the release's parts (data, stats, plot, croissant); name: the dataset's."""
     s, k = store.layout.canvas, store.layout.shard_size
     prov = store.provenance
-    lines = ["---", yaml.safe_dump(front_matter(store, license_id), sort_keys=False).strip(), "---", "",
-             f"# c2fmae pseudo-labels: {store.path.name}", "",
+    lines = ["---", yaml.safe_dump(front_matter(store, license_id, name), sort_keys=False).strip(), "---", "",
+             f"# c2fmae pseudo-labels: {name}", "",
              f"Semantic (scene-level) and instance (object-level) pseudo-masks for {store.layout.num_images} images, "
              f"made by machine with [c2fmae](https://arxiv.org/abs/2603.09955)'s `c2f-label`. **This release holds no "
              "image pixels**: join it with your own copy of the images by key (below).", "",

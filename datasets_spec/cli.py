@@ -9,12 +9,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .errors import StoreError
 from .coco_export import export_coco
+from .errors import StoreError
 from .info import format_info, info
-from .quality import eval_coco, eval_semantic, format_eval
 from .merge import merge
 from .publish import RECHUNK, publish
+from .quality import eval_coco, eval_semantic, format_eval
 from .reader import open_store
 from .schema import MARKERS_DIR
 from .show import show
@@ -55,9 +55,12 @@ def _stats(args) -> int:
 def _export_coco(args) -> int:
     counts = export_coco(open_store(args.path), args.output, class_agnostic=args.class_agnostic,
                          progress=not args.quiet)
-    print(json.dumps(counts) if args.json else
-          f"wrote {counts['images']} images and {counts['annotations']} annotations to {args.output}"
-          + (f" ({counts['skipped_unclassed']} instances without a class left out)" if counts["skipped_unclassed"] else ""))
+    if args.json:
+        print(json.dumps(counts))
+        return 0
+    left_out = counts["skipped_unclassed"]
+    print(f"wrote {counts['images']} images and {counts['annotations']} annotations to {args.output}"
+          + (f" ({left_out} instances without a class left out)" if left_out else ""))
     return 0
 
 
@@ -185,7 +188,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except StoreError as exc:
+    except (StoreError, OSError) as exc:  # OSError: an output (PNG, JSON) cannot be written; it names the path
         print(f"c2f-data: error: {exc}", file=sys.stderr)
         return 2
 

@@ -38,8 +38,8 @@ RECORD_FIELDS = [
 ]
 
 
-def croissant(store: Store, root: Path, data: str, license_id: str) -> dict:
-    """The JSON-LD document for the release at `root` whose store is root/`data`."""
+def croissant(store: Store, root: Path, data: str, license_id: str, name: str) -> dict:
+    """The JSON-LD document for the release at `root` whose store is root/`data`, named `name`."""
     group = f"{data}/zarr.json"
     files = [
         {"@type": "cr:FileObject", "@id": "zarr-group", "name": "zarr-group", "contentUrl": group,
@@ -57,7 +57,7 @@ def croissant(store: Store, root: Path, data: str, license_id: str) -> dict:
     return {
         "@context": CONTEXT,
         "@type": "sc:Dataset",
-        "name": f"c2fmae-pseudo-labels-{store.path.name}",
+        "name": f"c2fmae-pseudo-labels-{name}",
         "description": (f"Machine-generated semantic and instance masks for {store.layout.num_images} images "
                         "(no image pixels; join by key). See README.md."),
         "conformsTo": "http://mlcommons.org/croissant/1.0",

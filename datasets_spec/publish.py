@@ -61,8 +61,9 @@ def publish(store: Store, out, *, rechunk: str | None = None, license_id: str = 
         (tmp / STATS).write_text(json.dumps(st, indent=1) + "\n")
         plot_stats(st, tmp / PLOT)
         files = {"data": DATA, "stats": STATS, "plot": PLOT, "croissant": CROISSANT}
-        (tmp / CARD).write_text(render_card(copy, st, license_id, files))
-        (tmp / CROISSANT).write_text(json.dumps(croissant(copy, tmp, DATA, license_id), indent=1) + "\n")
+        name = store.path.resolve().name
+        (tmp / CARD).write_text(render_card(copy, st, license_id, files, name))
+        (tmp / CROISSANT).write_text(json.dumps(croissant(copy, tmp, DATA, license_id, name), indent=1) + "\n")
         with tqdm(total=len(release_files(tmp)), desc="checksums", unit="file", disable=not progress) as bar:
             count = write_sums(tmp, bar.update)
         os.replace(tmp, out)

@@ -40,6 +40,7 @@ def test_card_front_matter_and_content(release):
     meta = yaml.safe_load(front)
     assert meta["license"] == "cc-by-4.0" and meta["annotations_creators"] == ["machine-generated"]
     assert meta["size_categories"] == ["n<1K"] and meta["task_categories"] == ["image-segmentation"]
+    assert meta["pretty_name"] == "c2fmae pseudo-labels: ds"  # named after the store, not the copy
     assert {"name": "semantic", "dtype": "uint16"} in meta["dataset_info"]["features"]
     assert "4 of 20 images failed" in body and "truncated image file ×4" in body
     assert "input_list_sha256" in body  # provenance is carried over

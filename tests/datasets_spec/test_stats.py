@@ -88,10 +88,15 @@ def test_stats_cli_json_and_dashboard(tmp_path, capsys):
     assert "agreement  100.0%" in capsys.readouterr().out
 
 
-def test_stats_of_a_missing_store_is_one_line(tmp_path, capsys):
+def test_stats_errors_are_one_line(tmp_path, capsys):
     assert main(["stats", str(tmp_path / "nope"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no such dataset directory" in err
+    make_store(tmp_path / "ds", n=8, canvas=32, shard_size=8)
+    (tmp_path / "file").write_text("")
+    assert main(["stats", str(tmp_path / "ds"), "--quiet", "--plot", str(tmp_path / "file" / "s.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(tmp_path / "file") in err
 
 
 def _big_store(path, n, canvas, shard_size):
