@@ -1,4 +1,4 @@
-"""c2f-data: inspect and check a c2fmae dataset store."""
+"""c2f-data: inspect, check, summarise, picture, export, evaluate and publish a c2fmae dataset store."""
 
 from __future__ import annotations
 
@@ -9,12 +9,20 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .coco_export import export_coco
 from .errors import StoreError
 from .info import format_info, info
+from .merge import merge
+from .publish import RECHUNK, publish
+from .quality import eval_coco, eval_semantic, format_eval
 from .reader import open_store
 from .schema import MARKERS_DIR
+from .show import show
+from .stats import compute_stats, format_stats
+from .stats_plot import plot_stats
 from .synthetic import make_synthetic_store
 from .validate import validate
+from .verify import verify
 
 
 def _validate(args) -> int:
@@ -36,6 +44,69 @@ def _info(args) -> int:
     return 0
 
 
+def _stats(args) -> int:
+    summary = compute_stats(open_store(args.path), scheduler=args.scheduler, progress=not args.quiet)
+    if args.plot:
+        plot_stats(summary, args.plot)
+    print(json.dumps(summary, indent=1) if args.json else format_stats(summary))
+    return 0
+
+
+def _export_coco(args) -> int:
+    counts = export_coco(open_store(args.path), args.output, class_agnostic=args.class_agnostic,
+                         progress=not args.quiet)
+    if args.json:
+        print(json.dumps(counts))
+        return 0
+    left_out = counts["skipped_unclassed"]
+    print(f"wrote {counts['images']} images and {counts['annotations']} annotations to {args.output}"
+          + (f" ({left_out} instances without a class left out)" if left_out else ""))
+    return 0
+
+
+def _eval(args) -> int:
+    store = open_store(args.path)
+    if bool(args.gt_coco) == bool(args.gt_semantic):
+        raise StoreError("eval needs exactly one of --gt-coco and --gt-semantic")
+    if args.gt_coco:
+        result = eval_coco(store, args.gt_coco)
+    else:
+        result = eval_semantic(store, args.gt_semantic, scheduler=args.scheduler, progress=not args.quiet)
+    print(json.dumps(result, indent=1) if args.json else format_eval(result))
+    return 0
+
+
+def _publish(args) -> int:
+    summary = publish(open_store(args.path), args.output, rechunk=args.rechunk, license_id=args.license,
+                      progress=not args.quiet)
+    print(json.dumps(summary) if args.json else f"released {args.path} to {args.output}: {summary['files']} files; "
+          f"check it with: c2f-data verify {args.output}")
+    return 0
+
+
+def _verify(args) -> int:
+    problems = verify(args.path)
+    for line in problems:
+        print(f"{args.path}/{line}")
+    if problems:
+        print(f"c2f-data: {len(problems)} problem(s) in {args.path}", file=sys.stderr)
+        return 1
+    print(f"{args.path}: every checksum matches and the store is valid")
+    return 0
+
+
+def _show(args) -> int:
+    path = show(open_store(args.path), args.images, args.output, n=args.n, keys=args.keys, seed=args.seed)
+    print(f"wrote {path}")
+    return 0
+
+
+def _merge(args) -> int:
+    summary = merge(open_store(args.a), open_store(args.b), args.output, progress=not args.quiet)
+    print(f"merged {args.a} and {args.b} into {args.output}: {summary['images']} images, {summary['shards']} shards")
+    return 0
+
+
 def _synth(args) -> int:
     layout = make_synthetic_store(args.out, args.images, args.count, args.canvas, args.shard_size, args.seed)
     print(f"wrote {layout.num_images} synthetic images to {args.images} and their store to {args.out}")
@@ -54,6 +125,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_info)
+    p = sub.add_parser("stats", help="class, coverage, instance and failure statistics (Dask, bounded memory)")
+    p.add_argument("path")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--plot", metavar="PNG", help="also draw the statistics as one PNG dashboard")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler (default: local threads)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_stats)
+    p = sub.add_parser("show", help="picture of labeled images: photo | semantic overlay | instance overlay")
+    p.add_argument("path")
+    p.add_argument("--images", required=True, help="image root the keys are relative to")
+    p.add_argument("-n", type=int, default=16, help="number of random done images (default 16)")
+    p.add_argument("--keys", nargs="+", metavar="KEY", help="show these images instead of random ones")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random choice")
+    p.add_argument("-o", "--output", required=True, help="PNG to write")
+    p.set_defaults(func=_show)
+    p = sub.add_parser("export-coco", help="COCO instance-segmentation JSON (RLE at original size, with scores)")
+    p.add_argument("path")
+    p.add_argument("-o", "--output", required=True, help="JSON file to write")
+    p.add_argument("--class-agnostic", action="store_true", help="one category 'object' for every instance")
+    p.add_argument("--json", action="store_true", help="machine-readable summary")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_export_coco)
+    p = sub.add_parser("eval", help="label quality against ground truth: COCO AP/AR or semantic mIoU")
+    p.add_argument("path")
+    p.add_argument("--gt-coco", metavar="JSON", help="COCO instances JSON; images matched by file_name = key")
+    p.add_argument("--gt-semantic", metavar="DIR_OR_STORE",
+                   help="a store, or a folder of label PNGs DIR/<key without suffix>.png in our label space")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler (default: local threads)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_eval)
+    p = sub.add_parser("publish", help="a release without image pixels: store, card, Croissant, SHA256SUMS")
+    p.add_argument("path")
+    p.add_argument("-o", "--output", required=True, help="release directory to create")
+    p.add_argument("--rechunk", choices=RECHUNK, help="rewrite the masks unsharded, one chunk per shard or per image")
+    p.add_argument("--license", default="other", help="licence id for the card (default: other)")
+    p.add_argument("--json", action="store_true", help="machine-readable summary")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_publish)
+    p = sub.add_parser("verify", help="check a release's checksums and its store; one line per problem")
+    p.add_argument("path")
+    p.set_defaults(func=_verify)
+    p = sub.add_parser("merge", help="join two complete stores over disjoint images (same labeler and label space)")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("-o", "--output", required=True, help="store to create")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_merge)
     p = sub.add_parser("synth", help="write synthetic images and a complete store of their exact masks")
     p.add_argument("out", help="store directory to create")
     p.add_argument("--images", required=True, help="folder for the generated images")
@@ -69,7 +188,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except StoreError as exc:
+    except (StoreError, OSError) as exc:  # OSError: an output (PNG, JSON) cannot be written; it names the path
         print(f"c2f-data: error: {exc}", file=sys.stderr)
         return 2
 

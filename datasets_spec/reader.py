@@ -70,6 +70,12 @@ class Store:
                                  f"attributes say {tuple(want)} ({n} images, canvas {s}): its "
                                  "attributes or arrays were changed; c2f-data validate lists the damage")
 
+    def array_url(self, name: str) -> str:
+        """Where the Zarr v3 array `name` lives (e.g. for `dask.array.from_zarr`)."""
+        if name not in S.ALL_ARRAYS:
+            raise StoreError(f"{self.path}: no array named {name!r} (arrays: {', '.join(S.ALL_ARRAYS)})")
+        return str(self.path / name)
+
     def _array(self, name: str):
         if name not in self._arrays:
             try:
@@ -153,6 +159,10 @@ class Store:
     @cached_property
     def _all_keys(self) -> np.ndarray:
         return np.array(self._key_array[:].tolist(), dtype=str)
+
+    def shard_keys(self, shard: int) -> list[str]:
+        """Keys of one shard's images, without reading every key of the store."""
+        return [str(k) for k in self._shard_keys(shard)]
 
     def _read_shard_keys(self, shard: int) -> np.ndarray:
         return self._key_array[slice(*self.layout.shard_range(shard))].tolist()

@@ -16,6 +16,8 @@ from .reader import Store
 from .records import file_sha256, read_records
 from .shard_writer import pixels_crc32
 
+# Pixel-array chunks a rechunked release declares (attribute c2fmae.release.rechunk).
+RELEASE_CHUNKS = {"shards": lambda l: (l.shard_size, l.canvas, l.canvas), "images": lambda l: (1, l.canvas, l.canvas)}
 _SHAPES = {S.SEMANTIC: 3, S.INSTANCE: 3, S.STATUS: 1, S.ORIG_HW: 2, S.VALID_HW: 2, S.KEY: 1, S.LABEL: 1}
 
 
@@ -30,7 +32,7 @@ def validate(path, *, pixels: bool = True, progress=None) -> list[str]:
         meta = read_meta(path)
     except StoreError as exc:
         return [str(exc)]
-    problems = _check_arrays(path, meta.layout)
+    problems = _check_arrays(path, meta.layout, meta.raw.get("release", {}).get("rechunk"))
     if problems:
         return problems
     store = Store(path)
@@ -47,7 +49,7 @@ def validate(path, *, pixels: bool = True, progress=None) -> list[str]:
     return problems
 
 
-def _check_arrays(path: Path, layout: S.Layout) -> list[str]:
+def _check_arrays(path: Path, layout: S.Layout, rechunk: str | None = None) -> list[str]:
     problems = []
     n, s = layout.num_images, layout.canvas
     expected_shape = {1: (n,), 2: (n, 2), 3: (n, s, s)}
@@ -70,15 +72,20 @@ def _check_arrays(path: Path, layout: S.Layout) -> list[str]:
         if shape != expected_shape[_SHAPES[name]]:
             problems.append(f"{name}: shape {shape}, expected {expected_shape[_SHAPES[name]]}")
         if name in S.PIXEL_ARRAYS and shape == (n, s, s):
-            problems += _check_sharding(name, doc, layout)
+            problems += _check_sharding(name, doc, layout, rechunk)
     return problems
 
 
-def _check_sharding(name: str, doc: dict, layout: S.Layout) -> list[str]:
+def _check_sharding(name: str, doc: dict, layout: S.Layout, rechunk: str | None) -> list[str]:
     s = layout.canvas
     outer = tuple(doc.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape", ()))
     codecs = doc.get("codecs", [{}])
     inner = tuple(codecs[0].get("configuration", {}).get("chunk_shape", ())) if codecs[0].get("name") == "sharding_indexed" else ()
+    if rechunk in RELEASE_CHUNKS:  # a release rewritten by c2f-data publish --rechunk: plain chunks, no shards
+        expected = RELEASE_CHUNKS[rechunk](layout)
+        if outer != expected or inner:
+            return [f"{name}: chunks {outer} with inner chunks {inner}, expected {expected} unsharded (rechunked release)"]
+        return []
     if outer != (layout.shard_size, s, s) or inner != (1, s, s):
         return [f"{name}: shards {outer} with inner chunks {inner}, expected ({layout.shard_size}, {s}, {s}) with (1, {s}, {s})"]
     return []

@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
 # The main job end to end on the embedded defaults, CPU only, no downloads, into demo_out/ (or $1):
 # sample photos → c2f-label (classic labeler, local Ray) → validate → info → c2f-train (tiny model)
-# → exported encoder. Takes a few minutes on 2 cores.
+# → exported encoder → c2f-data stats and show → publish → verify. Takes a few minutes on 2 cores.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 OUT="${1:-$ROOT/demo_out}"
 rm -rf "$OUT" && mkdir -p "$OUT"
-echo "== 1/5 sample images (ImageNet layout, 4 classes, plus 2 broken files)"
+echo "== 1/7 sample images (ImageNet layout, 4 classes, plus 2 broken files)"
 python "$ROOT/scripts/make_samples.py" "$OUT/images"
-echo "== 2/5 c2f-label: classic labeler on a local Ray, shards of 16"
+echo "== 2/7 c2f-label: classic labeler on a local Ray, shards of 16"
 c2f-label "$OUT/images" -o "$OUT/dataset" --shard-size 16 --canvas 128
-echo "== 3/5 c2f-data validate and info"
+echo "== 3/7 c2f-data validate and info"
 c2f-data validate "$OUT/dataset" --quiet
 c2f-data info "$OUT/dataset"
-echo "== 4/5 c2f-train: tiny C2FMAE on the labeled samples, 300 steps"
+echo "== 4/7 c2f-train: tiny C2FMAE on the labeled samples, 300 steps"
 c2f-train --config "$ROOT/configs/c2fmae_tiny_cpu.yaml" --data "$OUT/dataset" --images "$OUT/images" \
     --out "$OUT/run" --max-steps 300
-echo "== 5/5 export the encoder for timm"
+echo "== 5/7 export the encoder for timm"
 c2f-train export "$OUT/run" -o "$OUT/encoder.pth"
-echo "pictures: $OUT/run/images/   log: $OUT/run/log.jsonl   encoder: $OUT/encoder.pth"
+echo "== 6/7 c2f-data stats and show: what the labels look like"
+c2f-data stats "$OUT/dataset" --plot "$OUT/stats.png" --quiet
+c2f-data show "$OUT/dataset" --images "$OUT/images" -n 6 -o "$OUT/show.png"
+echo "== 7/7 c2f-data publish (no image pixels) and verify"
+c2f-data publish "$OUT/dataset" -o "$OUT/release" --quiet
+c2f-data verify "$OUT/release"
+echo "pictures: $OUT/run/images/ $OUT/stats.png $OUT/show.png   log: $OUT/run/log.jsonl   encoder: $OUT/encoder.pth"
+echo "release: $OUT/release/ (README.md dataset card, croissant.json, SHA256SUMS)"

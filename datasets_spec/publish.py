@@ -1,0 +1,101 @@
+"""A publication-ready release of a store, without any image pixels (c2f-data publish).
+
+RELEASE/
+  data/            the store: arrays (optionally rechunked), records, markers, reports; consolidated metadata
+  stats.json       compute_stats() output      stats.png   its dashboard
+  README.md        dataset card                croissant.json   Croissant metadata
+  SHA256SUMS       every other file's sha256, written last
+
+Built in a temporary sibling folder and renamed into place, so a failed publish leaves nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import dask.array as da
+import zarr
+from tqdm import tqdm
+from zarr.codecs import ZstdCodec
+
+from . import schema as S
+from .card import render_card
+from .checksums import release_files, write_sums
+from .croissant import croissant
+from .errors import StoreError
+from .reader import Store, open_store
+from .shard_blocks import mask_arrays
+from .stats import compute_stats
+from .stats_plot import plot_stats
+from .validate import RELEASE_CHUNKS, validate
+
+DATA, STATS, PLOT, CARD, CROISSANT = "data", "stats.json", "stats.png", "README.md", "croissant.json"
+RECHUNK = tuple(RELEASE_CHUNKS)
+
+
+def publish(store: Store, out, *, rechunk: str | None = None, license_id: str = "other", progress: bool = True) -> dict:
+    """Write the release of `store` to `out` (which must not exist); return a summary."""
+    out = Path(out)
+    if out.exists():
+        raise StoreError(f"{out}: already exists")
+    if rechunk not in (None, *RECHUNK):
+        raise StoreError(f"--rechunk must be one of {', '.join(RECHUNK)}, got {rechunk!r}")
+    problems = validate(store.path, pixels=False)
+    if problems:
+        raise StoreError(f"{store.path}: not valid ({len(problems)} problem(s), first: {problems[0]}); "
+                         "run c2f-data validate")
+    tmp = out.with_name(f".{out.name}.publishing-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        shutil.copytree(store.path, tmp / DATA, ignore=shutil.ignore_patterns(".*"))
+        if rechunk:
+            _rechunk(tmp / DATA, store, rechunk)
+        _consolidate(tmp / DATA)
+        copy = open_store(tmp / DATA)
+        st = compute_stats(copy, progress=progress)
+        (tmp / STATS).write_text(json.dumps(st, indent=1) + "\n")
+        plot_stats(st, tmp / PLOT)
+        files = {"data": DATA, "stats": STATS, "plot": PLOT, "croissant": CROISSANT}
+        name = store.path.resolve().name
+        (tmp / CARD).write_text(render_card(copy, st, license_id, files, name))
+        (tmp / CROISSANT).write_text(json.dumps(croissant(copy, tmp, DATA, license_id, name), indent=1) + "\n")
+        with tqdm(total=len(release_files(tmp)), desc="checksums", unit="file", disable=not progress) as bar:
+            count = write_sums(tmp, bar.update)
+        os.replace(tmp, out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StoreError(f"{out}: cannot write the release ({exc})") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"release": str(out), "files": count + 1, "images": st["images"], "rechunk": rechunk}
+
+
+def _rechunk(data: Path, store: Store, how: str) -> None:
+    """Rewrite semantic and instance unsharded (one chunk per shard, or per image) and declare it in
+    the attributes (c2fmae.release.rechunk), so validate knows which layout to expect."""
+    k, s = store.layout.shard_size, store.layout.canvas
+    chunks = (k, s, s) if how == "shards" else (1, s, s)
+    group = zarr.open_group(data, mode="r+")
+    fills = ((S.SEMANTIC, S.SEMANTIC_IGNORE), (S.INSTANCE, S.INSTANCE_NONE))
+    for (name, fill), source in zip(fills, mask_arrays(store)):
+        target = group.create_array(f"{name}.rechunked", shape=source.shape, chunks=chunks, dtype=source.dtype,
+                                    fill_value=fill, compressors=ZstdCodec(level=3),
+                                    dimension_names=("image", "y", "x"))
+        da.store(source, target, lock=False)
+        shutil.rmtree(data / name)
+        os.replace(data / f"{name}.rechunked", data / name)
+    group = zarr.open_group(data, mode="r+")
+    group.attrs[S.ATTRS_KEY] = {**group.attrs[S.ATTRS_KEY], "release": {"rechunk": how}}
+
+
+def _consolidate(data: Path) -> None:
+    with warnings.catch_warnings():
+        # Consolidated metadata is a zarr-python extension of Zarr v3; readers without it ignore it.
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(data)
