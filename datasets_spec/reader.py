@@ -107,10 +107,17 @@ class Store:
         except (OSError, ValueError) as exc:
             raise StoreError(f"{path}: unreadable completion marker ({exc})") from None
 
+    @property
+    def rechunked_release(self) -> bool:
+        """A release rewritten by `c2f-data publish --rechunk`: other files than its markers list."""
+        return bool(self.attrs.get("release", {}).get("rechunk"))
+
     def shard_damage(self, shard: int) -> str | None:
         """Why the done shard `shard` is damaged, judged cheaply: every data file its marker lists
         exists with the size it had when written (markers written before they listed files: the
         records file exists). None when it looks intact; `validate` also checks contents."""
+        if self.rechunked_release:
+            return None
         try:
             marker = self.marker(shard)
             files = marker.get("files") or {marker["records"]["path"]: {}}
