@@ -81,9 +81,18 @@ def _build(data: dict, source: str) -> LabelConfig:
             setattr(cfg, key, _backend(value, f"{source}: {key}"))
         else:
             setattr(cfg, key, _typed(key, value, source))
-    if cfg.canvas < 8 or cfg.shard_size < 1 or cfg.batch_size < 1 or cfg.shard_attempts < 1:
-        raise LabelingError(f"{source}: canvas ≥ 8, shard_size ≥ 1, batch_size ≥ 1 and shard_attempts ≥ 1 required")
+    for key, low in _MINIMUM.items():
+        value = getattr(cfg, key)
+        if value is not None and value < low:
+            raise LabelingError(f"{source}: {key} must be ≥ {low}, got {value}")
+    if cfg.canvas > 4096:
+        raise LabelingError(f"{source}: canvas must be ≤ 4096, got {cfg.canvas}")
     return cfg
+
+
+# Smallest valid value of each numeric setting (None, where allowed, means "not set").
+_MINIMUM = {"canvas": 8, "shard_size": 1, "min_area": 0, "batch_size": 1, "decode_threads": 1,
+            "workers": 0, "cpus_per_worker": 0, "gpus_per_worker": 0, "shard_attempts": 1, "limit": 1}
 
 
 def _backend(value, where: str) -> BackendConfig | None:

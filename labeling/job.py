@@ -51,6 +51,7 @@ def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = Tru
     _check_prompts(cfg, image_list)
     output = Path(output)
     _check_output_outside(output, image_list)
+    _check_shard_memory(cfg)
     with store_lock(output):
         for path in remove_stale_files(output):
             log.info("removed %s, left by a writer that was killed", path)
@@ -96,6 +97,23 @@ def _forget_damaged(output: Path, store) -> dict[int, str]:
         log.warning("shard %d is damaged (%s): labeling it again", shard, reason)
         forget_shard(output, shard)
     return damaged
+
+
+def _check_shard_memory(cfg: LabelConfig) -> None:
+    """Refuse a shard whose label maps alone would not fit in this machine's memory; warn when
+    they take more than a quarter of it. A worker holds a whole shard's maps until it writes them:
+    semantic and instance, uint16 on the canvas, plus int32/int64 working copies (~16 bytes/px)."""
+    need = cfg.shard_size * cfg.canvas**2 * _BYTES_PER_SHARD_PIXEL
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    what = (f"a shard of {cfg.shard_size} images on a {cfg.canvas}-px canvas needs about "
+            f"{need / 2**30:.1f} GiB per worker for its label maps; this machine has {have / 2**30:.1f} GiB")
+    if need > have:
+        raise LabelingError(f"{what}: lower shard_size or canvas")
+    if need > have / 4:
+        log.warning("%s", what)
+
+
+_BYTES_PER_SHARD_PIXEL = 16
 
 
 def _check_output_outside(output: Path, image_list: ImageList) -> None:

@@ -178,3 +178,18 @@ def test_a_rerun_labels_damaged_shards_again_and_says_so(photos, tmp_path, ray_s
     masks = after.read_masks(range(4))
     assert all(np.array_equal(a, b) for a, b in zip(masks, before[0]))
     assert [after.records(s) for s in range(2)] == before[1]
+
+
+@pytest.mark.parametrize("setting", [{"limit": -1}, {"workers": -5}, {"min_area": -5}, {"limit": 0},
+                                     {"batch_size": 0}, {"gpus_per_worker": -1}, {"canvas": 5000}])
+def test_out_of_range_settings_are_one_line_errors(setting):
+    key = next(iter(setting))
+    with pytest.raises(LabelingError, match=rf"flags: {key} must be [≤≥] "):
+        load_config(overrides=setting)
+
+
+def test_a_shard_too_large_for_this_machine_is_refused_before_anything_starts(photos, tmp_path):
+    with pytest.raises(LabelingError, match=r"a shard of 4096 images on a 4096-px canvas needs about "
+                                            r"1024\.0 GiB per worker"):
+        run_label_job(photos, tmp_path / "ds", _cfg(shard_size=4096, canvas=4096), show_progress=False)
+    assert not (tmp_path / "ds").exists()
