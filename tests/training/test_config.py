@@ -61,6 +61,9 @@ def test_invalid_values_name_their_section():
         load_config(None, ["model.mode=bogus"])
     with pytest.raises(TrainingError, match="data.img_size .* must equal model.img_size"):
         load_config(None, ["data.img_size=64"])
+    for key in ("patch_size", "depth", "decoder_heads"):
+        with pytest.raises(TrainingError, match=rf"section model: model.{key} must be >= 1, got 0"):
+            load_config(None, [f"model.{key}=0"])
 
 
 def test_yaml_1_1_exponents_and_nulls_parse_as_numbers():

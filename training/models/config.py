@@ -74,6 +74,12 @@ class ModelConfig:
                              f"{PATCH_BIAS_INITS}")
         if self.input_fusion == "sum" and self.per_modality_masking:
             raise ValueError("input_fusion 'sum' needs one shared mask (per_modality_masking off)")
+        sizes = ("img_size", "patch_size", "embed_dim", "depth", "num_heads", "decoder_dim",
+                 "decoder_depth", "decoder_heads", "stage_depth", "semantic_embed_dim",
+                 "instance_embed_dim")
+        small = next((name for name in sizes if getattr(self, name) < 1), None)
+        if small:
+            raise ValueError(f"model.{small} must be >= 1, got {getattr(self, small)}")
         if self.img_size % self.patch_size or self.patch_size % 4:
             raise ValueError(f"need img_size % patch_size == 0 and patch_size % 4 == 0, got "
                              f"{self.img_size} and {self.patch_size}")
