@@ -5,7 +5,9 @@ pixels (docs/dataset-format.md, "Decoding"). The rules, applied to every image i
 - content decides the format, not the name (ImageNet has PNG and CMYK files named .JPEG);
 - images above `max_pixels` (from the header) are refused before any pixel is decoded;
 - truncated data is an error (PIL's `ImageFile.LOAD_TRUNCATED_IMAGES` must stay False: it would pad
-  the image with grey and hide the fault);
+  the image with grey and hide the fault), also when the cut file still ends properly (checked by
+  `decode_image`; `decode_crop`, the trainer's path, skips that check: it reads only images the
+  labeler decoded whole, and the check costs ~half a JPEG decode);
 - 16-bit grey (PIL modes I;16*, I) becomes 8 bits by round(v / 257) (16-bit RGB PNGs arrive from
   PIL already reduced to their high byte); transparency (RGBA, LA, PA, P with a transparent colour)
   is composited on white; everything else is converted by PIL (CMYK, YCbCr, 1-bit, palette, ...);
@@ -25,10 +27,12 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 
+from .completeness import incomplete
 from .errors import StoreError
 
 MAX_PIXELS = 200_000_000  # ~200 MP: 14142², far above ImageNet's largest (~10 MP)
@@ -57,10 +61,16 @@ class ImageDecodeError(StoreError):
 
 
 def decode_image(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """The whole image at `path` → [H, W, 3] uint8 RGB (a writable array), H × W after orientation."""
+    """The whole image at `path` → [H, W, 3] uint8 RGB (a writable array), H × W after orientation.
+
+    Also refuses, as "truncated image file", a PNG or JPEG whose data stops early yet ends properly
+    (datasets_spec.completeness: PIL would pad it silently).
+    """
     with _opened(path, max_pixels) as (image, _):
         try:
             image.load()
+            if incomplete(Path(path).read_bytes(), image.format):
+                raise ImageDecodeError("truncated image file", path)
             return np.array(_orient(_to_rgb(image), _orientation(image)))
         except (OSError, SyntaxError, ValueError, EOFError) as err:
             raise ImageDecodeError(_reason(err), path) from None
