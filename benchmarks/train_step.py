@@ -45,8 +45,10 @@ from training.models import create_model  # noqa: E402
 MODES = ("c2fmae", "parallel", "mae")
 BASELINE = "PIL per file (MultiMAE layout)"
 STORE_BATCHED = "store dataset, a batch per call"
-NO_DRAFT = "  same, JPEG draft off"
+NO_DRAFT = "store dataset, batch, JPEG draft off"
 CANVAS = "old canvas path, a batch per call"
+RATIOS = {"RGB from the original vs old canvas path": (STORE_BATCHED, CANVAS),
+          "JPEG draft on vs off": (STORE_BATCHED, NO_DRAFT)}  # speed-ups: other's time / fast's time
 MASKS_BATCHED = "  masks only, a batch per read"
 MASKS_ONE = "  masks only, one by one"
 ARCH = "vit_tiny_cpu"
@@ -151,8 +153,11 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def bench_loaders(store: Path, images: Path, sizes: Sizes, n: int, with_masks: bool = True) -> dict[str, float]:
-    """images/s of each reader over all `n` images, one process, repeats interleaved (one epoch each)."""
+def bench_loaders(store: Path, images: Path, sizes: Sizes, n: int,
+                  with_masks: bool = True) -> tuple[dict[str, float], dict[str, float]]:
+    """images/s of each reader over all `n` images, one process, repeats interleaved (one epoch each),
+    and the ratios RATIOS as medians over repeats of each repeat's pair of passes (run back to back,
+    so a load change on a shared machine hits both)."""
     cfg = DataConfig(img_size=sizes.loader_img, num_workers=0)
     ds = build_dataset(cfg, store, images, seed=0)
     no_draft = build_dataset(DataConfig(img_size=sizes.loader_img, num_workers=0, jpeg_draft=False),
@@ -163,10 +168,10 @@ def bench_loaders(store: Path, images: Path, sizes: Sizes, n: int, with_masks: b
     b = sizes.batch
     batches = [list(range(start, min(n, start + b))) for start in range(0, n, b)]
     passes = {
-        STORE_BATCHED: lambda e: [ds.__getitems__([(p, e) for p in batch]) for batch in batches],
-        "store dataset, one item per call": lambda e: [ds[(p, e)] for p in range(n)],
         NO_DRAFT: lambda e: [no_draft.__getitems__([(p, e) for p in batch]) for batch in batches],
+        STORE_BATCHED: lambda e: [ds.__getitems__([(p, e) for p in batch]) for batch in batches],
         CANVAS: lambda e: [canvas.__getitems__([(p, e) for p in batch]) for batch in batches],
+        "store dataset, one item per call": lambda e: [ds[(p, e)] for p in range(n)],
         BASELINE: lambda e: [baseline[(p, e)] for p in range(n)],
     }
     if with_masks:
@@ -178,7 +183,9 @@ def bench_loaders(store: Path, images: Path, sizes: Sizes, n: int, with_masks: b
     for epoch in range(1, sizes.repeats + 1):
         for name in _order(passes, epoch):
             times[name].append(_timed(functools.partial(passes[name], epoch)))
-    return {name: n / statistics.median(t) for name, t in times.items()}
+    ratios = {label: statistics.median(o / f for f, o in zip(times[fast], times[other]))
+              for label, (fast, other) in RATIOS.items()}
+    return {name: n / statistics.median(t) for name, t in times.items()}, ratios
 
 
 def _order(names, repeat: int) -> list:
@@ -248,23 +255,24 @@ def run(sizes: Sizes) -> dict:
     """All measurements in one temporary directory; returns them as a dict."""
     with tempfile.TemporaryDirectory() as tmp:
         store, images = make_data(Path(tmp) / "small", sizes)
-        loaders = bench_loaders(store, images, sizes, sizes.images)
-        large = bench_loaders(*make_data(Path(tmp) / "large", sizes, large=True), sizes,
-                              sizes.large_images, with_masks=False)
+        loaders, ratios = bench_loaders(store, images, sizes, sizes.images)
+        large, large_ratios = bench_loaders(*make_data(Path(tmp) / "large", sizes, large=True), sizes,
+                                            sizes.large_images, with_masks=False)
         num_classes = max(LABEL_SPACE) + 1
         steps = bench_steps(_batch(store, images, sizes), num_classes, sizes.repeats)
         wait, steps_per_s = bench_wait(store, images, sizes, num_classes)
-    return {"loaders": loaders, "large_loaders": large, "steps": steps, "wait_fraction": wait,
-            "loop_steps_per_s": steps_per_s}
+    return {"loaders": loaders, "ratios": ratios, "large_loaders": large, "large_ratios": large_ratios,
+            "steps": steps, "wait_fraction": wait, "loop_steps_per_s": steps_per_s}
 
 
 def report(result: dict, sizes: Sizes) -> str:
     """The printed table: values and ratios."""
-    lines = _loader_table(result["loaders"], f"loader, one process, {sizes.images} images of "
+    lines = _loader_table(result["loaders"], result["ratios"], f"loader, one process, {sizes.images} images of "
                           f"{sizes.side[0]}-{sizes.side[1]} px, crop {sizes.loader_img}, batch {sizes.batch}")
     one_by_one = result["loaders"][MASKS_BATCHED] / result["loaders"][MASKS_ONE]
     lines.append(f"  batched mask reads vs one by one: {one_by_one:.2f}x")
-    lines += _loader_table(result["large_loaders"], f"loader, large photos: {sizes.large_images} images of "
+    lines += _loader_table(result["large_loaders"], result["large_ratios"],
+                           f"loader, large photos: {sizes.large_images} images of "
                            f"{sizes.large_side[0]}-{sizes.large_side[1]} px, same settings")
     mae = result["steps"]["mae"]
     lines += [f"step, {ARCH}, batch {sizes.batch}, forward+backward+AdamW (median of {sizes.repeats})",
@@ -275,15 +283,15 @@ def report(result: dict, sizes: Sizes) -> str:
     return "\n".join(lines)
 
 
-def _loader_table(loaders: dict, title: str) -> list[str]:
+def _loader_table(loaders: dict, ratios: dict, title: str) -> list[str]:
     """Rows of one loader comparison, with the ratios of the new path to the old and of draft on/off."""
     base = loaders[BASELINE]
     lines = [title, f"  {'reader':34s} {'images/s':>10s} {'vs PIL':>8s}"]
     for name, ips in loaders.items():
         ratio = "" if name.startswith("  masks") else f"{ips / base:8.2f}x"
         lines.append(f"  {name:34s} {ips:10.1f} {ratio}")
-    lines.append(f"  RGB from the original vs old canvas path: {loaders[STORE_BATCHED] / loaders[CANVAS]:.2f}x; "
-                 f"JPEG draft on vs off: {loaders[STORE_BATCHED] / loaders[NO_DRAFT]:.2f}x")
+    lines.append("  " + "; ".join(f"{label}: {ratio:.2f}x" for label, ratio in ratios.items())
+                 + " (median of paired repeats)")
     return lines
 
 

@@ -28,6 +28,7 @@ def test_train_step_benchmark_reports_every_reader_and_mode(capsys):
     table = capsys.readouterr().out
     assert "vs PIL" in table and "vs mae" in table and "data-wait fraction" in table
     assert table.count("vs old canvas path") == 2 and table.count("JPEG draft on vs off") == 2
+    assert all(r > 0 for ratios in (result["ratios"], result["large_ratios"]) for r in ratios.values())
 
 
 @pytest.mark.slow
