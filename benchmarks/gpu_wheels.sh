@@ -22,6 +22,7 @@ PACKAGES=(
   google-crc32c==1.9.0
   pycocotools==2.0.11
   segment-anything==1.0
+  simplejpeg==1.9.0
 )
 
 self_ignoring_dir() {  # mkdir + a .gitignore holding `*`

@@ -4,9 +4,12 @@ All numbers come from one run, measured side by side (interleaved repeats in alt
 medians); on shared 2-core machines read the ratios, not the absolute times.
 - step: forward + backward + AdamW of the tiny model in modes c2fmae, parallel and mae (ratio to mae);
 - loader: images/s of the store dataset (a batch per call, as the DataLoader asks, with one
-  batched mask read; and item by item) against a PIL-per-file baseline reading the same JPEGs plus
-  one PNG per mask per image (MultiMAE's published layout) with the same augmentation code, in one
-  process; and the store's mask reads alone, batched and one by one;
+  batched mask read; item by item; with JPEG draft off) against the old canvas path (RGB shrunk
+  onto the label canvas, then cropped: what the loader did before it cut the RGB from the original)
+  and a PIL-per-file baseline reading the same JPEGs plus one PNG per mask per image (MultiMAE's
+  published layout) with the same augmentation, in one process; the store's mask reads alone,
+  batched and one by one; and the same readers over a few large photos (1.5-3 k px a side), where
+  JPEG draft decoding matters;
 - wait: the fraction of a short c2fmae training loop spent waiting for the DataLoader.
 
     .venv/bin/python benchmarks/train_step.py [--tiny] [--images 256] [--repeats 5]
@@ -32,15 +35,20 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
 from datasets_spec import create_store, open_store, write_shard  # noqa: E402
+from datasets_spec.decode import decode_crop, decode_image  # noqa: E402
+from datasets_spec.geometry import image_to_canvas, resize_labels  # noqa: E402
 from datasets_spec.synthetic import LABEL_SPACE, image_result, synth_image  # noqa: E402
-from training.data import DataConfig, build_dataset, loader_kwargs  # noqa: E402
-from training.data.images import load_rgb  # noqa: E402
-from training.data.transforms import augment  # noqa: E402
+from training.data import DataConfig, StoreDataset, build_dataset, loader_kwargs  # noqa: E402
+from training.data.transforms import draw, normalize, sample_crop  # noqa: E402
 from training.models import create_model  # noqa: E402
 
 MODES = ("c2fmae", "parallel", "mae")
 BASELINE = "PIL per file (MultiMAE layout)"
 STORE_BATCHED = "store dataset, a batch per call"
+NO_DRAFT = "store dataset, batch, JPEG draft off"
+CANVAS = "old canvas path, a batch per call"
+RATIOS = {"RGB from the original vs old canvas path": (STORE_BATCHED, CANVAS),
+          "JPEG draft on vs off": (STORE_BATCHED, NO_DRAFT)}  # speed-ups: other's time / fast's time
 MASKS_BATCHED = "  masks only, a batch per read"
 MASKS_ONE = "  masks only, one by one"
 ARCH = "vit_tiny_cpu"
@@ -56,23 +64,27 @@ class Sizes:
     repeats: int
     wait_steps: int
     workers: int
+    large_images: int = 16  # the large-photo set
+    large_side: tuple[int, int] = (1500, 3000)
 
 
 FULL = Sizes(images=256, side=(300, 500), canvas=256, loader_img=224, batch=32, repeats=5,
              wait_steps=24, workers=2)
 TINY = Sizes(images=12, side=(48, 96), canvas=64, loader_img=64, batch=2, repeats=2,
-             wait_steps=2, workers=1)
+             wait_steps=2, workers=1, large_images=2, large_side=(300, 400))
 
 
-def make_data(root: Path, sizes: Sizes, seed: int = 0) -> tuple[Path, Path]:
-    """JPEGs under root/images, their store at root/store, and PNG masks per image (MultiMAE)."""
+def make_data(root: Path, sizes: Sizes, seed: int = 0, large: bool = False) -> tuple[Path, Path]:
+    """JPEGs under root/images, their store at root/store, and PNG masks per image (MultiMAE).
+    large: the large-photo set (sizes.large_images of sizes.large_side)."""
     rng = np.random.default_rng(seed)
     images = root / "images"
     for sub in ("synth", "semseg", "instance"):
         (images / sub).mkdir(parents=True)
     keys, results = [], []
-    for i in range(sizes.images):
-        h, w = (int(v) for v in rng.integers(sizes.side[0], sizes.side[1] + 1, 2))
+    count, side = (sizes.large_images, sizes.large_side) if large else (sizes.images, sizes.side)
+    for i in range(count):
+        h, w = (int(v) for v in rng.integers(side[0], side[1] + 1, 2))
         rgb, semantic, instance = synth_image(rng, h, w)
         keys.append(f"synth/{i:06d}.jpg")
         cv2.imwrite(str(images / keys[-1]), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
@@ -81,7 +93,7 @@ def make_data(root: Path, sizes: Sizes, seed: int = 0) -> tuple[Path, Path]:
         cv2.imwrite(str(images / f"instance/{i:06d}.png"), instance.astype(np.uint16))
         results.append(image_result(semantic, instance, sizes.canvas))
     store = root / "store"
-    shard_size = max(1, sizes.images // 4)
+    shard_size = max(1, count // 4)
     layout = create_store(store, keys, [-1] * len(keys), label_space=LABEL_SPACE,
                           canvas=sizes.canvas, shard_size=shard_size)
     for shard in range(layout.num_shards):
@@ -98,13 +110,41 @@ class PerFileDataset:
 
     def __getitem__(self, item) -> dict:
         pos, epoch = item
-        rgb = load_rgb(self.images / f"synth/{pos:06d}.jpg")
-        semantic = np.asarray(Image.open(self.images / f"semseg/{pos:06d}.png")).astype(np.uint16)
-        instance = np.asarray(Image.open(self.images / f"instance/{pos:06d}.png")).astype(np.uint16)
-        rng = np.random.default_rng([self.seed, epoch, pos])
-        image, sem, inst = augment(rgb, semantic, instance, rgb.shape[:2], self.cfg, rng)
-        return {"image": torch.from_numpy(image), "semantic": torch.from_numpy(sem),
-                "instance": torch.from_numpy(inst), "index": torch.tensor(pos)}
+        semantic = np.asarray(Image.open(self.images / f"semseg/{pos:06d}.png")).astype(np.int64)
+        instance = np.asarray(Image.open(self.images / f"instance/{pos:06d}.png")).astype(np.int64)
+        box, flip = draw(np.random.default_rng([self.seed, epoch, pos]), semantic.shape, self.cfg)
+        size = self.cfg.img_size
+        rgb = decode_crop(self.images / f"synth/{pos:06d}.jpg", box, (size, size), semantic.shape,
+                          draft=self.cfg.jpeg_draft)
+        top, left, h, w = box
+        sem, inst = (resize_labels(m[top:top + h, left:left + w], size, size) for m in (semantic, instance))
+        if flip:
+            rgb, sem, inst = rgb[:, ::-1], sem[:, ::-1], inst[:, ::-1]
+        return {"image": torch.from_numpy(normalize(rgb, self.cfg.mean, self.cfg.std)),
+                "semantic": torch.from_numpy(sem.copy()), "instance": torch.from_numpy(inst.copy()),
+                "index": torch.tensor(pos)}
+
+
+class CanvasPathDataset(StoreDataset):
+    """The loader before RGB came from the original: the whole image decoded and shrunk onto the
+    label canvas (area filter), the crop sampled in the valid region of the canvas, the RGB resized
+    bilinearly (area filter past 1.5× shrink), the masks by nearest. Kept here for comparison."""
+
+    def _sample(self, pos, epoch, semantic, instance) -> dict:
+        index, size, (vh, vw) = int(self.indices[pos]), self.cfg.img_size, self.valid_hw[pos]
+        canvas = image_to_canvas(decode_image(self.image_path(pos)), semantic.shape[0])
+        rng = np.random.default_rng([self.seed, epoch, index])
+        top, left, h, w = sample_crop(rng, int(vh), int(vw), self.cfg.scale, self.cfg.ratio)
+        area = min(h, w) > 1.5 * size
+        rgb = cv2.resize(canvas[top:top + h, left:left + w], (size, size),
+                         interpolation=cv2.INTER_AREA if area else cv2.INTER_LINEAR)
+        sem, inst = (resize_labels(m[top:top + h, left:left + w].astype(np.int64), size, size)
+                     for m in (semantic, instance))
+        if rng.random() < self.cfg.hflip:
+            rgb, sem, inst = rgb[:, ::-1], sem[:, ::-1], inst[:, ::-1]
+        return {"image": torch.from_numpy(normalize(rgb, self.cfg.mean, self.cfg.std)),
+                "semantic": torch.from_numpy(sem.copy()), "instance": torch.from_numpy(inst.copy()),
+                "index": torch.tensor(index)}
 
 
 def _timed(fn) -> float:
@@ -113,28 +153,39 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def bench_loaders(store: Path, images: Path, sizes: Sizes) -> dict[str, float]:
-    """images/s of each reader over all images, one process, repeats interleaved (one epoch each)."""
+def bench_loaders(store: Path, images: Path, sizes: Sizes, n: int,
+                  with_masks: bool = True) -> tuple[dict[str, float], dict[str, float]]:
+    """images/s of each reader over all `n` images, one process, repeats interleaved (one epoch each),
+    and the ratios RATIOS as medians over repeats of each repeat's pair of passes (run back to back,
+    so a load change on a shared machine hits both)."""
     cfg = DataConfig(img_size=sizes.loader_img, num_workers=0)
     ds = build_dataset(cfg, store, images, seed=0)
+    no_draft = build_dataset(DataConfig(img_size=sizes.loader_img, num_workers=0, jpeg_draft=False),
+                             store, images, seed=0)
+    canvas = CanvasPathDataset(cfg, store, images, seed=0)
     masks = open_store(store)
     baseline = PerFileDataset(cfg, images, seed=0)
-    n, b = sizes.images, sizes.batch
+    b = sizes.batch
     batches = [list(range(start, min(n, start + b))) for start in range(0, n, b)]
     passes = {
+        NO_DRAFT: lambda e: [no_draft.__getitems__([(p, e) for p in batch]) for batch in batches],
         STORE_BATCHED: lambda e: [ds.__getitems__([(p, e) for p in batch]) for batch in batches],
+        CANVAS: lambda e: [canvas.__getitems__([(p, e) for p in batch]) for batch in batches],
         "store dataset, one item per call": lambda e: [ds[(p, e)] for p in range(n)],
         BASELINE: lambda e: [baseline[(p, e)] for p in range(n)],
-        MASKS_BATCHED: lambda e: [masks.read_masks(batch) for batch in batches],
-        MASKS_ONE: lambda e: [masks.read_masks([p]) for p in range(n)],
     }
+    if with_masks:
+        passes[MASKS_BATCHED] = lambda e: [masks.read_masks(batch) for batch in batches]
+        passes[MASKS_ONE] = lambda e: [masks.read_masks([p]) for p in range(n)]
     for fn in passes.values():  # warm file and shard-index caches, untimed
         fn(0)
     times = {name: [] for name in passes}
     for epoch in range(1, sizes.repeats + 1):
         for name in _order(passes, epoch):
             times[name].append(_timed(functools.partial(passes[name], epoch)))
-    return {name: n / statistics.median(t) for name, t in times.items()}
+    ratios = {label: statistics.median(o / f for f, o in zip(times[fast], times[other]))
+              for label, (fast, other) in RATIOS.items()}
+    return {name: n / statistics.median(t) for name, t in times.items()}, ratios
 
 
 def _order(names, repeat: int) -> list:
@@ -203,24 +254,26 @@ def bench_wait(store: Path, images: Path, sizes: Sizes, num_classes: int) -> tup
 def run(sizes: Sizes) -> dict:
     """All measurements in one temporary directory; returns them as a dict."""
     with tempfile.TemporaryDirectory() as tmp:
-        store, images = make_data(Path(tmp), sizes)
-        loaders = bench_loaders(store, images, sizes)
+        store, images = make_data(Path(tmp) / "small", sizes)
+        loaders, ratios = bench_loaders(store, images, sizes, sizes.images)
+        large, large_ratios = bench_loaders(*make_data(Path(tmp) / "large", sizes, large=True), sizes,
+                                            sizes.large_images, with_masks=False)
         num_classes = max(LABEL_SPACE) + 1
         steps = bench_steps(_batch(store, images, sizes), num_classes, sizes.repeats)
         wait, steps_per_s = bench_wait(store, images, sizes, num_classes)
-    return {"loaders": loaders, "steps": steps, "wait_fraction": wait, "loop_steps_per_s": steps_per_s}
+    return {"loaders": loaders, "ratios": ratios, "large_loaders": large, "large_ratios": large_ratios,
+            "steps": steps, "wait_fraction": wait, "loop_steps_per_s": steps_per_s}
 
 
 def report(result: dict, sizes: Sizes) -> str:
     """The printed table: values and ratios."""
-    base = result["loaders"][BASELINE]
-    lines = [f"loader, one process, {sizes.images} images, crop {sizes.loader_img}, batch {sizes.batch}",
-             f"  {'reader':34s} {'images/s':>10s} {'vs PIL':>8s}"]
-    for name, ips in result["loaders"].items():
-        ratio = "" if name.startswith("  masks") else f"{ips / base:8.2f}x"
-        lines.append(f"  {name:34s} {ips:10.1f} {ratio}")
+    lines = _loader_table(result["loaders"], result["ratios"], f"loader, one process, {sizes.images} images of "
+                          f"{sizes.side[0]}-{sizes.side[1]} px, crop {sizes.loader_img}, batch {sizes.batch}")
     one_by_one = result["loaders"][MASKS_BATCHED] / result["loaders"][MASKS_ONE]
     lines.append(f"  batched mask reads vs one by one: {one_by_one:.2f}x")
+    lines += _loader_table(result["large_loaders"], result["large_ratios"],
+                           f"loader, large photos: {sizes.large_images} images of "
+                           f"{sizes.large_side[0]}-{sizes.large_side[1]} px, same settings")
     mae = result["steps"]["mae"]
     lines += [f"step, {ARCH}, batch {sizes.batch}, forward+backward+AdamW (median of {sizes.repeats})",
               f"  {'mode':34s} {'ms/step':>10s} {'vs mae':>8s}"]
@@ -228,6 +281,18 @@ def report(result: dict, sizes: Sizes) -> str:
     lines.append(f"loop, c2fmae, {sizes.workers} loader worker(s): data-wait fraction "
                  f"{result['wait_fraction']:.2f}, {result['loop_steps_per_s']:.2f} steps/s")
     return "\n".join(lines)
+
+
+def _loader_table(loaders: dict, ratios: dict, title: str) -> list[str]:
+    """Rows of one loader comparison, with the ratios of the new path to the old and of draft on/off."""
+    base = loaders[BASELINE]
+    lines = [title, f"  {'reader':34s} {'images/s':>10s} {'vs PIL':>8s}"]
+    for name, ips in loaders.items():
+        ratio = "" if name.startswith("  masks") else f"{ips / base:8.2f}x"
+        lines.append(f"  {name:34s} {ips:10.1f} {ratio}")
+    lines.append("  " + "; ".join(f"{label}: {ratio:.2f}x" for label, ratio in ratios.items())
+                 + " (median of paired repeats)")
+    return lines
 
 
 def main(argv=None) -> dict:

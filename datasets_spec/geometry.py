@@ -58,6 +58,12 @@ def labels_from_canvas(canvas_labels: np.ndarray, height: int, width: int) -> np
     return resize_labels(canvas_labels[:h, :w], height, width)
 
 
+def canvas_index(index: np.ndarray, orig: int, valid: int) -> np.ndarray:
+    """Canvas rows (or columns) holding original rows (columns) `index` of an axis of `orig` pixels
+    shown as `valid` canvas pixels: ⌊(r + ½)·valid/orig⌋, as `labels_from_canvas` reads them."""
+    return np.minimum(((np.asarray(index) + 0.5) * valid / orig).astype(np.int64), valid - 1)
+
+
 def image_to_canvas(image: np.ndarray, canvas: int, pad_value: int = 0) -> np.ndarray:
     """RGB image [H, W, 3] uint8 → canvas [S, S, 3] uint8 (area filter when shrinking)."""
     h, w = fit(image.shape[0], image.shape[1], canvas)

@@ -146,7 +146,7 @@ def _next_micro(batches, accum_iter: int, step: int) -> list:
     """The next `accum_iter` batches; a file that went bad since the run started is one clear error."""
     try:
         return [next(batches) for _ in range(accum_iter)]
-    except (OSError, ValueError, StoreError) as exc:  # re-raised from a loader worker with its traceback as text
+    except (OSError, ValueError, StoreError) as exc:  # from a loader worker: its traceback as text
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         raise TrainingError(f"reading the data for step {step + 1} failed: {lines[-1] if lines else exc!r}; "
                             "fix or restore the file, then rerun to resume from the latest checkpoint") from None

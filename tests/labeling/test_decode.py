@@ -178,3 +178,64 @@ def test_text_file_named_jpeg_is_not_an_image(tmp_path):
     (tmp_path / "x.JPEG").write_text("not an image", encoding="utf-8")
     with pytest.raises(LabelingError, match="cannot identify format"):
         decode_image(tmp_path / "x.JPEG")
+
+
+def png_of_rows(height: int, width: int, rows: bytes, interlace: int = 0) -> bytes:
+    """An 8-bit RGB PNG whose zlib stream holds `rows` (filter bytes included), ending properly."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, interlace)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def adam7_rows(pixels: np.ndarray) -> bytes:
+    """The seven interlaced passes of pixels [H, W, 3] uint8 as PNG rows with filter 0 (an empty pass
+    has no rows)."""
+    passes = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+    subs = [pixels[y0::dy, x0::dx] for x0, y0, dx, dy in passes]
+    return b"".join(b"\0" + row.tobytes() for sub in subs if sub.size for row in sub)
+
+
+def test_png_whose_data_stops_early_but_ends_properly_is_truncated(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 255, (20, 13, 3), dtype=np.uint8)
+    rows = [b"\0" + row.tobytes() for row in pixels]
+    (tmp_path / "whole.png").write_bytes(png_of_rows(20, 13, b"".join(rows)))
+    assert (decode_image(tmp_path / "whole.png") == pixels).all()
+    (tmp_path / "short.png").write_bytes(png_of_rows(20, 13, b"".join(rows[:-1])))
+    assert Image.open(tmp_path / "short.png").convert("RGB").size == (13, 20)  # PIL pads it silently
+    with pytest.raises(LabelingError, match="^truncated image file$"):
+        decode_image(tmp_path / "short.png")
+
+
+def test_interlaced_png_is_whole_only_with_all_seven_passes(tmp_path):
+    """A tall, narrow image: its passes hold 32 more filter bytes than its plain rows would."""
+    pixels = np.random.default_rng(1).integers(0, 255, (64, 2, 3), dtype=np.uint8)
+    rows = adam7_rows(pixels)
+    (tmp_path / "adam7.png").write_bytes(png_of_rows(64, 2, rows, interlace=1))
+    assert (decode_image(tmp_path / "adam7.png") == pixels).all()  # our passes are right: PIL agrees
+    (tmp_path / "adam7_short.png").write_bytes(png_of_rows(64, 2, rows[:-7], interlace=1))  # a row short
+    Image.open(tmp_path / "adam7_short.png").load()  # PIL pads it silently
+    with pytest.raises(LabelingError, match="^truncated image file$"):
+        decode_image(tmp_path / "adam7_short.png")
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "P", "RGBA", "I;16"])
+def test_whole_pngs_of_other_depths_are_not_called_truncated(tmp_path, chelsea, mode):
+    image = Image.fromarray(chelsea[:37, :45])
+    image = image.convert("L").convert("I;16") if mode == "I;16" else image.convert(mode)
+    path = save(image, tmp_path / f"{mode.replace(';', '')}.png", "PNG")
+    assert decode_image(path).shape == (37, 45, 3)
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+@pytest.mark.parametrize("fraction", [0.3, 0.7, 0.97])
+def test_jpeg_cut_short_with_its_end_marker_appended_is_truncated(tmp_path, chelsea, progressive, fraction):
+    buffer = io.BytesIO()
+    Image.fromarray(chelsea).save(buffer, format="JPEG", quality=90, progressive=progressive)
+    data = buffer.getvalue()
+    (tmp_path / "cut.JPEG").write_bytes(data[: int(len(data) * fraction)] + b"\xff\xd9")
+    Image.open(tmp_path / "cut.JPEG").load()  # PIL pads it silently
+    with pytest.raises(LabelingError, match="^truncated image file$"):
+        decode_image(tmp_path / "cut.JPEG")

@@ -61,10 +61,11 @@ def _result(semantic: np.ndarray, instance: np.ndarray, canvas: int) -> ImageRes
 
 
 def make_tiny_store(root: Path, *, num_images: int = 14, shard_size: int = 5, canvas: int = 64,
-                    seed: int = 0, pending_shards=(1,), failed=(2,)) -> TinyStore:
+                    seed: int = 0, pending_shards=(1,), failed=(2,), sizes=SIZES) -> TinyStore:
     """A store under root/store and PNGs under root/images/<class>/img_<i>.png.
 
-    Shards in `pending_shards` are left unwritten; images in `failed` are written as failed.
+    Image i is sizes[i % len(sizes)] (H, W). Shards in `pending_shards` are left unwritten; images
+    in `failed` are written as failed.
     """
     rng = np.random.default_rng(seed)
     images = root / "images"
@@ -77,7 +78,7 @@ def make_tiny_store(root: Path, *, num_images: int = 14, shard_size: int = 5, ca
         start, stop = layout.shard_range(shard)
         results = []
         for index in range(start, stop):
-            height, width = SIZES[index % len(SIZES)]
+            height, width = sizes[index % len(sizes)]
             semantic, instance = label_maps(rng, height, width)
             (images / keys[index]).parent.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(images / keys[index]), cv2.cvtColor(paint(semantic), cv2.COLOR_RGB2BGR))
@@ -98,3 +99,19 @@ def decode_colours(image: np.ndarray) -> np.ndarray:
     dist = ((image[:, :, None, :].astype(np.int64) - colours[None, None]) ** 2).sum(-1)
     ids = dist.argmin(-1)
     return np.where(ids == NUM_CLASSES, -1, ids)
+
+
+def make_photo_store(root: Path, photos: list[np.ndarray], canvas: int = 64) -> TinyStore:
+    """A one-shard store of `photos` ([H, W, 3] uint8, saved as PNGs) with all-class-0 label maps."""
+    keys = [f"photo_{i}.png" for i in range(len(photos))]
+    store, images = root / "store", root / "images"
+    images.mkdir(parents=True)
+    create_store(store, keys, [-1] * len(keys), canvas=canvas, shard_size=len(keys),
+                 label_space={c: f"class{c}" for c in range(NUM_CLASSES)})
+    results = []
+    for key, rgb in zip(keys, photos):
+        cv2.imwrite(str(images / key), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        zeros = np.zeros(rgb.shape[:2], np.uint16)
+        results.append(_result(zeros, zeros, canvas))
+    write_shard(store, 0, results)
+    return TinyStore(store, images, list(range(len(keys))), keys)

@@ -22,10 +22,13 @@ def _load(name: str):
 def test_train_step_benchmark_reports_every_reader_and_mode(capsys):
     result = _load("train_step").main(["--tiny"])
     assert set(result["steps"]) == {"c2fmae", "parallel", "mae"}
-    assert all(v > 0 for v in result["loaders"].values()) and len(result["loaders"]) == 5
+    assert all(v > 0 for v in result["loaders"].values()) and len(result["loaders"]) == 7
+    assert all(v > 0 for v in result["large_loaders"].values()) and len(result["large_loaders"]) == 5
     assert 0 <= result["wait_fraction"] <= 1
     table = capsys.readouterr().out
     assert "vs PIL" in table and "vs mae" in table and "data-wait fraction" in table
+    assert table.count("vs old canvas path") == 2 and table.count("JPEG draft on vs off") == 2
+    assert all(r > 0 for ratios in (result["ratios"], result["large_ratios"]) for r in ratios.values())
 
 
 @pytest.mark.slow

@@ -61,6 +61,8 @@ def test_invalid_values_name_their_section():
         load_config(None, ["model.mode=bogus"])
     with pytest.raises(TrainingError, match="data.img_size .* must equal model.img_size"):
         load_config(None, ["data.img_size=64"])
+    with pytest.raises(TrainingError, match="section data: data.num_workers must be >= 0.* got -1"):
+        load_config(None, ["data.num_workers=-1"])
     for key in ("patch_size", "depth", "decoder_heads"):
         with pytest.raises(TrainingError, match=rf"section model: model.{key} must be >= 1, got 0"):
             load_config(None, [f"model.{key}=0"])

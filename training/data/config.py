@@ -13,9 +13,10 @@ class DataConfig:
     """Options of `build_dataset` and of the DataLoader built around it.
 
     Augmentation: one RandomResizedCrop (area fraction `scale`, aspect ratio `ratio`, MAE's sampling)
-    and a horizontal flip with probability `hflip`, applied identically to the image and its masks.
-    `crop_within_valid` samples the crop inside the image's valid (h, w) region of the canvas, so
-    letterbox padding never enters a crop; False samples it over the whole S × S canvas.
+    on the original image and a horizontal flip with probability `hflip`, applied identically to the
+    image and its masks. `jpeg_draft` lets JPEGs decode at 1/2, 1/4 or 1/8 size (in the DCT domain)
+    when the crop still holds at least img_size pixels per side there (faster on large photos;
+    False decodes every image at full size).
     Reading: `num_workers` processes each keep `prefetch_factor` batches in flight (each batch's
     masks come from one asynchronous `Store.read_masks` call); `key_check` keys are looked up in
     the images root when the dataset is built, so a wrong root fails at once.
@@ -27,7 +28,7 @@ class DataConfig:
     hflip: float = 0.5
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    crop_within_valid: bool = True
+    jpeg_draft: bool = True
     num_workers: int = 10
     prefetch_factor: int = 2
     pin_memory: bool = True
@@ -46,3 +47,6 @@ class DataConfig:
             raise ValueError(f"data.hflip must be a probability, got {self.hflip}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ValueError(f"data.mean/std need 3 values each, std > 0, got {self.mean}/{self.std}")
+        if self.num_workers < 0 or self.prefetch_factor < 1 or self.key_check < 0:
+            raise ValueError(f"data.num_workers must be >= 0, prefetch_factor >= 1 and key_check >= 0, "
+                             f"got {self.num_workers}, {self.prefetch_factor}, {self.key_check}")

@@ -1,4 +1,4 @@
-"""The store's done images as training samples: RGB from the images root + masks, augmented together.
+"""The store's done images as training samples: RGB decoded from the original + masks, cropped together.
 
 A sample is addressed by (position, epoch): position in [0, len) picks the store image, and all its
 randomness comes from np.random.default_rng([seed, epoch, store_index]), so a sample is the same in
@@ -11,18 +11,16 @@ import functools
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from datasets_spec import Store, StoreError, open_store
-from datasets_spec.geometry import image_to_canvas
+from datasets_spec.decode import decode_crop
 
 from .config import DataConfig
-from .images import load_rgb
 from .parent_watch import exit_with
-from .transforms import augment
+from .transforms import crop_masks, draw, normalize
 
 
 class StoreDataset(Dataset):
@@ -30,7 +28,8 @@ class StoreDataset(Dataset):
 
     Each sample is a dict (the training batch contract, docs/contracts.md):
       image [3, s, s] float32 normalised, semantic [s, s] int64 (-1 ignore),
-      instance [s, s] int64 (0 none, -1 padding), index int64 scalar (store index); s = img_size.
+      instance [s, s] int64 (0 none; never -1: crops lie inside the image), index int64 scalar
+      (store index); s = img_size.
     The open store is never pickled: each process (DataLoader worker) opens it on first use.
     """
 
@@ -45,7 +44,6 @@ class StoreDataset(Dataset):
             raise StoreError(f"{self.store_path}: empty label space")
         self.num_classes = max(store.label_space) + 1
         store.check_geometry(self.indices)
-        self.canvas = store.layout.canvas
         orig_hw, valid_hw = store.geometry()
         self.orig_hw, self.valid_hw = orig_hw[self.indices], valid_hw[self.indices]  # int32 [M, 2]
         # utf-8 bytes in one numpy array: compact to pickle into each worker, no per-key objects.
@@ -73,8 +71,8 @@ class StoreDataset(Dataset):
         """A batch of (position, epoch) items → sample dicts; all masks read in one batched call.
 
         The DataLoader calls this with a whole batch. With tensorstore, 32 masks read together
-        came in 2.4-4.6× faster than one by one (benchmarks/train_step.py), though mask reads are
-        only ~5 % of a sample's cost (JPEG decode ~40 %, canvas resize ~30 %, augmentation ~23 %).
+        came in 2.4-4.6× faster than one by one (benchmarks/train_step.py); decoding the RGB
+        dominates a sample's cost.
         """
         items = [_split(item, len(self)) for item in items]
         semantic, instance = self.open().read_masks([self.indices[pos] for pos, _ in items])
@@ -83,19 +81,26 @@ class StoreDataset(Dataset):
     def image_path(self, pos: int) -> Path:
         return self.images_root / self.keys[pos].decode("utf-8")
 
+    def rgb(self, pos: int, box, out_hw) -> np.ndarray:
+        """The box (top, left, h, w) of position `pos`'s original image resized to out_hw (oh, ow):
+        [oh, ow, 3] uint8, through the decoder the labeler used (docs/dataset-format.md)."""
+        return decode_crop(self.image_path(pos), box, out_hw, self.orig_hw[pos], draft=self.cfg.jpeg_draft)
+
     def _sample(self, pos: int, epoch: int, semantic: np.ndarray, instance: np.ndarray) -> dict:
-        """Decode, put on the canvas, augment. semantic/instance: [S, S] uint16 canvas masks."""
-        index = int(self.indices[pos])
-        path = self.image_path(pos)
-        rgb = load_rgb(path)
-        if rgb.shape[:2] != tuple(self.orig_hw[pos]):
-            raise ValueError(f"{path}: image is {rgb.shape[0]}×{rgb.shape[1]} but store index {index} was "
-                             f"labeled at {self.orig_hw[pos][0]}×{self.orig_hw[pos][1]} (wrong images root?)")
-        canvas = image_to_canvas(rgb, self.canvas)
-        rng = np.random.default_rng([self.seed, epoch, index])
-        image, sem, inst = augment(canvas, semantic, instance, self.valid_hw[pos], self.cfg, rng)
-        return {"image": torch.from_numpy(image), "semantic": torch.from_numpy(sem),
-                "instance": torch.from_numpy(inst), "index": torch.tensor(index, dtype=torch.int64)}
+        """Draw the box and flip, decode the RGB through the box, map the box onto the canvas masks.
+
+        semantic, instance: [S, S] uint16 canvas masks of the image at `pos`.
+        """
+        index, size = int(self.indices[pos]), self.cfg.img_size
+        box, flip = draw(np.random.default_rng([self.seed, epoch, index]), self.orig_hw[pos], self.cfg)
+        rgb = self.rgb(pos, box, (size, size))
+        sem, inst = crop_masks(semantic, instance, self.orig_hw[pos], self.valid_hw[pos], box, size)
+        if flip:
+            rgb, sem, inst = rgb[:, ::-1], sem[:, ::-1], inst[:, ::-1]
+        return {"image": torch.from_numpy(normalize(rgb, self.cfg.mean, self.cfg.std)),
+                "semantic": torch.from_numpy(np.ascontiguousarray(sem)),
+                "instance": torch.from_numpy(np.ascontiguousarray(inst)),
+                "index": torch.tensor(index, dtype=torch.int64)}
 
 
 def _split(item, length: int) -> tuple[int, int]:
@@ -126,11 +131,10 @@ def build_dataset(cfg: DataConfig, store_path, images_root, seed: int) -> StoreD
 
 
 def worker_init_fn(worker_id: int, trainer_pid: int | None = None) -> None:
-    """DataLoader hook: exit when the trainer `trainer_pid` dies, one OpenCV thread per worker
-    (the workers are the parallelism), and the store opened before the first batch."""
+    """DataLoader hook: exit when the trainer `trainer_pid` dies, and the store opened before the
+    first batch."""
     if trainer_pid is not None:
         exit_with(trainer_pid)
-    cv2.setNumThreads(1)
     dataset = get_worker_info().dataset
     if isinstance(dataset, StoreDataset):
         dataset.open()
