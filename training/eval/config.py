@@ -54,14 +54,19 @@ class KnnConfig:
 
 @dataclass
 class LinearConfig:
-    """MAE's linear probe: BatchNorm (no affine) + linear head on frozen features, LARS, 90 epochs."""
+    """MAE's linear probe: BatchNorm (no affine) + linear head on frozen features, 90 epochs.
+
+    `optimizer: auto` is MAE's LARS when the batch (capped at the data size) is at least
+    `lars_min_batch`, else SGD with momentum: LARS scales each step by 0.001 |w| / |grad|, a
+    large-batch device that barely moves a small-data head (see docs/evaluation.md)."""
 
     epochs: int = 90
     warmup_epochs: int = 10
     batch_size: int = 16384
     blr: float = 0.1
     weight_decay: float = 0.0
-    optimizer: Literal["lars", "sgd"] = "lars"
+    optimizer: Literal["auto", "lars", "sgd"] = "auto"
+    lars_min_batch: int = 4096
     momentum: float = 0.9
 
     def __post_init__(self) -> None:

@@ -100,8 +100,9 @@ def train_dense(feats: torch.Tensor, targets: torch.Tensor, num_classes: int, cf
     batch = min(cfg.batch_size, len(feats))
     steps_per_epoch = math.ceil(len(feats) / batch)
     optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    schedule = CosineLRScheduler(optimizer, t_initial=cfg.epochs * steps_per_epoch,
-                                 warmup_t=cfg.warmup_epochs * steps_per_epoch, t_in_epochs=False)
+    warmup = cfg.warmup_epochs * steps_per_epoch
+    schedule = CosineLRScheduler(optimizer, t_initial=max(1, cfg.epochs * steps_per_epoch - warmup),
+                                 warmup_t=warmup, warmup_prefix=True, t_in_epochs=False)
     gen, loss_fn, step = generator(seed), nn.CrossEntropyLoss(ignore_index=-1), 0
     for _ in tqdm(range(cfg.epochs), desc="dense probe", unit="epoch", disable=not progress):
         order = torch.randperm(len(feats), generator=gen)

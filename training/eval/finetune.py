@@ -77,7 +77,7 @@ def finetune(spec: EncoderSpec, cfg: EvalConfig, train: LabeledFolder, val: Labe
     spe = sampler.steps_per_epoch
     total = ft.epochs * spe
     stop = min(total, ft.max_steps or total)
-    schedule = CosineLRScheduler(optimizer, t_initial=total - ft.warmup_epochs * spe, lr_min=ft.min_lr,
+    schedule = CosineLRScheduler(optimizer, t_initial=max(1, total - ft.warmup_epochs * spe), lr_min=ft.min_lr,
                                  warmup_t=ft.warmup_epochs * spe, warmup_prefix=True, t_in_epochs=False)
     mixup, loss_fn = _mixing(ft, num_classes)
     dataset = SeededSamples(FolderDataset(train, _train_transform(spec, ft)), seed)

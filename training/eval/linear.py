@@ -4,7 +4,10 @@ Recipe (MAE appendix A.2): LARS, momentum 0.9, no weight decay, base lr 0.1 with
 256, batch 16384, 90 epochs with 10 warmup epochs then cosine, head weights ~ N(0, 0.01). The
 optimizer is timm's `Lars` set up to act as MAE's: the trust ratio scales the update of the weight
 matrix only (`always_adapt`, because the recipe has no weight decay), the bias gets plain momentum
-SGD. Features are extracted once without augmentation: the encoder is frozen, so this is the same
+SGD. LARS steps are 0.001 * lr relative to |w|: with the few, small-lr steps of a small data set the
+head hardly leaves its random initialisation, so `optimizer: auto` (the default) uses it only for
+batches of `lars_min_batch` or more and otherwise SGD with momentum (the small-batch probes of
+MoCo v3 and DINO use SGD too), with the same lr rule and schedule. Features are extracted once without augmentation: the encoder is frozen, so this is the same
 probe at a fraction of the cost (MAE augments with crop + flip; on small data that matters little
 next to the cost of re-encoding every epoch).
 """
@@ -39,9 +42,10 @@ def train_probe(feats: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg
     head = ProbeHead(feats.shape[1], num_classes)
     batch = min(cfg.batch_size, len(feats))
     steps_per_epoch = math.ceil(len(feats) / batch)
-    optimizer = _optimizer(head, cfg, cfg.blr * batch / 256)
-    schedule = CosineLRScheduler(optimizer, t_initial=cfg.epochs * steps_per_epoch,
-                                 warmup_t=cfg.warmup_epochs * steps_per_epoch, t_in_epochs=False)
+    optimizer = _optimizer(head, cfg, batch)
+    warmup = cfg.warmup_epochs * steps_per_epoch
+    schedule = CosineLRScheduler(optimizer, t_initial=max(1, cfg.epochs * steps_per_epoch - warmup),
+                                 warmup_t=warmup, warmup_prefix=True, t_in_epochs=False)
     gen, loss_fn, step = generator(seed), nn.CrossEntropyLoss(), 0
     head.train()
     for _ in tqdm(range(cfg.epochs), desc="linear probe", unit="epoch", disable=not progress):
@@ -59,9 +63,17 @@ def train_probe(feats: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg
     return head.eval()
 
 
-def _optimizer(head: ProbeHead, cfg: LinearConfig, lr: float) -> torch.optim.Optimizer:
+def probe_optimizer(cfg: LinearConfig, batch: int) -> str:
+    """"lars" or "sgd": what `cfg.optimizer` means for this batch size."""
+    if cfg.optimizer != "auto":
+        return cfg.optimizer
+    return "lars" if batch >= cfg.lars_min_batch else "sgd"
+
+
+def _optimizer(head: ProbeHead, cfg: LinearConfig, batch: int) -> torch.optim.Optimizer:
+    lr = cfg.blr * batch / 256
     linear = head[1]
-    if cfg.optimizer == "sgd":
+    if probe_optimizer(cfg, batch) == "sgd":
         return torch.optim.SGD(head.parameters(), lr=lr, momentum=cfg.momentum,
                                weight_decay=cfg.weight_decay)
     return Lars([{"params": [linear.weight], "weight_decay": cfg.weight_decay, "always_adapt": True},

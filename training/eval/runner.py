@@ -24,7 +24,7 @@ from training.eval.features import extract, patch_features, pooled_features
 from training.eval.finetune import finetune
 from training.eval.folders import FolderDataset, scan_folder
 from training.eval.knn import knn_scores
-from training.eval.linear import train_probe
+from training.eval.linear import probe_optimizer, train_probe
 from training.eval.metrics import topk_accuracy
 
 PROTOCOLS = ("knn", "linear", "finetune", "dense")
@@ -70,6 +70,7 @@ def _linear(spec, cfg, train, val, info, out) -> dict:
         torch.save(head.state_dict(), out / "linear_head.pth")
     batch = min(cfg.linear.batch_size, len(xt))
     return {"metrics": metrics, "lr": cfg.linear.blr * batch / 256, "batch_size": batch,
+            "optimizer": probe_optimizer(cfg.linear, batch),
             **_counts(yt, yv, classes)}
 
 
