@@ -49,10 +49,9 @@ def test_a_stopped_and_resumed_run_ends_bit_identical(inputs, tmp_path):
     assert [r["epoch"] for r in log] == [1, 2]
 
 
-def test_layer_decay_gives_deeper_blocks_larger_learning_rates(inputs, tmp_path):
-    from training.eval.config import FinetuneConfig
+def test_layer_decay_gives_deeper_blocks_larger_learning_rates(inputs):
+    from training.eval.config import EncoderConfig, FinetuneConfig
     from training.eval.encoder import load_encoder, read_spec
-    from training.eval.config import EncoderConfig
     from training.eval.finetune import _optimizer
 
     spec = read_spec(inputs[0], EncoderConfig())
