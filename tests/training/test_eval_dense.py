@@ -89,8 +89,10 @@ def test_dense_command_scores_against_a_store(tmp_path):
     encoder = export_tiny_encoder(tmp_path / "encoder.pth")
     train_images, train_store = _store_with_images(tmp_path, "train", 8, seed=0)
     val_images, val_store = _store_with_images(tmp_path, "val", 4, seed=1)
+    # one DataLoader worker: it reads the store that this process opened (no fork: tensorstore)
     assert main(["eval", "--encoder", str(encoder), "--protocol", "dense", "--train", str(train_images),
-                 "--val", str(val_images), "--out", str(tmp_path / "out"), *QUIET,
+                 "--val", str(val_images), "--out", str(tmp_path / "out"), "--set", "run.num_workers=1",
+                 "--set", "run.progress=false",
                  "--set", f"dense.train_labels={train_store}", "--set", f"dense.val_labels={val_store}",
                  "--set", "dense.epochs=40", "--set", "dense.lr=0.01"]) == 0
     result = json.loads((tmp_path / "out" / "dense.json").read_text())

@@ -92,7 +92,8 @@ def test_a_timm_vits_own_state_dict_is_accepted(folders, tmp_path, capsys):
     assert 0 <= json.loads(capsys.readouterr().out)["top1"] <= 100
 
 
-@pytest.mark.parametrize("problem", ["missing encoder", "unknown val class", "wrong architecture"])
+@pytest.mark.parametrize("problem", ["missing encoder", "unknown val class", "wrong architecture",
+                                     "corrupt image in a worker"])
 def test_bad_input_is_one_line(encoder, folders, tmp_path, capsys, problem):
     train, val = folders
     args = {"encoder": str(encoder), "train": str(train), "val": str(val), "extra": []}
@@ -102,9 +103,16 @@ def test_bad_input_is_one_line(encoder, folders, tmp_path, capsys, problem):
         (tmp_path / "val" / "purple").mkdir(parents=True)
         shutil.copy(next(val.rglob("*.png")), tmp_path / "val" / "purple" / "x.png")
         args["val"] = str(tmp_path / "val")
-    else:
+    elif problem == "wrong architecture":
         args["extra"] = ["--set", "encoder.timm_kwargs={embed_dim: 48}"]
+    else:
+        shutil.copytree(val, tmp_path / "val")
+        (tmp_path / "val" / "red" / "000.png").write_bytes(b"not a png")
+        args["val"] = str(tmp_path / "val")
+        args["extra"] = ["--set", "run.num_workers=1"]
     code = main(["eval", "--encoder", args["encoder"], "--protocol", "knn", "--train", args["train"],
                  "--val", args["val"], *QUIET, *args["extra"]])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("c2f-train: error: ") and err.count("\n") == 1
+    if problem == "corrupt image in a worker":
+        assert "000.png: cannot read image" in err

@@ -36,7 +36,7 @@ def extract(forward, dataset: Dataset, info: DistInfo, *, batch_size: int, num_w
     caller puts its model in eval mode.
     """
     mine = Subset(dataset, range(info.rank, len(dataset), info.world_size))
-    loader = DataLoader(mine, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    loader = DataLoader(mine, batch_size=batch_size, shuffle=False, **worker_options(num_workers))
     feats, targets = [], []
     bar = tqdm(total=len(dataset), desc=desc, unit="img", disable=not (progress and info.is_main))
     for images, target in read_batches(loader):
@@ -45,6 +45,14 @@ def extract(forward, dataset: Dataset, info: DistInfo, *, batch_size: int, num_w
         bar.update(len(images) * info.world_size)
     bar.close()
     return _gather(torch.cat(feats), len(dataset), info), _gather(torch.cat(targets), len(dataset), info)
+
+
+def worker_options(num_workers: int) -> dict:
+    """DataLoader worker arguments. Workers start from a fork server, never by forking this
+    process: tensorstore aborts a forked child once the parent has used it (the dense probe's
+    store), as training/data does."""
+    return {"num_workers": num_workers,
+            "multiprocessing_context": "forkserver" if num_workers > 0 else None}
 
 
 def read_batches(loader: DataLoader):

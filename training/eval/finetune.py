@@ -34,7 +34,7 @@ from training.config import to_dict
 from training.errors import TrainingError
 from training.eval.config import EvalConfig, FinetuneConfig
 from training.eval.encoder import EncoderSpec, load_encoder
-from training.eval.features import extract, read_batches
+from training.eval.features import extract, read_batches, worker_options
 from training.eval.folders import FolderDataset, LabeledFolder
 from training.eval.metrics import topk_accuracy
 from training.sampler import ResumableSampler
@@ -90,7 +90,7 @@ def finetune(spec: EncoderSpec, cfg: EvalConfig, train: LabeledFolder, val: Labe
     while step < stop:
         sampler.set_epoch(*divmod(step, spe))
         loader = DataLoader(dataset, batch_size=per_rank, sampler=sampler, drop_last=True,
-                            num_workers=cfg.run.num_workers)
+                            **worker_options(cfg.run.num_workers))
         for images, labels in read_batches(loader):
             ddp.train()
             schedule.step_update(step)
