@@ -9,7 +9,7 @@ tiny ViTs pre-trained with one budget (same steps, batch and lr schedule) as
 -> every encoder exported and scored by `c2f-train eval`'s k-NN, linear probe and dense probe
 (trained and scored on the exact ground-truth semantic maps), over several seeds, mean +- std.
 
-    .venv/bin/python benchmarks/replicate_small.py [--quick] [--seeds 3] [--out DIR]
+    .venv/bin/python benchmarks/replicate_small.py [--quick] [--seeds 3] [--out DIR] [--size KEY=N ...]
 
 --quick: about 5 minutes on 2 cores (the CI smoke test); the default is sized to stay under 60.
 """
@@ -47,16 +47,15 @@ METHODS = {
 PRESETS = {  # scenes, pre-training budget, probe budget
     "quick": dict(train=64, val=40, size=32, epochs=4, batch=16, warmup=1, linear_epochs=90,
                   dense_epochs=60, probe_batch=16),
-    # sized from the quick run's per-image costs (c2fmae ~0.15 s, mae ~0.03 s per image on 2 cores)
-    "full": dict(train=480, val=200, size=32, epochs=4, batch=16, warmup=1, linear_epochs=90,
-                 dense_epochs=60, probe_batch=32),
+    "full": dict(train=1200, val=400, size=32, epochs=20, batch=32, warmup=2, linear_epochs=90,
+                 dense_epochs=60, probe_batch=64),
 }
 METRICS = (("knn", "top1"), ("linear", "top1"), ("dense", "miou"), ("dense", "pixel_accuracy"))
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = _parser().parse_args(argv)
-    preset = PRESETS["quick" if args.quick else "full"]
+    preset = {**PRESETS["quick" if args.quick else "full"], **_sizes(args.size)}
     out = Path(args.out or ROOT / "runs" / ("replicate_small_quick" if args.quick else "replicate_small"))
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -89,7 +88,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data-seed", type=int, default=0, help="seed of the generated scenes")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--out", default=None, help="work and result folder (default runs/replicate_small[_quick])")
+    p.add_argument("--size", nargs="*", default=[], metavar="KEY=N",
+                   help=f"override preset numbers, e.g. --size train=480 epochs=4 (keys: {', '.join(PRESETS['full'])})")
     return p
+
+
+def _sizes(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if key not in PRESETS["full"] or not value.isdigit():
+            raise SystemExit(f"--size expects KEY=N with KEY one of {', '.join(PRESETS['full'])}, got {item!r}")
+        out[key] = int(value)
+    return out
 
 
 def _data(out: Path, preset: dict, seed: int) -> dict:
