@@ -3,6 +3,8 @@
     c2f-train --config CONFIG --data DATASET --images IMAGES --out RUN_DIR
               [--max-steps N] [--seed S] [--set key=value ...]
     c2f-train export RUN_DIR -o encoder.pth
+    c2f-train eval --encoder encoder.pth --protocol {knn,linear,finetune,dense} --train DIR --val DIR
+                   [--out RESULTS_DIR] [--config EVAL_YAML] [--set key=value ...]
 
 A user mistake is one line on stderr, `c2f-train: error: ...`, and exit code 2; never a traceback.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from datasets_spec import StoreError
@@ -50,12 +53,30 @@ def export_parser() -> argparse.ArgumentParser:
     return p
 
 
+def eval_parser() -> argparse.ArgumentParser:
+    from training.eval import PROTOCOLS
+
+    p = _Parser(prog=f"{PROG} eval", description="Evaluate an encoder (c2f-train export output, or "
+                "a timm ViT state dict with --set encoder.timm_model=NAME); see docs/evaluation.md.")
+    p.add_argument("--encoder", required=True, help="encoder .pth (encoder.json beside it is read)")
+    p.add_argument("--protocol", required=True, choices=PROTOCOLS)
+    p.add_argument("--train", required=True, help="training images: class folders (dense: store image root)")
+    p.add_argument("--val", required=True, help="validation images, same layout (or ImageNet's flat val)")
+    p.add_argument("--out", default=None, help="results directory: PROTOCOL.json (finetune: checkpoints)")
+    p.add_argument("--config", default=None, help="YAML of eval settings (sections as --set keys)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting, e.g. --set knn.k=10 (repeatable)")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     _setup_logging()
     try:
         if argv[:1] == ["export"]:
             return _export(export_parser().parse_args(argv[1:]))
+        if argv[:1] == ["eval"]:
+            return _eval(eval_parser().parse_args(argv[1:]))
         return _train(train_parser().parse_args(argv))
     except (TrainingError, StoreError) as exc:
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
@@ -82,6 +103,19 @@ def _export(args: argparse.Namespace) -> int:
     record = export_encoder(args.run_dir, args.output)
     print(f"{PROG}: wrote {args.output} and {meta_path(args.output)} "
           f"({record['timm_model']}, step {record['step']})")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import json
+
+    from training.config import load_config
+    from training.eval import EvalConfig, run_eval
+
+    cfg = load_config(args.config, args.overrides, cls=EvalConfig)
+    result = run_eval(args.protocol, args.encoder, args.train, args.val, args.out, cfg)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps({"protocol": result["protocol"], **result["metrics"]}))
     return 0
 
 

@@ -31,6 +31,11 @@ def exit_with(pid: int) -> None:
     threading.Thread(target=target, args=(pid,), name="exit-with-trainer", daemon=True).start()
 
 
+def exit_with_trainer(worker_id: int, trainer_pid: int) -> None:
+    """A DataLoader ``worker_init_fn`` (bind ``trainer_pid`` with functools.partial)."""
+    exit_with(trainer_pid)
+
+
 def _wait_readable(fd: int) -> None:
     select.select([fd], [], [])
     os._exit(1)

@@ -1,0 +1,42 @@
+"""`c2f-train eval` under torchrun: 2 gloo processes give the single-process result."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training.cli import main
+
+from .eval_fixtures import export_tiny_encoder, labeled_folders
+
+TORCHRUN = Path(sys.executable).with_name("torchrun")
+C2F_TRAIN = Path(sys.executable).with_name("c2f-train")
+
+
+@pytest.mark.slow
+def test_two_processes_gather_the_features_of_one(tmp_path):
+    encoder = export_tiny_encoder(tmp_path / "encoder.pth")
+    train, val = labeled_folders(tmp_path / "data", per_class=5)  # 15 images: uneven split over 2 ranks
+    common = ["eval", "--encoder", str(encoder), "--train", str(train), "--val", str(val),
+              "--set", "run.num_workers=0", "--set", "run.progress=false"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for protocol, extra in (("linear", ["--set", "linear.epochs=5"]),
+                            ("finetune", ["--set", "finetune.epochs=1", "--set", "finetune.batch_size=4"])):
+        proc = subprocess.run([str(TORCHRUN), "--standalone", "--nproc_per_node", "2", str(C2F_TRAIN),
+                               *common, "--protocol", protocol, "--out", str(tmp_path / "ddp"), *extra],
+                              capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stdout.count("\n") == 1  # rank 0 prints the summary, rank 1 stays quiet
+    assert main([*common, "--protocol", "linear", "--out", str(tmp_path / "one"),
+                 "--set", "linear.epochs=5"]) == 0
+    ddp = json.loads((tmp_path / "ddp" / "linear.json").read_text())
+    one = json.loads((tmp_path / "one" / "linear.json").read_text())
+    assert ddp["world_size"] == 2 and one["world_size"] == 1
+    assert ddp["metrics"] == one["metrics"] and ddp["num_train"] == one["num_train"] == 15
+    finetune = json.loads((tmp_path / "ddp" / "finetune.json").read_text())
+    assert finetune["metrics"]["batch_size"] == 4 and finetune["metrics"]["step"] == 3

@@ -1,0 +1,112 @@
+"""Load an encoder to evaluate: `c2f-train export` output (encoder.pth + encoder.json) or any timm
+ViT state dict (the classifier head is dropped), as a timm VisionTransformer.
+
+A bare state dict has no record of its architecture; `encoder.timm_model` (and `encoder.timm_kwargs`
+for non-standard sizes) names it. Nothing is downloaded: weights come only from the file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from training.errors import TrainingError
+from training.eval.config import EncoderConfig
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+HEAD_PREFIXES = ("head.", "fc_norm.", "head_drop.")  # classifier parts: never part of the encoder
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """What builds the encoder and its input: timm name and kwargs, image size, normalisation."""
+
+    path: Path
+    timm_model: str
+    timm_kwargs: dict
+    img_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+def read_spec(path: str | Path, cfg: EncoderConfig) -> EncoderSpec:
+    """The spec of the encoder at `path`: encoder.json beside it, overridden by `cfg`."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingError(f"{path}: encoder weights not found")
+    meta = _read_meta(path.with_suffix(".json"))
+    name = cfg.timm_model or meta.get("timm_model")
+    if not name:
+        raise TrainingError(f"{path}: no {path.with_suffix('.json').name} beside it; name the "
+                            "architecture with --set encoder.timm_model=NAME (e.g. vit_base_patch16_224)")
+    kwargs = {k: v for k, v in {**meta.get("timm_kwargs", {}), **cfg.timm_kwargs}.items()
+              if k != "num_classes"}
+    probe = _create(name, kwargs)
+    img_size = int(probe.patch_embed.img_size[0])
+    mean = tuple(cfg.mean or meta.get("mean") or IMAGENET_MEAN)
+    std = tuple(cfg.std or meta.get("std") or IMAGENET_STD)
+    return EncoderSpec(path, name, kwargs, img_size, mean, std)
+
+
+def load_encoder(spec: EncoderSpec, **create_kwargs) -> nn.Module:
+    """The timm ViT of `spec` with the file's weights (strict, head excluded).
+
+    `create_kwargs` go to timm.create_model (num_classes, drop_path_rate, global_pool); a new
+    classifier head keeps its fresh initialisation, and with global_pool="avg" timm replaces the
+    final norm by fc_norm (the file's `norm.*` is then unused, as in MAE's fine-tuning)."""
+    model = _create(spec.timm_model, {**spec.timm_kwargs, "num_classes": 0, **create_kwargs})
+    weights = _encoder_weights(spec.path)
+    own = model.state_dict()
+    if isinstance(model.norm, nn.Identity):
+        weights = {k: v for k, v in weights.items() if not k.startswith("norm.")}
+    missing = sorted(k for k in own if k not in weights and not k.startswith(HEAD_PREFIXES))
+    unexpected = sorted(set(weights) - set(own))
+    if missing or unexpected:
+        what = f"lacks {missing[0]!r}" if missing else f"has unknown parameter {unexpected[0]!r}"
+        raise TrainingError(f"{spec.path}: does not fit {spec.timm_model} {spec.timm_kwargs}: it {what}")
+    for key, value in weights.items():
+        if value.shape != own[key].shape:
+            raise TrainingError(f"{spec.path}: {key} has shape {tuple(value.shape)}, "
+                                f"{spec.timm_model} expects {tuple(own[key].shape)}")
+    model.load_state_dict(weights, strict=False)
+    return model
+
+
+def _encoder_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for damaged or foreign files
+        raise TrainingError(f"{path}: not a loadable state dict ({type(exc).__name__})") from None
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]  # MAE-style checkpoints keep the weights under "model"
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise TrainingError(f"{path}: expected a dict of tensors (a state dict)")
+    return {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIXES)}
+
+
+def _read_meta(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TrainingError(f"{path}: unreadable encoder record ({exc})") from None
+    if not isinstance(meta, dict):
+        raise TrainingError(f"{path}: encoder record must be a JSON object")
+    return meta
+
+
+def _create(name: str, kwargs: dict) -> nn.Module:
+    try:
+        model = timm.create_model(name, pretrained=False, **kwargs)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise TrainingError(f"cannot build timm model {name!r} with {kwargs}: {exc}") from None
+    if not hasattr(model, "patch_embed") or not hasattr(model, "blocks"):
+        raise TrainingError(f"timm model {name!r} is not a ViT (c2f-train eval needs patch tokens)")
+    return model
