@@ -136,7 +136,7 @@ def _check_file(path) -> None:
     except FileNotFoundError:
         raise ImageDecodeError("file not found", path) from None
     except OSError as err:
-        raise ImageDecodeError(f"cannot read file ({err.strerror})", path) from None
+        raise ImageDecodeError(_reason(err), path) from None
     if size == 0:
         raise ImageDecodeError("empty file", path)
 
@@ -148,8 +148,19 @@ def _check_box(box, orig_hw) -> None:
         raise ValueError(f"crop box {tuple(box)} does not lie in a {orig_hw[0]}×{orig_hw[1]} image")
 
 
+READ_ERROR = "cannot read file"  # the file system refused (permissions, I/O): may go away
+
+
+def retryable(reason: str) -> bool:
+    """Whether a recorded failure reason can go away without the file changing (a rerun retries)."""
+    return reason.startswith(READ_ERROR)
+
+
 def _reason(err: Exception) -> str:
-    """A short, stable reason for a decoding error."""
+    """A short, stable reason for a decoding error: the operating system's own words for a read
+    the file system refused (PermissionError, EIO, ...), else what the decoder found."""
+    if isinstance(err, OSError) and err.errno is not None:
+        return f"{READ_ERROR} ({err.strerror or os.strerror(err.errno)})"
     text = str(err)
     if "truncated" in text or isinstance(err, EOFError):
         return "truncated image file"

@@ -25,6 +25,7 @@ from datasets_spec import StoreError, create_store, open_store
 from datasets_spec import schema as S
 from datasets_spec.info import format_dropped, reason_kind
 from datasets_spec.meta import package_version
+from datasets_spec.decode import retryable
 from datasets_spec.shard_writer import forget_shard
 from datasets_spec.stale import remove_stale_files
 
@@ -69,6 +70,7 @@ def _label(image_list: ImageList, output: Path, cfg: LabelConfig, show_progress:
             _create(output, image_list, cfg, job_identity, workers[0])
         store = open_store(output)
         repaired = _forget_damaged(output, store)
+        retried = _forget_retryable(output, store)
         pending = store.pending_shards()
         plan = {s: list(image_list.items[slice(*store.layout.shard_range(s))]) for s in pending}
         t0 = time.perf_counter()
@@ -76,6 +78,7 @@ def _label(image_list: ImageList, output: Path, cfg: LabelConfig, show_progress:
         report = _report(open_store(output), summaries, given_up, time.perf_counter() - t0, len(workers),
                          skipped=store.layout.num_shards - len(pending))
         report["shards_repaired"] = {str(s): reason for s, reason in sorted(repaired.items())}
+        report["retried"] = retried
     finally:
         cluster.shutdown(started)
     _save_report(output, report)
@@ -97,6 +100,22 @@ def _forget_damaged(output: Path, store) -> dict[int, str]:
         log.warning("shard %d is damaged (%s): labeling it again", shard, reason)
         forget_shard(output, shard)
     return damaged
+
+
+def _forget_retryable(output: Path, store) -> dict[str, str]:
+    """Done shards with images that failed for a reason that can go away (the file system refused
+    a read) become pending again, so this run retries them: {key: reason}. Labeling is
+    deterministic, so the shard's other images come out as before."""
+    retried = {}
+    for shard in store.done_shards():
+        failures = [f for f in store.marker(shard).get("failures", []) if retryable(f["reason"])]
+        if failures:
+            forget_shard(output, shard)
+            retried.update({f["key"]: f["reason"] for f in failures})
+    if retried:
+        log.warning("retrying %d image(s) that failed for reasons that can go away (e.g. %s: %s)",
+                    len(retried), *next(iter(retried.items())))
+    return retried
 
 
 def _check_shard_memory(cfg: LabelConfig) -> None:
@@ -335,6 +354,9 @@ def format_report(report: dict) -> str:
         lines.append("failures: " + "; ".join(f"{r} ×{n}" for r, n in report["failures_by_reason"].items()))
     if report["dropped"]:
         lines.append("instances dropped: " + format_dropped(report["dropped"]))
+    if report.get("retried"):
+        lines.append(f"retried {len(report['retried'])} image(s) that had failed for reasons that can "
+                     "go away (the file system refused a read)")
     for shard, reason in report.get("shards_repaired", {}).items():
         lines.append(f"shard {shard} was damaged ({reason}) and has been labeled again")
     for shard, reason in report["shards_given_up"].items():

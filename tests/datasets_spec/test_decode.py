@@ -120,3 +120,21 @@ def test_errors_carry_a_short_reason_and_name_the_file(tmp_path):
         with pytest.raises(ImageDecodeError) as caught:
             decode(tmp_path / "cut.jpg")
         assert caught.value.reason == "truncated image file" and "cut.jpg" in str(caught.value)
+
+
+@pytest.mark.parametrize("error", [PermissionError(13, "Permission denied"), OSError(5, "Input/output error")])
+def test_a_read_the_file_system_refuses_keeps_its_own_reason_and_is_retryable(tmp_path, monkeypatch, error):
+    from datasets_spec.decode import retryable
+
+    path = tmp_path / "a.png"
+    Image.new("RGB", (4, 4)).save(path)
+
+    def refuse(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(Image, "open", refuse)
+    with pytest.raises(ImageDecodeError) as caught:
+        decode_image(path)
+    assert caught.value.reason == f"cannot read file ({error.strerror})"
+    assert retryable(caught.value.reason)
+    assert not retryable("truncated image file") and not retryable("corrupt image data (x)")

@@ -193,3 +193,23 @@ def test_a_shard_too_large_for_this_machine_is_refused_before_anything_starts(ph
                                             r"1024\.0 GiB per worker"):
         run_label_job(photos, tmp_path / "ds", _cfg(shard_size=4096, canvas=4096), show_progress=False)
     assert not (tmp_path / "ds").exists()
+
+
+def test_an_image_the_file_system_refused_is_retried_by_the_next_run(photos, tmp_path, ray_session):
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    late = folder / "late.png"
+    late.mkdir()  # not readable as a file: the OS refuses the read (EISDIR), as it would EACCES or EIO
+    (folder / "list.txt").write_text("\n".join(sorted(p.name for p in folder.iterdir())))
+    first = run_label_job(folder / "list.txt", tmp_path / "ds", _cfg(), show_progress=False)
+    reason = {f["key"]: f["reason"] for f in first["failures"]}["late.png"]
+    assert reason == "cannot read file (Is a directory)" and first["done"] == 4
+    again = run_label_job(folder / "list.txt", tmp_path / "ds", _cfg(), show_progress=False)
+    assert again["retried"] == {"late.png": reason} and again["failed"] == 1
+    late.rmdir()
+    shutil.copy(folder / "chelsea.png", late)  # the cause went away
+    last = run_label_job(folder / "list.txt", tmp_path / "ds", _cfg(), show_progress=False)
+    assert last["retried"] == {"late.png": reason}
+    assert (last["done"], last["failed"], last["this_run"]["shards"]) == (5, 0, 1)
+    assert validate(tmp_path / "ds") == []
+    assert run_label_job(folder / "list.txt", tmp_path / "ds", _cfg(), show_progress=False)["retried"] == {}
