@@ -35,7 +35,8 @@ from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 from .completeness import incomplete
 from .errors import StoreError
 
-MAX_PIXELS = 200_000_000  # ~200 MP: 14142², far above ImageNet's largest (~10 MP)
+MAX_PIXELS = 200_000_000  # the ceiling of any limit: ~200 MP, 14142²
+DEFAULT_MAX_PIXELS = 100_000_000  # 10× ImageNet's largest (~10 MP); ~0.4 GB while decoding
 Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, MAX_PIXELS)
 
 _TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -60,7 +61,7 @@ class ImageDecodeError(StoreError):
         self.reason, self.path = reason, path
 
 
-def decode_image(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def decode_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """The whole image at `path` → [H, W, 3] uint8 RGB (a writable array), H × W after orientation.
 
     Also refuses, as "truncated image file", a PNG or JPEG whose data stops early yet ends properly
@@ -77,7 +78,7 @@ def decode_image(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
 
 
 def decode_crop(path, box, out_hw, orig_hw, *, draft: bool = True,
-                max_pixels: int = MAX_PIXELS) -> np.ndarray:
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """A box of the oriented image, resized (bicubic, antialiased) → [oh, ow, 3] uint8 RGB.
 
     box: (top, left, height, width) in pixels of the oriented image, which must be `orig_hw`

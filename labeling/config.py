@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from datasets_spec.decode import DEFAULT_MAX_PIXELS, MAX_PIXELS
+
 from .errors import LabelingError
 
 
@@ -38,6 +40,7 @@ class LabelConfig:
     shard_attempts: int = 3  # tries per shard before the job gives up on it
     address: str | None = None  # Ray cluster to join; None = start a local one
     limit: int | None = None  # label only the first N images of the list
+    max_pixels: int = DEFAULT_MAX_PIXELS  # larger images (by their header) fail before decoding
     prompts: str | None = None  # JSON file: image key / folder / "*" → text prompts (see labeling/prompts.py)
 
     def identity(self) -> dict:
@@ -50,6 +53,7 @@ class LabelConfig:
             "shard_size": self.shard_size,
             "min_area": self.min_area,
             "batch_size": self.batch_size,  # batch padding changes some models' outputs
+            "max_pixels": self.max_pixels,  # which images fail; the trainer reads it back
             "device": "cuda" if self.gpus_per_worker > 0 else "cpu",  # bf16 on GPU, fp32 on CPU
         }
 
@@ -87,12 +91,15 @@ def _build(data: dict, source: str) -> LabelConfig:
             raise LabelingError(f"{source}: {key} must be ≥ {low}, got {value}")
     if cfg.canvas > 4096:
         raise LabelingError(f"{source}: canvas must be ≤ 4096, got {cfg.canvas}")
+    if cfg.max_pixels > MAX_PIXELS:
+        raise LabelingError(f"{source}: max_pixels must be ≤ {MAX_PIXELS}, got {cfg.max_pixels}")
     return cfg
 
 
 # Smallest valid value of each numeric setting (None, where allowed, means "not set").
 _MINIMUM = {"canvas": 8, "shard_size": 1, "min_area": 0, "batch_size": 1, "decode_threads": 1,
-            "workers": 0, "cpus_per_worker": 0, "gpus_per_worker": 0, "shard_attempts": 1, "limit": 1}
+            "workers": 0, "cpus_per_worker": 0, "gpus_per_worker": 0, "shard_attempts": 1, "limit": 1,
+            "max_pixels": 1}
 
 
 def _backend(value, where: str) -> BackendConfig | None:

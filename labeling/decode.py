@@ -10,15 +10,15 @@ import os
 
 import numpy as np
 
-from datasets_spec.decode import MAX_PIXELS, ImageDecodeError
+from datasets_spec.decode import DEFAULT_MAX_PIXELS, MAX_PIXELS, ImageDecodeError
 from datasets_spec.decode import decode_image as _decode
 
 from .errors import LabelingError
 
-__all__ = ["MAX_PIXELS", "decode_image"]
+__all__ = ["DEFAULT_MAX_PIXELS", "MAX_PIXELS", "decode_image"]
 
 
-def decode_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def decode_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read one image file → [H, W, 3] uint8 RGB, H × W after EXIF orientation.
 
     Raises LabelingError with the decoder's short reason ("file not found", "empty file",

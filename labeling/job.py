@@ -25,7 +25,7 @@ from datasets_spec import StoreError, create_store, open_store
 from datasets_spec import schema as S
 from datasets_spec.info import format_dropped, reason_kind
 from datasets_spec.meta import package_version
-from datasets_spec.decode import retryable
+from datasets_spec.decode import MAX_PIXELS, retryable
 from datasets_spec.shard_writer import forget_shard
 from datasets_spec.stale import remove_stale_files
 
@@ -186,6 +186,8 @@ def _check_resumable(output: Path, job_identity: dict) -> None:
         stored = open_store(output).provenance.get("job")
     except StoreError as exc:
         raise LabelingError(f"{output}: exists but cannot be resumed: {exc}") from None
+    if isinstance(stored, dict):  # stores from before the limit was a setting had this ceiling
+        stored = {"max_pixels": MAX_PIXELS, **stored}
     if stored != job_identity:
         differs = sorted(k for k in job_identity if (stored or {}).get(k) != job_identity[k])
         raise LabelingError(

@@ -66,13 +66,14 @@ class ShardLabeler:
         Decoding runs at most two batches ahead, so a shard of huge images never sits in memory whole.
         """
         ahead = 2 * self.cfg.batch_size
-        decodes = deque(pool.submit(_decode, root / item.key) for item in items[:ahead])
+        limit = self.cfg.max_pixels
+        decodes = deque(pool.submit(_decode, root / item.key, limit) for item in items[:ahead])
         out: list = [None] * len(items)
         batch: list[tuple[int, ImageItem, object]] = []
         for j, item in enumerate(items):
             image = decodes.popleft().result()
             if j + ahead < len(items):
-                decodes.append(pool.submit(_decode, root / items[j + ahead].key))
+                decodes.append(pool.submit(_decode, root / items[j + ahead].key, limit))
             if isinstance(image, str):
                 out[j] = ImageResult.failed(image)
                 continue
@@ -121,10 +122,10 @@ def _resolve(result) -> ImageResult:
         return ImageResult.failed(f"fusion failed: {type(exc).__name__}: {exc}")
 
 
-def _decode(path: Path):
+def _decode(path: Path, max_pixels: int):
     """Decoded image, or the failure reason as a string."""
     try:
-        return decode_image(path)
+        return decode_image(path, max_pixels)
     except LabelingError as exc:
         return str(exc)
     except Exception as exc:  # noqa: BLE001 — a decoder bug must not take the shard down

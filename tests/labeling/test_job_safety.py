@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from datasets_spec import open_store
 from datasets_spec import schema as S
@@ -22,6 +23,7 @@ from labeling.config import load_config
 from labeling.errors import LabelingError
 from labeling.job import _worker_count, run_label_job
 from labeling.store_lock import lock_path, store_lock
+from training.data import DataConfig, build_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -213,3 +215,15 @@ def test_an_image_the_file_system_refused_is_retried_by_the_next_run(photos, tmp
     assert (last["done"], last["failed"], last["this_run"]["shards"]) == (5, 0, 1)
     assert validate(tmp_path / "ds") == []
     assert run_label_job(folder / "list.txt", tmp_path / "ds", _cfg(), show_progress=False)["retried"] == {}
+
+
+def test_the_pixel_limit_is_a_setting_shared_with_the_trainer(photos, tmp_path, ray_session):
+    sizes = {p.name: Image.open(p).size for p in photos.iterdir()}
+    limit = sorted(w * h for w, h in sizes.values())[1]  # the smallest two fit
+    report = run_label_job(photos, tmp_path / "ds", _cfg(max_pixels=limit), show_progress=False)
+    too_large = {f["key"] for f in report["failures"] if f["reason"].startswith("image too large")}
+    assert too_large == {n for n, (w, h) in sizes.items() if w * h > limit} and report["done"] == 2
+    dataset = build_dataset(DataConfig(img_size=32, num_workers=0), tmp_path / "ds", photos, seed=0)
+    assert dataset.max_pixels == limit
+    with pytest.raises(LabelingError, match="different max_pixels"):
+        run_label_job(photos, tmp_path / "ds", _cfg(), show_progress=False)

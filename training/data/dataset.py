@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from datasets_spec import Store, StoreError, open_store
-from datasets_spec.decode import decode_crop
+from datasets_spec.decode import MAX_PIXELS, decode_crop
 
 from .config import DataConfig
 from .parent_watch import exit_with
@@ -44,6 +44,8 @@ class StoreDataset(Dataset):
             raise StoreError(f"{self.store_path}: empty label space")
         self.num_classes = max(store.label_space) + 1
         store.check_geometry(self.indices)
+        # the labeler's pixel limit (stores from before it was recorded: the ceiling it had then)
+        self.max_pixels = int((store.provenance.get("job") or {}).get("max_pixels", MAX_PIXELS))
         orig_hw, valid_hw = store.geometry()
         self.orig_hw, self.valid_hw = orig_hw[self.indices], valid_hw[self.indices]  # int32 [M, 2]
         # utf-8 bytes in one numpy array: compact to pickle into each worker, no per-key objects.
@@ -84,7 +86,8 @@ class StoreDataset(Dataset):
     def rgb(self, pos: int, box, out_hw) -> np.ndarray:
         """The box (top, left, h, w) of position `pos`'s original image resized to out_hw (oh, ow):
         [oh, ow, 3] uint8, through the decoder the labeler used (docs/dataset-format.md)."""
-        return decode_crop(self.image_path(pos), box, out_hw, self.orig_hw[pos], draft=self.cfg.jpeg_draft)
+        return decode_crop(self.image_path(pos), box, out_hw, self.orig_hw[pos], draft=self.cfg.jpeg_draft,
+                           max_pixels=self.max_pixels)
 
     def _sample(self, pos: int, epoch: int, semantic: np.ndarray, instance: np.ndarray) -> dict:
         """Draw the box and flip, decode the RGB through the box, map the box onto the canvas masks.
