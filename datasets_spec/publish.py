@@ -53,6 +53,7 @@ def publish(store: Store, out, *, rechunk: str | None = None, license_id: str = 
     try:
         tmp.mkdir(parents=True)
         shutil.copytree(store.path, tmp / DATA, ignore=shutil.ignore_patterns(".*"))
+        _scrub_local_paths(tmp / DATA)
         if rechunk:
             _rechunk(tmp / DATA, store, rechunk)
         _consolidate(tmp / DATA)
@@ -74,6 +75,29 @@ def publish(store: Store, out, *, rechunk: str | None = None, license_id: str = 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {"release": str(out), "files": count + 1, "images": st["images"], "rechunk": rechunk}
+
+
+def _scrub_local_paths(data: Path) -> None:
+    """Absolute paths of the publisher's machine (image root, model files, the store itself) in the
+    store's provenance and in the job reports become `<local>/NAME`: a release says which model
+    (by sha256) and which input list (by hash), not where they sat on someone's disk."""
+    root = data / "zarr.json"
+    doc = json.loads(root.read_text())
+    attrs = doc["attributes"][S.ATTRS_KEY]
+    attrs["provenance"] = _scrubbed(attrs.get("provenance", {}))
+    root.write_text(json.dumps(doc, indent=2))
+    for report in (data / S.REPORTS_DIR).glob("*.json"):
+        report.write_text(json.dumps(_scrubbed(json.loads(report.read_text())), indent=1, ensure_ascii=False))
+
+
+def _scrubbed(value):
+    if isinstance(value, dict):
+        return {key: _scrubbed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(item) for item in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        return f"<local>/{Path(value).name}"
+    return value
 
 
 def _rechunk(data: Path, store: Store, how: str) -> None:

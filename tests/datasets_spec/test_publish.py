@@ -47,8 +47,27 @@ def test_card_front_matter_and_content(release):
     assert "Joining with your ImageNet" in body and "![statistics](stats.png)" in body
 
 
+def test_a_release_names_no_path_of_the_publishers_machine(tmp_path):
+    make_store(tmp_path / "ds", n=8, canvas=32, shard_size=8)
+    root = tmp_path / "ds" / "zarr.json"
+    doc = json.loads(root.read_text())
+    doc["attributes"]["c2fmae"]["provenance"]["input"] = {"kind": "imagenet", "root": "/home/alice/imagenet"}
+    doc["attributes"]["c2fmae"]["provenance"]["backends"] = {"instance": {"sam_checkpoint": "/home/alice/sam.pth",
+                                                                         "sha256": "ab" * 32}}
+    root.write_text(json.dumps(doc))
+    (tmp_path / "ds" / "reports" / "label-1.json").write_text(json.dumps({"store": "/home/alice/ds"}))
+    assert main(["publish", str(tmp_path / "ds"), "-o", str(tmp_path / "rel"), "--quiet"]) == 0
+    texts = [p.read_text(errors="replace") for p in (tmp_path / "rel").rglob("*") if p.is_file()]
+    assert not [t for t in texts if "/home/alice" in t]
+    provenance = open_store(tmp_path / "rel" / "data").provenance
+    assert provenance["input"]["root"] == "<local>/imagenet"
+    assert provenance["backends"]["instance"] == {"sam_checkpoint": "<local>/sam.pth", "sha256": "ab" * 32}
+    assert main(["verify", str(tmp_path / "rel")]) == 0
+
+
 def test_croissant_validates_with_mlcroissant(release):
-    mlc = pytest.importorskip("mlcroissant")
+    import mlcroissant as mlc
+
     dataset = mlc.Dataset(jsonld=release / "rel" / "croissant.json")
     assert [rs.name for rs in dataset.metadata.record_sets] == ["instances"]
 

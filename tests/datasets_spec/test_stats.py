@@ -140,7 +140,8 @@ def test_stats_memory_stays_far_below_the_store_size(tmp_path):
 
 
 def test_stats_on_a_distributed_scheduler_equal_local(tmp_path):
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     make_store(tmp_path / "ds", n=20, canvas=32, shard_size=8)
     local = compute_stats(open_store(tmp_path / "ds"), progress=False)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, host="127.0.0.1", protocol="tcp",

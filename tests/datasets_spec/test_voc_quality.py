@@ -6,13 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import imgviz
 import numpy as np
 import pytest
 
 from datasets_spec.cli import main
 from datasets_spec.records import encode_rle
 
-imgviz = pytest.importorskip("imgviz")
 
 
 def voc_ground_truth(folder: Path) -> Path:
