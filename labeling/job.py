@@ -23,9 +23,9 @@ from tqdm import tqdm
 
 from datasets_spec import StoreError, create_store, open_store
 from datasets_spec import schema as S
+from datasets_spec.decode import MAX_PIXELS, retryable
 from datasets_spec.info import format_dropped, reason_kind
 from datasets_spec.meta import package_version
-from datasets_spec.decode import MAX_PIXELS, retryable
 from datasets_spec.shard_writer import forget_shard
 from datasets_spec.stale import remove_stale_files
 
@@ -39,6 +39,10 @@ from .sources import ImageList, list_images
 from .store_lock import store_lock
 
 log = logging.getLogger(__name__)
+
+_BYTES_PER_SHARD_PIXEL = 16  # a worker's label maps per canvas pixel: uint16 pair + working copies
+# Errors of the disk the store lives on: every other shard would meet them too.
+_DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
 
 
 def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = True) -> dict:
@@ -130,9 +134,6 @@ def _check_shard_memory(cfg: LabelConfig) -> None:
         raise LabelingError(f"{what}: lower shard_size or canvas")
     if need > have / 4:
         log.warning("%s", what)
-
-
-_BYTES_PER_SHARD_PIXEL = 16
 
 
 def _check_output_outside(output: Path, image_list: ImageList) -> None:
@@ -276,10 +277,6 @@ def _run(cfg, workers, output, root, plan, show_progress):
             bar.update(summary["done"] + summary["failed"])
             bar.set_postfix(done=sum(s["done"] for s in summaries), failed=sum(s["failed"] for s in summaries))
     return summaries, given_up
-
-
-# Errors of the disk the store lives on: every other shard would meet them too.
-_DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
 
 
 def _unfixable(exc: Exception) -> str | None:
