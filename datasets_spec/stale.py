@@ -20,7 +20,7 @@ def remove_stale_files(path) -> list[Path]:
     of it whose process is gone from this host. Returns what was removed."""
     path = Path(path)
     stale = [p for sub in (S.RECORDS_DIR, S.MARKERS_DIR) for p in (path / sub).glob(".*.tmp")]
-    stale += [p for p in path.parent.glob(f".{path.name}.creating-*") if not _alive(p.name)]
+    stale += [p for p in path.parent.glob(f".{path.name}.creating-*") if not _creator_alive(p.name)]
     for p in stale:
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
@@ -29,13 +29,16 @@ def remove_stale_files(path) -> list[Path]:
     return stale
 
 
-def _alive(creating_name: str) -> bool:
+def _creator_alive(creating_name: str) -> bool:
     """Whether the process named by `.DATASET.creating-PID` still runs (unknown: assume it does)."""
     pid = creating_name.rsplit("-", 1)[-1]
-    if not pid.isdigit():
-        return True
+    return not pid.isdigit() or pid_alive(int(pid))
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host (one we may not signal counts as running)."""
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from pathlib import Path
 from typing import NamedTuple
 
 import ray
+
+from datasets_spec.stale import pid_alive
 
 from .config import LabelConfig
 from .errors import LabelingError
@@ -20,6 +23,7 @@ from .worker import CRASH_ONCE_ENV, ShardLabeler
 
 # Without this, Ray advertises the machine's external address even for a purely local job.
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+_TEMP_PREFIX = "c2f-ray-"  # $TMPDIR/c2f-ray-<driver PID>-<random>: a local instance's session files
 
 
 class Connection(NamedTuple):
@@ -43,11 +47,24 @@ def connect(address: str | None) -> Connection:
         ray.init(address=address, configure_logging=False, log_to_driver=False)
         return Connection(started=True)
     os.environ.update(LOOPBACK_ENV)
-    temp_dir = tempfile.mkdtemp(prefix="c2f-ray-")
+    remove_orphaned_temp_dirs()
+    temp_dir = tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-")
     # "local": always a new instance; plain ray.init() would join any cluster `ray start` left here.
     ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=False,
              object_store_memory=256 << 20, _temp_dir=temp_dir)
     return Connection(started=True, temp_dir=temp_dir)
+
+
+def remove_orphaned_temp_dirs() -> list[Path]:
+    """Remove the temporary directories of local instances whose job was killed (SIGKILL leaves
+    no chance to clean up): `c2f-ray-PID-*` whose PID no longer runs. Returns what went."""
+    orphans = []
+    for path in Path(tempfile.gettempdir()).glob(f"{_TEMP_PREFIX}*-*"):
+        pid = path.name[len(_TEMP_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            orphans.append(path)
+    return orphans
 
 
 def shutdown(connection: Connection) -> None:

@@ -145,8 +145,12 @@ def test_a_full_or_read_only_disk_stops_the_job_at_once(photos, tmp_path, ray_se
     assert len(open_store(small_disk).done_shards()) == 0
 
 
-def test_a_local_ray_leaves_no_session_files():
+def test_a_local_ray_leaves_no_session_files_and_removes_those_of_killed_jobs():
     tmp_path = Path(tempfile.mkdtemp(dir="/tmp", prefix="c2f-t"))  # short: Ray's socket paths must fit
+    killed = tmp_path / "c2f-ray-999999-x1y2"  # a job SIGKILLed earlier (no such process)
+    running = tmp_path / f"c2f-ray-{os.getpid()}-x3y4"  # a job still running
+    for path in (killed, running):
+        (path / "session_old").mkdir(parents=True)
     script = ("import os, ray; from labeling import cluster\n"
               "c = cluster.connect(None)\n"
               "session = ray._private.worker._global_node.get_session_dir_path()\n"
@@ -158,8 +162,8 @@ def test_a_local_ray_leaves_no_session_files():
     session, session_left, temp_left = out.stdout.split()
     assert Path(session).is_relative_to(tmp_path)
     assert (session_left, temp_left) == ("False", "False")
-    assert list(tmp_path.iterdir()) == []
-    tmp_path.rmdir()
+    assert list(tmp_path.iterdir()) == [running]
+    shutil.rmtree(tmp_path)
 
 
 def test_a_rerun_labels_damaged_shards_again_and_says_so(photos, tmp_path, ray_session):
