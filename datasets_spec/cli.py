@@ -29,13 +29,7 @@ def _validate(args) -> int:
     total = len(list(Path(args.path, MARKERS_DIR).glob("shard-*.json")))
     with tqdm(total=total, desc="validate", unit="shard", disable=args.quiet) as bar:
         problems = validate(args.path, pixels=not args.quick, progress=bar.update)
-    for line in problems:
-        print(f"{args.path}: {line}")
-    if problems:
-        print(f"c2f-data: {len(problems)} problem(s) in {args.path}", file=sys.stderr)
-        return 1
-    print(f"{args.path}: valid")
-    return 0
+    return _report(args.path, problems, ": ", "valid")
 
 
 def _info(args) -> int:
@@ -85,13 +79,18 @@ def _publish(args) -> int:
 
 
 def _verify(args) -> int:
-    problems = verify(args.path)
+    # verify's lines start with a file of the release: they read as paths below it
+    return _report(args.path, verify(args.path), "/", "every checksum matches and the store is valid")
+
+
+def _report(path, problems: list[str], sep: str, ok: str) -> int:
+    """One line `path{sep}problem` each, a count on stderr and exit 1; else `path: ok` and 0."""
     for line in problems:
-        print(f"{args.path}/{line}")
+        print(f"{path}{sep}{line}")
     if problems:
-        print(f"c2f-data: {len(problems)} problem(s) in {args.path}", file=sys.stderr)
+        print(f"c2f-data: {len(problems)} problem(s) in {path}", file=sys.stderr)
         return 1
-    print(f"{args.path}: every checksum matches and the store is valid")
+    print(f"{path}: {ok}")
     return 0
 
 

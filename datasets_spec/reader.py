@@ -112,14 +112,15 @@ class Store:
         """A release rewritten by `c2f-data publish --rechunk`: other files than its markers list."""
         return bool(self.attrs.get("release", {}).get("rechunk"))
 
-    def shard_damage(self, shard: int) -> str | None:
+    def shard_damage(self, shard: int, marker: dict | None = None) -> str | None:
         """Why the done shard `shard` is damaged, judged cheaply: every data file its marker lists
         exists with the size it had when written (markers written before they listed files: the
-        records file exists). None when it looks intact; `validate` also checks contents."""
+        records file exists). None when it looks intact; `validate` also checks contents.
+        `marker`: the shard's marker when the caller has read it already."""
         if self.rechunked_release:
             return None
         try:
-            marker = self.marker(shard)
+            marker = marker if marker is not None else self.marker(shard)
             files = marker.get("files") or {marker["records"]["path"]: {}}
         except (StoreError, KeyError, TypeError) as exc:
             return f"its marker is unreadable ({exc})"
@@ -228,9 +229,10 @@ class Store:
                           f"failed ({first}); c2f-data validate names the damage, and rerunning "
                           "c2f-label labels damaged shards again")
 
-    def check_geometry(self, indices) -> None:
-        """StoreError naming the first image of `indices` whose valid region is not its original
-        size fitted to the canvas (the mapping between RGB and masks would be wrong)."""
+    def checked_geometry(self, indices) -> tuple[np.ndarray, np.ndarray]:
+        """(orig_hw [M, 2], valid_hw [M, 2]) of the images `indices`, after checking that each valid
+        region is the original size fitted to the canvas; StoreError naming the first that is not
+        (the mapping between RGB and masks would be wrong)."""
         orig, valid = self.geometry()
         indices = np.asarray(indices, dtype=np.int64)
         expect = fit_many(orig[indices], self.layout.canvas)
@@ -240,6 +242,7 @@ class Store:
             raise StoreError(f"{self.path}: image {i} ({self._all_keys[i]}) is {tuple(orig[i])} with valid "
                              f"region {tuple(valid[i])} on the {self.layout.canvas}-px canvas, expected "
                              f"{tuple(expect[bad[0]])} ({len(bad)} such images): the store is damaged")
+        return orig[indices], valid[indices]
 
     def records(self, shard: int) -> list[dict]:
         """Per-instance records of one shard (empty for a shard without a marker)."""

@@ -73,8 +73,7 @@ def _label(image_list: ImageList, output: Path, cfg: LabelConfig, show_progress:
         if not output.exists():
             _create(output, image_list, cfg, job_identity, workers[0])
         store = open_store(output)
-        repaired = _forget_damaged(output, store)
-        retried = _forget_retryable(output, store)
+        repaired, retried = _forget_damaged_and_retryable(output, store)
         pending = store.pending_shards()
         plan = {s: list(image_list.items[slice(*store.layout.shard_range(s))]) for s in pending}
         t0 = time.perf_counter()
@@ -96,30 +95,30 @@ def _check_backend_names(cfg: LabelConfig) -> None:
             require_backend(kind, backend.name)
 
 
-def _forget_damaged(output: Path, store) -> dict[int, str]:
-    """Done shards whose files are gone or changed in size (`Store.shard_damage`) become pending
-    again, so this run relabels them: {shard: what was wrong}."""
-    damaged = store.damaged_shards()
-    for shard, reason in damaged.items():
-        log.warning("shard %d is damaged (%s): labeling it again", shard, reason)
-        forget_shard(output, shard)
-    return damaged
-
-
-def _forget_retryable(output: Path, store) -> dict[str, str]:
-    """Done shards with images that failed for a reason that can go away (the file system refused
-    a read) become pending again, so this run retries them: {key: reason}. Labeling is
-    deterministic, so the shard's other images come out as before."""
-    retried = {}
+def _forget_damaged_and_retryable(output: Path, store) -> tuple[dict[int, str], dict[str, str]]:
+    """Done shards become pending again, so this run labels them, when their files are gone or
+    changed in size (`Store.shard_damage`), or when some of their images failed for a reason that
+    can go away (the file system refused a read). One read of each marker. Labeling is
+    deterministic, so a shard's other images come out as before.
+    Returns ({shard: what was damaged}, {key: the retried image's old reason})."""
+    damaged, retried = {}, {}
     for shard in store.done_shards():
-        failures = [f for f in store.marker(shard).get("failures", []) if retryable(f["reason"])]
-        if failures:
+        try:
+            marker = store.marker(shard)
+        except StoreError:
+            marker = None  # shard_damage reports it
+        damage = store.shard_damage(shard, marker)
+        failures = [] if damage else [f for f in marker.get("failures", []) if retryable(f["reason"])]
+        if damage:
+            log.warning("shard %d is damaged (%s): labeling it again", shard, damage)
+            damaged[shard] = damage
+        retried.update({f["key"]: f["reason"] for f in failures})
+        if damage or failures:
             forget_shard(output, shard)
-            retried.update({f["key"]: f["reason"] for f in failures})
     if retried:
         log.warning("retrying %d image(s) that failed for reasons that can go away (e.g. %s: %s)",
                     len(retried), *next(iter(retried.items())))
-    return retried
+    return damaged, retried
 
 
 def _check_shard_memory(cfg: LabelConfig) -> None:

@@ -42,12 +42,12 @@ class OptimConfig:
     decay_rule: Literal["model", "mae"] = "model"  # "mae": only 1-d params (norms, biases) skip decay
 
     def __post_init__(self) -> None:
-        _require(self.batch_size >= 1 and self.accum_iter >= 1 and self.epochs >= 1,
-                 "batch_size, accum_iter and epochs must be >= 1")
-        _require(self.blr > 0 and self.min_lr >= 0 and self.weight_decay >= 0
-                 and self.warmup_epochs >= 0, "blr must be > 0; min_lr, weight_decay, warmup_epochs >= 0")
-        _require(all(0 <= b < 1 for b in self.betas), f"betas must lie in [0, 1), got {self.betas}")
-        _require(self.clip_grad is None or self.clip_grad > 0, "clip_grad must be > 0 or null")
+        require(self.batch_size >= 1 and self.accum_iter >= 1 and self.epochs >= 1,
+                "batch_size, accum_iter and epochs must be >= 1")
+        require(self.blr > 0 and self.min_lr >= 0 and self.weight_decay >= 0
+                and self.warmup_epochs >= 0, "blr must be > 0; min_lr, weight_decay, warmup_epochs >= 0")
+        require(all(0 <= b < 1 for b in self.betas), f"betas must lie in [0, 1), got {self.betas}")
+        require(self.clip_grad is None or self.clip_grad > 0, "clip_grad must be > 0 or null")
 
 
 @dataclass
@@ -66,10 +66,10 @@ class EngineConfig:
     progress: bool = True  # tqdm bar on rank 0
 
     def __post_init__(self) -> None:
-        _require(self.log_every >= 1 and self.checkpoint_every >= 1,
-                 "log_every and checkpoint_every must be >= 1")
-        _require(min(self.image_every, self.keep_every, self.max_nonfinite, self.seed) >= 0,
-                 "image_every, keep_every, max_nonfinite and seed must be >= 0")
+        require(self.log_every >= 1 and self.checkpoint_every >= 1,
+                "log_every and checkpoint_every must be >= 1")
+        require(min(self.image_every, self.keep_every, self.max_nonfinite, self.seed) >= 0,
+                "image_every, keep_every, max_nonfinite and seed must be >= 0")
 
 
 @dataclass
@@ -146,7 +146,8 @@ def valid_keys(cls: type, prefix: str = "") -> list[str]:
     return keys
 
 
-def _require(ok: bool, message: str) -> None:
+def require(ok: bool, message: str) -> None:
+    """ValueError(message) unless `ok`: the one way a config section refuses a value."""
     if not ok:
         raise ValueError(message)
 

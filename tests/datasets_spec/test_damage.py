@@ -63,13 +63,14 @@ def test_attributes_that_disagree_with_the_arrays_are_refused_at_open(store):
 def test_geometry_that_disagrees_with_the_canvas_is_named(store):
     reader = open_store(store)
     done = reader.done_indices()
-    reader.check_geometry(done)
+    orig, valid = reader.checked_geometry(done)
+    assert np.array_equal(orig, reader.geometry()[0][done]) and np.array_equal(valid, reader.geometry()[1][done])
     arr = tsio.open_array(store / S.VALID_HW, write=True)
     valid = tsio.read_range(arr, 8, 16)
     valid[2] = valid[2] // 2  # image 10 (done)
     tsio.write_slabs([(arr, 8, valid)])
     with pytest.raises(StoreError, match=r"image 10 \(train/n00000001/img_0010.JPEG\) is .* expected"):
-        open_store(store).check_geometry(done)
+        open_store(store).checked_geometry(done)
 
 
 def test_an_unreadable_chunk_names_its_shard(store):

@@ -23,12 +23,7 @@ VARIANTS = {"tokens": {}, "sum": {"input_fusion": "sum"},
 INPUTS = {"rgb": "image", "semantic": "semantic", "instance": "instance"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def pixel_mask(patch_mask: torch.Tensor, patch: int) -> torch.Tensor:

@@ -16,15 +16,7 @@ from tests.training.test_losses import relabel
 
 MIXED = torch.tensor([0, 1, 2, 0])
 TINY_CLASSES = 5  # as in conftest.tiny_train_batch
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, above all on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(cfg: ModelConfig, **changes):

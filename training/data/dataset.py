@@ -43,11 +43,9 @@ class StoreDataset(Dataset):
         if not store.label_space:
             raise StoreError(f"{self.store_path}: empty label space")
         self.num_classes = max(store.label_space) + 1
-        store.check_geometry(self.indices)
+        self.orig_hw, self.valid_hw = store.checked_geometry(self.indices)  # int32 [M, 2]
         # the labeler's pixel limit (stores from before it was recorded: the ceiling it had then)
         self.max_pixels = int((store.provenance.get("job") or {}).get("max_pixels", MAX_PIXELS))
-        orig_hw, valid_hw = store.geometry()
-        self.orig_hw, self.valid_hw = orig_hw[self.indices], valid_hw[self.indices]  # int32 [M, 2]
         # utf-8 bytes in one numpy array: compact to pickle into each worker, no per-key objects.
         self.keys = np.char.encode(store.keys()[self.indices].astype(str), "utf-8")
         check_images_root(self.images_root, self.keys, cfg.key_check)

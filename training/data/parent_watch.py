@@ -14,6 +14,8 @@ import select
 import threading
 import time
 
+from datasets_spec.stale import pid_alive
+
 POLL_SECONDS = 1.0
 
 
@@ -42,16 +44,6 @@ def _wait_readable(fd: int) -> None:
 
 
 def _poll_until_gone(pid: int) -> None:
-    while _alive(pid):
+    while pid_alive(pid):
         time.sleep(POLL_SECONDS)
     os._exit(1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from training.config import require
 
 
 @dataclass
@@ -37,8 +38,8 @@ class RunConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        _check(self.num_workers >= 0 and self.feature_batch >= 1 and self.seed >= 0,
-                 "num_workers and seed must be >= 0, feature_batch >= 1")
+        require(self.num_workers >= 0 and self.feature_batch >= 1 and self.seed >= 0,
+                "num_workers and seed must be >= 0, feature_batch >= 1")
 
 
 @dataclass
@@ -49,7 +50,7 @@ class KnnConfig:
     temperature: float = 0.07
 
     def __post_init__(self) -> None:
-        _check(self.k >= 1 and self.temperature > 0, "k must be >= 1 and temperature > 0")
+        require(self.k >= 1 and self.temperature > 0, "k must be >= 1 and temperature > 0")
 
 
 @dataclass
@@ -70,9 +71,9 @@ class LinearConfig:
     momentum: float = 0.9
 
     def __post_init__(self) -> None:
-        _check(self.epochs >= 1 and 0 <= self.warmup_epochs and self.batch_size >= 1,
-                 "epochs and batch_size must be >= 1, warmup_epochs >= 0")
-        _check(self.blr > 0 and self.weight_decay >= 0, "blr must be > 0, weight_decay >= 0")
+        require(self.epochs >= 1 and 0 <= self.warmup_epochs and self.batch_size >= 1,
+                "epochs and batch_size must be >= 1, warmup_epochs >= 0")
+        require(self.blr > 0 and self.weight_decay >= 0, "blr must be > 0, weight_decay >= 0")
 
 
 @dataclass
@@ -102,13 +103,13 @@ class FinetuneConfig:
     max_steps: int | None = None  # stop after this many steps in total (schedule unchanged)
 
     def __post_init__(self) -> None:
-        _check(self.epochs >= 1 and self.batch_size >= 1 and self.warmup_epochs >= 0,
-                 "epochs and batch_size must be >= 1, warmup_epochs >= 0")
-        _check(0 < self.layer_decay <= 1 and 0 <= self.drop_path < 1 and 0 <= self.smoothing < 1,
-                 "need 0 < layer_decay <= 1, 0 <= drop_path < 1, 0 <= smoothing < 1")
-        _check(self.checkpoint_every >= 1 and self.eval_every_epochs >= 0,
-                 "checkpoint_every must be >= 1, eval_every_epochs >= 0")
-        _check(self.max_steps is None or self.max_steps >= 1, "max_steps must be >= 1 or null")
+        require(self.epochs >= 1 and self.batch_size >= 1 and self.warmup_epochs >= 0,
+                "epochs and batch_size must be >= 1, warmup_epochs >= 0")
+        require(0 < self.layer_decay <= 1 and 0 <= self.drop_path < 1 and 0 <= self.smoothing < 1,
+                "need 0 < layer_decay <= 1, 0 <= drop_path < 1, 0 <= smoothing < 1")
+        require(self.checkpoint_every >= 1 and self.eval_every_epochs >= 0,
+                "checkpoint_every must be >= 1, eval_every_epochs >= 0")
+        require(self.max_steps is None or self.max_steps >= 1, "max_steps must be >= 1 or null")
 
 
 @dataclass
@@ -130,10 +131,10 @@ class DenseConfig:
     warmup_epochs: int = 1
 
     def __post_init__(self) -> None:
-        _check(self.stride >= 1 and self.epochs >= 1 and self.batch_size >= 1,
-                 "stride, epochs and batch_size must be >= 1")
-        _check(self.lr > 0 and self.weight_decay >= 0 and self.warmup_epochs >= 0,
-                 "lr must be > 0; weight_decay and warmup_epochs >= 0")
+        require(self.stride >= 1 and self.epochs >= 1 and self.batch_size >= 1,
+                "stride, epochs and batch_size must be >= 1")
+        require(self.lr > 0 and self.weight_decay >= 0 and self.warmup_epochs >= 0,
+                "lr must be > 0; weight_decay and warmup_epochs >= 0")
 
 
 @dataclass
@@ -144,8 +145,3 @@ class EvalConfig:
     linear: LinearConfig = field(default_factory=LinearConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     dense: DenseConfig = field(default_factory=DenseConfig)
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ValueError(message)
