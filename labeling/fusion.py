@@ -17,6 +17,13 @@ every input mask is either kept or dropped for exactly one of "empty_mask" (no p
 "overlap" (every pixel taken by higher-ranked masks, rule 1), "min_area" (every piece left was a
 speck, rule 2) or "canvas" (no pixel on the canvas, rule 3); "speck_pieces" counts the pieces that
 rule 2 removed, from kept instances too.
+
+How (the rules above are the contract; benchmarks/fusion_reference.py keeps the first, plainer
+implementation, which tests/labeling/test_fusion_reference.py checks this one against bit for bit):
+boxes of all masks in two reductions, overlaps and specks inside each mask's box, ids through one
+lookup table applied to the canvas-sampled owner map, and every record (box, area, RLE) from one
+pass over the runs of the final id map in column-major order, the RLEs compressed by one
+pycocotools call. Majority classes come from one vote table on the canvas.
 """
 
 from __future__ import annotations
@@ -25,10 +32,10 @@ from collections import Counter
 
 import cv2
 import numpy as np
+from pycocotools import mask as mask_utils
 
 from datasets_spec import schema
-from datasets_spec.geometry import fit, labels_to_canvas
-from datasets_spec.records import encode_rle
+from datasets_spec.geometry import fit, resize_labels
 from datasets_spec.shard_writer import ImageResult
 
 from .backends.base import Instances
@@ -61,16 +68,15 @@ def fuse(
     if instances.masks.shape[1:] != (height, width):
         raise LabelingError(f"instance masks are {instances.masks.shape[1:]}, image is {(height, width)}")
     scale = height * width / (valid[0] * valid[1])
-    owner, crops = resolve_overlaps(instances.masks, instances.scores)
-    won = owned_areas(owner, len(instances))
-    pieces = remove_specks(owner, crops, max(1, int(np.ceil(min_area * scale))))
-    left = owned_areas(owner, len(instances))
+    owner, areas, won, boxes = resolve_overlaps(instances.masks, instances.scores)
+    left, pieces = remove_specks(owner, boxes, won, max(1, int(np.ceil(min_area * scale))))
     ids, inst_canvas, source = _number(owner, left, instances.scores, canvas)
-    records = _records(ids, inst_canvas, source, crops, instances, semantic, valid)
+    records = _records(ids, inst_canvas, source, instances, semantic, valid)
+    nonempty = areas > 0
     dropped = Counter(instances.dropped)
     dropped.update({
-        "empty_mask": sum(crop is None for crop in crops),
-        "overlap": int(((won == 0) & np.array([c is not None for c in crops], bool)).sum()),
+        "empty_mask": int((~nonempty).sum()),
+        "overlap": int(((won == 0) & nonempty).sum()),
         "min_area": int(((won > 0) & (left == 0)).sum()),
         "canvas": int((left > 0).sum()) - len(records),
         "speck_pieces": pieces,
@@ -90,54 +96,60 @@ def semantic_to_canvas(semantic: np.ndarray, valid: tuple[int, int], canvas: int
     return out
 
 
-def resolve_overlaps(masks: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, list]:
+def box_of(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """bool [h, w] with at least one pixel → (y0, y1, x0, x1): rows [y0, y1), columns [x0, x1) of its pixels."""
+    rows, cols = mask.any(axis=1), mask.any(axis=0)
+    return (int(rows.argmax()), len(rows) - int(rows[::-1].argmax()),
+            int(cols.argmax()), len(cols) - int(cols[::-1].argmax()))
+
+
+def resolve_overlaps(masks: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """masks bool [M, H, W], scores [M] → (owner int32 [H, W]: input index of the winner, -1 none;
-    per input mask its bounding box as a pair of slices, None when empty)."""
+    pixels of each input mask, int64 [M]; pixels each one won, int64 [M]; boxes int64 [M, 4] as
+    (y0, y1, x0, x1) around the pixels each one won, zeros where it won none)."""
+    count = len(masks)
     owner = np.full(masks.shape[1:], -1, np.int32)
-    crops = [_crop(bounding_box(mask)) for mask in masks]
-    areas = masks.sum(axis=(1, 2))
-    for k in np.lexsort((np.arange(len(masks)), areas, -scores)):
-        if crops[k] is not None:
-            free = masks[k][crops[k]] & (owner[crops[k]] < 0)
-            owner[crops[k]][free] = k
-    return owner, crops
+    boxes, areas, won = np.zeros((count, 4), np.int64), np.zeros(count, np.int64), np.zeros(count, np.int64)
+    rows = masks.any(axis=2)  # [M, H]
+    crops = {}
+    for k in np.flatnonzero(rows.any(axis=1)):
+        y0, y1 = int(rows[k].argmax()), len(rows[k]) - int(rows[k, ::-1].argmax())
+        _, _, x0, x1 = box_of(masks[k, y0:y1])
+        crops[k] = (slice(y0, y1), slice(x0, x1))
+        areas[k] = np.count_nonzero(masks[k][crops[k]])
+    for k in np.lexsort((np.arange(count), areas, -scores)):
+        if k in crops:
+            region = owner[crops[k]]
+            free = masks[k][crops[k]] & (region < 0)
+            won[k] = np.count_nonzero(free)
+            if won[k]:
+                np.copyto(region, k, where=free)
+                y0, y1, x0, x1 = box_of(free)
+                boxes[k] = y0 + crops[k][0].start, y1 + crops[k][0].start, x0 + crops[k][1].start, x1 + crops[k][1].start
+    return owner, areas, won, boxes
 
 
-def owned_areas(owner: np.ndarray, count: int) -> np.ndarray:
-    """owner int32 [H, W] (-1 = none) → pixels owned by each of the `count` inputs, int64 [count]."""
-    return np.bincount(owner.reshape(-1) + 1, minlength=count + 1)[1:]
+def remove_specks(owner: np.ndarray, boxes: np.ndarray, areas: np.ndarray, min_pixels: int) -> tuple[np.ndarray, int]:
+    """In place: pieces (8-connected) of each instance smaller than min_pixels → -1.
 
-
-def remove_specks(owner: np.ndarray, crops: list, min_pixels: int) -> int:
-    """In place: pieces (8-connected) of each instance smaller than min_pixels → -1. Returns how many.
-
-    crops[k]: slices that hold all of instance k's pixels (see resolve_overlaps), so the work is
-    bounded by the boxes, not by M · H · W.
+    boxes[k]: rows and columns around all of instance k's pixels, areas[k]: how many it owns (see
+    resolve_overlaps), so the work is bounded by the boxes, not by M · H · W; a single piece's size
+    is the instance's area, so only instances in several pieces count pixels per piece.
+    Returns (pixels left to each instance, int64 [M]; how many pieces were removed).
     """
-    removed = 0
-    for k, crop in enumerate(crops):
-        if crop is None:
-            continue
-        mask = owner[crop] == k
-        _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-        small = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] < min_pixels) + 1
-        if len(small):
-            owner[crop][np.isin(labels, small)] = -1
-            removed += len(small)
-    return removed
-
-
-def _crop(box: list[int] | None) -> tuple[slice, slice] | None:
-    """[x, y, w, h] → (rows, cols) slices."""
-    return None if box is None else (slice(box[1], box[1] + box[3]), slice(box[0], box[0] + box[2]))
-
-
-def bounding_box(mask: np.ndarray) -> list[int] | None:
-    """bool [H, W] → [x, y, w, h] of its pixels (integers), None when empty."""
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    if not len(rows):
-        return None
-    return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
+    left, removed = areas.copy(), 0
+    for k in np.flatnonzero(areas):
+        y0, y1, x0, x1 = boxes[k]
+        region = owner[y0:y1, x0:x1]
+        mine = (region == k).view(np.uint8)
+        count, labels = cv2.connectedComponents(mine, connectivity=8, ltype=cv2.CV_16U)
+        sizes = areas[k : k + 1] if count == 2 else np.bincount(labels.reshape(-1), minlength=count)[1:]
+        small = sizes < min_pixels
+        if small.any():
+            region[np.concatenate([[False], small])[labels]] = -1  # label 0 is the background
+            left[k] -= int(sizes[small].sum())
+            removed += int(small.sum())
+    return left, removed
 
 
 def _number(owner: np.ndarray, areas: np.ndarray, scores: np.ndarray,
@@ -153,49 +165,87 @@ def _number(owner: np.ndarray, areas: np.ndarray, scores: np.ndarray,
     if len(present) > np.iinfo(np.uint16).max:
         raise LabelingError(f"too many instances ({len(present)}) for uint16 ids")
     order = present[np.lexsort((present, areas[present], -scores[present]))]
-    lut = np.zeros(count + 1, np.uint16)
-    lut[order + 1] = np.arange(1, len(order) + 1)
-    ids = lut[owner + 1]
-    on_canvas = np.bincount(labels_to_canvas(ids, canvas, 0).reshape(-1), minlength=len(order) + 1) > 0
-    on_canvas[0] = False
-    compact = np.zeros(len(order) + 1, np.uint16)
-    compact[on_canvas] = np.arange(1, on_canvas.sum() + 1)
-    source = np.zeros(on_canvas.sum() + 1, np.int64)
-    source[compact[on_canvas]] = order[on_canvas[1:]]
-    ids = compact[ids]
-    return ids, labels_to_canvas(ids, canvas, 0), source
+    sampled = np.zeros((canvas, canvas), np.int64)  # owner + 1 on the canvas, 0 = none or padding
+    h, w = fit(owner.shape[0], owner.shape[1], canvas)
+    sampled[:h, :w] = resize_labels(owner, h, w) + 1
+    on_canvas = np.bincount(sampled.reshape(-1), minlength=count + 1)[order + 1] > 0  # [M'] in id order
+    lut = np.zeros(count + 1, np.uint16)  # owner + 1 → final id
+    lut[order[on_canvas] + 1] = np.arange(1, on_canvas.sum() + 1)
+    source = np.concatenate([[0], order[on_canvas]]).astype(np.int64)
+    return lut[owner + 1], lut[sampled], source
 
 
-def _records(ids, inst_canvas, source, crops, instances: Instances, semantic, valid) -> list[dict]:
+def _records(ids, inst_canvas, source, instances: Instances, semantic, valid) -> list[dict]:
     """One record per id of the canvas map, fields of datasets_spec.records.INSTANCE_FIELDS."""
     count = len(source) - 1
     classes = majority_class(inst_canvas[: valid[0], : valid[1]], semantic, count)
-    records = []
-    for i in range(1, count + 1):
-        k = source[i]
-        mask = np.zeros(ids.shape, bool, order="F")  # pycocotools wants Fortran order: no copy later
-        mask[crops[k]] = ids[crops[k]] == i  # id i lies inside its input mask's box
-        x, y, w, h = bounding_box(mask[crops[k]])
-        records.append({
-            "id": i,
-            "score": float(instances.scores[k]),
-            "box": [float(x + crops[k][1].start), float(y + crops[k][0].start), float(w), float(h)],
-            "area": int(mask[crops[k]].sum()),
-            "semantic": classes[i],
-            "source": instances.source,
-            "prompt": instances.prompts[k],
-            "rle": encode_rle(mask),
-        })
-    return records
+    boxes, areas, rles = id_runs(ids, count)
+    return [{
+        "id": i,
+        "score": float(instances.scores[source[i]]),
+        "box": [float(v) for v in boxes[i - 1]],
+        "area": int(areas[i - 1]),
+        "semantic": classes[i],
+        "source": instances.source,
+        "prompt": instances.prompts[source[i]],
+        "rle": rles[i - 1],
+    } for i in range(1, count + 1)]
+
+
+def id_runs(ids: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """ids uint16 [H, W] holding every id 1..count → (boxes int64 [count, 4] as [x, y, w, h], areas
+    int64 [count], COCO RLEs with str counts), all from the runs of ids in column-major order (the
+    order of COCO RLE): id i's mask alternates the gaps between its runs and their lengths."""
+    height, width = ids.shape
+    if not count:
+        return np.zeros((0, 4), np.int64), np.zeros(0, np.int64), []
+    flat = ids.ravel(order="F")
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    starts, ends = np.concatenate([[0], change]), np.concatenate([change, [flat.size]])
+    values = flat[starts]
+    keep = np.flatnonzero(values)
+    by_id = keep[np.argsort(values[keep], kind="stable")]  # runs grouped by id, in pixel order
+    starts, ends, values = starts[by_id], ends[by_id], values[by_id]
+    first = np.flatnonzero(np.concatenate([[True], values[1:] != values[:-1]]))  # [count]: each id's first run
+    previous = np.concatenate([[0], ends[:-1]])
+    previous[first] = 0
+    counts = np.empty(2 * len(starts), np.int64)
+    counts[0::2], counts[1::2] = starts - previous, ends - starts  # zeros then ones, run by run
+    col0, col1 = starts // height, (ends - 1) // height
+    wraps = col0 != col1  # a run over a column break covers the last row and the first
+    row0, row1 = np.where(wraps, 0, starts % height), np.where(wraps, height - 1, (ends - 1) % height)
+    x0, x1 = np.minimum.reduceat(col0, first), np.maximum.reduceat(col1, first)
+    y0, y1 = np.minimum.reduceat(row0, first), np.maximum.reduceat(row1, first)
+    boxes = np.stack([x0, y0, x1 - x0 + 1, y1 - y0 + 1], axis=1)
+    areas = np.add.reduceat(ends - starts, first)
+    last = np.concatenate([first[1:], [len(starts)]])
+    uncompressed = []
+    for a, b in zip(first, last):
+        tail = flat.size - ends[b - 1]  # zeros after the last run, if any
+        runs = counts[2 * a : 2 * b]
+        uncompressed.append({"size": [height, width], "counts": np.append(runs, tail) if tail else runs})
+    if len(uncompressed) != count:
+        raise LabelingError(f"id map holds {len(uncompressed)} ids, expected {count}")
+    rles = mask_utils.frPyObjects(uncompressed, height, width)
+    return boxes, areas, [{"size": [height, width], "counts": r["counts"].decode("ascii")} for r in rles]
 
 
 def majority_class(inst: np.ndarray, semantic: np.ndarray | None, count: int) -> list[int | None]:
-    """inst uint16 [h, w], semantic int [h, w] (-1 = none) → class per id [count + 1] (entry 0 None)."""
+    """inst uint16 [h, w], semantic int [h, w] (-1 = none) → class per id [count + 1] (entry 0 None).
+
+    Most votes wins; ties go to the smaller class id (argmax takes the first maximum)."""
     classes: list[int | None] = [None] * (count + 1)
     if semantic is None:
         return classes
-    for i in range(1, count + 1):
-        votes = semantic[(inst == i) & (semantic >= 0)]
-        if len(votes):
-            classes[i] = int(np.bincount(votes).argmax())
+    voting = (inst > 0) & (semantic >= 0)
+    voters, votes = inst[voting].astype(np.int64), semantic[voting].astype(np.int64)
+    if not len(votes):
+        return classes
+    names = np.arange(int(votes.max()) + 1)
+    if (count + 1) * len(names) > 1 << 22:  # sparse large ids: only those present (sorted: same tie rule)
+        names, votes = np.unique(votes, return_inverse=True)
+    table = np.bincount(voters * len(names) + votes, minlength=(count + 1) * len(names)).reshape(count + 1, -1)
+    winners = table.argmax(1)
+    for i in np.flatnonzero(table.max(1)):
+        classes[int(i)] = int(names[winners[i]])
     return classes
