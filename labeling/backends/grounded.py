@@ -11,8 +11,9 @@ Per batch of images:
    `Instances.dropped` ("nms", "max_boxes").
    (Phrases are read from token offsets rather than by the processor's post-processing, whose
    argument names and text decoding changed across transformers versions.)
-2. SAM encodes every image that has a box once — images are batched through the image encoder —
-   and decodes all of that image's boxes in one mask-decoder call (labeling/backends/sam_boxes.py).
+2. SAM encodes every image that has a box once — images are batched through the image encoder,
+   whose attention runs through fused SDPA kernels — and decodes the boxes of all images of the
+   batch in one mask-decoder call (labeling/backends/sam_boxes.py).
    `sam_variant: hq` (HQ-SAM through transformers, the paper's) or `sam` (segment-anything).
 Score of an instance = its box's highest token probability. bf16 autocast on CUDA.
 """
@@ -38,7 +39,8 @@ class GroundedSAM(InstanceBackend):
     sam_variant: "hq" (HQ-SAM) or "sam" (plain SAM);
     sam_checkpoint: hq → a transformers SamHQ model dir or hub id (e.g. "syscv-community/sam-hq-vit-huge"),
     sam → a segment-anything .pth (or sam_model: a built segment-anything Sam, for tests);
-    revision / sam_revision: hub revisions of the detector / of HQ-SAM."""
+    revision / sam_revision: hub revisions of the detector / of HQ-SAM;
+    sam_compile: torch.compile SAM's image encoder (speed only: the first batch compiles)."""
 
     uses_prompts = True
 
@@ -58,6 +60,7 @@ class GroundedSAM(InstanceBackend):
         device: str = "cpu",
         revision: str | None = None,
         sam_revision: str | None = None,
+        sam_compile: bool = False,
     ):
         if (sam_checkpoint is None) == (sam_model is None):
             raise LabelingError("grounded needs exactly one of sam_checkpoint and sam_model")
@@ -70,7 +73,7 @@ class GroundedSAM(InstanceBackend):
         )
         self.detector, self.processor = _load_detector(self.detector_name, revision, self.device)
         self.segmenter = box_segmenter(sam_variant, sam_checkpoint, sam_model, self.device, sam_revision,
-                                       hq_token_only)
+                                       hq_token_only, compile=bool(sam_compile))
 
     def identity(self) -> dict:
         detector = {"detector_" + k: v for k, v in model_reference(self.detector_name, self.detector.config).items()}

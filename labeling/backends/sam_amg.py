@@ -4,7 +4,8 @@ AMG prompts SAM with a `points_per_side`² grid, one image at a time, and filter
 IoU and stability: ~1.4–2.1 s per image for vit_h on a 3090-class GPU at the default 32×32 grid.
 It is the slow, prompt-free reference; `grounded` is the fast route. Plain SAM only (segment-
 anything's generator; loading in sam_loader.py). Runs in float32. Masks beyond `max_masks` are
-counted in `Instances.dropped["max_masks"]`.
+counted in `Instances.dropped["max_masks"]`. The image encoder's attention runs through SDPA
+(sam_sdpa.py); `sam_compile` also compiles the encoder.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from ..errors import LabelingError
 from . import register_backend
 from .base import InstanceBackend, Instances
 from .sam_loader import load_sam, sam_identity
+from .sam_sdpa import fuse_attention
 
 
 @register_backend("instance", "sam-amg")
 class SamAMG(InstanceBackend):
     """sam_checkpoint: SAM .pth file (or sam_model: a built Sam, for tests); the rest are
-    SamAutomaticMaskGenerator's parameters; max_masks keeps the best masks by predicted IoU."""
+    SamAutomaticMaskGenerator's parameters; max_masks keeps the best masks by predicted IoU;
+    sam_compile: torch.compile the image encoder (speed only)."""
 
     def __init__(
         self,
@@ -37,6 +40,7 @@ class SamAMG(InstanceBackend):
         crop_n_layers: int = 0,
         min_mask_region_area: int = 0,
         max_masks: int = 200,
+        sam_compile: bool = False,
     ):
         from segment_anything import SamAutomaticMaskGenerator
 
@@ -45,6 +49,7 @@ class SamAMG(InstanceBackend):
         self.device = torch.device(device)
         self.sam_checkpoint = sam_checkpoint
         self.sam = load_sam(sam_checkpoint, self.device) if sam_model is None else sam_model.to(self.device).eval()
+        fuse_attention(self.sam.image_encoder, compile=bool(sam_compile))
         self.params = dict(
             points_per_side=points_per_side, points_per_batch=points_per_batch, pred_iou_thresh=pred_iou_thresh,
             stability_score_thresh=stability_score_thresh, stability_score_offset=stability_score_offset,

@@ -1,11 +1,15 @@
 """Box-prompted SAM: images + boxes → one mask per box at original resolution, for `grounded`.
 
-Both variants encode every image of a batch in one image-encoder pass and decode all boxes of an
-image in one mask-decoder call; masks are brought to full resolution a few at a time.
-- `SamBoxes`: plain SAM (segment-anything); its masks equal SamPredictor's on the CPU.
-- `HQSamBoxes`: HQ-SAM (transformers SamHQModel); its masks equal the model's own forward pass +
-  `post_process_masks` on the same boxes. `hq_token_only=False` (the default of SysCV's predictor)
-  adds the HQ mask to SAM's; True keeps the HQ mask alone.
+Both variants encode every image of a batch in one image-encoder pass and decode the boxes of all
+images of the batch in one prompt-encoder + mask-decoder call; masks are brought to full
+resolution a few at a time.
+- `SamBoxes`: plain SAM (segment-anything); its masks equal SamPredictor's on the CPU. Its image
+  encoder's attention runs through `scaled_dot_product_attention` (sam_sdpa.py); `compile`
+  also compiles the encoder.
+- `HQSamBoxes`: HQ-SAM (transformers SamHQModel, loaded with attn_implementation="sdpa"); its
+  masks equal the model's own forward pass + `post_process_masks` on the same boxes.
+  `hq_token_only=False` (the default of SysCV's predictor) adds the HQ mask to SAM's; True keeps
+  the HQ mask alone.
 bf16 autocast on CUDA.
 """
 
@@ -16,20 +20,27 @@ import torch
 
 from ..errors import LabelingError
 from .sam_loader import check_variant, load_sam, load_sam_hq, sam_identity
+from .sam_sdpa import fuse_attention
 
 _MASK_CHUNK = 8  # masks brought to full resolution at a time (bounds memory on huge images)
+_BOX_CHUNK = 256  # boxes per mask-decoder call (each holds a copy of its image's embedding)
 
 
 def box_segmenter(variant: str, checkpoint: str | None, model: torch.nn.Module | None, device: torch.device,
-                  revision: str | None = None, hq_token_only: bool = False):
-    """The segmenter of `variant` ("hq" | "sam"), from a checkpoint or a built segment-anything Sam (tests)."""
+                  revision: str | None = None, hq_token_only: bool = False, compile: bool = False):
+    """The segmenter of `variant` ("hq" | "sam"), from a checkpoint or a built segment-anything Sam
+    (tests; its encoder's attention is switched to SDPA in place). compile: torch.compile the image
+    encoder (in place)."""
     if check_variant(variant) == "sam":
         sam = load_sam(checkpoint, device) if model is None else model.to(device).eval()
+        fuse_attention(sam.image_encoder, compile=compile)
         return SamBoxes(sam, checkpoint, device)
     if model is not None:
         raise LabelingError("sam_model (a built segment-anything Sam) needs sam_variant: sam; "
                             "HQ-SAM loads from sam_checkpoint (a transformers model folder or hub id)")
     hq, processor = load_sam_hq(checkpoint, revision, device)
+    if compile:
+        hq.vision_encoder.compile()
     return HQSamBoxes(hq, processor, checkpoint, device, hq_token_only)
 
 
@@ -59,11 +70,30 @@ class SamBoxes:
         batch = torch.stack([self.sam.preprocess(r) for r in resized])
         with _autocast(self.device):
             embeddings = self.sam.image_encoder(batch)  # [B, C, h', w']
-        out = []
-        for i, (image, small) in enumerate(zip(images, resized)):
-            prompt_boxes = transform.apply_boxes_torch(boxes[i].to(self.device), image.shape[:2])
-            out.append(self._decode(embeddings[i : i + 1], prompt_boxes, small.shape[-2:], image.shape[:2]))
+        prompt_boxes = torch.cat([transform.apply_boxes_torch(b.to(self.device), im.shape[:2])
+                                  for b, im in zip(boxes, images)])  # [ΣK, 4] model input pixels
+        image_of_box = torch.repeat_interleave(torch.arange(len(images), device=self.device),
+                                               torch.tensor([len(b) for b in boxes], device=self.device))
+        low_res = self.decode_boxes(embeddings, image_of_box, prompt_boxes)  # [ΣK, 1, h'', w'']
+        out, start = [], 0
+        for image, small, image_boxes in zip(images, resized, boxes):
+            out.append(self._upscale(low_res[start : start + len(image_boxes)], small.shape[-2:], image.shape[:2]))
+            start += len(image_boxes)
         return out
+
+    def decode_boxes(self, embeddings: torch.Tensor, image_of_box: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """embeddings [B, C, h', w'], image_of_box [N] (index into B), boxes [N, 4] xyxy in model input
+        pixels → low-res mask logits [N, 1, h'', w''] (SAM's single-mask output), the boxes of all
+        images through one prompt-encoder call and one mask-decoder pass (a few, past _BOX_CHUNK)."""
+        sparse, dense = self.sam.prompt_encoder(points=None, boxes=boxes, masks=None)  # [N, 2, C], [N, C, h', w']
+        position = self.sam.prompt_encoder.get_dense_pe()  # [1, C, h', w']
+        chunks = []
+        with _autocast(self.device):
+            for k in range(0, len(boxes), _BOX_CHUNK):
+                part = slice(k, k + _BOX_CHUNK)
+                chunks.append(decode_masks(self.sam.mask_decoder, embeddings[image_of_box[part]], position,
+                                           sparse[part], dense[part]))
+        return torch.cat(chunks)
 
     def _resize(self, transform, image: np.ndarray) -> torch.Tensor:
         """[H, W, 3] uint8 → [3, h, w] float on the device, longer side = SAM's input size.
@@ -79,22 +109,28 @@ class SamBoxes:
         small = transform.apply_image(np.ascontiguousarray(image))
         return torch.as_tensor(small, device=self.device).permute(2, 0, 1).float()
 
-    def _decode(self, embedding, boxes, input_hw, orig_hw) -> np.ndarray:
-        """embedding [1, C, h', w'], boxes [K, 4] in model input pixels → bool masks [K, H, W]."""
-        sparse, dense = self.sam.prompt_encoder(points=None, boxes=boxes, masks=None)
-        with _autocast(self.device):
-            low_res, _ = self.sam.mask_decoder(
-                image_embeddings=embedding,
-                image_pe=self.sam.prompt_encoder.get_dense_pe(),
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=False,
-            )
+    def _upscale(self, low_res: torch.Tensor, input_hw, orig_hw) -> np.ndarray:
+        """low-res logits [K, 1, h'', w''] → bool masks [K, H, W] at the original size."""
         chunks = []
         for k in range(0, len(low_res), _MASK_CHUNK):
             logits = self.sam.postprocess_masks(low_res[k : k + _MASK_CHUNK].float(), input_hw, orig_hw)
             chunks.append((logits > self.sam.mask_threshold)[:, 0].cpu().numpy())
         return np.concatenate(chunks)
+
+
+def decode_masks(decoder: torch.nn.Module, embeddings: torch.Tensor, position: torch.Tensor,
+                 sparse: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+    """segment-anything's MaskDecoder with an image embedding per prompt, not one image per call.
+
+    embeddings [N, C, h, w] (prompt n's image), position [1, C, h, w], sparse [N, T, C] (prompt
+    tokens), dense [N, C, h, w] → the first mask token's logits [N, 1, 4h, 4w] (multimask off)."""
+    learned = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight])  # [1 + masks, C]
+    tokens = torch.cat([learned.expand(len(sparse), -1, -1), sparse], dim=1)  # [N, 1 + masks + T, C]
+    n, c, h, w = embeddings.shape
+    queries, keys = decoder.transformer(embeddings + dense, position.expand(n, -1, -1, -1), tokens)
+    features = decoder.output_upscaling(keys.transpose(1, 2).reshape(n, c, h, w))  # [N, C', 4h, 4w]
+    weights = decoder.output_hypernetworks_mlps[0](queries[:, 1])  # mask token 0 → [N, C']
+    return torch.einsum("nc,nchw->nhw", weights, features)[:, None]
 
 
 class HQSamBoxes:

@@ -68,7 +68,8 @@ def load_sam(checkpoint: str | os.PathLike, device: torch.device) -> torch.nn.Mo
 
 
 def load_sam_hq(name: str | os.PathLike, revision: str | None, device: torch.device):
-    """(transformers SamHQModel in eval mode on device, its SamHQProcessor) from a folder or hub id."""
+    """(transformers SamHQModel in eval mode on device, its SamHQProcessor) from a folder or hub id.
+    Attention through torch's SDPA (transformers 5's default for SamHQ, stated here so it stays)."""
     from transformers import SamHQModel, SamHQProcessor
 
     name = os.fspath(name)
@@ -76,7 +77,7 @@ def load_sam_hq(name: str | os.PathLike, revision: str | None, device: torch.dev
         raise LabelingError(f"sam_checkpoint {name!r} is a file; HQ-SAM loads a transformers SamHQ model folder "
                             f"or hub id, e.g. {HQ_HUB_IDS}; for a segment-anything .pth set sam_variant: sam")
     try:
-        model = SamHQModel.from_pretrained(name, revision=revision)
+        model = SamHQModel.from_pretrained(name, revision=revision, attn_implementation="sdpa")
         processor = SamHQProcessor.from_pretrained(name, revision=revision)
     except (OSError, ValueError, KeyError) as err:
         raise LabelingError(f"cannot load HQ-SAM {name!r}: {str(err).splitlines()[0]}") from None

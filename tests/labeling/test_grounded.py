@@ -76,16 +76,57 @@ def test_box_selection_drops_are_counted(grounding_dino_dir, sam, small_photos):
 
 
 def test_masks_equal_sam_predictor_on_the_same_boxes(backend, small_photos):
-    image = small_photos[0]
-    boxes = torch.tensor([[10.0, 5.0, 80.0, 60.0], [0.0, 0.0, 112.0, 75.0]])
-    (ours,) = backend.segmenter.segment([image], [boxes])
+    """Three images of different sizes and box counts in one segment() call (one encoder pass, one
+    batched box decode) against SamPredictor image by image."""
+    images = [small_photos[0], small_photos[1], small_photos[3]]
+    boxes = [torch.tensor([[10.0, 5.0, 80.0, 60.0], [0.0, 0.0, 112.0, 75.0]]),
+             torch.tensor([[5.0, 5.0, 60.0, 40.0], [20.0, 10.0, 30.0, 50.0], [0.0, 0.0, 5.0, 5.0]]),
+             torch.tensor([[0.0, 0.0, 40.0, 3.0]])]
+    ours = backend.segmenter.segment(images, boxes)
     predictor = SamPredictor(backend.segmenter.sam)
-    predictor.set_image(image)
+    for image, box, mine in zip(images, boxes, ours):
+        predictor.set_image(image)
+        with torch.inference_mode():
+            ref, _, _ = predictor.predict_torch(
+                None, None, boxes=predictor.transform.apply_boxes_torch(box, image.shape[:2]), multimask_output=False
+            )
+        assert mine.shape == (len(box), *image.shape[:2])
+        assert np.array_equal(mine, ref[:, 0].numpy())
+        assert 0 < mine.sum() < mine.size
+
+
+def test_box_decoding_of_a_batch_equals_decoding_image_by_image(backend):
+    """decode_boxes (all images' boxes in one call) against segment-anything's mask decoder called
+    once per image, on the same embeddings: the same low-resolution logits."""
+    sam = backend.segmenter.sam
+    torch.manual_seed(0)
+    embeddings = torch.randn(3, 64, 16, 16)
+    counts = [2, 4, 1]
+    boxes = torch.rand(sum(counts), 2, 2).mul(256).sort(dim=1).values.reshape(-1, 4)  # xyxy, x0 ≤ x1, y0 ≤ y1
+    image_of_box = torch.repeat_interleave(torch.arange(3), torch.tensor(counts))
     with torch.inference_mode():
-        ref, _, _ = predictor.predict_torch(
-            None, None, boxes=predictor.transform.apply_boxes_torch(boxes, image.shape[:2]), multimask_output=False
-        )
-    assert np.array_equal(ours, ref[:, 0].numpy())
+        ours = backend.segmenter.decode_boxes(embeddings, image_of_box, boxes)
+        refs = []
+        for i, part in enumerate(boxes.split(counts)):
+            sparse, dense = sam.prompt_encoder(points=None, boxes=part, masks=None)
+            refs.append(sam.mask_decoder(image_embeddings=embeddings[i : i + 1], image_pe=sam.prompt_encoder.get_dense_pe(),
+                                         sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                         multimask_output=False)[0])
+    assert ours.shape == (sum(counts), 1, 64, 64)
+    torch.testing.assert_close(ours, torch.cat(refs), rtol=1e-5, atol=1e-5)
+
+
+def test_one_prompt_encoder_and_one_mask_decoder_call_per_batch(backend, small_photos):
+    sam, calls = backend.segmenter.sam, []
+    hooks = [module.register_forward_hook(lambda m, args, out, name=name: calls.append(name))
+             for name, module in [("prompt", sam.prompt_encoder), ("decoder", sam.mask_decoder.transformer)]]
+    try:
+        found = backend.predict(small_photos, [["cat"]] * len(small_photos))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert sum(len(f) for f in found) > len(small_photos)  # several boxes, several images
+    assert calls == ["prompt", "decoder"]
 
 
 @pytest.mark.parametrize("hq_token_only", [False, True])
