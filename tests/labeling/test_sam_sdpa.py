@@ -74,3 +74,26 @@ def test_state_dict_keys_and_values_are_kept_and_swapping_twice_is_a_no_op():
     assert all(torch.equal(got[k], want[k]) for k in want)
     attention = fused.blocks[0].attn
     assert fuse_attention(fused).blocks[0].attn is attention
+
+
+def test_hq_sam_loads_with_sdpa_attention_equal_to_eager(sam_hq_dir):
+    """transformers 5 has an SDPA attention for SamHQ's vision encoder; load_sam_hq asks for it."""
+    from transformers import SamHQModel
+
+    from labeling.backends.sam_loader import load_sam_hq
+
+    fused, _ = load_sam_hq(str(sam_hq_dir), None, torch.device("cpu"))
+    eager = SamHQModel.from_pretrained(sam_hq_dir, attn_implementation="eager").eval()
+    assert type(fused.vision_encoder.layers[0].attn).__name__ == "SamHQVisionSdpaAttention"
+    assert type(eager.vision_encoder.layers[0].attn).__name__ == "SamHQVisionAttention"
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for ours, theirs in zip(fused.vision_encoder.layers, eager.vision_encoder.layers):
+            for name in ("rel_pos_h", "rel_pos_w"):  # zero after init: make the bias matter
+                getattr(ours.attn, name).copy_(torch.randn_like(getattr(ours.attn, name)))
+                getattr(theirs.attn, name).copy_(getattr(ours.attn, name))
+        pixels = torch.randn(2, 3, 256, 256)
+        got, want = fused.vision_encoder(pixels), eager.vision_encoder(pixels)
+    torch.testing.assert_close(got.last_hidden_state, want.last_hidden_state, rtol=1e-5, atol=1e-5)
+    for a, b in zip(got.intermediate_embeddings, want.intermediate_embeddings):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
