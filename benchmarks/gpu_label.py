@@ -13,8 +13,13 @@ Stages, each through the project's own classes, in bf16 autocast on CUDA, capped
   (b) grounded     GroundedSAM.predict: DINO boxes → SAM, one encoder pass per image, boxes batched
   (c) pipeline     ShardLabeler.label_shard: JPEG decode on threads + (a) + (b) + fusion + shard write
   (d) sam-amg      SamAMG.predict one image at a time, 32×32 grid, float32 (the naive reference)
-plus references: SAM's image encoder alone (the floor of (b)), fusion alone (CPU, inline in (c)),
-and the two image processors on the CPU (as the backends call them) and with `device=` on the GPU.
+plus references: SAM's image encoder alone (the floor of (b)) with its attention through SDPA (what
+the backends run) and segment-anything's original attention, its FLOPs per image (counted by
+torch's FlopCounterMode on the original) and the achieved TFLOP/s as a share of the card's bf16
+dense peak; SAM's box decoding for a batch in one call (what the backends run) vs one call per
+image; fusion alone (CPU, inline in (c)); and the two image processors on the CPU (as the backends
+call them) and with `device=` on the GPU. Opt-in stage `encoder-compiled`: the SDPA encoder under
+torch.compile (its compile time is not counted, but it takes minutes on vit_h).
 Random weights make DINO's scores meaningless, so its thresholds are 0 and `--max-boxes` boxes per
 image reach SAM (20, the backend default: more than ImageNet's usual 1–5, so (b) is pessimistic).
 AMG's quality filters reject random masks, which skips its RLE/NMS work: its time is optimistic.
@@ -23,6 +28,7 @@ AMG's quality filters reject random masks, which skips its RLE/NMS work: its tim
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -42,6 +48,7 @@ import torch  # noqa: E402
 IMAGENET_TRAIN = 1_281_167
 GPUS = 8
 GOAL_IMAGES_S = 15.0  # issue 3: ImageNet in < 3 h on 8 H100s
+BF16_PEAK_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.0, "H200": 989.0}  # dense; "H100" = SXM
 CLASS_NAMES = ["tabby cat", "goldfish", "crane bird", "golden retriever", "fire truck", "coffee mug", "volcano"]
 
 
@@ -257,6 +264,7 @@ class Setup:
     semantic_dir: str | None = None
     detector_dir: str | None = None
     sam: torch.nn.Module | None = None
+    original_encoder: torch.nn.Module | None = None  # SAM's encoder with segment-anything's own attention
     last: dict = field(default_factory=dict)  # the last outputs of (a) and (b), for the fusion reference
 
     def need(self, *names: str) -> None:
@@ -314,10 +322,8 @@ def bench_grounded(s: Setup) -> Row:
     return Row("(b) grounded: DINO boxes + SAM masks", len(images) * len(times), sum(times), note)
 
 
-def bench_sam_encoder(s: Setup) -> Row:
-    """Reference: SAM's image encoder alone on [B, 3, S, S] (S = 1024 for vit_h), bf16 on CUDA."""
-    s.need("sam")
-    encoder = s.sam.to(s.device).image_encoder
+def bench_encoder(s: Setup, name: str, encoder: torch.nn.Module) -> Row:
+    """SAM's image encoder alone on [B, 3, S, S] (S = 1024 for vit_h), bf16 on CUDA."""
     side = encoder.img_size
     batch = torch.randn(s.sizes.batch, 3, side, side, device=s.device)
 
@@ -327,8 +333,79 @@ def bench_sam_encoder(s: Setup) -> Row:
             encoder(batch)
 
     times = measure(step, s.device, s.sizes.budget_s / 4)
-    note = f"batch {s.sizes.batch}, {side}²"
-    return Row("(ref) SAM image encoder alone", s.sizes.batch * len(times), sum(times), note)
+    return Row(name, s.sizes.batch * len(times), sum(times), f"batch {s.sizes.batch}, {side}²")
+
+
+def bench_sam_encoder(s: Setup) -> Row:
+    """Reference: the encoder as the backends run it (attention through SDPA); also counts its FLOPs
+    per image on the original encoder (FlopCounterMode does not see every fused kernel)."""
+    from labeling.backends.sam_sdpa import fuse_attention
+
+    s.need("sam", "original_encoder")
+    s.last["encoder_flops"] = encoder_flops(s.original_encoder.to(s.device))
+    return bench_encoder(s, "(ref) SAM image encoder, SDPA (default)", fuse_attention(s.sam.to(s.device).image_encoder))
+
+
+def bench_original_encoder(s: Setup) -> Row:
+    """Reference: the same weights with segment-anything's own attention (scores written out)."""
+    s.need("original_encoder")
+    return bench_encoder(s, "(ref) SAM image encoder, original attention", s.original_encoder.to(s.device))
+
+
+def bench_compiled_encoder(s: Setup) -> Row:
+    """Opt-in: the SDPA encoder under torch.compile (a copy; compiled during the warm-up call)."""
+    from labeling.backends.sam_sdpa import fuse_attention
+
+    s.need("sam")
+    compiled = fuse_attention(copy.deepcopy(s.sam.image_encoder).to(s.device), compile=True)
+    return bench_encoder(s, "(ref) SAM image encoder, SDPA + torch.compile", compiled)
+
+
+def encoder_flops(encoder: torch.nn.Module) -> int:
+    """FLOPs of one forward pass of a segment-anything image encoder on one [1, 3, S, S] image, as
+    torch.utils.flop_counter counts them (matmuls and convolutions; a multiply-add is 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    device = next(encoder.parameters()).device
+    image = torch.zeros(1, 3, encoder.img_size, encoder.img_size, device=device)
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        encoder(image)
+    return int(counter.get_total_flops())
+
+
+def bench_box_decoding(s: Setup, batched: bool) -> Row:
+    """Reference: SAM's low-resolution box decoding for a batch of images with `max_boxes` boxes
+    each, on random embeddings: all boxes of the batch in one prompt-encoder + mask-decoder call
+    (SamBoxes.decode_boxes, what `grounded` runs) or one call per image (the route before)."""
+    from labeling.backends.sam_boxes import SamBoxes, _autocast
+
+    s.need("sam")
+    sam = s.sam.to(s.device)
+    segmenter = SamBoxes(sam, None, s.device)
+    count, per_image = s.sizes.batch, s.max_boxes
+    gen = torch.Generator(s.device).manual_seed(0)
+    embeddings = torch.randn(count, sam.prompt_encoder.embed_dim, *sam.prompt_encoder.image_embedding_size,
+                             generator=gen, device=s.device)
+    corners = torch.rand(count * per_image, 2, 2, generator=gen, device=s.device) * sam.image_encoder.img_size
+    boxes = corners.sort(dim=1).values.reshape(-1, 4)  # xyxy in model input pixels
+    image_of_box = torch.arange(count, device=s.device).repeat_interleave(per_image)
+
+    @torch.inference_mode()
+    def one_call():
+        segmenter.decode_boxes(embeddings, image_of_box, boxes)
+
+    @torch.inference_mode()
+    def per_image_calls():
+        for i, part in enumerate(boxes.split(per_image)):
+            sparse, dense = sam.prompt_encoder(points=None, boxes=part, masks=None)
+            with _autocast(s.device):
+                sam.mask_decoder(image_embeddings=embeddings[i : i + 1], image_pe=sam.prompt_encoder.get_dense_pe(),
+                                 sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                 multimask_output=False)
+
+    times = measure(one_call if batched else per_image_calls, s.device, s.sizes.budget_s / 4)
+    name = "(ref) box decoding, one call per batch" if batched else "(ref) box decoding, one call per image"
+    return Row(name, count * len(times), sum(times), f"batch {count}, {per_image} boxes/image, low-res masks")
 
 
 def bench_fusion(s: Setup) -> Row:
@@ -420,6 +497,10 @@ STAGES = {  # name → stage, run in this order (fusion reuses the outputs of se
     "semantic": bench_semantic,
     "grounded": bench_grounded,
     "encoder": bench_sam_encoder,
+    "encoder-original": bench_original_encoder,
+    "encoder-compiled": bench_compiled_encoder,
+    "boxes-batched": lambda s: bench_box_decoding(s, batched=True),
+    "boxes-per-image": lambda s: bench_box_decoding(s, batched=False),
     "fusion": bench_fusion,
     "preprocess": bench_preprocess,
     "preprocess-gpu": lambda s: bench_preprocess(s, device=str(s.device)),
@@ -427,6 +508,7 @@ STAGES = {  # name → stage, run in this order (fusion reuses the outputs of se
     "amg": bench_amg,
 }
 CUDA_ONLY = {"preprocess-gpu"}
+OPT_IN = {"encoder-compiled"}  # not in the default --stages
 
 
 # ---------------------------------------------------------------- setup, report, main ----
@@ -466,6 +548,8 @@ def prepare(setup: Setup, tiny: bool) -> None:
     setup.detector_dir = build("Grounding DINO" + ("" if tiny else "-T"), lambda: save_hf(
         built_on(device, lambda: build_grounding_dino(tiny, setup.sizes)), setup.work / "grounding_dino"))
     setup.sam = build("SAM" + ("" if tiny else " vit_h"), lambda: built_on(device, lambda: build_sam(tiny)).to(device))
+    if setup.sam is not None:  # before any backend switches its attention to SDPA (in place)
+        setup.original_encoder = copy.deepcopy(setup.sam.image_encoder)
 
 
 def hours(images_s: float | None) -> float | None:
@@ -477,8 +561,18 @@ def fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def report(rows: list[Row]) -> dict:
-    """Print the table and the ratios; → the same as a JSON-able dict."""
+def bf16_peak_tflops(card: str) -> float | None:
+    """The card's dense bf16 peak in TFLOP/s from its name (torch.cuda.get_device_name), None if unknown."""
+    return next((peak for name, peak in BF16_PEAK_TFLOPS.items() if name in card), None)
+
+
+def ratio(speed: dict, top: str, bottom: str) -> float | None:
+    return speed[top] / speed[bottom] if speed.get(top) and speed.get(bottom) else None
+
+
+def report(rows: list[Row], card: str = "", encoder_flops: int | None = None) -> dict:
+    """Print the table and the ratios; → the same as a JSON-able dict. card: the device's name (for
+    its bf16 peak); encoder_flops: FLOPs of SAM's image encoder per image."""
     print(f"\n{'stage':<46} {'images/s':>9} {'ms/image':>9} {'peak GiB':>9}  note")
     for row in rows:
         if row.error:
@@ -486,26 +580,44 @@ def report(rows: list[Row]) -> dict:
             continue
         peak = f"{row.peak_gib:.1f}" if row.peak_gib is not None else "-"
         print(f"{row.name:<46} {row.images_s:>9.2f} {1e3 / row.images_s:>9.1f} {peak:>9}  {row.note}")
-    speed = {row.name.split(")")[0] + ")": row.images_s for row in rows if not row.error}
+    done = [row for row in rows if not row.error]  # by letter, "(a)" .. "(d)", and by whole name
+    speed = {row.name.split(")")[0] + ")": row.images_s for row in done} | {row.name: row.images_s for row in done}
     pipeline, amg = speed.get("(c)"), speed.get("(d)")
-    ratio = pipeline / amg if pipeline and amg else None
+    over_amg = ratio(speed, "(c)", "(d)")
     serial = 1 / (1 / speed["(a)"] + 1 / speed["(b)"]) if speed.get("(a)") and speed.get("(b)") else None
-    print(f"\nratio pipeline / sam-amg: {fmt(ratio, '.1f')}x")
-    print(f"pipeline / models alone, 1/(1/a + 1/b) = {fmt(serial, '.2f')} images/s: "
-          f"{fmt(pipeline / serial if pipeline and serial else None, '.0%')}")
+    over_models = pipeline / serial if pipeline and serial else None
+    sdpa = ratio(speed, "(ref) SAM image encoder, SDPA (default)", "(ref) SAM image encoder, original attention")
+    boxes = ratio(speed, "(ref) box decoding, one call per batch", "(ref) box decoding, one call per image")
+    encoder_s = speed.get("(ref) SAM image encoder, SDPA (default)")
+    tflops = encoder_flops * encoder_s / 1e12 if encoder_flops and encoder_s else None
+    peak = bf16_peak_tflops(card)
+    share = tflops / peak if tflops and peak else None
+    print(f"\nratio pipeline / sam-amg: {fmt(over_amg, '.1f')}x")
+    print(f"pipeline / models alone, 1/(1/a + 1/b) = {fmt(serial, '.2f')} images/s: {fmt(over_models, '.0%')}")
+    print(f"SAM image encoder, SDPA / original attention: {fmt(sdpa, '.2f')}x")
+    print(f"box decoding, one call per batch / one call per image: {fmt(boxes, '.2f')}x")
+    print(f"SAM image encoder: {fmt(encoder_flops and encoder_flops / 1e12, '.3g')} TFLOP/image, "
+          f"{fmt(tflops, '.3g')} TFLOP/s = {fmt(share, '.1%')} of the bf16 dense peak "
+          f"({fmt(peak, '.0f')} TFLOP/s{'' if peak else ': unknown for ' + (card or 'this device')})")
     print(f"ImageNet-1k train ({IMAGENET_TRAIN:,} images) on {GPUS} GPUs: pipeline {fmt(hours(pipeline), '.1f')} h, "
           f"sam-amg {fmt(hours(amg), '.1f')} h")
     goal = "n/a" if not pipeline else ("met" if pipeline >= GOAL_IMAGES_S else "NOT met")
     print(f"goal >= {GOAL_IMAGES_S:.0f} images/s per GPU end to end (< 3 h on {GPUS} GPUs): {goal}")
-    return {"rows": [vars(row) | {"images_s": row.images_s} for row in rows], "pipeline_over_amg": ratio,
-            "pipeline_over_models": pipeline / serial if pipeline and serial else None,
+    return {"rows": [vars(row) | {"images_s": row.images_s} for row in rows], "pipeline_over_amg": over_amg,
+            "pipeline_over_models": over_models, "encoder_sdpa_over_original": sdpa,
+            "boxes_batched_over_per_image": boxes, "encoder_flops_per_image": encoder_flops,
+            "encoder_tflops": tflops, "bf16_peak_tflops": peak, "encoder_peak_share": share, "card": card,
             "hours_8_gpus": {"pipeline": hours(pipeline), "sam_amg": hours(amg)}, "goal": goal}
+
+
+def card_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
 
 
 def environment(device: torch.device, sizes: Sizes, tiny: bool) -> str:
     import transformers
 
-    card = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
+    card = card_name(device)
     models = "tiny models" if tiny else "Mask2Former Swin-L (ADE-150), Grounding DINO-T, SAM vit_h"
     return (f"{card}; torch {torch.__version__}, transformers {transformers.__version__}; {models}, random weights; "
             f"images {sizes.image_hw[1]}×{sizes.image_hw[0]}, budget {sizes.budget_s:g} s per stage")
@@ -526,7 +638,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, help="images per model call (8; --tiny: 4)")
     parser.add_argument("--max-boxes", type=int, default=20, help="boxes per image handed to SAM (20)")
     parser.add_argument("--amg-images", type=int, help="images timed through sam-amg (3; --tiny: 1)")
-    parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
+    default = ",".join(name for name in STAGES if name not in OPT_IN)
+    parser.add_argument("--stages", default=default, help=f"comma-separated subset of {','.join(STAGES)} "
+                        f"(default: all but {','.join(sorted(OPT_IN))})")
     parser.add_argument("--json", help="also write the results to this JSON file")
     return parser.parse_args(argv)
 
@@ -552,7 +666,7 @@ def main(argv=None) -> int:
         for name, fn in STAGES.items():
             if name in args.stages.split(",") and (device.type == "cuda" or name not in CUDA_ONLY):
                 stage(rows, name, device, lambda fn=fn: fn(setup))
-    results = report(rows)
+    results = report(rows, card_name(device), setup.last.get("encoder_flops"))
     if args.json:
         results = {"environment": environment(device, sizes, args.tiny), **results}
         Path(args.json).write_text(json.dumps(results, indent=1))

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-ROWS = ("(a) semantic", "(b) grounded", "(ref) SAM image encoder", "(ref) fusion", "(ref) Mask2Former + DINO",
-        "(c) pipeline", "(d) sam-amg")
+ROWS = ("(a) semantic", "(b) grounded", "(ref) SAM image encoder, SDPA", "(ref) SAM image encoder, original",
+        "(ref) box decoding, one call per batch", "(ref) box decoding, one call per image", "(ref) fusion",
+        "(ref) Mask2Former + DINO", "(c) pipeline", "(d) sam-amg")
 
 
 def _bench():
@@ -58,7 +59,33 @@ def test_tiny_run_prints_every_stage_and_the_ratios(tmp_path, capsys):
         line = next(line for line in out.splitlines() if line.startswith(row))
         assert float(line[46:].split()[0]) > 0, line  # images/s
     assert "ratio pipeline / sam-amg:" in out and "on 8 GPUs: pipeline" in out and "goal >= 15 images/s" in out
-    assert "pipeline / models alone" in out and "n/a" not in out
+    assert "pipeline / models alone" in out
+    assert "n/a" not in "".join(line for line in out.splitlines() if "of the bf16 dense peak" not in line)
     result = json.loads((tmp_path / "result.json").read_text())
     assert [r["error"] for r in result["rows"]] == [None] * len(ROWS)
-    assert result["pipeline_over_amg"] > 0
+    assert result["pipeline_over_amg"] > 0 and result["encoder_sdpa_over_original"] > 0
+    assert result["boxes_batched_over_per_image"] > 0 and result["encoder_flops_per_image"] > 0
+    assert result["encoder_peak_share"] is None  # no bf16 peak for a CPU
+
+
+def test_encoder_flops_are_the_matmuls_and_convolutions_of_the_vit():
+    """FlopCounterMode's count for a tiny encoder against the count by hand: patch embedding, per
+    block qkv + proj + MLP + attention (windowed blocks on 4 × 4 windows, block 1 global) + the
+    decomposed relative positions, and the neck's two convolutions."""
+    bench = _bench()
+    encoder = bench.build_sam(tiny=True).image_encoder  # 256², patch 16, width 64, depth 2, MLP 2, out 32
+    tokens, width, window, out = 16 * 16, 64, 4, 32
+    patch = 2 * tokens * width * 3 * 16 * 16
+    linear = 2 * tokens * width * (3 * width + width + 2 * 2 * width)
+    windowed = 4 * tokens * window**2 * width + 4 * tokens * window * width
+    global_ = 4 * tokens * tokens * width + 4 * tokens * 16 * width
+    neck = 2 * tokens * width * out + 2 * tokens * out * out * 9
+    assert bench.encoder_flops(encoder) == patch + 2 * linear + windowed + global_ + neck
+
+
+def test_the_bf16_peak_follows_the_card_name():
+    bench = _bench()
+    assert bench.bf16_peak_tflops("NVIDIA H200") == 989.0
+    assert bench.bf16_peak_tflops("NVIDIA H100 80GB HBM3") == 989.0
+    assert bench.bf16_peak_tflops("NVIDIA H100 PCIe") == 756.0
+    assert bench.bf16_peak_tflops("CPU (2 cores)") is None
