@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Every GPU figure of docs/performance.md in one run on one H100/H200, as ONE table of ratios, each
+# measured side by side in the same run (benchmarks/gpu_table.py lists them). From a bare machine
+# in under 8 minutes (estimated: wheels ~15 s, gpu_label ~4 min, gpu_train twice ~1–2 min each).
+#
+#   bash benchmarks/gpu_wheels.sh download        # here first (registry access); carry .gpu_wheels
+#   bash benchmarks/gpu_all.sh [--out DIR]        # there; DIR (default $OUT, else a temp dir) keeps the JSONs
+#   bash benchmarks/gpu_all.sh --cpu-smoke        # the same steps with tiny models on the CPU (tests)
+#
+# Steps: gpu_label.py (labeling stages, SAM encoder SDPA vs original and its share of the bf16
+# peak, batched vs per-image box decoding), gpu_train.py --decode cpu (mae and c2fmae steps + the
+# loader), gpu_train.py --decode gpu (c2fmae step + the loader; skipped with a note where
+# gpu_train.py has no --decode, and in --cpu-smoke). A failing step leaves its rows n/a, the
+# table is printed anyway, and the exit status is that of the first failing step.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+smoke=0
+out=${OUT:-}
+while (($#)); do
+  case "$1" in
+    --cpu-smoke) smoke=1 ;;
+    --out) out=$2; shift ;;
+    *) echo "usage: $0 [--cpu-smoke] [--out DIR]" >&2; exit 2 ;;
+  esac
+  shift
+done
+out=${out:-$(mktemp -d -t gpu_all.XXXXXX)}
+mkdir -p "$out"
+rm -f "$out"/label.json "$out"/train_cpu.json "$out"/train_gpu.json "$out"/train_gpu.skipped
+py=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1
+status=0
+start=$SECONDS
+
+step() {  # step NAME COMMAND...: run, log its time, remember the first failure
+  local name=$1 begin=$SECONDS code=0
+  shift
+  echo "== $name" >&2
+  "$@" || code=$?
+  echo "== $name: exit $code after $((SECONDS - begin)) s (total $((SECONDS - start)) s)" >&2
+  if ((code != 0 && status == 0)); then status=$code; fi
+}
+
+if ((smoke)); then
+  label_args=(--tiny --budget-s 0.3)
+  train_args=(--tiny)
+else
+  if [[ -d .gpu_wheels ]]; then
+    step "wheels" bash benchmarks/gpu_wheels.sh install
+  fi
+  export PYTHONPATH=".gpu_site:.${PYTHONPATH:+:$PYTHONPATH}"
+  label_args=(--budget-s 10 --amg-images 2)
+  train_args=(--steps 10 --warmup 3)
+fi
+
+step "gpu_label" "$py" benchmarks/gpu_label.py "${label_args[@]}" --json "$out/label.json"
+
+if "$py" benchmarks/gpu_train.py --help 2>/dev/null | grep -q -- "--decode"; then
+  step "gpu_train --decode cpu" "$py" benchmarks/gpu_table.py train "$out/train_cpu.json" -- \
+    "${train_args[@]}" --modes mae c2fmae --decode cpu
+  if ((smoke)); then
+    echo "--cpu-smoke: --decode gpu not run (no GPU)" >"$out/train_gpu.skipped"
+  else
+    step "gpu_train --decode gpu" "$py" benchmarks/gpu_table.py train "$out/train_gpu.json" -- \
+      "${train_args[@]}" --modes c2fmae --decode gpu
+  fi
+else
+  step "gpu_train (no --decode option: CPU decoding)" "$py" benchmarks/gpu_table.py train "$out/train_cpu.json" -- \
+    "${train_args[@]}" --modes mae c2fmae
+  echo "gpu_train.py has no --decode option here: GPU decoding not measured" >"$out/train_gpu.skipped"
+fi
+
+echo
+echo "=== gpu_all: $((SECONDS - start)) s; results in $out"
+"$py" benchmarks/gpu_table.py table "$out"
+exit "$status"
