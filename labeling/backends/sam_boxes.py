@@ -154,20 +154,28 @@ class HQSamBoxes:
             images=list(images), return_tensors="pt", input_data_format="channels_last", device=self.device)
         with _autocast(self.device):
             encoded = self.model.vision_encoder(pixels["pixel_values"].to(self.device))
-        out = []
-        for i in range(len(images)):
-            orig, resized = pixels["original_sizes"][i].tolist(), pixels["reshaped_input_sizes"][i].tolist()
-            scale = torch.tensor([resized[1] / orig[1], resized[0] / orig[0]] * 2, device=self.device)
-            embedding = encoded.last_hidden_state[i : i + 1]  # [1, C, h', w']
-            early = [e[i : i + 1] for e in encoded.intermediate_embeddings]  # HQ's fused ViT features
-            out.append(self._decode(embedding, early, boxes[i].to(self.device) * scale, orig, resized))
-        return out
+        orig = pixels["original_sizes"].tolist()
+        resized = pixels["reshaped_input_sizes"].tolist()
+        scaled = [b.to(self.device) * torch.tensor([r[1] / o[1], r[0] / o[0]] * 2, device=self.device)
+                  for b, o, r in zip(boxes, orig, resized)]  # model input pixels
+        low_res = self.decode_boxes(encoded.last_hidden_state, encoded.intermediate_embeddings, scaled)
+        return [self._upscale(masks, o, r) for masks, o, r in zip(low_res, orig, resized)]
 
-    def _decode(self, embedding, early, boxes, orig_hw, input_hw) -> np.ndarray:
-        """embedding [1, C, h', w'], boxes [K, 4] in model input pixels → bool masks [K, H, W]."""
+    def decode_boxes(self, embeddings: torch.Tensor, early: list[torch.Tensor],
+                     boxes: list[torch.Tensor]) -> list[torch.Tensor]:
+        """embeddings [B, C, h', w'], early: HQ's ViT features [B, ...] each, boxes [K_i, 4] per image
+        in model input pixels → low-res logits [K_i, 1, h'', w''] per image, from one model call: each
+        image's boxes padded to the longest list with copies of its last box (boxes are decoded
+        independently), the padding dropped after."""
+        most = max(len(b) for b in boxes)
+        padded = torch.stack([torch.cat([b, b[-1:].expand(most - len(b), 4)]) for b in boxes])  # [B, most, 4]
         with _autocast(self.device):
-            low_res = self.model(image_embeddings=embedding, intermediate_embeddings=early, input_boxes=boxes[None],
-                                 multimask_output=False, hq_token_only=self.hq_token_only).pred_masks[0]  # [K, 1, h, w]
+            masks = self.model(image_embeddings=embeddings, intermediate_embeddings=early, input_boxes=padded,
+                               multimask_output=False, hq_token_only=self.hq_token_only).pred_masks
+        return [masks[i, : len(b)] for i, b in enumerate(boxes)]  # [B, most, 1, h'', w''] → per image
+
+    def _upscale(self, low_res: torch.Tensor, orig_hw, input_hw) -> np.ndarray:
+        """low-res logits [K, 1, h'', w''] → bool masks [K, H, W] at the original size."""
         chunks = []
         for k in range(0, len(low_res), _MASK_CHUNK):
             (masks,) = self.processor.post_process_masks([low_res[k : k + _MASK_CHUNK].float()], [orig_hw], [input_hw])

@@ -116,12 +116,16 @@ def test_box_decoding_of_a_batch_equals_decoding_image_by_image(backend):
     torch.testing.assert_close(ours, torch.cat(refs), rtol=1e-5, atol=1e-5)
 
 
-def test_one_prompt_encoder_and_one_mask_decoder_call_per_batch(backend, small_photos):
-    sam, calls = backend.segmenter.sam, []
+def test_one_prompt_encoder_and_one_mask_decoder_call_per_batch(either, small_photos):
+    segmenter, calls = either.segmenter, []
+    if segmenter.variant == "sam":
+        modules = [("prompt", segmenter.sam.prompt_encoder), ("decoder", segmenter.sam.mask_decoder.transformer)]
+    else:
+        modules = [("prompt", segmenter.model.prompt_encoder), ("decoder", segmenter.model.mask_decoder)]
     hooks = [module.register_forward_hook(lambda m, args, out, name=name: calls.append(name))
-             for name, module in [("prompt", sam.prompt_encoder), ("decoder", sam.mask_decoder.transformer)]]
+             for name, module in modules]
     try:
-        found = backend.predict(small_photos, [["cat"]] * len(small_photos))
+        found = either.predict(small_photos, [["cat"]] * len(small_photos))
     finally:
         for hook in hooks:
             hook.remove()
