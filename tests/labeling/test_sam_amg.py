@@ -18,6 +18,14 @@ def test_everything_mode_finds_masks_with_lowered_thresholds(sam, small_photos):
         assert list(inst.scores) == sorted(inst.scores, reverse=True)
 
 
+def test_the_image_encoder_runs_its_attention_through_sdpa(sam):
+    from labeling.backends.sam_sdpa import SdpaAttention
+
+    backend = amg(sam)
+    assert all(isinstance(block.attn, SdpaAttention) for block in backend.sam.image_encoder.blocks)
+    assert backend.generator.predictor.model.image_encoder is backend.sam.image_encoder
+
+
 def test_default_thresholds_reject_random_weight_masks(sam, small_photos):
     backend = create_backend("instance", "sam-amg", sam_model=sam, points_per_side=2)
     (inst,) = backend.predict(small_photos[:1], [[]])
