@@ -70,8 +70,8 @@ def fuse(
     scale = height * width / (valid[0] * valid[1])
     owner, areas, won, boxes = resolve_overlaps(instances.masks, instances.scores)
     left, pieces = remove_specks(owner, boxes, won, max(1, int(np.ceil(min_area * scale))))
-    ids, inst_canvas, source = _number(owner, left, instances.scores, canvas)
-    records = _records(ids, inst_canvas, source, instances, semantic, valid)
+    lut, inst_canvas, source = _number(owner, left, instances.scores, canvas)
+    records = _records(owner, lut, inst_canvas, source, instances, semantic, valid)
     nonempty = areas > 0
     dropped = Counter(instances.dropped)
     dropped.update({
@@ -114,7 +114,8 @@ def resolve_overlaps(masks: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray,
     crops = {}
     for k in np.flatnonzero(rows.any(axis=1)):
         y0, y1 = int(rows[k].argmax()), len(rows[k]) - int(rows[k, ::-1].argmax())
-        _, _, x0, x1 = box_of(masks[k, y0:y1])
+        cols = masks[k, y0:y1].any(axis=0)
+        x0, x1 = int(cols.argmax()), len(cols) - int(cols[::-1].argmax())
         crops[k] = (slice(y0, y1), slice(x0, x1))
         areas[k] = np.count_nonzero(masks[k][crops[k]])
     for k in np.lexsort((np.arange(count), areas, -scores)):
@@ -154,8 +155,8 @@ def remove_specks(owner: np.ndarray, boxes: np.ndarray, areas: np.ndarray, min_p
 
 def _number(owner: np.ndarray, areas: np.ndarray, scores: np.ndarray,
             canvas: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """owner [H, W], areas [M] (owned_areas) → (ids uint16 [H, W] at original res, canvas map
-    uint16 [S, S], source [M' + 1]).
+    """owner [H, W], areas [M] (pixels left to each input) → (lut uint16 [M + 1]: owner + 1 → final
+    id, 0 = none; canvas map uint16 [S, S]; source [M' + 1]).
 
     Ids follow score desc, area asc, input order, counting only instances with canvas pixels;
     source[i] is the input index of final id i (entry 0 unused).
@@ -172,14 +173,14 @@ def _number(owner: np.ndarray, areas: np.ndarray, scores: np.ndarray,
     lut = np.zeros(count + 1, np.uint16)  # owner + 1 → final id
     lut[order[on_canvas] + 1] = np.arange(1, on_canvas.sum() + 1)
     source = np.concatenate([[0], order[on_canvas]]).astype(np.int64)
-    return lut[owner + 1], lut[sampled], source
+    return lut, lut[sampled], source
 
 
-def _records(ids, inst_canvas, source, instances: Instances, semantic, valid) -> list[dict]:
+def _records(owner, lut, inst_canvas, source, instances: Instances, semantic, valid) -> list[dict]:
     """One record per id of the canvas map, fields of datasets_spec.records.INSTANCE_FIELDS."""
     count = len(source) - 1
     classes = majority_class(inst_canvas[: valid[0], : valid[1]], semantic, count)
-    boxes, areas, rles = id_runs(ids, count)
+    boxes, areas, rles = id_runs(owner, lut, count)
     return [{
         "id": i,
         "score": float(instances.scores[source[i]]),
@@ -192,17 +193,19 @@ def _records(ids, inst_canvas, source, instances: Instances, semantic, valid) ->
     } for i in range(1, count + 1)]
 
 
-def id_runs(ids: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """ids uint16 [H, W] holding every id 1..count → (boxes int64 [count, 4] as [x, y, w, h], areas
-    int64 [count], COCO RLEs with str counts), all from the runs of ids in column-major order (the
-    order of COCO RLE): id i's mask alternates the gaps between its runs and their lengths."""
-    height, width = ids.shape
+def id_runs(owner: np.ndarray, lut: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """owner int32 [H, W] (-1 = none), lut [M + 1] (owner + 1 → final id, every id 1..count used) →
+    (boxes int64 [count, 4] as [x, y, w, h], areas int64 [count], COCO RLEs with str counts), all
+    from the runs of the owner map in column-major order (the order of COCO RLE): id i's mask
+    alternates the gaps between its runs and their lengths. Neighbouring runs of two owners with
+    the same id can only be id 0 (lut is one-to-one elsewhere), which no record reads."""
+    height, width = owner.shape
     if not count:
         return np.zeros((0, 4), np.int64), np.zeros(0, np.int64), []
-    flat = ids.ravel(order="F")
+    flat = owner.ravel(order="F")
     change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
     starts, ends = np.concatenate([[0], change]), np.concatenate([change, [flat.size]])
-    values = flat[starts]
+    values = lut[flat[starts] + 1]
     keep = np.flatnonzero(values)
     by_id = keep[np.argsort(values[keep], kind="stable")]  # runs grouped by id, in pixel order
     starts, ends, values = starts[by_id], ends[by_id], values[by_id]
