@@ -68,8 +68,8 @@ def fuse(
     if instances.masks.shape[1:] != (height, width):
         raise LabelingError(f"instance masks are {instances.masks.shape[1:]}, image is {(height, width)}")
     scale = height * width / (valid[0] * valid[1])
-    owner, areas, won, boxes = resolve_overlaps(instances.masks, instances.scores)
-    left, pieces = remove_specks(owner, boxes, won, max(1, int(np.ceil(min_area * scale))))
+    owner, areas, won, left, pieces = claim_pixels(instances.masks, instances.scores,
+                                                   max(1, int(np.ceil(min_area * scale))))
     lut, inst_canvas, source = _number(owner, left, instances.scores, canvas)
     records = _records(owner, lut, inst_canvas, source, instances, semantic, valid)
     nonempty = areas > 0
@@ -96,63 +96,63 @@ def semantic_to_canvas(semantic: np.ndarray, valid: tuple[int, int], canvas: int
     return out
 
 
-def box_of(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """bool [h, w] with at least one pixel → (y0, y1, x0, x1): rows [y0, y1), columns [x0, x1) of its pixels."""
+def box_of(mask: np.ndarray) -> tuple[slice, slice]:
+    """bool [h, w] with at least one pixel → (rows, columns) slices around its pixels."""
     rows, cols = mask.any(axis=1), mask.any(axis=0)
-    return (int(rows.argmax()), len(rows) - int(rows[::-1].argmax()),
-            int(cols.argmax()), len(cols) - int(cols[::-1].argmax()))
+    return (slice(int(rows.argmax()), len(rows) - int(rows[::-1].argmax())),
+            slice(int(cols.argmax()), len(cols) - int(cols[::-1].argmax())))
 
 
-def resolve_overlaps(masks: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """masks bool [M, H, W], scores [M] → (owner int32 [H, W]: input index of the winner, -1 none;
-    pixels of each input mask, int64 [M]; pixels each one won, int64 [M]; boxes int64 [M, 4] as
-    (y0, y1, x0, x1) around the pixels each one won, zeros where it won none)."""
+def claim_pixels(masks: np.ndarray, scores: np.ndarray, min_pixels: int):
+    """Rules 1 and 2: masks bool [M, H, W], scores [M] → (owner int32 [H, W]: input index of the
+    final owner, -1 none; per input int64 [M]: its pixels, the pixels it won, the pixels left to it
+    after specks; how many speck pieces were removed).
+
+    Masks claim their free pixels in rank order; a mask's pieces are final once it has claimed, so
+    its specks (8-connected pieces under min_pixels) are cut right then, marked -2 so that no later
+    mask claims them (pixels lost to an overlap are not given back), and -2 becomes -1 at the end.
+    All work is bounded by each mask's bounding box.
+    """
     count = len(masks)
     owner = np.full(masks.shape[1:], -1, np.int32)
-    boxes, areas, won = np.zeros((count, 4), np.int64), np.zeros(count, np.int64), np.zeros(count, np.int64)
+    areas, won, left = np.zeros(count, np.int64), np.zeros(count, np.int64), np.zeros(count, np.int64)
     rows = masks.any(axis=2)  # [M, H]
     crops = {}
     for k in np.flatnonzero(rows.any(axis=1)):
         y0, y1 = int(rows[k].argmax()), len(rows[k]) - int(rows[k, ::-1].argmax())
         cols = masks[k, y0:y1].any(axis=0)
-        x0, x1 = int(cols.argmax()), len(cols) - int(cols[::-1].argmax())
-        crops[k] = (slice(y0, y1), slice(x0, x1))
+        crops[k] = (slice(y0, y1), slice(int(cols.argmax()), len(cols) - int(cols[::-1].argmax())))
         areas[k] = np.count_nonzero(masks[k][crops[k]])
+    pieces = 0
     for k in np.lexsort((np.arange(count), areas, -scores)):
-        if k in crops:
-            region = owner[crops[k]]
-            free = masks[k][crops[k]] & (region < 0)
-            won[k] = np.count_nonzero(free)
-            if won[k]:
-                np.copyto(region, k, where=free)
-                y0, y1, x0, x1 = box_of(free)
-                boxes[k] = y0 + crops[k][0].start, y1 + crops[k][0].start, x0 + crops[k][1].start, x1 + crops[k][1].start
-    return owner, areas, won, boxes
+        if k not in crops:
+            continue
+        region = owner[crops[k]]
+        free = masks[k][crops[k]] & (region == -1)
+        won[k] = np.count_nonzero(free)
+        if not won[k]:
+            continue
+        np.copyto(region, k, where=free)
+        tight = box_of(free)
+        cut, lost, removed = specks(free[tight], int(won[k]), min_pixels)
+        left[k] = won[k] - lost
+        if removed:
+            region[tight][cut] = -2
+            pieces += removed
+    owner[owner == -2] = -1
+    return owner, areas, won, left, pieces
 
 
-def remove_specks(owner: np.ndarray, boxes: np.ndarray, areas: np.ndarray, min_pixels: int) -> tuple[np.ndarray, int]:
-    """In place: pieces (8-connected) of each instance smaller than min_pixels → -1.
-
-    boxes[k]: rows and columns around all of instance k's pixels, areas[k]: how many it owns (see
-    resolve_overlaps), so the work is bounded by the boxes, not by M · H · W; a single piece's size
-    is the instance's area, so only instances in several pieces count pixels per piece.
-    Returns (pixels left to each instance, int64 [M]; how many pieces were removed).
-    """
-    left, removed = areas.copy(), 0
-    for k in np.flatnonzero(areas):
-        y0, y1, x0, x1 = boxes[k]
-        region = owner[y0:y1, x0:x1]
-        mine = (region == k).view(np.uint8)
-        count, labels = cv2.connectedComponents(mine, connectivity=8, ltype=cv2.CV_16U)
-        sizes = areas[k : k + 1] if count == 2 else np.bincount(labels.reshape(-1), minlength=count)[1:]
-        small = sizes < min_pixels
-        if small.any():
-            region[np.concatenate([[False], small])[labels]] = -1  # label 0 is the background
-            left[k] -= int(sizes[small].sum())
-            removed += int(small.sum())
-    return left, removed
-
-
+def specks(mine: np.ndarray, area: int, min_pixels: int) -> tuple[np.ndarray | None, int, int]:
+    """mine bool [h, w]: one instance's `area` pixels → (bool [h, w]: its 8-connected pieces under
+    min_pixels, None if none; how many pixels they hold; how many pieces). A single piece's size
+    is the area, so only instances in several pieces count pixels per piece."""
+    count, labels = cv2.connectedComponents(mine.view(np.uint8), connectivity=8, ltype=cv2.CV_16U)
+    sizes = np.array([area]) if count == 2 else np.bincount(labels.reshape(-1), minlength=count)[1:]
+    small = sizes < min_pixels
+    if not small.any():
+        return None, 0, 0
+    return np.concatenate([[False], small])[labels], int(sizes[small].sum()), int(small.sum())
 def _number(owner: np.ndarray, areas: np.ndarray, scores: np.ndarray,
             canvas: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """owner [H, W], areas [M] (pixels left to each input) → (lut uint16 [M + 1]: owner + 1 → final
