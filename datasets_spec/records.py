@@ -38,6 +38,15 @@ def encode_rles(masks: np.ndarray) -> list[dict]:
     return [{"size": [int(s) for s in r["size"]], "counts": r["counts"].decode("ascii")} for r in rles]
 
 
+def rles_from_counts(counts: list[np.ndarray], height: int, width: int) -> list[dict]:
+    """Run lengths of N binary masks [H, W] (column-major, zeros first, as COCO RLE counts them) →
+    N RLE dicts with `counts` as str, the same as encode_rle on the masks (one pycocotools call)."""
+    if not counts:
+        return []
+    coco = mask_utils.frPyObjects([{"size": [height, width], "counts": c} for c in counts], height, width)
+    return [{"size": [int(height), int(width)], "counts": r["counts"].decode("ascii")} for r in coco]
+
+
 def decode_rle(rle: dict) -> np.ndarray:
     """COCO RLE dict (counts as str or bytes) → bool mask [H, W]."""
     counts = rle["counts"]

@@ -20,10 +20,10 @@ rule 2 removed, from kept instances too.
 
 How (the rules above are the contract; benchmarks/fusion_reference.py keeps the first, plainer
 implementation, which tests/labeling/test_fusion_reference.py checks this one against bit for bit):
-boxes of all masks in two reductions, overlaps and specks inside each mask's box, ids through one
-lookup table applied to the canvas-sampled owner map, and every record (box, area, RLE) from one
-pass over the runs of the final id map in column-major order, the RLEs compressed by one
-pycocotools call. Majority classes come from one vote table on the canvas.
+one pass over the masks in rank order claims pixels and cuts specks inside each mask's box; ids
+come from one lookup table applied to the canvas-sampled owner map; every record (box, area, RLE)
+comes from the runs of the owner map in column-major order, the RLEs compressed by one pycocotools
+call; majority classes from one vote table on the canvas. ShardLabeler fuses images on threads.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from collections import Counter
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from datasets_spec import schema
 from datasets_spec.geometry import fit, resize_labels
+from datasets_spec.records import rles_from_counts
 from datasets_spec.shard_writer import ImageResult
 
 from .backends.base import Instances
@@ -222,15 +222,13 @@ def id_runs(owner: np.ndarray, lut: np.ndarray, count: int) -> tuple[np.ndarray,
     boxes = np.stack([x0, y0, x1 - x0 + 1, y1 - y0 + 1], axis=1)
     areas = np.add.reduceat(ends - starts, first)
     last = np.concatenate([first[1:], [len(starts)]])
-    uncompressed = []
+    per_id = []
     for a, b in zip(first, last):
         tail = flat.size - ends[b - 1]  # zeros after the last run, if any
-        runs = counts[2 * a : 2 * b]
-        uncompressed.append({"size": [height, width], "counts": np.append(runs, tail) if tail else runs})
-    if len(uncompressed) != count:
-        raise LabelingError(f"id map holds {len(uncompressed)} ids, expected {count}")
-    rles = mask_utils.frPyObjects(uncompressed, height, width)
-    return boxes, areas, [{"size": [height, width], "counts": r["counts"].decode("ascii")} for r in rles]
+        per_id.append(np.append(counts[2 * a : 2 * b], tail) if tail else counts[2 * a : 2 * b])
+    if len(per_id) != count:
+        raise LabelingError(f"id map holds {len(per_id)} ids, expected {count}")
+    return boxes, areas, rles_from_counts(per_id, height, width)
 
 
 def majority_class(inst: np.ndarray, semantic: np.ndarray | None, count: int) -> list[int | None]:
