@@ -97,3 +97,20 @@ def test_hq_sam_loads_with_sdpa_attention_equal_to_eager(sam_hq_dir):
     torch.testing.assert_close(got.last_hidden_state, want.last_hidden_state, rtol=1e-5, atol=1e-5)
     for a, b in zip(got.intermediate_embeddings, want.intermediate_embeddings):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_sam_compile_compiles_the_image_encoder_in_place(monkeypatch, grounding_dino_dir):
+    """The flag reaches nn.Module.compile on SAM's encoder (not run here: inductor needs minutes)."""
+    from labeling.backends import create_backend
+
+    from .tiny_models import tiny_sam
+
+    compiled = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **k: compiled.append(self))
+    sam = tiny_sam()
+    create_backend("instance", "grounded", detector=str(grounding_dino_dir), sam_model=sam, sam_variant="sam")
+    assert compiled == []
+    create_backend("instance", "grounded", detector=str(grounding_dino_dir), sam_model=sam, sam_variant="sam",
+                   sam_compile=True)
+    create_backend("instance", "sam-amg", sam_model=sam, sam_compile=True)
+    assert compiled == [sam.image_encoder, sam.image_encoder]
