@@ -557,8 +557,8 @@ def hours(images_s: float | None) -> float | None:
     return IMAGENET_TRAIN / (images_s * GPUS) / 3600 if images_s else None
 
 
-def fmt(value: float | None, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
+def fmt(value: float | None, spec: str, unit: str = "") -> str:
+    return "n/a" if value is None else format(value, spec) + unit
 
 
 def bf16_peak_tflops(card: str) -> float | None:
@@ -592,10 +592,10 @@ def report(rows: list[Row], card: str = "", encoder_flops: int | None = None) ->
     tflops = encoder_flops * encoder_s / 1e12 if encoder_flops and encoder_s else None
     peak = bf16_peak_tflops(card)
     share = tflops / peak if tflops and peak else None
-    print(f"\nratio pipeline / sam-amg: {fmt(over_amg, '.1f')}x")
+    print(f"\nratio pipeline / sam-amg: {fmt(over_amg, '.1f', 'x')}")
     print(f"pipeline / models alone, 1/(1/a + 1/b) = {fmt(serial, '.2f')} images/s: {fmt(over_models, '.0%')}")
-    print(f"SAM image encoder, SDPA / original attention: {fmt(sdpa, '.2f')}x")
-    print(f"box decoding, one call per batch / one call per image: {fmt(boxes, '.2f')}x")
+    print(f"SAM image encoder, SDPA / original attention: {fmt(sdpa, '.2f', 'x')}")
+    print(f"box decoding, one call per batch / one call per image: {fmt(boxes, '.2f', 'x')}")
     print(f"SAM image encoder: {fmt(encoder_flops and encoder_flops / 1e12, '.3g')} TFLOP/image, "
           f"{fmt(tflops, '.3g')} TFLOP/s = {fmt(share, '.1%')} of the bf16 dense peak "
           f"({fmt(peak, '.0f')} TFLOP/s{'' if peak else ': unknown for ' + (card or 'this device')})")
