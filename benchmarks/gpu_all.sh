@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU figure of docs/performance.md in one run on one H100/H200, as ONE table of ratios, each
 # measured side by side in the same run (benchmarks/gpu_table.py lists them). From a bare machine
-# in under 8 minutes (estimated: wheels ~15 s, gpu_label ~4 min, gpu_train twice ~1–2 min each).
+# in under 8 minutes: expected ~3 min for gpu_label and ~1 min for each gpu_train, and each step is
+# cut at its time limit (LABEL_LIMIT_S=280, TRAIN_LIMIT_S=90: 460 s in all), its rows then n/a.
 #
 #   bash benchmarks/gpu_wheels.sh download        # here first (registry access); carry .gpu_wheels
 #   bash benchmarks/gpu_all.sh [--out DIR]        # there; DIR (default $OUT, else a temp dir) keeps the JSONs
@@ -33,11 +34,11 @@ export PYTHONUNBUFFERED=1
 status=0
 start=$SECONDS
 
-step() {  # step NAME COMMAND...: run, log its time, remember the first failure
-  local name=$1 begin=$SECONDS code=0
-  shift
+step() {  # step NAME LIMIT_S COMMAND...: run (cut after LIMIT_S; 0 = no limit), log its time, keep the first failure
+  local name=$1 limit=$2 begin=$SECONDS code=0
+  shift 2
   echo "== $name" >&2
-  "$@" || code=$?
+  if ((limit > 0)); then timeout "$limit" "$@" || code=$?; else "$@" || code=$?; fi
   echo "== $name: exit $code after $((SECONDS - begin)) s (total $((SECONDS - start)) s)" >&2
   if ((code != 0 && status == 0)); then status=$code; fi
 }
@@ -45,28 +46,31 @@ step() {  # step NAME COMMAND...: run, log its time, remember the first failure
 if ((smoke)); then
   label_args=(--tiny --budget-s 0.3)
   train_args=(--tiny)
+  label_limit=0 train_limit=0
 else
   if [[ -d .gpu_wheels ]]; then
-    step "wheels" bash benchmarks/gpu_wheels.sh install
+    step "wheels" 120 bash benchmarks/gpu_wheels.sh install
   fi
   export PYTHONPATH=".gpu_site:.${PYTHONPATH:+:$PYTHONPATH}"
   label_args=(--budget-s 10 --amg-images 2)
   train_args=(--steps 10 --warmup 3)
+  label_limit=${LABEL_LIMIT_S:-280} train_limit=${TRAIN_LIMIT_S:-90}
 fi
 
-step "gpu_label" "$py" benchmarks/gpu_label.py "${label_args[@]}" --json "$out/label.json"
+step "gpu_label" "$label_limit" "$py" benchmarks/gpu_label.py "${label_args[@]}" --json "$out/label.json"
 
-if "$py" benchmarks/gpu_train.py --help 2>/dev/null | grep -q -- "--decode"; then
-  step "gpu_train --decode cpu" "$py" benchmarks/gpu_table.py train "$out/train_cpu.json" -- \
+train_help=$("$py" benchmarks/gpu_train.py --help 2>/dev/null || true)
+if [[ $train_help == *--decode* ]]; then
+  step "gpu_train --decode cpu" "$train_limit" "$py" benchmarks/gpu_table.py train "$out/train_cpu.json" -- \
     "${train_args[@]}" --modes mae c2fmae --decode cpu
   if ((smoke)); then
     echo "--cpu-smoke: --decode gpu not run (no GPU)" >"$out/train_gpu.skipped"
   else
-    step "gpu_train --decode gpu" "$py" benchmarks/gpu_table.py train "$out/train_gpu.json" -- \
+    step "gpu_train --decode gpu" "$train_limit" "$py" benchmarks/gpu_table.py train "$out/train_gpu.json" -- \
       "${train_args[@]}" --modes c2fmae --decode gpu
   fi
 else
-  step "gpu_train (no --decode option: CPU decoding)" "$py" benchmarks/gpu_table.py train "$out/train_cpu.json" -- \
+  step "gpu_train (no --decode option: CPU decoding)" "$train_limit" "$py" benchmarks/gpu_table.py train "$out/train_cpu.json" -- \
     "${train_args[@]}" --modes mae c2fmae
   echo "gpu_train.py has no --decode option here: GPU decoding not measured" >"$out/train_gpu.skipped"
 fi

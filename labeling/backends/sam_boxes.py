@@ -29,8 +29,8 @@ _BOX_CHUNK = 256  # boxes per mask-decoder call (each holds a copy of its image'
 def box_segmenter(variant: str, checkpoint: str | None, model: torch.nn.Module | None, device: torch.device,
                   revision: str | None = None, hq_token_only: bool = False, compile: bool = False):
     """The segmenter of `variant` ("hq" | "sam"), from a checkpoint or a built segment-anything Sam
-    (tests; its encoder's attention is switched to SDPA in place). compile: torch.compile the image
-    encoder (in place)."""
+    (tests). Plain SAM's encoder attention is switched to SDPA in place (HQ-SAM loads with SDPA);
+    compile: torch.compile the image encoder, in place."""
     if check_variant(variant) == "sam":
         sam = load_sam(checkpoint, device) if model is None else model.to(device).eval()
         fuse_attention(sam.image_encoder, compile=compile)
@@ -84,7 +84,7 @@ class SamBoxes:
     def decode_boxes(self, embeddings: torch.Tensor, image_of_box: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """embeddings [B, C, h', w'], image_of_box [N] (index into B), boxes [N, 4] xyxy in model input
         pixels → low-res mask logits [N, 1, h'', w''] (SAM's single-mask output), the boxes of all
-        images through one prompt-encoder call and one mask-decoder pass (a few, past _BOX_CHUNK)."""
+        images through one prompt-encoder call and one mask-decoder pass (one per _BOX_CHUNK boxes)."""
         sparse, dense = self.sam.prompt_encoder(points=None, boxes=boxes, masks=None)  # [N, 2, C], [N, C, h', w']
         position = self.sam.prompt_encoder.get_dense_pe()  # [1, C, h', w']
         chunks = []
