@@ -7,6 +7,7 @@ import json
 import pytest
 import timm
 import torch
+from timm.models.vision_transformer import VisionTransformer
 
 from training import engine
 from training.checkpoint import load_checkpoint
@@ -30,7 +31,8 @@ def test_export_loads_strict_into_timm_and_matches_the_encoder(run_dir, tmp_path
     meta = json.loads((tmp_path / "encoder.json").read_text())
     assert meta == record and meta["format_version"] == 1 and meta["step"] == 2
     assert meta["input_size"] == [3, 32, 32] and len(meta["mean"]) == len(meta["std"]) == 3
-    vit = timm.create_model(meta["timm_model"], pretrained=False, **meta["timm_kwargs"])
+    assert meta["timm_model"] is None  # no timm name has the tiny sizes: VisionTransformer kwargs
+    vit = VisionTransformer(**meta["timm_kwargs"])
     vit.load_state_dict(torch.load(tmp_path / "encoder.pth", weights_only=True), strict=True)
     state, _ = load_checkpoint(run_dir)
     model = build_model(from_dict(TrainConfig, state["config"]).model, state["num_classes"])
