@@ -76,3 +76,14 @@ def test_the_paper_config_exports_to_timm_vit_base_patch16_224_and_computes_the_
     vit = timm.create_model(spec["model"], pretrained=False, num_classes=0, **spec["kwargs"])
     vit.load_state_dict(model.encoder_state_dict(), strict=True)
     same_computation(vit, model, [3, 224, 224], dtype=torch.float32)
+
+
+def test_a_run_from_before_timm_names_were_checked_exports_without_the_false_name(run_dir, tmp_path):
+    old = tmp_path / "old_run"
+    old.mkdir()
+    state = torch.load(run_dir / "latest.pt", weights_only=True)
+    state["config"]["model"]["timm_model"] = "vit_tiny_patch16_224"  # what the tiny preset claimed
+    del state["config"]["model"]["arch"]
+    torch.save(state, old / "latest.pt")
+    record = export_encoder(old, tmp_path / "old.pth")
+    assert record["timm_model"] is None and record["timm_kwargs"]["patch_size"] == 8
