@@ -156,15 +156,21 @@ def test_model_arch_fills_the_preset_sizes_in_its_own_layer(tmp_path):
 
 
 def test_a_timm_name_is_only_claimed_when_timm_has_those_sizes():
-    with pytest.raises(ConfigError, match=r"model: timm_model 'vit_base_patch16_224' does not match this "
-                                          r"encoder: embed_dim 64 \(timm: 768\)"):
-        load_config(None, ["model.embed_dim=64"])
+    assert load_config().model.timm_model == "vit_base_patch16_224"  # found from the sizes
+    assert load_config(None, ["model.embed_dim=64"]).model.timm_model is None
+    with pytest.raises(ConfigError, match=r"^--set: model: timm_model 'vit_base_patch16_224' does not match "
+                                          r"this encoder: embed_dim 64 \(timm: 768\)"):
+        load_config(None, ["model.embed_dim=64", "model.timm_model=vit_base_patch16_224"])
     with pytest.raises(ConfigError, match=r"timm_model 'vit_tiny_patch16_224' does not match.*patch_size 8"):
         load_config(None, ["model.arch=vit_tiny_cpu", "model.timm_model=vit_tiny_patch16_224",
                            "data.img_size=64"])
-    for name, preset in ARCH_PRESETS.items():  # each preset's claim holds
-        size = preset["img_size"]
-        assert load_config(None, [f"model.arch={name}", f"data.img_size={size}"]).model.arch == name
+    with pytest.raises(ConfigError, match="is not one of"):
+        load_config(None, ["model.timm_model=vit_huge"])
+    claims = {name: load_config(None, [f"model.arch={name}", f"data.img_size={p['img_size']}"]).model.timm_model
+              for name, p in ARCH_PRESETS.items()}
+    assert claims == {"vit_base_patch16": "vit_base_patch16_224", "vit_large_patch16": "vit_large_patch16_224",
+                      "vit_tiny_cpu": None}
+    assert load_config(CONFIGS / "c2fmae_tiny_cpu.yaml").model.timm_model is None
 
 
 def test_an_encoder_without_a_timm_name_exports_vision_transformer_arguments():

@@ -24,36 +24,39 @@ TIMM_VITS: dict[str, dict] = {
     "vit_large_patch16_224": dict(img_size=224, patch_size=16, embed_dim=1024, depth=24, num_heads=16),
 }
 
+AUTO = "auto"  # timm_model: the name in TIMM_VITS with exactly these sizes, or None
+
+# The timm name of each follows from its sizes: vit_base_patch16_224, vit_large_patch16_224 and,
+# for vit_tiny_cpu (patch 8, width 64), none: its export records VisionTransformer arguments.
 ARCH_PRESETS: dict[str, dict] = {
-    "vit_base_patch16": dict(timm_model="vit_base_patch16_224", img_size=224, patch_size=16,
-                             embed_dim=768, depth=12, num_heads=12),
-    "vit_large_patch16": dict(timm_model="vit_large_patch16_224", img_size=224, patch_size=16,
-                              embed_dim=1024, depth=24, num_heads=16),
-    # runs a training step in well under a second on two CPU cores; no timm name fits it (export
-    # records the VisionTransformer arguments instead)
-    "vit_tiny_cpu": dict(timm_model=None, img_size=64, patch_size=8,
-                         embed_dim=64, depth=4, num_heads=4, decoder_dim=64, decoder_depth=2,
-                         decoder_heads=4, stage_depth=1, semantic_embed_dim=16),
+    "vit_base_patch16": dict(img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12),
+    "vit_large_patch16": dict(img_size=224, patch_size=16, embed_dim=1024, depth=24, num_heads=16),
+    # runs a training step in well under a second on two CPU cores
+    "vit_tiny_cpu": dict(img_size=64, patch_size=8, embed_dim=64, depth=4, num_heads=4,
+                         decoder_dim=64, decoder_depth=2, decoder_heads=4, stage_depth=1,
+                         semantic_embed_dim=16),
 }
 
 
 def with_arch(values: dict) -> dict:
     """`values` (model keys) over the sizes of preset `values["arch"]`: the preset fills what
-    `values` does not set. ValueError for an unknown preset."""
+    `values` does not set, and timm_model is derived again unless `values` names one.
+    ValueError for an unknown preset."""
     arch = values.get("arch")
     if arch is None:
         return dict(values)
     if arch not in ARCH_PRESETS:
         raise ValueError(f"unknown model.arch {arch!r}; known: {', '.join(sorted(ARCH_PRESETS))}")
-    return {**ARCH_PRESETS[arch], **values}
+    return {"timm_model": AUTO, **ARCH_PRESETS[arch], **values}
 
 
 @section(frozen=True)
 class ModelConfig:
     """Defaults: MAE ViT-B/16 at 224 (He et al. 2022): decoder 512 wide, 8 deep, mask ratio 0.75,
     normalised-pixel targets. ``arch`` names the preset the sizes came from (``ARCH_PRESETS``;
-    None: set by hand). ``timm_model`` is the timm ViT the encoder is (None: none fits; export then
-    records VisionTransformer arguments); it must agree with the sizes. ``stage_depth`` blocks per
+    None: set by hand). ``timm_model`` is the timm ViT the encoder is: ``auto`` (default) finds it
+    from the sizes (``TIMM_VITS``), a name must agree with them, None claims none (export then
+    records VisionTransformer arguments). ``stage_depth`` blocks per
     cascade stage; ``decoder_depth`` is the
     MAE-mode decoder. ``input_fusion``: ``tokens`` gives every modality its own visible tokens
     (MultiMAE-style, 3x the encoder tokens); ``sum`` adds the three embeddings of a patch into one
@@ -64,7 +67,7 @@ class ModelConfig:
 
     mode: Literal["c2f", "parallel", "mae"] = "c2f"
     arch: Str | None = None
-    timm_model: Str | None = "vit_base_patch16_224"
+    timm_model: Str | None = AUTO
     img_size: Positive = 224
     patch_size: Positive = 16
     embed_dim: Positive = 768
@@ -105,17 +108,23 @@ class ModelConfig:
         return self
 
     def _check_timm_name(self) -> None:
+        if self.timm_model == AUTO:
+            found = [name for name, sizes in TIMM_VITS.items() if self._has_sizes(sizes)]
+            object.__setattr__(self, "timm_model", found[0] if found else None)  # frozen
         if self.timm_model is None:
             return
         if self.timm_model not in TIMM_VITS:
             raise ValueError(f"timm_model {self.timm_model!r} is not one of {sorted(TIMM_VITS)} "
                              "(null: export records the VisionTransformer arguments)")
-        differs = [f"{k} {getattr(self, k)} (timm: {v})" for k, v in TIMM_VITS[self.timm_model].items()
-                   if getattr(self, k) != v]
-        if differs or self.mlp_ratio != 4.0:
-            differs += [] if self.mlp_ratio == 4.0 else [f"mlp_ratio {self.mlp_ratio} (timm: 4.0)"]
+        sizes = {**TIMM_VITS[self.timm_model], "mlp_ratio": 4.0}
+        if not self._has_sizes(sizes):
+            differs = [f"{k} {getattr(self, k)} (timm: {v})" for k, v in sizes.items()
+                       if getattr(self, k) != v]
             raise ValueError(f"timm_model {self.timm_model!r} does not match this encoder: "
-                             f"{', '.join(differs)}; set timm_model: null")
+                             f"{', '.join(differs)}; set timm_model: auto or null")
+
+    def _has_sizes(self, sizes: dict) -> bool:
+        return self.mlp_ratio == 4.0 and all(getattr(self, k) == v for k, v in sizes.items())
 
     @classmethod
     def from_arch(cls, arch: str, **overrides) -> "ModelConfig":
