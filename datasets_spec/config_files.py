@@ -178,7 +178,8 @@ def merge_layers(layers: Sequence[Layer]) -> tuple[dict, dict[tuple, str]]:
     tree: dict = {}
     origins: dict[tuple, str] = {}
     for source, layer in layers:
-        tree = _merge(tree, layer, source, (), origins)
+        if layer:  # an empty layer (no --set given) is named in no error
+            tree = _merge(tree, layer, source, (), origins)
     return tree, origins
 
 
@@ -192,15 +193,14 @@ def build(cls: type, layers: Sequence[Layer],
     try:
         return pydantic.TypeAdapter(cls).validate_python(tree)
     except pydantic.ValidationError as exc:
-        raise ConfigError(explain(exc, cls, tree, origins)) from None
+        raise ConfigError(_explain(exc, cls, tree, origins)) from None
 
 
-def explain(exc: pydantic.ValidationError, cls: type, tree: dict,
-            origins: dict[tuple, str] | None = None) -> str:
+def _explain(exc: pydantic.ValidationError, cls: type, tree: dict, origins: dict[tuple, str]) -> str:
     """The first error of `exc` as one line: its source, the dotted key and what is wrong."""
     error = exc.errors(include_url=False)[0]
     loc = _data_path(tree, error["loc"])
-    source = _origin(origins or {}, loc)
+    source = _origin(origins, loc)
     key = _dotted(loc)
     if error["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
         names = _field_names(cls, loc[:-1])
@@ -223,26 +223,22 @@ def _prepared(prepare: Callable[[dict], dict], layer: dict, source: str) -> dict
 
 
 def _merge(base: dict, layer: dict, source: str, path: tuple, origins: dict) -> dict:
+    origins[path] = source
     out = dict(base)
     for key, value in layer.items():
-        here = path + (key,)
-        origins[here] = source
-        for i in range(len(path)):
-            origins[path[: i + 1]] = source
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value, source, here, origins)
+            out[key] = _merge(out[key], value, source, path + (key,), origins)
         else:
             out[key] = value
-            if isinstance(value, dict):
-                _mark(value, source, here, origins)
+            _mark(value, source, path + (key,), origins)
     return out
 
 
-def _mark(tree: dict, source: str, path: tuple, origins: dict) -> None:
-    for key, value in tree.items():
-        origins[path + (key,)] = source
-        if isinstance(value, dict):
-            _mark(value, source, path + (key,), origins)
+def _mark(value: Any, source: str, path: tuple, origins: dict) -> None:
+    origins[path] = source
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _mark(item, source, path + (key,), origins)
 
 
 def _data_path(tree: Any, loc: Sequence) -> tuple:
@@ -266,10 +262,11 @@ def _data_path(tree: Any, loc: Sequence) -> tuple:
 
 
 def _origin(origins: dict[tuple, str], loc: tuple) -> str:
+    """The layer that last set `loc` or the nearest section above it."""
     for end in range(len(loc), -1, -1):
         if loc[:end] in origins:
             return origins[loc[:end]]
-    return next(reversed(origins.values()), "config") if origins else "defaults"
+    return "defaults"
 
 
 def _field_names(cls: Any, path: tuple) -> list[str]:

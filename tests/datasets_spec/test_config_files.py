@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import field
 
+import pydantic
 import pytest
 
 from datasets_spec.config_files import (MAX_CONFIG_BYTES, Count, Positive, build, parse_sets,
@@ -141,3 +142,24 @@ def test_a_file_that_is_no_config_is_not_echoed_as_its_keys(tmp_path):
     with pytest.raises(ConfigError, match="a key that is no config name") as info:
         build(Outer, read_config_chain(shadow))
     assert "s3cr3t" not in str(info.value)
+
+
+def test_an_error_of_a_whole_section_names_the_layer_that_last_touched_it(tmp_path):
+    path = _write(tmp_path / "c.yaml", "inner: {size: 2}\n")
+    layers = read_config_chain(path) + [("--set", {})]  # an empty layer is never blamed
+    with pytest.raises(ConfigError, match=r"d.yaml: inner: Input should be a dictionary or an instance of Inner, got 3$"):
+        build(Outer, read_config_chain(_write(tmp_path / "d.yaml", "inner: 3\n")))
+    with pytest.raises(ConfigError, match=r"^.*c.yaml: config: .*inner.size 2 with rate 0.5$"):
+        build(Whole, layers)
+
+
+@section
+class Whole:
+    inner: Inner = field(default_factory=Inner)
+    rate: float = 0.5
+
+    @pydantic.model_validator(mode="after")
+    def _check(self):
+        if self.inner.size == 2:
+            raise ValueError(f"inner.size 2 with rate {self.rate}")
+        return self
