@@ -20,10 +20,13 @@ from datasets_spec.config_files import (Count, Positive, Str, build, merge_layer
 from datasets_spec.decode import DEFAULT_MAX_PIXELS, MAX_PIXELS
 
 ROLES = ("semantic", "instance")
-# Settings that change how fast labels come, not what they are: a store may be resumed with
-# others (a store started on the CPU may be finished on a GPU, with another batch size).
+# Settings of how labels are computed, not of what they are: a store may be resumed with others
+# (started on the CPU, finished on a GPU, with another batch size). Outputs can differ at rounding
+# level between them (bf16 on a GPU; batch padding in some models), never in settings.
 RUN_ONLY = ("batch_size", "device")
 Share = Annotated[float, pydantic.Strict(), pydantic.Field(ge=0)]
+Canvas = Annotated[int, pydantic.Strict(), pydantic.Field(ge=8, le=4096)]
+Pixels = Annotated[int, pydantic.Strict(), pydantic.Field(ge=1, le=MAX_PIXELS)]
 
 
 @section
@@ -38,7 +41,7 @@ class BackendConfig:
 class LabelConfig:
     semantic: BackendConfig = field(default_factory=lambda: BackendConfig("classic"))
     instance: BackendConfig | None = field(default_factory=lambda: BackendConfig("classic"))
-    canvas: Annotated[int, pydantic.Strict(), pydantic.Field(ge=8, le=4096)] = 256  # mask canvas side S
+    canvas: Canvas = 256  # mask canvas side S
     shard_size: Positive = 128  # images per shard = per work item
     min_area: Count = 4  # instance pieces smaller than this (canvas pixels) are dropped
     batch_size: Positive = 8  # images per model call
@@ -49,8 +52,7 @@ class LabelConfig:
     shard_attempts: Positive = 3  # tries per shard before the job gives up on it
     address: Str | None = None  # Ray cluster to join; None = start a local one
     limit: Positive | None = None  # label only the first N images of the list
-    # larger images (by their header) fail before decoding
-    max_pixels: Annotated[int, pydantic.Strict(), pydantic.Field(ge=1, le=MAX_PIXELS)] = DEFAULT_MAX_PIXELS
+    max_pixels: Pixels = DEFAULT_MAX_PIXELS  # larger images (by their header) fail before decoding
     prompts: Str | None = None  # JSON file: image key / folder / "*" → text prompts (see labeling/prompts.py)
 
     @pydantic.field_validator("semantic", "instance", mode="before")
@@ -105,7 +107,8 @@ def _backend_mappings(layer: dict) -> dict:
 def _drop_replaced_backends(files: list, flags: dict) -> list:
     """A flag naming another backend replaces the file's, parameters included."""
     merged, _ = merge_layers([(s, _backend_mappings(t)) for s, t in files])
-    replaced = [role for role in ROLES if role in flags and _name(flags[role]) != _name(merged.get(role))]
+    replaced = [role for role in ROLES
+                if role in flags and _name(flags[role]) != _name(merged.get(role))]
     return [(s, {k: v for k, v in t.items() if k not in replaced}) for s, t in files]
 
 
