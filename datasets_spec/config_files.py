@@ -29,6 +29,7 @@ from .errors import ConfigError
 
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few KB; anything this large is not one
 MAX_YAML_NODES = 10_000  # nodes after alias expansion: a billion-laughs file stops here
+MAX_YAML_DEPTH = 50  # nested lists/mappings (deeper ones would exhaust Python's recursion)
 BASE_KEY = "base"
 SNIPPET = 40  # characters of a refused value quoted in an error
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,39}")  # keys that may be echoed in errors
@@ -59,14 +60,20 @@ def section(cls: type | None = None, /, *, frozen: bool = False):
 
 class _BoundedLoader(yaml.SafeLoader):
     """SafeLoader that counts the nodes a document expands to (each alias counts its whole
-    subtree again) and refuses documents beyond MAX_YAML_NODES before building anything."""
+    subtree again) and its nesting, and refuses documents beyond MAX_YAML_NODES or
+    MAX_YAML_DEPTH before building anything."""
 
     def compose_document(self):
         self._sizes: dict[int, int] = {}
+        self._depth = 0
         return super().compose_document()
 
     def compose_node(self, parent, index):
+        self._depth += 1
+        if self._depth > MAX_YAML_DEPTH:
+            raise ConfigError(f"nests deeper than {MAX_YAML_DEPTH} levels")
         node = super().compose_node(parent, index)
+        self._depth -= 1
         size = self._sizes.get(id(node))
         if size is None:  # a new node (an alias returns one already counted)
             size = 1 + sum(self._sizes.get(id(child), 1) for child in _children(node))
@@ -94,13 +101,16 @@ _BoundedLoader.add_implicit_resolver(
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 
-def parse_yaml(text: str, source: str) -> Any:
-    """The value of YAML `text`, bounded in expansion; errors name `source`, never echo `text`."""
+def parse_yaml(text: str, source: str, *, plain_if_invalid: bool = False) -> Any:
+    """The value of YAML `text`, bounded in expansion and depth; errors name `source`, never
+    echo `text`. `plain_if_invalid`: text that is not YAML is returned as the string itself."""
     try:
         return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 (a SafeLoader subclass)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
+        if plain_if_invalid:
+            return text
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or type(exc).__name__
@@ -157,7 +167,8 @@ def read_config_chain(path: str | Path) -> list[Layer]:
 
 def parse_sets(items: Sequence[str]) -> dict:
     """['optim.blr=1e-3', 'engine.amp=off'] -> {'optim': {'blr': 0.001}, 'engine': {'amp': 'off'}};
-    each value is read as YAML (so numbers, lists and null are typed)."""
+    each value is read as YAML (so numbers, lists and null are typed; text that is not YAML, such
+    as `@file`, stays a string)."""
     tree: dict = {}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -169,7 +180,7 @@ def parse_sets(items: Sequence[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {key}: {part!r} is set both as a value and a section")
-        node[parts[-1]] = parse_yaml(raw, f"--set {key}")
+        node[parts[-1]] = parse_yaml(raw, f"--set {key}", plain_if_invalid=True)
     return tree
 
 

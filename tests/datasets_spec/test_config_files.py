@@ -49,6 +49,11 @@ def test_billion_laughs_is_refused_before_it_expands(tmp_path):
         read_config_file(_write(tmp_path / "laughs.yaml", BILLION_LAUGHS))
 
 
+def test_deep_nesting_is_refused_not_a_recursion_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"deep.yaml: nests deeper than \d+ levels"):
+        read_config_file(_write(tmp_path / "deep.yaml", "[" * 100_000))
+
+
 def test_a_few_aliases_are_fine(tmp_path):
     tree = read_config_file(_write(tmp_path / "ok.yaml", "a: &x [1, 2]\nb: *x\nc: {<<: {k: 1}}\n"))
     assert tree == {"a": [1, 2], "b": [1, 2], "c": {"k": 1}}
@@ -128,8 +133,10 @@ def test_bad_values_name_the_layer_that_set_them_and_the_key(tmp_path):
 
 
 def test_set_values_are_typed_yaml_and_malformed_sets_are_refused():
-    assert parse_sets(["a.b=1e-4", "a.c=[1, 2]", "d=null", "e=off"]) == \
-        {"a": {"b": 1e-4, "c": [1, 2]}, "d": None, "e": "off"}
+    assert parse_sets(["a.b=1e-4", "a.c=[1, 2]", "d=null", "e=off", "f=@x: [", "g=a=b"]) == \
+        {"a": {"b": 1e-4, "c": [1, 2]}, "d": None, "e": "off", "f": "@x: [", "g": "a=b"}
+    with pytest.raises(ConfigError, match="^--set a: expands to more than"):
+        parse_sets(["a=" + BILLION_LAUGHS.replace("\n", ", ").join("{}")])
     for bad in ("novalue", "=1", "a..b=1"):
         with pytest.raises(ConfigError, match="--set expects key=value"):
             parse_sets([bad])
