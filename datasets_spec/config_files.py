@@ -38,7 +38,6 @@ Layer = tuple[str, dict]  # (source named in errors, tree of keys)
 
 # Field types of config sections: strict where YAML could slip a wrong kind through (true as 1,
 # "3" as 3, 2.0 as 2); tuples and nested sections still accept YAML's lists and mappings.
-Int = Annotated[int, pydantic.Strict()]
 Float = Annotated[float, pydantic.Strict()]  # ints are accepted and become floats
 Bool = Annotated[bool, pydantic.Strict()]
 Str = Annotated[str, pydantic.Strict()]
