@@ -32,7 +32,8 @@ _KEEP = re.compile(r"^ckpt-(\d+)\.pt$")
 _REQUIRED = ("format", "step", "model", "optimizer", "config")
 _TEMP_PREFIX, _TEMP_SUFFIX = ".tmp-", ".pt"
 # config keys added since format 1, with the value that runs written before them had
-_LEGACY_CONFIG = {"model": {"decoder_context_embed": False, "patch_bias_init": "zeros", "init_from": None},
+_LEGACY_CONFIG = {"model": {"decoder_context_embed": False, "patch_bias_init": "zeros", "init_from": None,
+                            "arch": None},
                   "curriculum": {"mix": "sample"},
                   "optim": {"warmup_from_zero": False, "decay_rule": "model"}}
 log = logging.getLogger("training")

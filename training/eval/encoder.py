@@ -106,7 +106,8 @@ def _create(name: str | None, kwargs: dict) -> nn.Module:
     try:
         model = build_timm_vit(name, kwargs)
     except (RuntimeError, TypeError, ValueError) as exc:
-        raise TrainingError(f"cannot build timm model {name!r} with {kwargs}: {exc}") from None
+        raise TrainingError(f"cannot build timm model {name or 'VisionTransformer'!r} with {kwargs}: "
+                            f"{exc}") from None
     if not hasattr(model, "patch_embed") or not hasattr(model, "blocks"):
         raise TrainingError(f"timm model {name!r} is not a ViT (c2f-train eval needs patch tokens)")
     return model
