@@ -10,9 +10,8 @@ import argparse
 import logging
 import sys
 
-import yaml
-
 from datasets_spec import StoreError
+from datasets_spec.errors import ConfigError
 
 from .config import load_config
 from .errors import LabelingError
@@ -52,36 +51,13 @@ def _overrides(args) -> dict:
     return out
 
 
-def _apply_sets(cfg, sets: list[str]):
-    """--set key=value, where key is a top-level key or <semantic|instance>.<parameter>."""
-    flat = {}
-    for item in sets:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise LabelingError(f"--set {item!r}: expected KEY=VALUE")
-        value = yaml.safe_load(value)
-        role, dot, param = key.partition(".")
-        if dot and role in ("semantic", "instance"):
-            backend = getattr(cfg, role)
-            if backend is None:
-                raise LabelingError(f"--set {key}: no {role} backend is configured")
-            backend.params[param] = value
-        else:
-            flat[key] = value
-    return flat
-
-
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        cfg = load_config(args.config, _overrides(args))
-        flat = _apply_sets(cfg, args.set)
-        if flat:
-            cfg = load_config(args.config, {**_overrides(args), **flat})
-            _apply_sets(cfg, [s for s in args.set if s.split("=", 1)[0].split(".", 1)[0] in ("semantic", "instance")])
+        cfg = load_config(args.config, _overrides(args), args.set)
         report = run_label_job(args.images, args.output, cfg, show_progress=not args.quiet)
-    except (LabelingError, StoreError) as exc:
+    except (LabelingError, StoreError, ConfigError) as exc:
         print(f"c2f-label: error: {exc}", file=sys.stderr)
         return 2
     print(format_report(report))

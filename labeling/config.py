@@ -1,133 +1,118 @@
-"""The labeling job's configuration: typed, loaded from YAML, overridden by flags, strict.
+"""The labeling job's configuration: typed (pydantic), loaded from YAML, overridden by flags, strict.
 
-An unknown key is an error naming the closest valid one; backend parameters are checked against
-the backend's own signature when the backend is built.
+Layers, later wins: defaults <- a YAML file (which may name a `base:` file) <- command-line flags
+<- `--set key=value` (`semantic.<param>=...` sets a backend parameter). Every problem is one
+ConfigError line naming the file (or flag) and the key; an unknown key comes with the closest
+valid one. Backend parameters are checked against the backend's own signature when it is built.
 """
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import asdict, field
 from pathlib import Path
+from typing import Annotated, Any
 
-import yaml
+import pydantic
 
+from datasets_spec.config_files import (Count, Positive, Str, build, merge_layers, parse_sets,
+                                        read_config_chain, section)
 from datasets_spec.decode import DEFAULT_MAX_PIXELS, MAX_PIXELS
 
-from .errors import LabelingError
+ROLES = ("semantic", "instance")
+# Settings of how labels are computed, not of what they are: a store may be resumed with others
+# (started on the CPU, finished on a GPU, with another batch size). Outputs can differ at rounding
+# level between them (bf16 on a GPU; batch padding in some models), never in settings.
+RUN_ONLY = ("batch_size", "device")
+Share = Annotated[float, pydantic.Strict(), pydantic.Field(ge=0)]
+Canvas = Annotated[int, pydantic.Strict(), pydantic.Field(ge=8, le=4096)]
+Pixels = Annotated[int, pydantic.Strict(), pydantic.Field(ge=1, le=MAX_PIXELS)]
 
 
-@dataclass
+@section
 class BackendConfig:
     """One backend: its registered name and the keyword parameters of its constructor."""
 
-    name: str
-    params: dict = field(default_factory=dict)
+    name: Str
+    params: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@section
 class LabelConfig:
     semantic: BackendConfig = field(default_factory=lambda: BackendConfig("classic"))
     instance: BackendConfig | None = field(default_factory=lambda: BackendConfig("classic"))
-    canvas: int = 256  # mask canvas side S
-    shard_size: int = 128  # images per shard = per work item
-    min_area: int = 4  # instance pieces smaller than this (canvas pixels) are dropped
-    batch_size: int = 8  # images per model call
-    decode_threads: int = 4  # per worker
-    workers: int = 0  # 0 = one per GPU when the cluster has GPUs, else 1
-    cpus_per_worker: float = 1.0
-    gpus_per_worker: float = 0.0  # fractional GPUs allowed
-    shard_attempts: int = 3  # tries per shard before the job gives up on it
-    address: str | None = None  # Ray cluster to join; None = start a local one
-    limit: int | None = None  # label only the first N images of the list
-    max_pixels: int = DEFAULT_MAX_PIXELS  # larger images (by their header) fail before decoding
-    prompts: str | None = None  # JSON file: image key / folder / "*" → text prompts (see labeling/prompts.py)
+    canvas: Canvas = 256  # mask canvas side S
+    shard_size: Positive = 128  # images per shard = per work item
+    min_area: Count = 4  # instance pieces smaller than this (canvas pixels) are dropped
+    batch_size: Positive = 8  # images per model call
+    decode_threads: Positive = 4  # per worker
+    workers: Count = 0  # 0 = one per GPU when the cluster has GPUs, else 1
+    cpus_per_worker: Share = 1.0
+    gpus_per_worker: Share = 0.0  # fractional GPUs allowed
+    shard_attempts: Positive = 3  # tries per shard before the job gives up on it
+    address: Str | None = None  # Ray cluster to join; None = start a local one
+    limit: Positive | None = None  # label only the first N images of the list
+    max_pixels: Pixels = DEFAULT_MAX_PIXELS  # larger images (by their header) fail before decoding
+    prompts: Str | None = None  # JSON file: image key / folder / "*" → text prompts (see labeling/prompts.py)
+
+    @pydantic.field_validator("semantic", "instance", mode="before")
+    @classmethod
+    def _backend(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
+        """`name`, or {name: ..., other keys = parameters}, or null / "none" (instance only)."""
+        if isinstance(value, dict) and set(value) == {"name"}:
+            value = value["name"]
+        if value is None or value == "none":
+            if info.field_name == "semantic":
+                raise ValueError("a semantic backend is required")
+            return None
+        if isinstance(value, str):
+            return {"name": value}
+        if isinstance(value, dict) and "name" in value:
+            return {"name": value["name"], "params": {k: v for k, v in value.items() if k != "name"}}
+        return value
 
     def identity(self) -> dict:
-        """What must match for a rerun to resume an existing store (not paths or scheduling; the
-        prompts enter through the input list's hash)."""
+        """What the store records about the job (not paths or scheduling; the prompts enter
+        through the input list's hash). A rerun must match all but RUN_ONLY to resume."""
         return {
             "semantic": asdict(self.semantic),
             "instance": None if self.instance is None else asdict(self.instance),
             "canvas": self.canvas,
             "shard_size": self.shard_size,
             "min_area": self.min_area,
-            "batch_size": self.batch_size,  # batch padding changes some models' outputs
+            "batch_size": self.batch_size,
             "max_pixels": self.max_pixels,  # which images fail; the trainer reads it back
-            "device": "cuda" if self.gpus_per_worker > 0 else "cpu",  # bf16 on GPU, fp32 on CPU
+            "device": "cuda" if self.gpus_per_worker > 0 else "cpu",
         }
 
 
-_SCHEDULING = {f.name for f in fields(LabelConfig)} - {"semantic", "instance"}
+def load_config(path: str | Path | None = None, overrides: dict | None = None,
+                sets: Sequence[str] = ()) -> LabelConfig:
+    """Defaults <- YAML file at `path` <- `overrides` (flat keys as in the YAML; None = not given)
+    <- `sets` ("key=value", dotted for backend parameters). Raises ConfigError."""
+    defaults = {role: {"name": _name(getattr(LabelConfig(), role))} for role in ROLES}
+    files = [("defaults", defaults), *(read_config_chain(path) if path is not None else [])]
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    files = _drop_replaced_backends(files, flags)
+    flag_layers = [(f"--{k.replace('_', '-')}", {k: v}) for k, v in flags.items()]
+    return build(LabelConfig, [*files, *flag_layers, ("--set", parse_sets(sets))],
+                 prepare=_backend_mappings)
 
 
-def load_config(path: str | Path | None = None, overrides: dict | None = None) -> LabelConfig:
-    """Defaults ← YAML file at `path` ← `overrides` (flat keys as in the YAML); strict."""
-    data: dict = {}
-    if path is not None:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise LabelingError(f"{path}: cannot read config ({exc})") from None
-        if not isinstance(data, dict):
-            raise LabelingError(f"{path}: config must be a mapping of keys to values")
-    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return _build(data, source=str(path or "flags"))
+def _backend_mappings(layer: dict) -> dict:
+    """`semantic: hf` as {name: hf}, so that a later `semantic.<param>` adds to it."""
+    return {k: {"name": v} if k in ROLES and isinstance(v, str) else v for k, v in layer.items()}
 
 
-def _build(data: dict, source: str) -> LabelConfig:
-    cfg = LabelConfig()
-    valid = sorted(_SCHEDULING | {"semantic", "instance"})
-    for key, value in data.items():
-        if key not in valid:
-            raise LabelingError(f"{source}: unknown key {key!r}{_suggest(key, valid)}")
-        if key in ("semantic", "instance"):
-            setattr(cfg, key, _backend(value, f"{source}: {key}"))
-        else:
-            setattr(cfg, key, _typed(key, value, source))
-    for key, low in _MINIMUM.items():
-        value = getattr(cfg, key)
-        if value is not None and value < low:
-            raise LabelingError(f"{source}: {key} must be ≥ {low}, got {value}")
-    if cfg.canvas > 4096:
-        raise LabelingError(f"{source}: canvas must be ≤ 4096, got {cfg.canvas}")
-    if cfg.max_pixels > MAX_PIXELS:
-        raise LabelingError(f"{source}: max_pixels must be ≤ {MAX_PIXELS}, got {cfg.max_pixels}")
-    return cfg
+def _drop_replaced_backends(files: list, flags: dict) -> list:
+    """A flag naming another backend replaces the file's, parameters included."""
+    merged, _ = merge_layers([(s, _backend_mappings(t)) for s, t in files])
+    replaced = [role for role in ROLES
+                if role in flags and _name(flags[role]) != _name(merged.get(role))]
+    return [(s, {k: v for k, v in t.items() if k not in replaced}) for s, t in files]
 
 
-# Smallest valid value of each numeric setting (None, where allowed, means "not set").
-_MINIMUM = {"canvas": 8, "shard_size": 1, "min_area": 0, "batch_size": 1, "decode_threads": 1,
-            "workers": 0, "cpus_per_worker": 0, "gpus_per_worker": 0, "shard_attempts": 1, "limit": 1,
-            "max_pixels": 1}
-
-
-def _backend(value, where: str) -> BackendConfig | None:
-    """`name`, or {name: ..., other keys = parameters}, or None / "none" (instance only)."""
-    if value is None or value == "none":
-        if where.endswith("semantic"):
-            raise LabelingError(f"{where}: a semantic backend is required")
-        return None
-    if isinstance(value, str):
-        return BackendConfig(value)
-    if not isinstance(value, dict) or "name" not in value:
-        raise LabelingError(f"{where}: expected a backend name or a mapping with a 'name' key")
-    params = {k: v for k, v in value.items() if k != "name"}
-    return BackendConfig(str(value["name"]), params)
-
-
-def _typed(key: str, value, source: str):
-    kind = {f.name: f.type for f in fields(LabelConfig)}[key]
-    try:
-        if kind in ("int", "int | None"):
-            return None if value is None else int(value)
-        if kind == "float":
-            return float(value)
-        return None if value is None else str(value)
-    except (TypeError, ValueError):
-        raise LabelingError(f"{source}: {key} must be {kind}, got {value!r}") from None
-
-
-def _suggest(key: str, valid: list[str]) -> str:
-    close = difflib.get_close_matches(key, valid, n=1)
-    return f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(valid)}"
+def _name(value: Any) -> Any:
+    if isinstance(value, BackendConfig):
+        return value.name
+    return value.get("name") if isinstance(value, dict) else value

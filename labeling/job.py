@@ -32,7 +32,7 @@ from datasets_spec.stale import remove_stale_files
 from . import cluster
 from .backends import require_backend, uses_prompts
 from .backends.base import model_reference
-from .config import LabelConfig
+from .config import RUN_ONLY, LabelConfig
 from .errors import LabelingError
 from .prompts import apply_prompt_file, check_prompts
 from .sources import ImageList, list_images
@@ -188,11 +188,19 @@ def _check_resumable(output: Path, job_identity: dict) -> None:
         raise LabelingError(f"{output}: exists but cannot be resumed: {exc}") from None
     if isinstance(stored, dict):  # stores from before the limit was a setting had this ceiling
         stored = {"max_pixels": MAX_PIXELS, **stored}
+    stored, job_identity = (_labels_identity(x) for x in (stored, job_identity))
     if stored != job_identity:
         differs = sorted(k for k in job_identity if (stored or {}).get(k) != job_identity[k])
         raise LabelingError(
             f"{output}: was labeled with a different {', '.join(differs) or 'job'}; results are never mixed: "
             "rerun with the original inputs and settings, or write to a new output")
+
+
+def _labels_identity(identity):
+    """The part of a job identity that decides the labels (RUN_ONLY settings may change)."""
+    if not isinstance(identity, dict):
+        return identity
+    return {k: v for k, v in identity.items() if k not in RUN_ONLY}
 
 
 def _start_workers(cfg: LabelConfig) -> list:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from training.errors import TrainingError
+from training.models.config import TIMM_VITS
 
 FORMAT = 1
 LATEST, PREVIOUS = "latest.pt", "previous.pt"
@@ -31,7 +32,8 @@ _KEEP = re.compile(r"^ckpt-(\d+)\.pt$")
 _REQUIRED = ("format", "step", "model", "optimizer", "config")
 _TEMP_PREFIX, _TEMP_SUFFIX = ".tmp-", ".pt"
 # config keys added since format 1, with the value that runs written before them had
-_LEGACY_CONFIG = {"model": {"decoder_context_embed": False, "patch_bias_init": "zeros", "init_from": None},
+_LEGACY_CONFIG = {"model": {"decoder_context_embed": False, "patch_bias_init": "zeros", "init_from": None,
+                            "arch": None},
                   "curriculum": {"mix": "sample"},
                   "optim": {"warmup_from_zero": False, "decay_rule": "model"}}
 log = logging.getLogger("training")
@@ -159,7 +161,15 @@ def _read(path: Path, mmap: bool = False) -> dict:
     for section, values in _LEGACY_CONFIG.items():
         if isinstance(state["config"].get(section), dict):
             state["config"][section] = {**values, **state["config"][section]}
+    _drop_false_timm_name(state["config"].get("model"))
     return state
+
+
+def _drop_false_timm_name(model: dict | None) -> None:
+    """Runs from before timm names were checked claimed vit_tiny_patch16_224 for the tiny preset."""
+    claim = TIMM_VITS.get(model.get("timm_model")) if isinstance(model, dict) else None
+    if claim and any(model.get(k) != v for k, v in claim.items()):
+        model["timm_model"] = None
 
 
 def _fallbacks(run_dir: Path) -> list[Path]:

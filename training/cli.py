@@ -17,6 +17,7 @@ import os
 import sys
 
 from datasets_spec import StoreError
+from datasets_spec.errors import ConfigError
 from training.errors import TrainingError
 
 PROG = "c2f-train"
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] == ["eval"]:
             return _eval(eval_parser().parse_args(argv[1:]))
         return _train(train_parser().parse_args(argv))
-    except (TrainingError, StoreError) as exc:
+    except (TrainingError, StoreError, ConfigError) as exc:
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -102,7 +103,7 @@ def _export(args: argparse.Namespace) -> int:
 
     record = export_encoder(args.run_dir, args.output)
     print(f"{PROG}: wrote {args.output} and {meta_path(args.output)} "
-          f"({record['timm_model']}, step {record['step']})")
+          f"({record['timm_model'] or 'timm VisionTransformer'}, step {record['step']})")
     return 0
 
 

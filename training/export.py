@@ -2,9 +2,11 @@
 
     export_encoder(run_dir, "encoder.pth")
     -> encoder.pth: {name: tensor}, loads with strict=True into
-       timm.create_model(meta["timm_model"], pretrained=False, **meta["timm_kwargs"])
-    -> encoder.json (same stem, beside it): timm name and kwargs, input size, mean/std,
-       format version, source run, step.
+       timm.create_model(meta["timm_model"], pretrained=False, **meta["timm_kwargs"]), or, when
+       timm_model is null (no timm name has these sizes), into
+       timm.models.vision_transformer.VisionTransformer(**meta["timm_kwargs"])
+    -> encoder.json (same stem, beside it): timm name (or null) and kwargs, input size,
+       mean/std, format version, source run, step.
 """
 
 from __future__ import annotations

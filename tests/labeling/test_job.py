@@ -24,7 +24,7 @@ from datasets_spec.validate import validate
 from labeling.cli import main
 from labeling.config import load_config
 from labeling.errors import LabelingError
-from labeling.job import format_report, run_label_job
+from labeling.job import _check_resumable, format_report, run_label_job
 from labeling.worker import CRASH_ONCE_ENV
 
 from .quirky import BAD, make_quirky_imagenet
@@ -96,6 +96,11 @@ def test_rerun_skips_done_shards_and_refuses_other_settings(photo_folder, tmp_pa
     again = run_label_job(photo_folder, tmp_path / "ds", cfg, show_progress=False)
     assert again["this_run"]["images"] == 0 and again["this_run"]["shards_skipped"] == 3
     assert _store_content(tmp_path / "ds") == before
+    faster = load_config(overrides={"shard_size": 2, "batch_size": 3})  # batch size: not in the labels
+    assert run_label_job(photo_folder, tmp_path / "ds", faster, show_progress=False)["this_run"]["images"] == 0
+    recorded = open_store(tmp_path / "ds").provenance["job"]
+    assert (recorded["batch_size"], recorded["device"]) == (8, "cpu")  # provenance keeps the first run's
+    _check_resumable(tmp_path / "ds", {**recorded, "device": "cuda", "batch_size": 64})  # a GPU may finish it
     other = load_config(overrides={"shard_size": 2, "min_area": 9})
     with pytest.raises(LabelingError, match="different min_area"):
         run_label_job(photo_folder, tmp_path / "ds", other, show_progress=False)

@@ -17,7 +17,7 @@ from .data_fixtures import TinyStore, make_tiny_store
 TINY = [
     "model.img_size=32", "model.patch_size=8", "model.embed_dim=32", "model.depth=2",
     "model.num_heads=2", "model.decoder_dim=32", "model.decoder_depth=1", "model.decoder_heads=2",
-    "model.stage_depth=1", "model.semantic_embed_dim=8", "model.timm_model=vit_tiny_patch16_224",
+    "model.stage_depth=1", "model.semantic_embed_dim=8",
     "data.img_size=32", "data.num_workers=0",
     "optim.batch_size=4", "optim.epochs=4", "optim.warmup_epochs=1", "optim.blr=0.05",
     "engine.log_every=1", "engine.image_every=0", "engine.checkpoint_every=100",

@@ -103,7 +103,7 @@ def test_checkpoints_from_before_the_new_switches_read_with_their_old_values(tmp
     save_checkpoint(tmp_path, state)
     config = load_checkpoint(tmp_path)[0]["config"]
     assert config["model"] == {"width": 4, "decoder_context_embed": False, "patch_bias_init": "zeros",
-                               "init_from": None}
+                               "init_from": None, "arch": None}
     assert config["curriculum"] == {"shape": "linear", "mix": "sample"}
     state["config"]["model"]["decoder_context_embed"] = True
     save_checkpoint(tmp_path, state)

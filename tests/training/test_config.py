@@ -7,9 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from datasets_spec.errors import ConfigError
+from training.cli import main
 from training.config import TrainConfig, load_config, parse_overrides, save_config, to_dict, valid_keys
-from training.errors import TrainingError
 from training.masking import Curriculum
+from training.models import ARCH_PRESETS, build_model
+from training.models.encoder_io import build_timm_vit
+
+from ..datasets_spec.test_config_files import BILLION_LAUGHS, SECRET
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -37,35 +42,40 @@ def test_layers_apply_in_order_and_base_is_relative_to_the_file(tmp_path):
 
 def test_unknown_key_names_the_file_and_the_closest_key(tmp_path):
     path = _write(tmp_path / "typo.yaml", {"optim": {"blr_": 1e-3}})
-    with pytest.raises(TrainingError, match=r"unknown key 'optim.blr_' in .*typo.yaml; did you mean 'optim.blr'\?"):
+    with pytest.raises(ConfigError, match=r"typo.yaml: unknown key 'optim.blr_'; did you mean 'optim.blr'\?$"):
         load_config(path)
-    with pytest.raises(TrainingError, match=r"'engine.sed' in --set; did you mean 'engine.seed'"):
+    with pytest.raises(ConfigError, match=r"^--set: unknown key 'engine.sed'; did you mean 'engine.seed'"):
         load_config(None, ["engine.sed=1"])
 
 
 def test_wrong_types_are_errors_naming_the_key():
-    with pytest.raises(TrainingError, match="optim.batch_size.*integer"):
+    with pytest.raises(ConfigError, match="^--set: optim.batch_size: .*valid integer.*got 1.5$"):
         load_config(None, ["optim.batch_size=1.5"])
-    with pytest.raises(TrainingError, match="engine.amp.*one of"):
+    with pytest.raises(ConfigError, match="^--set: engine.tensorboard: .*valid boolean.*got 1$"):
+        load_config(None, ["engine.tensorboard=1"])
+    with pytest.raises(ConfigError, match="^--set: engine.amp: Input should be 'bf16', 'fp16' or 'off', got 'fp8'$"):
         load_config(None, ["engine.amp=fp8"])
-    with pytest.raises(TrainingError, match="optim.betas"):
+    with pytest.raises(ConfigError, match=r"^--set: optim.betas\[1\]: Field required$"):
         load_config(None, ["optim.betas=[0.9]"])
-    with pytest.raises(TrainingError, match="key=value"):
+    with pytest.raises(ConfigError, match="key=value"):
         parse_overrides(["optim.blr"])
+    assert load_config(None, ["engine.amp=off"]).engine.amp == "off"  # YAML 1.1 would read false
 
 
-def test_invalid_values_name_their_section():
-    with pytest.raises(TrainingError, match="invalid config section optim: batch_size"):
+def test_invalid_values_name_their_key():
+    with pytest.raises(ConfigError, match="^--set: optim.batch_size: .*greater than or equal to 1, got 0$"):
         load_config(None, ["optim.batch_size=0"])
-    with pytest.raises(TrainingError, match="section model: .*mode 'bogus'"):
+    with pytest.raises(ConfigError, match="^--set: model.mode: Input should be 'c2f', 'parallel' or 'mae', got 'bogus'$"):
         load_config(None, ["model.mode=bogus"])
-    with pytest.raises(TrainingError, match="data.img_size .* must equal model.img_size"):
+    with pytest.raises(ConfigError, match=r"^--set: config: data.img_size \(64\) must equal model.img_size"):
         load_config(None, ["data.img_size=64"])
-    with pytest.raises(TrainingError, match="section data: data.num_workers must be >= 0.* got -1"):
+    with pytest.raises(ConfigError, match="^--set: data.num_workers: .*greater than or equal to 0, got -1$"):
         load_config(None, ["data.num_workers=-1"])
     for key in ("patch_size", "depth", "decoder_heads"):
-        with pytest.raises(TrainingError, match=rf"section model: model.{key} must be >= 1, got 0"):
+        with pytest.raises(ConfigError, match=rf"^--set: model.{key}: .*greater than or equal to 1, got 0$"):
             load_config(None, [f"model.{key}=0"])
+    with pytest.raises(ConfigError, match=r"^--set: model: need img_size % patch_size == 0"):
+        load_config(None, ["model.patch_size=6"])
 
 
 def test_yaml_1_1_exponents_and_nulls_parse_as_numbers():
@@ -77,7 +87,7 @@ def test_yaml_1_1_exponents_and_nulls_parse_as_numbers():
 def test_base_loop_is_an_error(tmp_path):
     _write(tmp_path / "a.yaml", {"base": "b.yaml"})
     _write(tmp_path / "b.yaml", {"base": "a.yaml"})
-    with pytest.raises(TrainingError, match="loops"):
+    with pytest.raises(ConfigError, match="loops"):
         load_config(tmp_path / "a.yaml")
 
 
@@ -128,3 +138,82 @@ def test_nocurriculum_configs_are_c2fmae_with_random_masking_only():
             {k: v for k, v in to_dict(base).items() if k != "curriculum"}
         assert cfg.model.mode == "c2f"
         assert all(Curriculum(cfg.curriculum).weights(t / 10) == (0.0, 0.0, 1.0) for t in range(11))
+
+
+def test_model_arch_fills_the_preset_sizes_in_its_own_layer(tmp_path):
+    cfg = load_config(None, ["model.arch=vit_tiny_cpu", "model.depth=2", "data.img_size=64"])
+    tiny = ARCH_PRESETS["vit_tiny_cpu"]
+    assert (cfg.model.embed_dim, cfg.model.patch_size, cfg.model.depth) == (tiny["embed_dim"], 8, 2)
+    assert cfg.model.timm_model is None
+    # a file's explicit ViT-B sizes give way to a later layer's arch, not the other way round
+    child = _write(tmp_path / "child.yaml", {"base": str(CONFIGS / "c2fmae_vit_b16_1600e.yaml"),
+                                             "model": {"arch": "vit_tiny_cpu"}, "data": {"img_size": 64}})
+    assert load_config(child).model.embed_dim == tiny["embed_dim"]
+    shipped = load_config(CONFIGS / "c2fmae_tiny_cpu.yaml").model
+    assert all(getattr(shipped, key) == value for key, value in tiny.items())
+    with pytest.raises(ConfigError, match=r"^--set: unknown model.arch 'vit_tiny'; known: vit_base_patch16"):
+        load_config(None, ["model.arch=vit_tiny"])
+
+
+def test_a_timm_name_is_only_claimed_when_timm_has_those_sizes():
+    assert load_config().model.timm_model == "vit_base_patch16_224"  # found from the sizes
+    assert load_config(None, ["model.embed_dim=64"]).model.timm_model is None
+    with pytest.raises(ConfigError, match=r"^--set: model: timm_model 'vit_base_patch16_224' does not match "
+                                          r"this encoder: embed_dim 64 \(timm: 768\)"):
+        load_config(None, ["model.embed_dim=64", "model.timm_model=vit_base_patch16_224"])
+    with pytest.raises(ConfigError, match=r"timm_model 'vit_tiny_patch16_224' does not match.*patch_size 8"):
+        load_config(None, ["model.arch=vit_tiny_cpu", "model.timm_model=vit_tiny_patch16_224",
+                           "data.img_size=64"])
+    with pytest.raises(ConfigError, match="is not one of"):
+        load_config(None, ["model.timm_model=vit_huge"])
+    claims = {name: load_config(None, [f"model.arch={name}", f"data.img_size={p['img_size']}"]).model.timm_model
+              for name, p in ARCH_PRESETS.items()}
+    assert claims == {"vit_base_patch16": "vit_base_patch16_224", "vit_large_patch16": "vit_large_patch16_224",
+                      "vit_tiny_cpu": None}
+    assert load_config(CONFIGS / "c2fmae_tiny_cpu.yaml").model.timm_model is None
+
+
+def test_an_encoder_without_a_timm_name_exports_vision_transformer_arguments():
+    cfg = load_config(CONFIGS / "c2fmae_tiny_cpu.yaml")
+    model = build_model(cfg.model, num_classes=3)
+    spec = model.timm_spec()
+    assert spec["model"] is None
+    vit = build_timm_vit(None, {**spec["kwargs"], "num_classes": 0})
+    vit.load_state_dict(model.encoder_state_dict(), strict=True)
+    assert vit.patch_embed.patch_size == (8, 8) and vit.embed_dim == 64
+
+
+def _train_error(capsys, tmp_path, *argv) -> str:
+    args = ["--data", tmp_path / "none", "--images", tmp_path, "--out", tmp_path / "run", *argv]
+    code = main([str(a) for a in args])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("c2f-train: error: ") and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()
+    return err
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/stdin"])
+def test_cli_refuses_device_configs_and_bases_at_once(capsys, tmp_path, device):
+    assert f"{device}: config is not a regular file" in _train_error(capsys, tmp_path, "--config", device)
+    config = _write(tmp_path / "c.yaml", {"base": device})
+    assert f"{device}: config is not a regular file" in _train_error(capsys, tmp_path, "--config", config)
+
+
+def test_cli_refuses_billion_laughs_and_echoes_no_secret(capsys, tmp_path):
+    laughs = tmp_path / "laughs.yaml"
+    laughs.write_text(BILLION_LAUGHS)
+    assert "expands to more than" in _train_error(capsys, tmp_path, "--config", laughs)
+    (tmp_path / "shadow").write_text(SECRET + "\n")
+    config = _write(tmp_path / "c.yaml", {"base": str(tmp_path / "shadow")})
+    err = _train_error(capsys, tmp_path, "--config", config)
+    assert "shadow: a key that is no config name" in err and "s3cr3t" not in err
+
+
+@pytest.mark.parametrize("setting, needle", [
+    ("data.num_workers=-1", "--set: data.num_workers: Input should be greater than or equal to 0, got -1"),
+    ("model.patch_size=0", "--set: model.patch_size: Input should be greater than or equal to 1, got 0"),
+    ("optim.blr_=1", "--set: unknown key 'optim.blr_'; did you mean 'optim.blr'?"),
+])
+def test_cli_out_of_range_settings_are_one_line_errors(capsys, tmp_path, setting, needle):
+    config = _write(tmp_path / "c.yaml", {})
+    assert needle in _train_error(capsys, tmp_path, "--config", config, "--set", setting)

@@ -238,5 +238,5 @@ def test_config_accepts_yaml_lists_and_rejects_bad_values():
     assert DataConfig(scale=[0.3, 1]).scale == (0.3, 1.0)
     with pytest.raises(ValueError, match="data.scale"):
         DataConfig(scale=(0.5, 0.2))
-    with pytest.raises(ValueError, match="data.hflip"):
+    with pytest.raises(ValueError, match="hflip"):
         DataConfig(hflip=2)

@@ -7,6 +7,7 @@ import json
 import pytest
 import timm
 import torch
+from timm.models.vision_transformer import VisionTransformer
 
 from training import engine
 from training.checkpoint import load_checkpoint
@@ -30,7 +31,8 @@ def test_export_loads_strict_into_timm_and_matches_the_encoder(run_dir, tmp_path
     meta = json.loads((tmp_path / "encoder.json").read_text())
     assert meta == record and meta["format_version"] == 1 and meta["step"] == 2
     assert meta["input_size"] == [3, 32, 32] and len(meta["mean"]) == len(meta["std"]) == 3
-    vit = timm.create_model(meta["timm_model"], pretrained=False, **meta["timm_kwargs"])
+    assert meta["timm_model"] is None  # no timm name has the tiny sizes: VisionTransformer kwargs
+    vit = VisionTransformer(**meta["timm_kwargs"])
     vit.load_state_dict(torch.load(tmp_path / "encoder.pth", weights_only=True), strict=True)
     state, _ = load_checkpoint(run_dir)
     model = build_model(from_dict(TrainConfig, state["config"]).model, state["num_classes"])
@@ -74,3 +76,14 @@ def test_the_paper_config_exports_to_timm_vit_base_patch16_224_and_computes_the_
     vit = timm.create_model(spec["model"], pretrained=False, num_classes=0, **spec["kwargs"])
     vit.load_state_dict(model.encoder_state_dict(), strict=True)
     same_computation(vit, model, [3, 224, 224], dtype=torch.float32)
+
+
+def test_a_run_from_before_timm_names_were_checked_exports_without_the_false_name(run_dir, tmp_path):
+    old = tmp_path / "old_run"
+    old.mkdir()
+    state = torch.load(run_dir / "latest.pt", weights_only=True)
+    state["config"]["model"]["timm_model"] = "vit_tiny_patch16_224"  # what the tiny preset claimed
+    del state["config"]["model"]["arch"]
+    torch.save(state, old / "latest.pt")
+    record = export_encoder(old, tmp_path / "old.pth")
+    assert record["timm_model"] is None and record["timm_kwargs"]["patch_size"] == 8

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import pydantic
+
+from datasets_spec.config_files import Bool, Count, Float, Positive, PositiveFloat, Probability, section
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-@dataclass
+@section
 class DataConfig:
     """Options of `build_dataset` and of the DataLoader built around it.
 
@@ -22,31 +24,22 @@ class DataConfig:
     the images root when the dataset is built, so a wrong root fails at once.
     """
 
-    img_size: int = 224
-    scale: tuple[float, float] = (0.2, 1.0)
-    ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    hflip: float = 0.5
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    jpeg_draft: bool = True
-    num_workers: int = 10
-    prefetch_factor: int = 2
-    pin_memory: bool = True
-    key_check: int = 32
+    img_size: Positive = 224
+    scale: tuple[Float, Float] = (0.2, 1.0)
+    ratio: tuple[Float, Float] = (3 / 4, 4 / 3)
+    hflip: Probability = 0.5
+    mean: tuple[Float, Float, Float] = IMAGENET_MEAN
+    std: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = IMAGENET_STD
+    jpeg_draft: Bool = True
+    num_workers: Count = 10
+    prefetch_factor: Positive = 2
+    pin_memory: Bool = True
+    key_check: Count = 32
 
-    def __post_init__(self) -> None:
-        for name in ("scale", "ratio", "mean", "std"):  # YAML gives lists
-            setattr(self, name, tuple(float(v) for v in getattr(self, name)))
-        if self.img_size < 1:
-            raise ValueError(f"data.img_size must be positive, got {self.img_size}")
+    @pydantic.model_validator(mode="after")
+    def _ordered(self) -> "DataConfig":
         if not 0 < self.scale[0] <= self.scale[1] <= 1:
             raise ValueError(f"data.scale must satisfy 0 < min <= max <= 1, got {self.scale}")
         if not 0 < self.ratio[0] <= self.ratio[1]:
             raise ValueError(f"data.ratio must satisfy 0 < min <= max, got {self.ratio}")
-        if not 0 <= self.hflip <= 1:
-            raise ValueError(f"data.hflip must be a probability, got {self.hflip}")
-        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise ValueError(f"data.mean/std need 3 values each, std > 0, got {self.mean}/{self.std}")
-        if self.num_workers < 0 or self.prefetch_factor < 1 or self.key_check < 0:
-            raise ValueError(f"data.num_workers must be >= 0, prefetch_factor >= 1 and key_check >= 0, "
-                             f"got {self.num_workers}, {self.prefetch_factor}, {self.key_check}")
+        return self

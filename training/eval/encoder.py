@@ -11,12 +11,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import timm
 import torch
 from torch import nn
 
 from training.errors import TrainingError
 from training.eval.config import EncoderConfig
+from training.models.encoder_io import build_timm_vit
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -28,7 +28,7 @@ class EncoderSpec:
     """What builds the encoder and its input: timm name and kwargs, image size, normalisation."""
 
     path: Path
-    timm_model: str
+    timm_model: str | None  # None: timm's VisionTransformer(**timm_kwargs)
     timm_kwargs: dict
     img_size: int
     mean: tuple[float, float, float]
@@ -42,7 +42,7 @@ def read_spec(path: str | Path, cfg: EncoderConfig) -> EncoderSpec:
         raise TrainingError(f"{path}: encoder weights not found")
     meta = _read_meta(path.with_suffix(".json"))
     name = cfg.timm_model or meta.get("timm_model")
-    if not name:
+    if not name and not meta.get("timm_kwargs"):
         raise TrainingError(f"{path}: no {path.with_suffix('.json').name} beside it; name the "
                             "architecture with --set encoder.timm_model=NAME (e.g. vit_base_patch16_224)")
     kwargs = {k: v for k, v in {**meta.get("timm_kwargs", {}), **cfg.timm_kwargs}.items()
@@ -102,11 +102,12 @@ def _read_meta(path: Path) -> dict:
     return meta
 
 
-def _create(name: str, kwargs: dict) -> nn.Module:
+def _create(name: str | None, kwargs: dict) -> nn.Module:
     try:
-        model = timm.create_model(name, pretrained=False, **kwargs)
+        model = build_timm_vit(name, kwargs)
     except (RuntimeError, TypeError, ValueError) as exc:
-        raise TrainingError(f"cannot build timm model {name!r} with {kwargs}: {exc}") from None
+        raise TrainingError(f"cannot build timm model {name or 'VisionTransformer'!r} with {kwargs}: "
+                            f"{exc}") from None
     if not hasattr(model, "patch_embed") or not hasattr(model, "blocks"):
         raise TrainingError(f"timm model {name!r} is not a ViT (c2f-train eval needs patch tokens)")
     return model

@@ -14,47 +14,45 @@ mixes the three sort keys per patch (``training.masking.generator``).
 """
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
+from typing import Annotated, Literal
 
+import pydantic
 import torch
 from PIL import Image, ImageDraw
 
+from datasets_spec.config_files import Float, section
 from training.masking.generator import STRATEGY_NAMES
 
 SHAPES = ("linear", "cosine", "constant")
 MIXES = ("sample", "patch")
 PLOT_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44))
+Weight = Annotated[float, pydantic.Strict(), pydantic.Field(ge=0)]
 
 
-@dataclass(frozen=True)
+@section(frozen=True)
 class CurriculumConfig:
     """boundaries: t of the semantic->instance and instance->random hand-overs;
     crossfades: width in t of each hand-over; shape: linear | cosine | constant;
     mix: sample (one strategy per sample) | patch (per-patch mixing of the sort keys)."""
 
-    shape: str = "linear"
-    boundaries: tuple[float, float] = (1 / 3, 2 / 3)
-    crossfades: tuple[float, float] = (0.2, 0.2)
-    constant_weights: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)
-    mix: str = "sample"
+    shape: Literal["linear", "cosine", "constant"] = "linear"
+    boundaries: tuple[Float, Float] = (1 / 3, 2 / 3)
+    crossfades: tuple[Weight, Weight] = (0.2, 0.2)
+    constant_weights: tuple[Weight, Weight, Weight] = (1 / 3, 1 / 3, 1 / 3)
+    mix: Literal["sample", "patch"] = "sample"
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "boundaries", tuple(float(b) for b in self.boundaries))
-        object.__setattr__(self, "crossfades", tuple(float(w) for w in self.crossfades))
-        object.__setattr__(self, "constant_weights",
-                           tuple(float(w) for w in self.constant_weights))
-        if self.shape not in SHAPES:
-            raise ValueError(f"curriculum shape {self.shape!r} is not one of {SHAPES}")
-        if self.mix not in MIXES:
-            raise ValueError(f"curriculum mix {self.mix!r} is not one of {MIXES}")
+    @pydantic.model_validator(mode="after")
+    def _ordered(self) -> "CurriculumConfig":
         (b1, b2), (w1, w2) = self.boundaries, self.crossfades
         edges = (0.0, b1 - w1 / 2, b1 + w1 / 2, b2 - w2 / 2, b2 + w2 / 2, 1.0)
-        if min(w1, w2) < 0 or any(lo > hi for lo, hi in zip(edges, edges[1:])):
+        if any(lo > hi for lo, hi in zip(edges, edges[1:])):
             raise ValueError("curriculum crossfades must be ordered, non-negative and inside "
                              f"[0, 1]: boundaries={self.boundaries}, crossfades={self.crossfades}")
-        c = self.constant_weights
-        if len(c) != 3 or min(c) < 0 or not math.isclose(sum(c), 1.0, abs_tol=1e-6):
-            raise ValueError(f"constant_weights must be 3 non-negative numbers summing to 1: {c}")
+        if not math.isclose(sum(self.constant_weights), 1.0, abs_tol=1e-6):
+            raise ValueError("constant_weights must be 3 non-negative numbers summing to 1: "
+                             f"{self.constant_weights}")
+        return self
 
 
 def _ramp(t: float, centre: float, width: float, shape: str) -> float:

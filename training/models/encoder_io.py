@@ -1,6 +1,6 @@
 """What the engine reads off the model besides its forward: weight-decay groups and the encoder
-export that loads with ``strict=True`` into ``timm.create_model(timm_spec()["model"],
-pretrained=False, num_classes=0, **timm_spec()["kwargs"])``."""
+export that loads with ``strict=True`` into ``build_timm_vit(timm_spec()["model"],
+{**timm_spec()["kwargs"], "num_classes": 0})``."""
 
 import torch
 import torch.nn as nn
@@ -34,9 +34,21 @@ class EncoderExportMixin:
                 if k.startswith(ENCODER_PREFIXES)}
 
     def timm_spec(self: nn.Module) -> dict:
-        """{"model": timm name, "kwargs": architecture arguments} for ``timm.create_model``."""
+        """{"model": the timm name the config claims (None when no timm ViT has these sizes),
+        "kwargs": every architecture argument}: enough for ``build_timm_vit`` either way."""
         cfg = self.cfg
         kwargs = {"img_size": cfg.img_size, "patch_size": cfg.patch_size,
                   "embed_dim": cfg.embed_dim, "depth": cfg.depth, "num_heads": cfg.num_heads,
                   "mlp_ratio": cfg.mlp_ratio}
         return {"model": cfg.timm_model, "kwargs": kwargs}
+
+
+def build_timm_vit(name: str | None, kwargs: dict) -> nn.Module:
+    """``timm.create_model(name, pretrained=False, **kwargs)``, or, with no name, timm's
+    ``VisionTransformer(**kwargs)`` (what an export of a size timm has no name for records)."""
+    import timm  # only exports and evaluation need it
+    from timm.models.vision_transformer import VisionTransformer
+
+    if name is None:
+        return VisionTransformer(**kwargs)
+    return timm.create_model(name, pretrained=False, **kwargs)
