@@ -33,6 +33,7 @@ from datasets_spec.shard_writer import ImageResult
 
 from .backends.base import Instances
 from .errors import LabelingError
+from .reduced_records import upsampled_fields
 
 
 def fuse(
@@ -41,14 +42,17 @@ def fuse(
     orig_hw: tuple[int, int],
     canvas: int,
     min_area: int = 4,
+    image_hw: tuple[int, int] | None = None,
 ) -> ImageResult:
     """semantic: int32 [h, w] at fit(H, W, canvas), -1 = no class (or None);
-    instances: masks at (H, W) = orig_hw (or None); min_area in canvas pixels.
+    instances: masks at (H, W) = orig_hw (or None), or at `image_hw` when the image was decoded
+    reduced (records still at H × W: labeling.reduced_records); min_area in canvas pixels.
 
     Returns ImageResult(semantic [S, S] uint16, instance [S, S] uint16, orig_hw, records); a missing
     semantic map gives all SEMANTIC_IGNORE, missing instances an all-INSTANCE_NONE map.
     """
     height, width = orig_hw
+    image_hw = (height, width) if image_hw is None else tuple(image_hw)
     valid = fit(height, width, canvas)
     if semantic is None:
         sem_canvas = np.full((canvas, canvas), schema.SEMANTIC_IGNORE, np.uint16)
@@ -58,15 +62,15 @@ def fuse(
         empty = np.full((canvas, canvas), schema.INSTANCE_NONE, np.uint16)
         dropped = {} if instances is None else dict(instances.dropped)
         return ImageResult(semantic=sem_canvas, instance=empty, orig_hw=(height, width), dropped=dropped)
-    if instances.masks.shape[1:] != (height, width):
-        raise LabelingError(f"instance masks are {instances.masks.shape[1:]}, image is {(height, width)}")
-    scale = height * width / (valid[0] * valid[1])
+    if instances.masks.shape[1:] != image_hw:
+        raise LabelingError(f"instance masks are {instances.masks.shape[1:]}, image is {image_hw}")
+    scale = image_hw[0] * image_hw[1] / (valid[0] * valid[1])
     owner, crops = resolve_overlaps(instances.masks, instances.scores)
     won = owned_areas(owner, len(instances))
     pieces = remove_specks(owner, crops, max(1, int(np.ceil(min_area * scale))))
     left = owned_areas(owner, len(instances))
-    ids, inst_canvas, source = _number(owner, left, instances.scores, canvas)
-    records = _records(ids, inst_canvas, source, crops, instances, semantic, valid)
+    ids, inst_canvas, source = _number(owner, left, instances.scores, canvas, (height, width))
+    records = _records(ids, inst_canvas, source, crops, instances, semantic, valid, (height, width))
     dropped = Counter(instances.dropped)
     dropped.update({
         "empty_mask": sum(crop is None for crop in crops),
@@ -140,10 +144,10 @@ def bounding_box(mask: np.ndarray) -> list[int] | None:
     return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
 
 
-def _number(owner: np.ndarray, areas: np.ndarray, scores: np.ndarray,
-            canvas: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """owner [H, W], areas [M] (owned_areas) → (ids uint16 [H, W] at original res, canvas map
-    uint16 [S, S], source [M' + 1]).
+def _number(owner: np.ndarray, areas: np.ndarray, scores: np.ndarray, canvas: int,
+            orig_hw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """owner [H, W], areas [M] (owned_areas) → (ids uint16 [H, W] at the masks' res, canvas map
+    uint16 [S, S], source [M' + 1]). orig_hw: the true (H, W) (larger after a reduced decode).
 
     Ids follow score desc, area asc, input order, counting only instances with canvas pixels;
     source[i] is the input index of final id i (entry 0 unused).
@@ -156,18 +160,19 @@ def _number(owner: np.ndarray, areas: np.ndarray, scores: np.ndarray,
     lut = np.zeros(count + 1, np.uint16)
     lut[order + 1] = np.arange(1, len(order) + 1)
     ids = lut[owner + 1]
-    on_canvas = np.bincount(labels_to_canvas(ids, canvas, 0).reshape(-1), minlength=len(order) + 1) > 0
+    on_canvas = np.bincount(labels_to_canvas(ids, canvas, 0, orig_hw).reshape(-1), minlength=len(order) + 1) > 0
     on_canvas[0] = False
     compact = np.zeros(len(order) + 1, np.uint16)
     compact[on_canvas] = np.arange(1, on_canvas.sum() + 1)
     source = np.zeros(on_canvas.sum() + 1, np.int64)
     source[compact[on_canvas]] = order[on_canvas[1:]]
     ids = compact[ids]
-    return ids, labels_to_canvas(ids, canvas, 0), source
+    return ids, labels_to_canvas(ids, canvas, 0, orig_hw), source
 
 
-def _records(ids, inst_canvas, source, crops, instances: Instances, semantic, valid) -> list[dict]:
-    """One record per id of the canvas map, fields of datasets_spec.records.INSTANCE_FIELDS."""
+def _records(ids, inst_canvas, source, crops, instances: Instances, semantic, valid, orig_hw) -> list[dict]:
+    """One record per id of the canvas map, fields of datasets_spec.records.INSTANCE_FIELDS, at the
+    true resolution orig_hw also when `ids` are at a reduced decode's."""
     count = len(source) - 1
     classes = majority_class(inst_canvas[: valid[0], : valid[1]], semantic, count)
     records = []
@@ -184,8 +189,10 @@ def _records(ids, inst_canvas, source, crops, instances: Instances, semantic, va
             "semantic": classes[i],
             "source": instances.source,
             "prompt": instances.prompts[k],
-            "rle": encode_rle(mask),
+            "rle": None,
         })
+        records[-1].update(upsampled_fields(mask, orig_hw) if ids.shape != tuple(orig_hw)
+                           else {"rle": encode_rle(mask)})
     return records
 
 
