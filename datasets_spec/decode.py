@@ -96,7 +96,7 @@ def decode_reduced(path, max_pixels: int, canvas: int) -> tuple[np.ndarray, tupl
             swap = _AXES[_orientation(image)][0]
             (height, width), reduced = (stored_wh, image.size) if swap else (stored_wh[::-1], image.size[::-1])
             valid = fit(height, width, canvas)
-            if reduced[0] < valid[0] or reduced[1] < valid[1]:
+            if reduced != (height, width) and (reduced[0] < valid[0] or reduced[1] < valid[1]):
                 raise ImageDecodeError(_too_large(stored_wh, max_pixels), path)
             image.load()
             if incomplete(Path(path).read_bytes(), image.format):

@@ -46,11 +46,14 @@ def raw_pixels(dataset, pos: int, box, flip: bool) -> dict:
 
 def collate(samples: list[dict]) -> dict:
     """Samples of data.decode: gpu → a loader batch: semantic, instance, index stacked as usual;
-    "jpeg": list of N uint8 [bytes] (empty: decoded in the worker), "crop": int64 [N, 8],
-    "rgb": uint8 [K, s, s, 3] of the K samples decoded in the worker, "rgb_at": int64 [K] their rows."""
+    "jpeg": uint8 [bytes] all JPEG files one after the other, "jpeg_end": int64 [N] where sample
+    i's file ends (empty: decoded in the worker), "crop": int64 [N, 8], "rgb": uint8 [K, s, s, 3]
+    of the K samples decoded in the worker, "rgb_at": int64 [K] their rows. Few large tensors: a
+    worker hands each tensor over in its own shared-memory segment."""
     at = [i for i, s in enumerate(samples) if s["rgb"] is not None]
     batch = {key: torch.stack([s[key] for s in samples]) for key in ("semantic", "instance", "index", "crop")}
-    batch["jpeg"] = [s["jpeg"] for s in samples]
+    batch["jpeg"] = torch.cat([s["jpeg"] for s in samples])
+    batch["jpeg_end"] = torch.cumsum(torch.tensor([len(s["jpeg"]) for s in samples], dtype=torch.int64), 0)
     batch["rgb_at"] = torch.tensor(at, dtype=torch.int64)
     batch["rgb"] = torch.stack([samples[i]["rgb"] for i in at]) if at else torch.empty(0, dtype=torch.uint8)
     return batch
@@ -62,10 +65,12 @@ def decode_batch(batch: dict, device: torch.device, cfg: DataConfig) -> dict:
     device = torch.device(device)
     out = {key: batch[key].to(device, non_blocking=True) for key in ("semantic", "instance", "index")}
     size = cfg.img_size
-    image = torch.empty(len(batch["jpeg"]), 3, size, size, device=device)
-    at = [i for i, data in enumerate(batch["jpeg"]) if data.numel()]
+    ends = batch["jpeg_end"].tolist()
+    image = torch.empty(len(ends), 3, size, size, device=device)
+    starts = [0, *ends[:-1]]
+    at = [i for i in range(len(ends)) if ends[i] > starts[i]]
     if at:
-        decoded = decode_jpegs([batch["jpeg"][i] for i in at], device)
+        decoded = decode_jpegs([batch["jpeg"][starts[i]:ends[i]] for i in at], device)
         for i, pixels in zip(at, decoded):
             image[i] = crop_resize(pixels, batch["crop"][i].tolist(), size)
     if len(batch["rgb_at"]):
