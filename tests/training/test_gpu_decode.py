@@ -156,3 +156,27 @@ def test_gpu_decode_without_cuda_is_one_line_at_start(capsys, tiny_store, tmp_pa
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "data.decode=gpu needs a CUDA device" in lines[0], lines
     assert not (tmp_path / "run" / "latest.pt").exists()
+
+
+def test_a_gpu_mode_run_decodes_in_the_step(mixed_store, tmp_path, monkeypatch):
+    """The engine's hook: with the CUDA check lifted, a CPU run in GPU mode trains on batches the
+    step decoded (and pictures them), with losses close to a CPU-mode run's."""
+    from training import step
+    from training.data import gpu_decode
+    from training.engine import train
+
+    from .engine_fixtures import tiny_config
+
+    store, root = mixed_store
+    seen = []
+    monkeypatch.setattr(gpu_decode, "require_cuda", lambda cfg, device: None)
+    monkeypatch.setattr(step, "to_device", lambda batch, device: pytest.fail("to_device in GPU mode"))
+    real = gpu_decode.decode_batch
+    monkeypatch.setattr(gpu_decode, "decode_batch", lambda *a, **k: seen.append(1) or real(*a, **k))
+    settings = ["optim.epochs=1", "engine.image_every=2", "data.jpeg_draft=false"]
+    gpu = train(tiny_config(*settings, "data.decode=gpu"), store, root, tmp_path / "gpu")
+    monkeypatch.undo()
+    cpu = train(tiny_config(*settings), store, root, tmp_path / "cpu")
+    assert len(seen) == gpu["steps_run"] == cpu["steps_run"] == 2
+    assert (tmp_path / "gpu" / "images" / "step-0000002.png").is_file()
+    assert gpu["loss"] == pytest.approx(cpu["loss"], rel=1e-2)
