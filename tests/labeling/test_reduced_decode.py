@@ -135,7 +135,8 @@ def test_a_jpeg_above_the_limit_is_labeled_at_its_true_size(labeled):
 
 def test_the_trainer_reads_a_jpeg_labeled_on_a_reduced_decode(labeled):
     store, root, _ = labeled
-    cfg = DataConfig(img_size=32, num_workers=0, scale=(0.05, 1.0), jpeg_draft=False)  # no draft: only the limit reduces
+    # no draft: only the pixel limit makes decode_crop reduce
+    cfg = DataConfig(img_size=32, num_workers=0, scale=(0.05, 1.0), jpeg_draft=False)
     ds = build_dataset(cfg, store, root, seed=0)
     assert ds.max_pixels == 200_000  # the labeler's limit, from the store's job record
     for epoch in range(3):

@@ -180,3 +180,13 @@ def test_a_gpu_mode_run_decodes_in_the_step(mixed_store, tmp_path, monkeypatch):
     assert len(seen) == gpu["steps_run"] == cpu["steps_run"] == 2
     assert (tmp_path / "gpu" / "images" / "step-0000002.png").is_file()
     assert gpu["loss"] == pytest.approx(cpu["loss"], rel=1e-2)
+
+
+def test_a_jpeg_that_fails_to_decode_in_the_step_names_the_batchs_images(mixed_store):
+    store, root = mixed_store
+    cfg = DataConfig(img_size=32, num_workers=0, decode="gpu")
+    raw = collate(build_dataset(cfg, store, root, seed=0).__getitems__([(0, 0), (1, 0)]))
+    raw["jpeg"][raw["jpeg_end"][0] - 600:raw["jpeg_end"][0]] = 0  # the first file's scan data zeroed
+    raw["jpeg"][200:400] = 0xFF
+    with pytest.raises(TrainingError, match=r"decoding the JPEGs of store images \[0, 1\] on cpu failed: "):
+        decode_batch(raw, torch.device("cpu"), cfg)

@@ -40,8 +40,8 @@ def raw_pixels(dataset, pos: int, box, flip: bool) -> dict:
         rgb = torch.from_numpy((rgb[:, ::-1] if flip else rgb).copy())
         return {"jpeg": _NO_BYTES, "crop": torch.zeros(8, dtype=torch.int64), "rgb": rgb}
     data = torch.frombuffer(bytearray(crop.data), dtype=torch.uint8)
-    return {"jpeg": data, "crop": torch.tensor([*crop.box, crop.swap, crop.flip_x, crop.flip_y, flip]),
-            "rgb": None}
+    fields = [*crop.box, crop.swap, crop.flip_x, crop.flip_y, flip]
+    return {"jpeg": data, "crop": torch.tensor(fields, dtype=torch.int64), "rgb": None}
 
 
 def collate(samples: list[dict]) -> dict:
@@ -70,7 +70,11 @@ def decode_batch(batch: dict, device: torch.device, cfg: DataConfig) -> dict:
     starts = [0, *ends[:-1]]
     at = [i for i in range(len(ends)) if ends[i] > starts[i]]
     if at:
-        decoded = decode_jpegs([batch["jpeg"][starts[i]:ends[i]] for i in at], device)
+        try:
+            decoded = decode_jpegs([batch["jpeg"][starts[i]:ends[i]] for i in at], device)
+        except RuntimeError as exc:
+            raise TrainingError(f"decoding the JPEGs of store images {batch['index'][at].tolist()} on {device} "
+                                f"failed: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
         for i, pixels in zip(at, decoded):
             image[i] = crop_resize(pixels, batch["crop"][i].tolist(), size)
     if len(batch["rgb_at"]):
@@ -118,7 +122,8 @@ def _taps(src: int, dst: int) -> int:
     scale = src / dst
     centre = (np.arange(dst) + 0.5) * scale
     support = 2.0 * max(scale, 1.0)
-    return int((np.minimum(np.floor(centre + support + 0.5), src) - np.maximum(np.floor(centre - support + 0.5), 0)).sum())
+    last = np.minimum(np.floor(centre + support + 0.5), src)
+    return int((last - np.maximum(np.floor(centre - support + 0.5), 0)).sum())
 
 
 def _resize(image: torch.Tensor, size) -> torch.Tensor:
