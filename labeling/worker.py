@@ -66,14 +66,14 @@ class ShardLabeler:
         Decoding runs at most two batches ahead, so a shard of huge images never sits in memory whole.
         """
         ahead = 2 * self.cfg.batch_size
-        limit = self.cfg.max_pixels, self.cfg.canvas
-        decodes = deque(pool.submit(_decode, root / item.key, *limit) for item in items[:ahead])
+        limits = self.cfg.max_pixels, self.cfg.canvas
+        decodes = deque(pool.submit(_decode, root / item.key, *limits) for item in items[:ahead])
         out: list = [None] * len(items)
         batch: list[tuple[int, ImageItem, object]] = []
         for j, item in enumerate(items):
             decoded = decodes.popleft().result()
             if j + ahead < len(items):
-                decodes.append(pool.submit(_decode, root / items[j + ahead].key, *limit))
+                decodes.append(pool.submit(_decode, root / items[j + ahead].key, *limits))
             if isinstance(decoded, str):
                 out[j] = ImageResult.failed(decoded)
                 continue
