@@ -17,33 +17,39 @@ from datasets_spec.geometry import canvas_index
 
 def upsampled_fields(mask: np.ndarray, orig_hw) -> dict:
     """mask bool [h, w] (h ≤ H, w ≤ W; not empty) → {"box": [x, y, w, h], "area", "rle"} of the
-    mask brought to orig_hw = (H, W), equal to computing them on the H × W mask."""
+    mask brought to orig_hw = (H, W), equal to computing them on the H × W mask. Work and memory
+    scale with the mask's bounding box on the small mask."""
     height, width = int(orig_hw[0]), int(orig_hw[1])
     rows = canvas_index(np.arange(height), height, mask.shape[0])  # reduced row of each original row
     cols = canvas_index(np.arange(width), width, mask.shape[1])
     row_start = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=mask.shape[0]))])
     col_start = np.concatenate([[0], np.cumsum(np.bincount(cols, minlength=mask.shape[1]))])
-    area = int(np.diff(row_start) @ mask.astype(np.int64) @ np.diff(col_start))
     r, c = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     x, y = int(col_start[c[0]]), int(row_start[r[0]])
     box = [float(x), float(y), float(col_start[c[-1] + 1] - x), float(row_start[r[-1] + 1] - y)]
-    return {"box": box, "area": area, "rle": _rle(mask, row_start, cols, height, width)}
-
-
-def _rle(mask: np.ndarray, row_start: np.ndarray, cols: np.ndarray, height: int, width: int) -> dict:
-    """pycocotools' compressed RLE (column-major runs, zeros first) of the upsampled mask."""
-    # where each reduced column changes value, in original rows: [changes] sorted by column
-    col, row = np.nonzero((mask[1:] != mask[:-1]).T)
-    offsets = row_start[row + 1]
-    per_col = np.bincount(col, minlength=mask.shape[1])
-    first = np.cumsum(per_col) - per_col
-    n = per_col[cols]  # changes inside each original column
-    within = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
-    inside = offsets[np.repeat(first[cols], n) + within] + np.repeat(np.arange(width, dtype=np.int64) * height, n)
-    seams = np.flatnonzero(mask[0, cols[1:]] != mask[-1, cols[:-1]]) + 1  # a column starts unlike the last ended
-    changes = np.sort(np.concatenate([inside, seams.astype(np.int64) * height]))
-    counts = np.diff(np.concatenate([[0], changes, [height * width]]))
-    if mask[0, cols[0]]:
-        counts = np.concatenate([[0], counts])
+    counts = _run_lengths(mask[r[0]:r[-1] + 1, c[0]:c[-1] + 1], row_start[r[0]:r[-1] + 2],
+                          cols[x:int(col_start[c[-1] + 1])] - c[0], x, height, width)
     rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts.tolist()}, height, width)
-    return {"size": [height, width], "counts": rle["counts"].decode("ascii")}
+    return {"box": box, "area": int(counts[1::2].sum()),
+            "rle": {"size": [height, width], "counts": rle["counts"].decode("ascii")}}
+
+
+def _run_lengths(band: np.ndarray, bounds: np.ndarray, band_cols: np.ndarray, first_col: int,
+                 height: int, width: int) -> np.ndarray:
+    """pycocotools' run lengths (column-major, zeros first) of an H × W mask that is zero outside
+    original columns [first_col, first_col + len(band_cols)), whose column first_col + i shows
+    `band` [b, k] column band_cols[i] stretched so that band row t covers rows [bounds[t], bounds[t+1])."""
+    padded = np.pad(band, ((1, 1), (0, 0)))  # zeros above and below the band (maybe zero rows long)
+    col, edge = np.nonzero((padded[1:] != padded[:-1]).T)  # value changes, by band column then row
+    offsets = bounds[edge]  # original row where each change happens
+    per_col = np.bincount(col, minlength=band.shape[1])
+    first = np.cumsum(per_col) - per_col
+    n = per_col[band_cols]  # changes in each original column of the band
+    within = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+    starts = (first_col + np.arange(len(band_cols), dtype=np.int64)) * height
+    changes = offsets[np.repeat(first[band_cols], n) + within] + np.repeat(starts, n)
+    # a band touching a column's top or bottom: a change there into the next column's top may be
+    # undone at once (1 → 0 → 1 across zero rows); keep positions changed an odd number of times
+    changes, times = np.unique(changes, return_counts=True)
+    changes = changes[(times % 2 == 1) & (changes < height * width)]
+    return np.diff(np.concatenate([[0], changes, [height * width]]))

@@ -35,11 +35,17 @@ def test_upsampled_fields_equal_those_of_the_upsampled_mask(shape, orig_hw):
         mask[0, 0] = density > 0.5  # both first-pixel values occur
         if not mask.any():
             mask[-1, -1] = True
-        full = resize_labels(mask.astype(np.uint8), *orig_hw).astype(bool)
-        fields = upsampled_fields(mask, orig_hw)
-        assert fields["rle"] == encode_rle(full)
-        assert fields["area"] == int(full.sum())
-        assert fields["box"] == [float(v) for v in bounding_box(full)]
+        edges = [np.zeros(shape, bool) for _ in range(4)]
+        edges[0][0, 0] = edges[1][-1, -1] = edges[2][1:-1, 1:-1] = True
+        edges[3][:] = True
+        for one in [mask, *edges] if density == 0.5 else [mask]:
+            if not one.any():
+                continue
+            full = resize_labels(one.astype(np.uint8), *orig_hw).astype(bool)
+            fields = upsampled_fields(one, orig_hw)
+            assert fields["rle"] == encode_rle(full)
+            assert fields["area"] == int(full.sum())
+            assert fields["box"] == [float(v) for v in bounding_box(full)]
 
 
 def test_labels_of_a_reduced_decode_reach_the_canvas_as_if_upsampled_first():
