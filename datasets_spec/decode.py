@@ -73,10 +73,7 @@ def decode_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """
     with _opened(path, max_pixels) as (image, _):
         try:
-            image.load()
-            if incomplete(Path(path).read_bytes(), image.format):
-                raise ImageDecodeError("truncated image file", path)
-            return np.array(_orient(_to_rgb(image), _orientation(image)))
+            return _whole(image, path)
         except (OSError, SyntaxError, ValueError, EOFError) as err:
             raise ImageDecodeError(_reason(err), path) from None
 
@@ -98,12 +95,18 @@ def decode_reduced(path, max_pixels: int, canvas: int) -> tuple[np.ndarray, tupl
             valid = fit(height, width, canvas)
             if reduced != (height, width) and (reduced[0] < valid[0] or reduced[1] < valid[1]):
                 raise ImageDecodeError(_too_large(stored_wh, max_pixels), path)
-            image.load()
-            if incomplete(Path(path).read_bytes(), image.format):
-                raise ImageDecodeError("truncated image file", path)
-            return np.array(_orient(_to_rgb(image), _orientation(image))), (height, width)
+            return _whole(image, path), (height, width)
         except (OSError, SyntaxError, ValueError, EOFError) as err:
             raise ImageDecodeError(_reason(err), path) from None
+
+
+def _whole(image: Image.Image, path) -> np.ndarray:
+    """The opened image decoded whole (at its draft size, if any), checked complete, made RGB and
+    oriented → [H, W, 3] uint8 (writable)."""
+    image.load()
+    if incomplete(Path(path).read_bytes(), image.format):
+        raise ImageDecodeError("truncated image file", path)
+    return np.array(_orient(_to_rgb(image), _orientation(image)))
 
 
 def decode_crop(path, box, out_hw, orig_hw, *, draft: bool = True,
