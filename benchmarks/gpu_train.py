@@ -7,6 +7,9 @@ training.data with one worker per core and is skipped, with a note, where the st
 
     python benchmarks/gpu_train.py [--batch 256] [--steps 20] [--warmup 5]   # on the GPU machine
     python benchmarks/gpu_train.py --tiny                                    # CPU smoke run
+
+`--decode gpu` measures the loader with data.decode: gpu, its batches decoded on the device by
+training.data.gpu_decode (under --tiny, or without CUDA for the loader alone, on the CPU).
 """
 
 from __future__ import annotations
@@ -124,21 +127,23 @@ def profile_mode(mode: str, arch: str, args, device: torch.device) -> str:
     return f"profile of {mode} (3 steps):\n" + prof.key_averages().table(sort_by=key, row_limit=18)
 
 
-def bench_loader(args) -> dict | None:
-    """images/s of training.data over synthetic JPEGs with one worker per core, or None if the
-    store stack does not import here."""
+def bench_loader(args, device: torch.device) -> dict | None:
+    """images/s of training.data over synthetic JPEGs with one worker per core (with --decode gpu
+    including the batch decode on `device`), or None if the store stack does not import here."""
     try:
         from torch.utils.data import DataLoader
 
         from benchmarks.train_step import FULL, TINY, Sizes, make_data
         from training.data import DataConfig, build_dataset, loader_kwargs
+        from training.data.gpu_decode import decode_batch
     except ImportError as exc:
         print(f"note: loader part skipped, the store stack does not import here ({exc})")
         return None
     base = TINY if args.tiny else FULL
     workers = 1 if args.tiny else max(1, (os.cpu_count() or 2) - 1)
     sizes = Sizes(**{**vars(base), "images": base.images * (1 if args.tiny else 4)})
-    cfg = DataConfig(img_size=base.loader_img, num_workers=workers, prefetch_factor=4)
+    cfg = DataConfig(img_size=base.loader_img, num_workers=workers, prefetch_factor=4, decode=args.decode)
+    finish = (lambda b: decode_batch(b, device, cfg)["image"]) if args.decode == "gpu" else (lambda b: b["image"])
     batch = 4 if args.tiny else 64
     with tempfile.TemporaryDirectory() as tmp:
         store, images = make_data(Path(tmp), sizes)
@@ -146,12 +151,14 @@ def bench_loader(args) -> dict | None:
         passes = 2 if args.tiny else 3
         items = [(p % len(ds), p // len(ds)) for p in range(len(ds) * passes)]
         batches = iter(DataLoader(ds, batch_size=batch, sampler=items, drop_last=True, **loader_kwargs(cfg)))
-        next(batches)  # worker start-up excluded
+        finish(next(batches))  # worker start-up excluded
         start, count = time.perf_counter(), 0
         for b in batches:
-            count += len(b["index"])
+            count += len(finish(b))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         elapsed = time.perf_counter() - start
-    return {"workers": workers, "images_s": count / elapsed}
+    return {"workers": workers, "images_s": count / elapsed, "decode": args.decode, "device": str(device)}
 
 
 def _override(item: str) -> tuple[str, object]:
@@ -174,7 +181,8 @@ def report(results: dict, loader: dict | None, arch: str, args, device: torch.de
         lines.append(f"  {mode:10s} {r['step_s'] * 1e3:9.1f} {r['images_s']:10.1f} {r['peak_gib']:9.2f} "
                      f"{r['step_s'] / ref_s:6.2f}x")
     if loader and "c2fmae" in results:
-        lines.append(f"loader: {loader['images_s']:.0f} images/s with {loader['workers']} workers "
+        lines.append(f"loader (decode {loader['decode']} on {loader['device']}): {loader['images_s']:.0f} "
+                     f"images/s with {loader['workers']} workers "
                      f"({loader['images_s'] / results['c2fmae']['images_s']:.2f}x the c2fmae step rate)")
     return "\n".join(lines)
 
@@ -190,16 +198,20 @@ def main(argv=None) -> dict:
                         help="model config override for every mode, e.g. input_fusion=sum")
     parser.add_argument("--no-loader", action="store_true", help="skip the loader measurement")
     parser.add_argument("--profile", choices=MODES, help="also print the op profile of this mode")
+    parser.add_argument("--decode", choices=("cpu", "gpu"), default="cpu",
+                        help="the loader's data.decode (gpu: batches decoded on the device)")
     args = parser.parse_args(argv)
     args.overrides = dict(_override(item) for item in args.set)
     if args.tiny:
         args.batch, args.steps, args.warmup = min(args.batch, 4), min(args.steps, 2), 1
     arch = "vit_tiny_cpu" if args.tiny else "vit_base_patch16"
     device = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
+    if args.decode == "gpu" and device.type != "cuda" and not args.tiny:
+        parser.error("--decode gpu needs CUDA (under --tiny it runs on the CPU)")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
     results = {mode: bench_mode(mode, arch, args, device) for mode in args.modes}
-    loader = None if args.no_loader else bench_loader(args)
+    loader = None if args.no_loader else bench_loader(args, device)
     print(report(results, loader, arch, args, device))
     if args.profile:
         print(profile_mode(args.profile, arch, args, device))

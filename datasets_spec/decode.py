@@ -3,7 +3,9 @@
 Labeler and trainer both decode through here, so the masks and the training RGB describe the same
 pixels (docs/dataset-format.md, "Decoding"). The rules, applied to every image in this order:
 - content decides the format, not the name (ImageNet has PNG and CMYK files named .JPEG);
-- images above `max_pixels` (from the header) are refused before any pixel is decoded;
+- images above `max_pixels` (from the header) are refused before any pixel is decoded, except
+  JPEGs where `decode_reduced` (the labeler) and `decode_crop` (the trainer) may decode them at
+  1/2, 1/4 or 1/8 size in the DCT domain, the least reduction that fits max_pixels;
 - truncated data is an error (PIL's `ImageFile.LOAD_TRUNCATED_IMAGES` must stay False: it would pad
   the image with grey and hide the fault), also when the cut file still ends properly (checked by
   `decode_image`; `decode_crop`, the trainer's path, skips that check: it reads only images the
@@ -28,12 +30,14 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 
 from .completeness import incomplete
 from .errors import StoreError
+from .geometry import fit
 
 MAX_PIXELS = 200_000_000  # the ceiling of any limit: ~200 MP, 14142²
 DEFAULT_MAX_PIXELS = 100_000_000  # 10× ImageNet's largest (~10 MP); ~0.4 GB while decoding
@@ -69,12 +73,40 @@ def decode_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """
     with _opened(path, max_pixels) as (image, _):
         try:
-            image.load()
-            if incomplete(Path(path).read_bytes(), image.format):
-                raise ImageDecodeError("truncated image file", path)
-            return np.array(_orient(_to_rgb(image), _orientation(image)))
+            return _whole(image, path)
         except (OSError, SyntaxError, ValueError, EOFError) as err:
             raise ImageDecodeError(_reason(err), path) from None
+
+
+def decode_reduced(path, max_pixels: int, canvas: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """The whole image → ([h, w, 3] uint8 RGB, (H, W) its true size after orientation).
+
+    As `decode_image`, except that a JPEG above `max_pixels` decodes at the least DCT reduction
+    (1/2, 1/4, 1/8) whose pixels fit max_pixels, then (h, w) < (H, W); refused ("image too large")
+    when none fits or the reduced image is smaller on an axis than its place on an S = `canvas`
+    canvas (fit(H, W, S)), so labels made from it keep the canvas resolution.
+    """
+    with _opened(path, max_pixels, reducible=True) as (image, stored_wh, least):
+        try:
+            _reduce(image, least)
+            _check_reduced(image, stored_wh, max_pixels, path)
+            swap = _AXES[_orientation(image)][0]
+            (height, width), reduced = (stored_wh, image.size) if swap else (stored_wh[::-1], image.size[::-1])
+            valid = fit(height, width, canvas)
+            if reduced != (height, width) and (reduced[0] < valid[0] or reduced[1] < valid[1]):
+                raise ImageDecodeError(_too_large(stored_wh, max_pixels), path)
+            return _whole(image, path), (height, width)
+        except (OSError, SyntaxError, ValueError, EOFError) as err:
+            raise ImageDecodeError(_reason(err), path) from None
+
+
+def _whole(image: Image.Image, path) -> np.ndarray:
+    """The opened image decoded whole (at its draft size, if any), checked complete, made RGB and
+    oriented → [H, W, 3] uint8 (writable)."""
+    image.load()
+    if incomplete(Path(path).read_bytes(), image.format):
+        raise ImageDecodeError("truncated image file", path)
+    return np.array(_orient(_to_rgb(image), _orientation(image)))
 
 
 def decode_crop(path, box, out_hw, orig_hw, *, draft: bool = True,
@@ -83,30 +115,58 @@ def decode_crop(path, box, out_hw, orig_hw, *, draft: bool = True,
 
     box: (top, left, height, width) in pixels of the oriented image, which must be `orig_hw`
     (H, W) (the size the box was sampled on; another size is an ImageDecodeError).
-    out_hw: (oh, ow). draft: allow JPEG DCT-domain reduction when the box allows it.
+    out_hw: (oh, ow). draft: allow JPEG DCT-domain reduction when the box allows it. A JPEG above
+    `max_pixels` decodes at least as reduced as `decode_reduced` decoded it for the labeler.
     """
     _check_box(box, orig_hw)
-    with _opened(path, max_pixels) as (image, stored_wh):
+    with _opened(path, max_pixels, reducible=True) as (image, stored_wh, least):
         try:
-            scale = _draft(image, box, out_hw) if draft else 1.0
+            scale = _reduce(image, max(least, _draft_factor(image, box, out_hw) if draft else 1))
+            _check_reduced(image, stored_wh, max_pixels, path)
             image.load()
             orientation = _orientation(image)
-            swap = _AXES[orientation][0]
-            actual = stored_wh if swap else stored_wh[::-1]
-            if tuple(actual) != tuple(orig_hw):
-                raise ImageDecodeError(f"image is {actual[0]}×{actual[1]}, not the "
-                                       f"{orig_hw[0]}×{orig_hw[1]} it was labeled at", path)
+            _check_size(stored_wh, orientation, orig_hw, path)
             stored_box = _to_stored(box, stored_wh, orientation)
             return np.asarray(_crop_resize(_to_rgb(image), stored_box, out_hw, scale, orientation))
         except (OSError, SyntaxError, ValueError, EOFError) as err:
             raise ImageDecodeError(_reason(err), path) from None
 
 
-class _opened:
-    """Context manager: the file checked, opened by PIL and its header checked → (image, (W, H))."""
+class JpegCrop(NamedTuple):
+    """A crop for a decoder of whole JPEG files (torchvision's, on the GPU) to cut itself: the
+    file's bytes, the box in its stored pixels, and the orientation to apply to the cut pixels
+    (oriented = swap_axes(flip(stored)), the flips on the stored axes)."""
 
-    def __init__(self, path, max_pixels: int):
-        self.path, self.max_pixels = path, max_pixels
+    data: bytes
+    box: tuple[int, int, int, int]  # (top, left, height, width) in the file's stored pixels
+    swap: bool
+    flip_x: bool
+    flip_y: bool
+
+
+def jpeg_crop(path, box, orig_hw, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> JpegCrop | None:
+    """What a batch JPEG decoder needs to give `decode_crop(path, box, out_hw, orig_hw)`'s pixels
+    (up to its own resampling), from the header only; None when the file is not a JPEG in RGB or
+    grey (CMYK, PNG, ...) or is above max_pixels (those need `decode_crop`). Errors as decode_crop."""
+    _check_box(box, orig_hw)
+    with _opened(path, max_pixels, reducible=True) as (image, stored_wh, least):
+        if image.format != "JPEG" or image.mode not in ("RGB", "L") or least > 1:
+            return None
+        orientation = _orientation(image)
+        _check_size(stored_wh, orientation, orig_hw, path)
+        try:
+            data = Path(path).read_bytes()
+        except OSError as err:
+            raise ImageDecodeError(_reason(err), path) from None
+    return JpegCrop(data, _to_stored(box, stored_wh, orientation), *_AXES[orientation])
+
+
+class _opened:
+    """Context manager: the file checked, opened by PIL and its header checked → (image, (W, H)),
+    or with `reducible` → (image, (W, H), the least JPEG reduction factor that fits max_pixels)."""
+
+    def __init__(self, path, max_pixels: int, reducible: bool = False):
+        self.path, self.max_pixels, self.reducible = path, max_pixels, reducible
 
     def __enter__(self):
         if ImageFile.LOAD_TRUNCATED_IMAGES:
@@ -120,15 +180,42 @@ class _opened:
             raise ImageDecodeError(f"image too large (over {self.max_pixels // 1_000_000} MP)", self.path) from None
         except (OSError, SyntaxError, ValueError, EOFError) as err:
             raise ImageDecodeError(_reason(err), self.path) from None
-        width, height = self.image.size
-        if width * height > self.max_pixels:
+        size = self.image.size
+        least = _least_factor(size, self.max_pixels) if self.reducible and self.image.format == "JPEG" else 1
+        if least is None or (least == 1 and size[0] * size[1] > self.max_pixels):
             self.image.close()
-            raise ImageDecodeError(f"image too large ({width}×{height} = {width * height / 1e6:.0f} MP > "
-                                   f"{self.max_pixels // 1_000_000} MP)", self.path)
-        return self.image, (width, height)
+            raise ImageDecodeError(_too_large(size, self.max_pixels), self.path)
+        return (self.image, size, least) if self.reducible else (self.image, size)
 
     def __exit__(self, *exc) -> None:
         self.image.close()
+
+
+def _too_large(size, max_pixels: int) -> str:
+    width, height = size
+    return f"image too large ({width}×{height} = {width * height / 1e6:.0f} MP > {max_pixels / 1e6:g} MP)"
+
+
+def _check_size(stored_wh, orientation: int, orig_hw, path) -> None:
+    """Refuse a file whose oriented (H, W) is not `orig_hw`, the size its crop boxes were drawn on."""
+    actual = stored_wh if _AXES[orientation][0] else stored_wh[::-1]
+    if tuple(actual) != tuple(orig_hw):
+        raise ImageDecodeError(f"image is {actual[0]}×{actual[1]}, not the "
+                               f"{orig_hw[0]}×{orig_hw[1]} it was labeled at", path)
+
+
+def _check_reduced(image: Image.Image, stored_wh, max_pixels: int, path) -> None:
+    """Refuse an image whose decoding size (after any reduction) is still above max_pixels."""
+    if image.size[0] * image.size[1] > max_pixels:
+        raise ImageDecodeError(_too_large(stored_wh, max_pixels), path)
+
+
+def _least_factor(size, max_pixels: int) -> int | None:
+    """The least JPEG reduction (1, 2, 4, 8) whose decoded (W, H) = ceil(size / f) fits max_pixels;
+    None when even 1/8 does not."""
+    fits = (f for f in (1, *_DRAFT_FACTORS[::-1])
+            if math.ceil(size[0] / f) * math.ceil(size[1] / f) <= max_pixels)
+    return next(fits, None)
 
 
 def _check_file(path) -> None:
@@ -196,17 +283,20 @@ def _to_stored(box, stored_wh, orientation: int) -> tuple:
     return top, left, height, width
 
 
-def _draft(image: Image.Image, box, out_hw) -> float:
-    """Ask PIL to decode a JPEG at 1/8, 1/4 or 1/2 size, the most the box allows while it stays at
-    least `out_hw`. Returns the reduction factor (1.0 when none)."""
+def _draft_factor(image: Image.Image, box, out_hw) -> int:
+    """The JPEG reduction (8, 4, 2; 1 = none) the box allows while it stays at least `out_hw`."""
     if image.format != "JPEG":
-        return 1.0
+        return 1
     height, width = box[2], box[3]
-    factor = next((f for f in _DRAFT_FACTORS if height >= f * out_hw[0] and width >= f * out_hw[1]), 1)
+    return next((f for f in _DRAFT_FACTORS if height >= f * out_hw[0] and width >= f * out_hw[1]), 1)
+
+
+def _reduce(image: Image.Image, factor: int) -> float:
+    """Ask PIL to decode a JPEG at 1/`factor` size (DCT domain). Returns the scale it gave (1.0: none)."""
     if factor == 1:
         return 1.0
     stored_w, stored_h = image.size
-    drafted = image.draft(image.mode, (stored_w // factor, stored_h // factor))
+    drafted = image.draft(image.mode, (max(1, stored_w // factor), max(1, stored_h // factor)))
     return 1.0 if drafted is None else stored_w / drafted[1][2]
 
 

@@ -44,11 +44,19 @@ def resize_labels(labels: np.ndarray, height: int, width: int) -> np.ndarray:
     return labels[rows[:, None], cols[None, :]]
 
 
-def labels_to_canvas(labels: np.ndarray, canvas: int, pad_value: int) -> np.ndarray:
-    """Label map at original resolution [H, W] → canvas [S, S], padded with `pad_value`."""
-    h, w = fit(labels.shape[0], labels.shape[1], canvas)
+def labels_to_canvas(labels: np.ndarray, canvas: int, pad_value: int, orig_hw=None) -> np.ndarray:
+    """Label map at original resolution [H, W] → canvas [S, S], padded with `pad_value`.
+
+    orig_hw: (H, W) when `labels` [h', w'] were made on a reduced decode of an H × W image: the
+    canvas then shows the map brought to H × W by nearest pixel centre (`canvas_index`'s rule
+    from H to h').
+    """
+    height, width = labels.shape if orig_hw is None else orig_hw
+    h, w = fit(height, width, canvas)
+    rows = canvas_index(_nearest_index(height, h), height, labels.shape[0])  # = the original rows
+    cols = canvas_index(_nearest_index(width, w), width, labels.shape[1])  # when not reduced
     out = np.full((canvas, canvas), pad_value, dtype=labels.dtype)
-    out[:h, :w] = resize_labels(labels, h, w)
+    out[:h, :w] = labels[rows[:, None], cols[None, :]]
     return out
 
 

@@ -34,12 +34,13 @@ import cv2
 import numpy as np
 
 from datasets_spec import schema
-from datasets_spec.geometry import fit, resize_labels
+from datasets_spec.geometry import fit, labels_to_canvas
 from datasets_spec.records import rles_from_counts
 from datasets_spec.shard_writer import ImageResult
 
 from .backends.base import Instances
 from .errors import LabelingError
+from .reduced_records import upsampled_fields
 
 
 def fuse(
@@ -48,14 +49,17 @@ def fuse(
     orig_hw: tuple[int, int],
     canvas: int,
     min_area: int = 4,
+    image_hw: tuple[int, int] | None = None,
 ) -> ImageResult:
     """semantic: int32 [h, w] at fit(H, W, canvas), -1 = no class (or None);
-    instances: masks at (H, W) = orig_hw (or None); min_area in canvas pixels.
+    instances: masks at (H, W) = orig_hw (or None), or at `image_hw` when the image was decoded
+    reduced (records still at H × W: labeling.reduced_records); min_area in canvas pixels.
 
     Returns ImageResult(semantic [S, S] uint16, instance [S, S] uint16, orig_hw, records); a missing
     semantic map gives all SEMANTIC_IGNORE, missing instances an all-INSTANCE_NONE map.
     """
     height, width = orig_hw
+    image_hw = (height, width) if image_hw is None else tuple(image_hw)
     valid = fit(height, width, canvas)
     if semantic is None:
         sem_canvas = np.full((canvas, canvas), schema.SEMANTIC_IGNORE, np.uint16)
@@ -65,13 +69,13 @@ def fuse(
         empty = np.full((canvas, canvas), schema.INSTANCE_NONE, np.uint16)
         dropped = {} if instances is None else dict(instances.dropped)
         return ImageResult(semantic=sem_canvas, instance=empty, orig_hw=(height, width), dropped=dropped)
-    if instances.masks.shape[1:] != (height, width):
-        raise LabelingError(f"instance masks are {instances.masks.shape[1:]}, image is {(height, width)}")
-    scale = height * width / (valid[0] * valid[1])
+    if instances.masks.shape[1:] != image_hw:
+        raise LabelingError(f"instance masks are {instances.masks.shape[1:]}, image is {image_hw}")
+    scale = image_hw[0] * image_hw[1] / (valid[0] * valid[1])
     owner, areas, won, left, pieces = claim_pixels(instances.masks, instances.scores,
                                                    max(1, int(np.ceil(min_area * scale))))
-    lut, inst_canvas, source = _number(owner, left, instances.scores, canvas)
-    records = _records(owner, lut, inst_canvas, source, instances, semantic, valid)
+    lut, inst_canvas, source = _number(owner, left, instances.scores, canvas, (height, width))
+    records = _records(owner, lut, inst_canvas, source, instances, semantic, valid, (height, width))
     nonempty = areas > 0
     dropped = Counter(instances.dropped)
     dropped.update({
@@ -153,10 +157,13 @@ def specks(mine: np.ndarray, area: int, min_pixels: int) -> tuple[np.ndarray | N
     if not small.any():
         return None, 0, 0
     return np.concatenate([[False], small])[labels], int(sizes[small].sum()), int(small.sum())
-def _number(owner: np.ndarray, areas: np.ndarray, scores: np.ndarray,
-            canvas: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """owner [H, W], areas [M] (pixels left to each input) → (lut uint16 [M + 1]: owner + 1 → final
-    id, 0 = none; canvas map uint16 [S, S]; source [M' + 1]).
+
+
+def _number(owner: np.ndarray, areas: np.ndarray, scores: np.ndarray, canvas: int,
+            orig_hw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """owner [h, w], areas [M] (pixels left to each input) → (lut uint16 [M + 1]: owner + 1 → final
+    id, 0 = none; canvas map uint16 [S, S]; source [M' + 1]). orig_hw: the true (H, W), larger
+    than (h, w) after a reduced decode.
 
     Ids follow score desc, area asc, input order, counting only instances with canvas pixels;
     source[i] is the input index of final id i (entry 0 unused).
@@ -166,9 +173,7 @@ def _number(owner: np.ndarray, areas: np.ndarray, scores: np.ndarray,
     if len(present) > np.iinfo(np.uint16).max:
         raise LabelingError(f"too many instances ({len(present)}) for uint16 ids")
     order = present[np.lexsort((present, areas[present], -scores[present]))]
-    sampled = np.zeros((canvas, canvas), np.int64)  # owner + 1 on the canvas, 0 = none or padding
-    h, w = fit(owner.shape[0], owner.shape[1], canvas)
-    sampled[:h, :w] = resize_labels(owner, h, w) + 1
+    sampled = labels_to_canvas(owner + 1, canvas, 0, orig_hw)  # owner + 1 on the canvas, 0 = none or padding
     on_canvas = np.bincount(sampled.reshape(-1), minlength=count + 1)[order + 1] > 0  # [M'] in id order
     lut = np.zeros(count + 1, np.uint16)  # owner + 1 → final id
     lut[order[on_canvas] + 1] = np.arange(1, on_canvas.sum() + 1)
@@ -176,11 +181,15 @@ def _number(owner: np.ndarray, areas: np.ndarray, scores: np.ndarray,
     return lut, lut[sampled], source
 
 
-def _records(owner, lut, inst_canvas, source, instances: Instances, semantic, valid) -> list[dict]:
-    """One record per id of the canvas map, fields of datasets_spec.records.INSTANCE_FIELDS."""
+def _records(owner, lut, inst_canvas, source, instances: Instances, semantic, valid, orig_hw) -> list[dict]:
+    """One record per id of the canvas map, fields of datasets_spec.records.INSTANCE_FIELDS, at the
+    true resolution orig_hw also when `owner` is at a reduced decode's."""
     count = len(source) - 1
     classes = majority_class(inst_canvas[: valid[0], : valid[1]], semantic, count)
-    boxes, areas, rles = id_runs(owner, lut, count)
+    if owner.shape == tuple(orig_hw):
+        boxes, areas, rles = id_runs(owner, lut, count)
+    else:
+        boxes, areas, rles = _upsampled_runs(lut[owner + 1], count, orig_hw)
     return [{
         "id": i,
         "score": float(instances.scores[source[i]]),
@@ -191,6 +200,12 @@ def _records(owner, lut, inst_canvas, source, instances: Instances, semantic, va
         "prompt": instances.prompts[source[i]],
         "rle": rles[i - 1],
     } for i in range(1, count + 1)]
+
+
+def _upsampled_runs(ids: np.ndarray, count: int, orig_hw) -> tuple[list, list, list]:
+    """ids uint16 [h, w] of a reduced decode → id_runs' three fields at orig_hw, id by id."""
+    fields = [upsampled_fields(ids == i, orig_hw) for i in range(1, count + 1)]
+    return [f["box"] for f in fields], [f["area"] for f in fields], [f["rle"] for f in fields]
 
 
 def id_runs(owner: np.ndarray, lut: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, list[dict]]:

@@ -20,7 +20,7 @@ from datasets_spec.geometry import fit
 
 from .backends import create_backend
 from .config import LabelConfig
-from .decode import decode_image
+from .decode import decode_for_labels
 from .errors import LabelingError
 from .fusion import fuse
 from .sources import ImageItem
@@ -66,18 +66,18 @@ class ShardLabeler:
         Decoding runs at most two batches ahead, so a shard of huge images never sits in memory whole.
         """
         ahead = 2 * self.cfg.batch_size
-        limit = self.cfg.max_pixels
-        decodes = deque(pool.submit(_decode, root / item.key, limit) for item in items[:ahead])
+        limits = self.cfg.max_pixels, self.cfg.canvas
+        decodes = deque(pool.submit(_decode, root / item.key, *limits) for item in items[:ahead])
         out: list = [None] * len(items)
         batch: list[tuple[int, ImageItem, object]] = []
         for j, item in enumerate(items):
-            image = decodes.popleft().result()
+            decoded = decodes.popleft().result()
             if j + ahead < len(items):
-                decodes.append(pool.submit(_decode, root / items[j + ahead].key, limit))
-            if isinstance(image, str):
-                out[j] = ImageResult.failed(image)
+                decodes.append(pool.submit(_decode, root / items[j + ahead].key, *limits))
+            if isinstance(decoded, str):
+                out[j] = ImageResult.failed(decoded)
                 continue
-            batch.append((j, item, image))
+            batch.append((j, item, decoded))
             if len(batch) == self.cfg.batch_size:
                 self._run_batch(batch, pool, out)
                 batch = []
@@ -90,7 +90,7 @@ class ShardLabeler:
         if not batch:
             return
         try:
-            predictions = self._predict([item for _, item, _ in batch], [image for _, _, image in batch])
+            predictions = self._predict([item for _, item, _ in batch], [decoded for _, _, decoded in batch])
         except Exception as exc:  # noqa: BLE001 — any model fault becomes a per-image failure
             if len(batch) == 1:
                 out[batch[0][0]] = ImageResult.failed(f"labeling failed: {type(exc).__name__}: {exc}")
@@ -99,12 +99,15 @@ class ShardLabeler:
             for one in batch:
                 self._run_batch([one], pool, out)
             return
-        for (j, _, image), (semantic, instances) in zip(batch, predictions):
-            out[j] = pool.submit(fuse, semantic, instances, image.shape[:2], self.cfg.canvas, self.cfg.min_area)
+        for (j, _, (image, orig_hw)), (semantic, instances) in zip(batch, predictions):
+            out[j] = pool.submit(fuse, semantic, instances, orig_hw, self.cfg.canvas, self.cfg.min_area,
+                                 image_hw=image.shape[:2])
 
-    def _predict(self, items, images) -> list[tuple]:
-        """(semantic [h, w] int32, Instances | None) per image."""
-        sizes = [fit(image.shape[0], image.shape[1], self.cfg.canvas) for image in images]
+    def _predict(self, items, decoded) -> list[tuple]:
+        """decoded: (image [h, w, 3] uint8, (H, W) true size) per item → (semantic [h, w] int32 at
+        fit(H, W, canvas), Instances | None at the image's [h, w]) per image."""
+        sizes = [fit(height, width, self.cfg.canvas) for _, (height, width) in decoded]
+        images = [image for image, _ in decoded]
         semantic = self.semantic.predict(images, sizes)
         if self.instance is None:
             return [(sem, None) for sem in semantic]
@@ -122,10 +125,11 @@ def _resolve(result) -> ImageResult:
         return ImageResult.failed(f"fusion failed: {type(exc).__name__}: {exc}")
 
 
-def _decode(path: Path, max_pixels: int):
-    """Decoded image, or the failure reason as a string."""
+def _decode(path: Path, max_pixels: int, canvas: int):
+    """(decoded image, its true (H, W)) (a JPEG above max_pixels comes reduced), or the failure
+    reason as a string."""
     try:
-        return decode_image(path, max_pixels)
+        return decode_for_labels(path, max_pixels, canvas)
     except LabelingError as exc:
         return str(exc)
     except Exception as exc:  # noqa: BLE001 — a decoder bug must not take the shard down

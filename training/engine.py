@@ -7,6 +7,7 @@ optim.epochs x steps_per_epoch) without changing the lr or curriculum schedules.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -22,7 +23,7 @@ from training import distributed
 from training.checkpoint import (check_compatible, load_checkpoint, make_state,
                                  remove_stale_temps, restore_rng, save_checkpoint)
 from training.config import TrainConfig, save_config, to_dict
-from training.data import build_dataset, loader_kwargs
+from training.data import build_dataset, gpu_decode, loader_kwargs
 from training.errors import TrainingError
 from training.logs import Meter, RunLogger
 from training.masking import Curriculum
@@ -74,6 +75,7 @@ def train(cfg: TrainConfig, data: str | Path, images: str | Path, out: str | Pat
 def setup(cfg: TrainConfig, info: distributed.DistInfo, data: Path, images: Path, run_dir: Path,
           max_steps: int | None) -> Run:
     """Build dataset, sampler, model, optimizer; restore RUN_DIR's latest checkpoint if any."""
+    gpu_decode.require_cuda(cfg.data, info.device)
     dataset = _dataset(cfg, data, images)
     sampler = ResumableSampler(len(dataset), batch_size=cfg.optim.batch_size,
                                accum_iter=cfg.optim.accum_iter, rank=info.rank,
@@ -99,7 +101,9 @@ def setup(cfg: TrainConfig, info: distributed.DistInfo, data: Path, images: Path
                         **loader_kwargs(cfg.data))
     ctx = StepContext(model=distributed.wrap_ddp(model, info), optimizer=optimizer, scaler=scaler,
                       curriculum=curriculum, device=info.device, amp_dtype=amp,
-                      clip_grad=cfg.optim.clip_grad, seed=cfg.engine.seed, micro_id=sampler.micro_id)
+                      clip_grad=cfg.optim.clip_grad, seed=cfg.engine.seed, micro_id=sampler.micro_id,
+                      prepare=functools.partial(gpu_decode.decode_batch, cfg=cfg.data)
+                      if cfg.data.decode == "gpu" else None)
     return Run(cfg=cfg, info=info, run_dir=run_dir, loader=loader, sampler=sampler,
                schedule=Schedule.from_config(cfg.optim, info.world_size, sampler.steps_per_epoch),
                ctx=ctx, num_classes=dataset.num_classes, start_step=start,

@@ -31,6 +31,8 @@ class StepContext:
     clip_grad: float | None
     seed: int
     micro_id: Callable[[int], int]  # sampler.micro_id: micro index -> global micro-batch id
+    prepare: Callable[[dict, torch.device], dict] | None = None  # loader batch -> device batch
+    # (None: to_device; data.decode=gpu: training.data.gpu_decode.decode_batch)
 
 
 @dataclass
@@ -56,7 +58,7 @@ def train_step(ctx: StepContext, batches: Sequence[dict], step: int, progress: f
     sums: dict[str, torch.Tensor] = {}
     finite = torch.ones((), device=ctx.device)
     for micro, raw in enumerate(batches):
-        batch = to_device(raw, ctx.device)
+        batch = (ctx.prepare or to_device)(raw, ctx.device)
         gid = ctx.micro_id(micro)
         strategy = ctx.curriculum.sample(len(batch["image"]), progress,
                                          generator(derive_seed(ctx.seed, CURRICULUM, step, gid)),

@@ -21,7 +21,8 @@ import numpy as np
 class Instances:
     """Instance masks of one image.
 
-    masks:   bool [M, H, W] at the image's original resolution
+    masks:   bool [M, H, W] at the resolution of the image given (the original's, or a reduced
+             decode's for a JPEG above the pixel limit)
     scores:  float32 [M], higher is better
     prompts: M entries: the text prompt that found each mask, or None
     source:  backend name

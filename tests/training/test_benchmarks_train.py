@@ -38,3 +38,11 @@ def test_gpu_benchmark_runs_tiny_on_the_cpu(capsys):
     assert all(r["step_s"] > 0 for r in result["modes"].values())
     assert result["loader"]["images_s"] > 0
     assert "vs mae" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_measures_the_gpu_decode_loader_on_the_cpu_when_tiny(capsys):
+    result = _load("gpu_train").main(["--tiny", "--decode", "gpu", "--modes", "c2fmae"])
+    assert result["loader"]["decode"] == "gpu" and result["loader"]["device"] == "cpu"
+    assert result["loader"]["images_s"] > 0
+    assert "loader (decode gpu on cpu)" in capsys.readouterr().out

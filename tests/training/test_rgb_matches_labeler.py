@@ -57,3 +57,26 @@ def test_no_image_labeled_done_fails_to_load_in_training(labeled):
         batch = ds.__getitems__([(pos, epoch) for pos in range(len(ds))])
         assert all(sample["image"].shape == (3, 32, 32) for sample in batch)
         assert all(bool(np.isfinite(sample["image"].numpy()).all()) for sample in batch)
+
+
+def test_gpu_decode_mode_gives_the_cpu_modes_masks_and_nearly_its_rgb(labeled):
+    """data.decode: gpu run on the CPU over every labeled quirky image: same masks, RGB within
+    tests/training/test_gpu_decode.py's tolerance (levels 0..255)."""
+    import torch
+    from torch.utils.data import default_collate
+
+    from training.data.gpu_decode import collate, decode_batch
+
+    from .test_gpu_decode import RGB_MAX_DIFF, RGB_MEAN_DIFF, level_diff
+
+    store, root, _ = labeled
+    common = {"img_size": 32, "num_workers": 0, "jpeg_draft": False, "scale": (0.05, 1.0)}
+    cpu_ds, gpu_cfg = build_dataset(DataConfig(**common), store, root, seed=0), DataConfig(**common, decode="gpu")
+    items = [(pos, epoch) for epoch in range(2) for pos in range(len(cpu_ds))]
+    cpu = default_collate(cpu_ds.__getitems__(items))
+    raw = collate(build_dataset(gpu_cfg, store, root, seed=0).__getitems__(items))
+    gpu = decode_batch(raw, torch.device("cpu"), gpu_cfg)
+    assert 0 < len(raw["rgb_at"]) < len(items)  # CMYK and PNG files stay on the CPU, the rest do not
+    assert all(torch.equal(gpu[k], cpu[k]) for k in ("semantic", "instance", "index"))
+    diff = level_diff(gpu["image"], cpu["image"], gpu_cfg.std)
+    assert diff.max() <= RGB_MAX_DIFF and diff.mean() <= RGB_MEAN_DIFF, (diff.max(), diff.mean())

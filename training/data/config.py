@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pydantic
 
 from datasets_spec.config_files import Bool, Count, Float, Positive, PositiveFloat, Probability, section
@@ -19,6 +21,9 @@ class DataConfig:
     image and its masks. `jpeg_draft` lets JPEGs decode at 1/2, 1/4 or 1/8 size (in the DCT domain)
     when the crop still holds at least img_size pixels per side there (faster on large photos;
     False decodes every image at full size).
+    `decode`: "cpu" decodes and resizes the RGB in the loader workers; "gpu" has them send the JPEG
+    files' bytes (with the same crop boxes and masks) and the training step decode, crop and resize
+    them in batches on the GPU (training.data.gpu_decode; needs CUDA). Other files stay on the CPU.
     Reading: `num_workers` processes each keep `prefetch_factor` batches in flight (each batch's
     masks come from one asynchronous `Store.read_masks` call); `key_check` keys are looked up in
     the images root when the dataset is built, so a wrong root fails at once.
@@ -31,6 +36,7 @@ class DataConfig:
     mean: tuple[Float, Float, Float] = IMAGENET_MEAN
     std: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = IMAGENET_STD
     jpeg_draft: Bool = True
+    decode: Literal["cpu", "gpu"] = "cpu"
     num_workers: Count = 10
     prefetch_factor: Positive = 2
     pin_memory: Bool = True

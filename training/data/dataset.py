@@ -19,6 +19,7 @@ from datasets_spec import Store, StoreError, open_store
 from datasets_spec.decode import MAX_PIXELS, decode_crop
 
 from .config import DataConfig
+from .gpu_decode import collate, raw_pixels
 from .parent_watch import exit_with
 from .transforms import crop_masks, draw, normalize
 
@@ -29,7 +30,8 @@ class StoreDataset(Dataset):
     Each sample is a dict (the training batch contract, docs/contracts.md):
       image [3, s, s] float32 normalised, semantic [s, s] int64 (-1 ignore),
       instance [s, s] int64 (0 none; never -1: crops lie inside the image), index int64 scalar
-      (store index); s = img_size.
+      (store index); s = img_size. With data.decode: gpu, "image" is replaced by what the training
+      step decodes it from ("jpeg", "crop", "rgb": gpu_decode.raw_pixels).
     The open store is never pickled: each process (DataLoader worker) opens it on first use.
     """
 
@@ -94,14 +96,23 @@ class StoreDataset(Dataset):
         """
         index, size = int(self.indices[pos]), self.cfg.img_size
         box, flip = draw(np.random.default_rng([self.seed, epoch, index]), self.orig_hw[pos], self.cfg)
-        rgb = self.rgb(pos, box, (size, size))
         sem, inst = crop_masks(semantic, instance, self.orig_hw[pos], self.valid_hw[pos], box, size)
         if flip:
-            rgb, sem, inst = rgb[:, ::-1], sem[:, ::-1], inst[:, ::-1]
-        return {"image": torch.from_numpy(normalize(rgb, self.cfg.mean, self.cfg.std)),
+            sem, inst = sem[:, ::-1], inst[:, ::-1]
+        return {**self._pixels(pos, box, flip),
                 "semantic": torch.from_numpy(np.ascontiguousarray(sem)),
                 "instance": torch.from_numpy(np.ascontiguousarray(inst)),
                 "index": torch.tensor(index, dtype=torch.int64)}
+
+
+    def _pixels(self, pos: int, box, flip: bool) -> dict:
+        """{"image": [3, s, s] float32 normalised} of the box, flipped; with data.decode: gpu what
+        the training step decodes it from (gpu_decode.raw_pixels)."""
+        if self.cfg.decode == "gpu":
+            return raw_pixels(self, pos, box, flip)
+        rgb = self.rgb(pos, box, (self.cfg.img_size, self.cfg.img_size))
+        rgb = rgb[:, ::-1] if flip else rgb
+        return {"image": torch.from_numpy(normalize(rgb, self.cfg.mean, self.cfg.std))}
 
 
 def _split(item, length: int) -> tuple[int, int]:
@@ -142,7 +153,8 @@ def worker_init_fn(worker_id: int, trainer_pid: int | None = None) -> None:
 
 
 def loader_kwargs(cfg: DataConfig) -> dict:
-    """DataLoader keyword arguments for `cfg`: workers, read-ahead, pinning, worker start hook.
+    """DataLoader keyword arguments for `cfg`: workers, read-ahead, pinning, worker start hook, and
+    with data.decode: gpu the batch collation of gpu_decode.
 
     Workers start from a fork server, never by forking the trainer: tensorstore aborts a forked child
     once the parent has used it (and the trainer has, to list the done images). Call it in the
@@ -156,4 +168,5 @@ def loader_kwargs(cfg: DataConfig) -> dict:
         "persistent_workers": workers,
         "pin_memory": cfg.pin_memory and torch.cuda.is_available(),
         "worker_init_fn": functools.partial(worker_init_fn, trainer_pid=os.getpid()) if workers else None,
+        **({"collate_fn": collate} if cfg.decode == "gpu" else {}),
     }
