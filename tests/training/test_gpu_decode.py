@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from datasets_spec.errors import ConfigError
+from training.config import load_config
 import torch
 from PIL import Image
 from skimage import data
@@ -142,8 +145,8 @@ def test_gpu_mode_loader_kwargs_collate_the_raw_batch(mixed_store):
 
 
 def test_unknown_decode_mode_is_refused():
-    with pytest.raises(ValueError, match="data.decode must be one of cpu, gpu, got 'tpu'"):
-        DataConfig(decode="tpu")
+    with pytest.raises(ConfigError, match=r"^--set: data.decode: Input should be 'cpu' or 'gpu'.*got 'tpu'$"):
+        load_config(None, ["data.decode=tpu"])
 
 
 def test_gpu_decode_without_cuda_is_one_line_at_start(capsys, tiny_store, tmp_path):  # noqa: F811
