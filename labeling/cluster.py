@@ -173,8 +173,9 @@ def node_died(exc: Exception) -> bool:
 def run_on_nodes(fn, nodes: list[tuple[str, str]], *args) -> list[tuple[object, str | None]]:
     """Run `fn(*args)` once on each node of `nodes` (pinned there), all at once. Returns
     (result, None) or (None, the task's one-line failure) per node, in order."""
-    task = ray.remote(fn).options(num_cpus=0, max_retries=0)
-    refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)).remote(*args)
+    task = ray.remote(fn)
+    refs = [task.options(num_cpus=0, max_retries=0,
+                         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)).remote(*args)
             for node_id, _ in nodes]
     out = []
     for ref in refs:
