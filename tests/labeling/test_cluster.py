@@ -170,6 +170,7 @@ def test_shards_spread_over_both_nodes_and_a_lost_node_leaves_the_store_of_a_cle
             path.unlink()
         scratch(events).rmdir()
     assert code == 0, err[-3000:]
+    assert "a node was lost: going on with 1 label worker(s)" in err and "image by image" not in err
     assert (lost["done"], lost["pending"], lost["shards_given_up"]) == (6, 0, {})
     assert len(lost["this_run"]["shards_by_node"]) == 1  # all on the head: the second node labeled nothing
     assert _store_content(tmp_path / "lost") == _store_content(tmp_path / "clean")
