@@ -43,7 +43,8 @@ def check_nodes(output, image_path, cfg) -> None:
             if problem or failed:
                 raise LabelingError(
                     f"node {address} ({node_id[:12]}) cannot use {problem or f'the store: {failed}'}; DATASET "
-                    "must be on a file system or object store that every node reaches (docs/labeling.md, On a cluster)")
+                    "and the images must be on a file system or object store that every node reaches "
+                    "(docs/labeling.md, On a cluster)")
     finally:
         storage.delete(root, relpath)
         if made_dir:

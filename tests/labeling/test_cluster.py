@@ -20,6 +20,9 @@ import pytest
 
 from datasets_spec import open_store
 from datasets_spec.validate import validate
+from labeling import probe
+from labeling.config import load_config
+from labeling.errors import LabelingError
 
 from .fault_backends import NODE_ENV, scratch
 from .test_job import _store_content
@@ -190,3 +193,17 @@ def test_a_node_that_sees_another_dataset_directory_is_refused_before_anything_i
     code, report, err = _finish(cluster.label(cluster.dirs["head"] / "ds", {"shard_size": 2, "workers": 2}))
     assert code == 0 and report["done"] == 6, err[-3000:]  # an absolute path both nodes share passes
     assert list(open_store(cluster.dirs["head"] / "ds").done_shards()) == [0, 1, 2]
+
+
+def test_the_probe_leaves_nothing_behind_and_names_an_unreadable_image(images, tmp_path, ray_session):
+    cfg = load_config()
+    probe.check_nodes(tmp_path / "ds", images / "coins.png", cfg)  # the one local node passes
+    assert not (tmp_path / "ds").exists()  # the folder it made for its file is gone again
+    (tmp_path / "store").mkdir()
+    with pytest.raises(LabelingError, match=f"node 127.0.0.1 .* cannot use the input image {tmp_path}/gone.png: "):
+        probe.check_nodes(tmp_path / "store", tmp_path / "gone.png", cfg)
+    assert list((tmp_path / "store").iterdir()) == []  # a folder that was there stays, without probe files
+    (tmp_path / "killed").mkdir()
+    (tmp_path / "killed" / f"{probe.PREFIX}0123").write_bytes(b"left by a killed job")
+    assert probe.remove_leftovers(tmp_path / "killed") == [tmp_path / "killed" / f"{probe.PREFIX}0123"]
+    assert not (tmp_path / "killed").exists()
