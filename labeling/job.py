@@ -271,10 +271,7 @@ def _run(cfg, workers, output, root, plan, show_progress):
             try:
                 summary = cluster.get(ref)
             except cluster.WORKER_ERRORS + cluster.TASK_ERRORS as exc:
-                fatal = _unfixable(exc)
-                if fatal:
-                    raise LabelingError(f"shard {shard}: {fatal}; the shards already done are kept: "
-                                        "fix this, then rerun the same command to resume") from None
+                _stop_if_unfixable(shard, exc)
                 idle.extend(_after_fault(cfg, worker, exc, live=len(idle) + len(in_flight)))
                 reason = _one_line(exc)
                 if isinstance(exc, cluster.WORKER_ERRORS) and not cluster.node_died(exc):
@@ -290,13 +287,14 @@ def _run(cfg, workers, output, root, plan, show_progress):
                 continue
             idle.append(worker)
             done(summary)
-        _image_by_image(cfg, idle, output, root, plan, suspects, done)
+        _image_by_image(cfg, idle, output, root, plan, suspects, done, given_up)
     return summaries, given_up
 
 
-def _image_by_image(cfg, idle, output, root, plan, suspects, done) -> None:
+def _image_by_image(cfg, idle, output, root, plan, suspects, done, given_up) -> None:
     """Label each shard of `suspects` one image at a time on one worker (the others stop), so an
-    image that kills its worker is recorded as failed and the rest of its shard is labeled."""
+    image that kills its worker is recorded as failed and the rest of its shard is labeled. A shard
+    whose task raises is given up (left pending), as in `_run`."""
     if not suspects:
         return
     if not idle:
@@ -305,8 +303,21 @@ def _image_by_image(cfg, idle, output, root, plan, suspects, done) -> None:
     for other in idle:
         cluster.kill(other)
     for shard in suspects:
-        summary, worker = label_image_by_image(cfg, worker, str(output), str(root), shard, plan[shard])
+        try:
+            summary, worker = label_image_by_image(cfg, worker, str(output), str(root), shard, plan[shard])
+        except cluster.TASK_ERRORS as exc:
+            _stop_if_unfixable(shard, exc)
+            given_up[shard] = _one_line(exc)
+            continue
         done(summary)
+
+
+def _stop_if_unfixable(shard: int, exc: Exception) -> None:
+    """LabelingError, in one line with the resume hint, when no retry of `shard` can help."""
+    fatal = _unfixable(exc)
+    if fatal:
+        raise LabelingError(f"shard {shard}: {fatal}; the shards already done are kept: "
+                            "fix this, then rerun the same command to resume") from None
 
 
 def _unfixable(exc: Exception) -> str | None:
@@ -329,7 +340,8 @@ def _after_fault(cfg, worker, exc, live: int) -> list:
         return [worker]
     cluster.kill(worker)
     if cluster.capacity(cfg) <= live:
-        log.warning("a node was lost: going on with %d label worker(s)", live)
+        why = "a node was lost" if cluster.node_died(exc) else "no room for a fresh label worker"
+        log.warning("%s: going on with %d label worker(s)", why, live)
         return []
     return [cluster.make_worker(cfg)]
 

@@ -148,4 +148,3 @@ def _params(backend, device: str | None) -> dict:
     if device is not None and backend.name != "classic":
         params.setdefault("device", device)
     return params
-
