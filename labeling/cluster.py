@@ -7,6 +7,7 @@ every Ray call here so an upgrade is one edit. Ray is pinned in pyproject.toml.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -14,12 +15,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from datasets_spec.stale import pid_alive
 
 from .config import LabelConfig
 from .errors import LabelingError
-from .worker import CRASH_ONCE_ENV, ShardLabeler
+from .worker import ShardLabeler
 
 # Without this, Ray advertises the machine's external address even for a purely local job.
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
@@ -79,10 +81,20 @@ def resources() -> dict[str, float]:
     return dict(ray.cluster_resources())
 
 
+class RayShardLabeler(ShardLabeler):
+    """ShardLabeler as a Ray actor: each shard's summary says on which node it was written."""
+
+    def label_shard(self, *args) -> dict:
+        return {**super().label_shard(*args), "node": ray.get_runtime_context().get_node_id()}
+
+    def write_results(self, *args) -> dict:
+        return {**super().write_results(*args), "node": ray.get_runtime_context().get_node_id()}
+
+
 def make_worker(cfg: LabelConfig):
     """A label worker actor: models load once in it. The driver replaces a dead one and retries its shard."""
-    env = {k: os.environ[k] for k in (CRASH_ONCE_ENV, "HF_HUB_OFFLINE") if k in os.environ}
-    actor = ray.remote(ShardLabeler).options(
+    env = {k: os.environ[k] for k in ("HF_HUB_OFFLINE",) if k in os.environ}
+    actor = ray.remote(RayShardLabeler).options(
         num_cpus=cfg.cpus_per_worker,
         num_gpus=cfg.gpus_per_worker,
         max_restarts=0,  # the driver decides about retries, per shard
@@ -135,6 +147,44 @@ def get(ref):
 
 def kill(worker) -> None:
     ray.kill(worker, no_restart=True)
+
+
+def worker_nodes(cfg: LabelConfig) -> list[tuple[str, str]]:
+    """(node id, address) of every alive node with room for at least one label worker."""
+    return [(node["NodeID"], node["NodeManagerAddress"]) for node in ray.nodes()
+            if node["Alive"] and _fits(node["Resources"], cfg) > 0]
+
+
+def capacity(cfg: LabelConfig) -> int:
+    """How many label workers the alive nodes can hold at once (an actor never spans nodes)."""
+    return sum(_fits(node["Resources"], cfg) for node in ray.nodes() if node["Alive"])
+
+
+def _fits(resources: dict, cfg: LabelConfig) -> int:
+    need = {"CPU": cfg.cpus_per_worker, "GPU": cfg.gpus_per_worker}
+    return min(math.floor(resources.get(r, 0.0) / n + 1e-9) for r, n in need.items() if n > 0)
+
+
+def node_died(exc: Exception) -> bool:
+    """Whether `exc` says a worker was lost with its whole node (not that its process died)."""
+    return isinstance(exc, ray.exceptions.RayActorError) and "because its node has died" in str(exc)
+
+
+def run_on_nodes(fn, nodes: list[tuple[str, str]], *args) -> list[tuple[object, str | None]]:
+    """Run `fn(*args)` once on each node of `nodes` (pinned there), all at once. Returns
+    (result, None) or (None, the task's one-line failure) per node, in order."""
+    task = ray.remote(fn)
+    refs = [task.options(num_cpus=0, max_retries=0,
+                         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)).remote(*args)
+            for node_id, _ in nodes]
+    out = []
+    for ref in refs:
+        try:
+            out.append((ray.get(ref), None))
+        except ray.exceptions.RayError as exc:
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            out.append((None, f"{type(exc).__name__}: {lines[-1] if lines else ''}"))
+    return out
 
 
 WORKER_ERRORS = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError)

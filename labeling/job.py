@@ -29,12 +29,13 @@ from datasets_spec.meta import package_version
 from datasets_spec.shard_writer import forget_shard
 from datasets_spec.stale import remove_stale_files
 
-from . import cluster
+from . import cluster, probe
 from .backends import require_backend, uses_prompts
 from .backends.base import model_reference
 from .config import RUN_ONLY, LabelConfig
 from .errors import LabelingError
 from .prompts import apply_prompt_file, check_prompts
+from .shard_retry import NO_NODE_LEFT, label_image_by_image
 from .sources import ImageList, list_images
 from .store_lock import store_lock
 
@@ -58,7 +59,7 @@ def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = Tru
     _check_output_outside(output, image_list)
     _check_shard_memory(cfg)
     with store_lock(output):
-        for path in remove_stale_files(output):
+        for path in [*remove_stale_files(output), *probe.remove_leftovers(output)]:
             log.info("removed %s, left by a writer that was killed", path)
         return _label(image_list, output, cfg, show_progress)
 
@@ -69,6 +70,8 @@ def _label(image_list: ImageList, output: Path, cfg: LabelConfig, show_progress:
         _check_resumable(output, job_identity)
     started = cluster.connect(cfg.address)
     try:
+        if cfg.address:  # a cluster: refuse a DATASET or images some worker node cannot reach
+            probe.check_nodes(output, image_list.root / image_list.items[0].key, cfg)
         workers = _start_workers(cfg)
         if not output.exists():
             _create(output, image_list, cfg, job_identity, workers[0])
@@ -252,27 +255,38 @@ def _create(output: Path, image_list: ImageList, cfg: LabelConfig, job_identity:
 
 
 def _run(cfg, workers, output, root, plan, show_progress):
-    """Label the shards of `plan` on `workers`. Returns (summaries, {shard: reason given up})."""
+    """Label the shards of `plan` on `workers`. Returns (summaries, {shard: reason given up}).
+
+    A shard whose worker process died is labeled again image by image at the end (`shard_retry`);
+    one whose worker was lost with its node goes back in the queue for the remaining workers."""
     queue, attempts, in_flight = deque(sorted(plan)), Counter(), {}
-    summaries, given_up, idle = [], {}, list(workers)
+    summaries, given_up, idle, suspects = [], {}, list(workers), []
     total = sum(len(items) for items in plan.values())
     with tqdm(total=total, unit="img", desc="label", disable=not show_progress, smoothing=0.1) as bar:
+        def done(summary):
+            summaries.append(summary)
+            bar.update(summary["done"] + summary["failed"])
+            bar.set_postfix(done=sum(s["done"] for s in summaries), failed=sum(s["failed"] for s in summaries))
+
         while queue or in_flight:
             while queue and idle:
                 shard, worker = queue.popleft(), idle.pop()
                 in_flight[cluster.submit(worker, "label_shard", str(output), shard, str(root), plan[shard])] = (worker, shard)
+            if not in_flight:
+                raise LabelingError(NO_NODE_LEFT)
             ref = cluster.wait_one(list(in_flight))
             worker, shard = in_flight.pop(ref)
             try:
                 summary = cluster.get(ref)
             except cluster.WORKER_ERRORS + cluster.TASK_ERRORS as exc:
-                fatal = _unfixable(exc)
-                if fatal:
-                    raise LabelingError(f"shard {shard}: {fatal}; the shards already done are kept: "
-                                        "fix this, then rerun the same command to resume") from None
-                idle.append(_after_fault(cfg, worker, exc))
-                attempts[shard] += 1
+                _stop_if_unfixable(shard, exc)
+                idle.extend(_after_fault(cfg, worker, exc, live=len(idle) + len(in_flight)))
                 reason = _one_line(exc)
+                if isinstance(exc, cluster.WORKER_ERRORS) and not cluster.node_died(exc):
+                    log.warning("shard %d: its worker died (%s); labeling it again image by image", shard, reason)
+                    suspects.append(shard)
+                    continue
+                attempts[shard] += 1
                 log.warning("shard %d attempt %d failed: %s", shard, attempts[shard], reason)
                 if attempts[shard] < cfg.shard_attempts:
                     queue.appendleft(shard)
@@ -280,10 +294,38 @@ def _run(cfg, workers, output, root, plan, show_progress):
                     given_up[shard] = reason
                 continue
             idle.append(worker)
-            summaries.append(summary)
-            bar.update(summary["done"] + summary["failed"])
-            bar.set_postfix(done=sum(s["done"] for s in summaries), failed=sum(s["failed"] for s in summaries))
+            done(summary)
+        _image_by_image(cfg, idle, output, root, plan, suspects, done, given_up)
     return summaries, given_up
+
+
+def _image_by_image(cfg, idle, output, root, plan, suspects, done, given_up) -> None:
+    """Label each shard of `suspects` one image at a time on one worker (the others stop), so an
+    image that kills its worker is recorded as failed and the rest of its shard is labeled. A shard
+    whose task raises is given up (left pending), as in `_run`."""
+    if not suspects:
+        return
+    if not idle:
+        raise LabelingError(NO_NODE_LEFT)
+    worker = idle.pop()
+    for other in idle:
+        cluster.kill(other)
+    for shard in suspects:
+        try:
+            summary, worker = label_image_by_image(cfg, worker, str(output), str(root), shard, plan[shard])
+        except cluster.TASK_ERRORS as exc:
+            _stop_if_unfixable(shard, exc)
+            given_up[shard] = _one_line(exc)
+            continue
+        done(summary)
+
+
+def _stop_if_unfixable(shard: int, exc: Exception) -> None:
+    """LabelingError, in one line with the resume hint, when no retry of `shard` can help."""
+    fatal = _unfixable(exc)
+    if fatal:
+        raise LabelingError(f"shard {shard}: {fatal}; the shards already done are kept: "
+                            "fix this, then rerun the same command to resume") from None
 
 
 def _unfixable(exc: Exception) -> str | None:
@@ -299,12 +341,17 @@ def _unfixable(exc: Exception) -> str | None:
     return None
 
 
-def _after_fault(cfg, worker, exc):
-    """The worker to use next: a fresh one if this one died, else the same."""
-    if isinstance(exc, cluster.WORKER_ERRORS):
-        cluster.kill(worker)
-        return cluster.make_worker(cfg)
-    return worker
+def _after_fault(cfg, worker, exc, live: int) -> list:
+    """The workers to use next in place of `worker`: itself if it lives; a fresh one if it died
+    and the alive nodes have room beside the `live` others (not when its node is gone); else none."""
+    if not isinstance(exc, cluster.WORKER_ERRORS):
+        return [worker]
+    cluster.kill(worker)
+    if cluster.capacity(cfg) <= live:
+        why = "a node was lost" if cluster.node_died(exc) else "no room for a fresh label worker"
+        log.warning("%s: going on with %d label worker(s)", why, live)
+        return []
+    return [cluster.make_worker(cfg)]
 
 
 def _one_line(exc: Exception) -> str:
@@ -325,7 +372,8 @@ def _report(store, summaries, given_up, seconds, workers, skipped) -> dict:
         "pending": int((status == S.PENDING).sum()),
         "this_run": {"images": labeled, "shards": len(summaries), "shards_skipped": skipped,
                      "seconds": round(seconds, 3), "images_per_s": round(labeled / seconds, 3) if seconds else None,
-                     "workers": workers},
+                     "workers": workers,
+                     "shards_by_node": dict(Counter(s["node"] for s in summaries if "node" in s))},
         "failures_by_reason": dict(reasons.most_common()),
         "dropped": dict(sorted(dropped.items())),
         "failures": [{"key": k, "reason": r} for s in summaries for k, r in s["failures"]],

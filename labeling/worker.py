@@ -9,7 +9,6 @@ Nothing but a small summary leaves it: the worker writes its shard to the store 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,8 +25,6 @@ from .fusion import fuse
 from .sources import ImageItem
 
 log = logging.getLogger(__name__)
-
-CRASH_ONCE_ENV = "C2F_LABEL_CRASH_ONCE"  # testing hook: path of a flag file; see _maybe_crash
 
 
 class ShardLabeler:
@@ -51,14 +48,18 @@ class ShardLabeler:
         Returns {"shard", "done", "failed", "failures": [[key, reason], ...], "dropped": {reason: n},
         "seconds"}.
         """
-        _maybe_crash()
         t0 = time.perf_counter()
+        return shard_summary(store, shard, items, self.label_images(root, items), t0)
+
+    def write_results(self, store: str, shard: int, items: list[ImageItem], results: list[ImageResult]) -> dict:
+        """Write `results` labeled earlier (`label_images`, one per item) as shard `shard`; the
+        summary `label_shard` returns."""
+        return shard_summary(store, shard, items, results, time.perf_counter())
+
+    def label_images(self, root: str, items: list[ImageItem]) -> list[ImageResult]:
+        """Label `items` without writing them: one ImageResult per item, in order."""
         with ThreadPoolExecutor(self.cfg.decode_threads) as pool:
-            results = [_resolve(r) for r in self._label_all(pool, Path(root), items)]
-        marker = write_shard(store, shard, results)
-        failures = [[item.key, r.error] for item, r in zip(items, results) if r.error is not None]
-        return {"shard": shard, "done": len(items) - len(failures), "failed": len(failures),
-                "failures": failures, "dropped": marker["dropped"], "seconds": time.perf_counter() - t0}
+            return [_resolve(r) for r in self._label_all(pool, Path(root), items)]
 
     def _label_all(self, pool: ThreadPoolExecutor, root: Path, items) -> list:
         """One entry per item, in order: an ImageResult, or a Future of one (fusion in flight).
@@ -115,6 +116,15 @@ class ShardLabeler:
         return list(zip(semantic, self.instance.predict(images, prompts)))
 
 
+def shard_summary(store: str, shard: int, items: list[ImageItem], results: list[ImageResult], t0: float) -> dict:
+    """Write `results` (one per item of the whole shard) as shard `shard` of `store`; the summary
+    `label_shard` returns."""
+    marker = write_shard(store, shard, results)
+    failures = [[item.key, r.error] for item, r in zip(items, results) if r.error is not None]
+    return {"shard": shard, "done": len(items) - len(failures), "failed": len(failures),
+            "failures": failures, "dropped": marker["dropped"], "seconds": time.perf_counter() - t0}
+
+
 def _resolve(result) -> ImageResult:
     """A finished fusion's result, or the image's failure if fusion raised."""
     if not isinstance(result, Future):
@@ -142,16 +152,3 @@ def _params(backend, device: str | None) -> dict:
     if device is not None and backend.name != "classic":
         params.setdefault("device", device)
     return params
-
-
-def _maybe_crash() -> None:
-    """Testing hook: with C2F_LABEL_CRASH_ONCE=FILE set, the first call anywhere creates FILE and
-    kills its own process, so tests can check that a dead worker's shard is retried."""
-    flag = os.environ.get(CRASH_ONCE_ENV)
-    if flag:
-        try:
-            fd = os.open(flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            return
-        os.close(fd)
-        os._exit(17)

@@ -1,6 +1,7 @@
 """Settings for the whole suite: no network, Ray bound to loopback."""
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -8,14 +9,30 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
+# Ray workers import the test backends (tests/labeling/fault_backends.py) when they start.
+RAY_TEST_RUNTIME_ENV = {"worker_process_setup_hook": "tests.labeling.fault_backends.register",
+                        "env_vars": {"PYTHONPATH": str(ROOT)}}
+
 
 @pytest.fixture(scope="session")
 def ray_session(tmp_path_factory):
     """One local Ray for the whole test session (start-up costs seconds), bound to loopback, its
-    session files in the test's temporary directory."""
+    session files in the test's temporary directory; its workers know the test backends."""
     import ray
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=256 << 20, configure_logging=False,
-             log_to_driver=False, _temp_dir=str(tmp_path_factory.mktemp("ray")))
+             log_to_driver=False, _temp_dir=str(tmp_path_factory.mktemp("ray")), runtime_env=RAY_TEST_RUNTIME_ENV)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def fault_backends(monkeypatch):
+    """The backends of tests/labeling/fault_backends.py, registered in this process for one test."""
+    from labeling import backends
+    from tests.labeling import fault_backends
+
+    monkeypatch.setattr(backends, "_REGISTRY", dict(backends._REGISTRY))
+    fault_backends.register()
+    return fault_backends

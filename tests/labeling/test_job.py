@@ -25,7 +25,7 @@ from labeling.cli import main
 from labeling.config import load_config
 from labeling.errors import LabelingError
 from labeling.job import _check_resumable, format_report, run_label_job
-from labeling.worker import CRASH_ONCE_ENV
+from labeling.shard_retry import WORKER_DIED
 
 from .quirky import BAD, make_quirky_imagenet
 
@@ -109,14 +109,39 @@ def test_rerun_skips_done_shards_and_refuses_other_settings(photo_folder, tmp_pa
                       show_progress=False)
 
 
-def test_dead_worker_shard_is_retried_and_store_is_identical(photo_folder, tmp_path, ray_session, monkeypatch):
-    cfg = load_config(overrides={"shard_size": 2})
-    run_label_job(photo_folder, tmp_path / "clean", cfg, show_progress=False)
-    monkeypatch.setenv(CRASH_ONCE_ENV, str(tmp_path / "crashed"))
-    report = run_label_job(photo_folder, tmp_path / "faulty", cfg, show_progress=False)
-    assert (tmp_path / "crashed").exists()  # a worker really died
-    assert report["pending"] == 0 and report["shards_given_up"] == {}
+def test_dead_worker_shard_is_retried_and_store_is_identical(photo_folder, tmp_path, ray_session, fault_backends):
+    flag = f"c2f-crash-once-{os.getpid()}-{tmp_path.name}"
+    cfg = load_config(overrides={"shard_size": 2, "semantic": {"name": "crash-once", "flag": flag}})
+    fault_backends.scratch(flag).touch()  # already taken: nobody dies
+    try:
+        run_label_job(photo_folder, tmp_path / "clean", cfg, show_progress=False)
+        fault_backends.scratch(flag).unlink()
+        report = run_label_job(photo_folder, tmp_path / "faulty", cfg, show_progress=False)
+        assert fault_backends.scratch(flag).exists()  # a worker really died
+    finally:
+        fault_backends.scratch(flag).unlink(missing_ok=True)
+    assert (report["done"], report["failed"], report["pending"], report["shards_given_up"]) == (6, 0, 0, {})
     assert _store_content(tmp_path / "faulty") == _store_content(tmp_path / "clean")
+
+
+def test_an_image_that_kills_its_worker_is_recorded_failed_and_the_rest_labeled(photo_folder, tmp_path, ray_session,
+                                                                              fault_backends):
+    import cv2
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for path in sorted(photo_folder.glob("*.jpg")):
+        (images / path.name).write_bytes(path.read_bytes())
+    poison = np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)
+    cv2.imwrite(str(images / "coffee_poison.png"), poison)  # the middle image of shard 1
+    cfg = load_config(overrides={"shard_size": 3, "semantic": {"name": "poison", "height": 37}})
+    report = run_label_job(images, tmp_path / "ds", cfg, show_progress=False)
+    assert (report["done"], report["failed"], report["pending"], report["shards_given_up"]) == (6, 1, 0, {})
+    assert report["failures"] == [{"key": "coffee_poison.png", "reason": WORKER_DIED}]
+    store = open_store(tmp_path / "ds")
+    assert store.keys().tolist()[3:6] == ["coffee.jpg", "coffee_poison.png", "coins.jpg"]
+    assert store.status().tolist() == [S.DONE] * 4 + [S.FAILED] + [S.DONE] * 2
+    assert validate(tmp_path / "ds") == []
 
 
 @pytest.mark.slow

@@ -1,0 +1,209 @@
+"""c2f-label on a two-node Ray cluster on this machine (loopback): shards spread over the nodes, a
+lost node's shards go to the other, and a DATASET a node sees elsewhere is refused up front."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+
+from datasets_spec import open_store
+from datasets_spec.validate import validate
+from labeling import probe
+from labeling.config import load_config
+from labeling.errors import LabelingError
+
+from .fault_backends import NODE_ENV, scratch
+from .test_job import _store_content
+
+ROOT = Path(__file__).resolve().parents[2]
+RAY = Path(sys.executable).with_name("ray")
+LIMIT_S = 120  # for anything to happen; a passing run takes seconds
+# GCS declares a node dead after 3 failed health checks 0.5 s apart (default: 5 × 3 s).
+FAST_HEALTH_CHECKS = {"RAY_health_check_period_ms": "500", "RAY_health_check_timeout_ms": "500",
+                      "RAY_health_check_failure_threshold": "3"}
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """Six small real photos, absolute path (every node of the cluster reads them)."""
+    import cv2
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("photos")
+    for name in ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins"):
+        image = getattr(data, name)()
+        small = cv2.resize(image, None, fx=0.2, fy=0.2, interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(root / f"{name}.png"), small)
+    return root
+
+
+class Cluster:
+    """A head and a second node, each with 1 CPU, its own working directory, temp dir and
+    resource, and NODE_ENV set to "head" / "second" in its workers."""
+
+    def __init__(self, tmp_path: Path, images: Path):
+        self.images = images
+        self.port = _free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.dirs = {name: tmp_path / name for name in ("head", "second")}
+        self.nodes: dict[str, subprocess.Popen] = {}
+        self.temp = Path(tempfile.mkdtemp(prefix="c2ft-"))  # short: Ray's socket paths must fit 107 bytes
+        self.env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+    def start(self) -> None:
+        head = [str(RAY), "start", "--head", f"--port={self.port}", "--include-dashboard=false"]
+        self._start("head", head, FAST_HEALTH_CHECKS)
+        _wait_for_port(self.port, self.nodes["head"])
+        self._start("second", [sys.executable, str(ROOT / "tests/labeling/ray_node.py"), "start",
+                               f"--address={self.address}"], {})
+        self._wait_for_two_nodes()
+
+    def _start(self, name: str, command: list[str], env: dict) -> None:
+        where = self.dirs[name]
+        where.mkdir()
+        command += ["--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats",
+                    f"--temp-dir={self.temp / name}", f"--resources={json.dumps({f'{name}_node': 1})}"]
+        self.nodes[name] = subprocess.Popen(  # `--block`: the node lives as long as this process group
+            command, cwd=where, env={**self.env, **env, NODE_ENV: name}, start_new_session=True,
+            stdout=(where / "ray.log").open("w"), stderr=subprocess.STDOUT)
+
+    def _wait_for_two_nodes(self) -> None:
+        """Until `ray start` of the second node says it has joined."""
+        log, deadline = self.dirs["second"] / "ray.log", time.monotonic() + LIMIT_S
+        while "Ray runtime started" not in log.read_text():
+            assert all(p.poll() is None for p in self.nodes.values()) and time.monotonic() < deadline, \
+                log.read_text()[-2000:]
+            time.sleep(0.2)
+
+    def label(self, output, overrides: dict, cwd: Path | None = None) -> subprocess.Popen:
+        """Start a labeling job (tests/labeling/cluster_driver.py) on this cluster."""
+        cmd = [sys.executable, "-m", "tests.labeling.cluster_driver", self.address, str(self.images), str(output),
+               json.dumps(overrides)]
+        env = {**self.env, "PYTHONPATH": str(ROOT)}
+        return subprocess.Popen(cmd, cwd=cwd or self.dirs["head"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    def kill_raylet(self, name: str) -> None:
+        """SIGKILL the raylet of node `name` (its workers go with it)."""
+        node = psutil.Process(self.nodes[name].pid)
+        raylets = [p for p in node.children(recursive=True) if p.name() == "raylet"]
+        assert len(raylets) == 1, raylets
+        raylets[0].kill()
+
+    def stop(self) -> None:
+        """SIGKILL both nodes' process groups (a graceful stop of a cluster that lost a node waits
+        for a drain that never comes), and remove what Ray left on disk."""
+        for process in self.nodes.values():
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait()
+        shutil.rmtree(self.temp, ignore_errors=True)
+        current = Path(tempfile.gettempdir(), "ray", "ray_current_cluster")  # Ray's pointer to the last cluster
+        if current.is_file() and current.read_text().strip().endswith(f":{self.port}"):
+            current.unlink()
+
+
+@pytest.fixture
+def cluster(tmp_path, images):
+    cluster = Cluster(tmp_path, images)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _finish(job: subprocess.Popen) -> tuple[int, dict | None, str]:
+    out, err = job.communicate(timeout=LIMIT_S)  # Ray may print a line of its own before the report
+    return job.returncode, (json.loads(out.splitlines()[-1]) if job.returncode == 0 else None), err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, process: subprocess.Popen) -> None:
+    """Until the head's GCS accepts connections (it takes a few seconds to start)."""
+    deadline = time.monotonic() + LIMIT_S
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline, "the Ray head did not start"
+            time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_shards_spread_over_both_nodes_and_a_lost_node_leaves_the_store_of_a_clean_run(cluster, tmp_path):
+    events = f"c2f-gate-{uuid.uuid4().hex}"
+    overrides = {"shard_size": 1, "workers": 2, "semantic": {"name": "gate", "events": events, "hold_node": "second"}}
+    scratch(events).mkdir()
+    try:
+        code, clean, err = _finish(cluster.label(tmp_path / "clean", overrides))
+        assert code == 0, err[-3000:]
+        assert len(clean["this_run"]["shards_by_node"]) == 2 and clean["done"] == 6  # both nodes labeled
+
+        (scratch(events) / "hold").touch()  # from now on the second node's worker blocks mid-shard
+        job = cluster.label(tmp_path / "lost", overrides)
+        deadline = time.monotonic() + LIMIT_S
+        while not (scratch(events) / "held").exists():
+            assert job.poll() is None and time.monotonic() < deadline, job.communicate()[1][-3000:]
+            time.sleep(0.05)
+        cluster.kill_raylet("second")
+        code, lost, err = _finish(job)
+    finally:
+        for path in scratch(events).glob("*"):
+            path.unlink()
+        scratch(events).rmdir()
+    assert code == 0, err[-3000:]
+    assert "a node was lost: going on with 1 label worker(s)" in err and "image by image" not in err
+    assert (lost["done"], lost["pending"], lost["shards_given_up"]) == (6, 0, {})
+    assert len(lost["this_run"]["shards_by_node"]) == 1  # all on the head: the second node labeled nothing
+    assert _store_content(tmp_path / "lost") == _store_content(tmp_path / "clean")
+    assert validate(tmp_path / "lost") == []
+
+
+@pytest.mark.slow
+def test_a_node_that_sees_another_dataset_directory_is_refused_before_anything_is_written(cluster):
+    # DATASET is relative: the head's workers (and the driver) resolve it in the head's working
+    # directory, the second node's workers in their own, as on machines without a shared disk.
+    code, _, err = _finish(cluster.label("ds", {"shard_size": 1, "workers": 2}))
+    assert code == 2 and err.count("\n") == 1, err[-3000:]
+    second_ds = cluster.dirs["second"] / "ds"
+    assert err.startswith("c2f-label: error: node 127.0.0.1 (")
+    assert f"cannot use {second_ds}/.c2f-probe-" in err and "missing on this node" in err
+    assert not (cluster.dirs["head"] / "ds").exists() and not second_ds.exists()  # no store, no shard
+    code, report, err = _finish(cluster.label(cluster.dirs["head"] / "ds", {"shard_size": 2, "workers": 2}))
+    assert code == 0 and report["done"] == 6, err[-3000:]  # an absolute path both nodes share passes
+    assert list(open_store(cluster.dirs["head"] / "ds").done_shards()) == [0, 1, 2]
+
+
+def test_the_probe_leaves_nothing_behind_and_names_an_unreadable_image(images, tmp_path, ray_session):
+    cfg = load_config()
+    probe.check_nodes(tmp_path / "ds", images / "coins.png", cfg)  # the one local node passes
+    assert not (tmp_path / "ds").exists()  # the folder it made for its file is gone again
+    (tmp_path / "store").mkdir()
+    with pytest.raises(LabelingError, match=f"node 127.0.0.1 .* cannot use the input image {tmp_path}/gone.png: "):
+        probe.check_nodes(tmp_path / "store", tmp_path / "gone.png", cfg)
+    assert list((tmp_path / "store").iterdir()) == []  # a folder that was there stays, without probe files
+    (tmp_path / "killed").mkdir()
+    (tmp_path / "killed" / f"{probe.PREFIX}0123").write_bytes(b"left by a killed job")
+    assert probe.remove_leftovers(tmp_path / "killed") == [tmp_path / "killed" / f"{probe.PREFIX}0123"]
+    assert not (tmp_path / "killed").exists()
