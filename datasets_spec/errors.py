@@ -3,3 +3,7 @@
 
 class StoreError(Exception):
     """A store cannot be created, opened, read or written as asked. The message names the path."""
+
+
+class ConfigError(Exception):
+    """A config file, key, value or override cannot be used; the message is one line naming the file/key."""
