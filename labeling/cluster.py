@@ -49,8 +49,9 @@ def connect(address: str | None) -> Connection:
         try:
             ray.init(address=address, configure_logging=False, log_to_driver=False)
         except (ConnectionError, RuntimeError) as exc:  # Ray's "Failed to connect to GCS ..."
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise LabelingError(f"--address {address}: cannot join the Ray cluster there "
-                                f"({str(exc).strip().splitlines()[0][:200]})") from None
+                                f"({first.split('. ', 1)[0][:200]})") from None
         return Connection(started=True)
     os.environ.update(LOOPBACK_ENV)
     remove_orphaned_temp_dirs()
