@@ -142,15 +142,16 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-@pytest.mark.parametrize("free_kib", [0, 24])  # nothing fits / the config and log fit, a checkpoint not
-def test_a_full_disk_is_one_line_naming_the_run_dir(capsys, config, tiny_store, small_disk, free_kib):
+@pytest.mark.parametrize("free_kib, what", [(0, "cannot write the run"),  # not even config.yaml fits
+                                            (24, "cannot write a checkpoint")])  # the config and log fit
+def test_a_full_disk_is_one_line_naming_the_run_dir(capsys, config, tiny_store, small_disk, free_kib, what):
     with open(small_disk / "filler", "wb", buffering=0) as f, pytest.raises(OSError):
         while True:
             f.write(b"\0" * 4096)
     os.truncate(small_disk / "filler", (small_disk / "filler").stat().st_size - free_kib * 1024)
     run = small_disk / "run"
     code, err = _run(capsys, *_args(config, tiny_store.path, tiny_store.images, run, "--max-steps", 1))
-    _assert_one_error(code, err, str(run), "No space left on device")
+    _assert_one_error(code, err, f"{run}: {what} (No space left on device)")
     assert not run.exists() or not list(run.glob("*.pt")) and not list(run.glob(".tmp-*"))
 
 
