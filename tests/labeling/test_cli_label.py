@@ -198,7 +198,8 @@ def test_rerunning_a_complete_store_on_a_full_or_read_only_disk_warns_once(capsy
 def test_a_new_store_on_a_full_disk_is_one_line(capsys, photos, tmp_path, ray_session, small_disk):
     _fill(small_disk)
     code, _, err = _label(capsys, photos, "-o", small_disk / "new", "--shard-size", 2, "--quiet")
-    _one_error(code, err, "No space left on device")
+    _one_error(code, err, f"{small_disk / 'new'}: cannot write the job lock .new.c2f-label.lock beside it "
+                          "(No space left on device)")
     assert not (small_disk / "new").exists()
 
 
