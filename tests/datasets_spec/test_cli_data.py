@@ -70,3 +70,21 @@ def test_usage_errors_are_one_line_with_exit_2(capsys):
         out, err = capsys.readouterr()
         assert out == "" and err.count("\n") == 1 and err.startswith("c2f-data: error: "), err
         assert "see c2f-data" in err
+
+
+def test_logging_is_set_up_once_and_its_level_checked(tmp_path, capsys, monkeypatch):
+    import logging
+
+    from datasets_spec.cli_boundary import _StderrHandler
+
+    make_store(tmp_path / "ds", n=4, shard_size=4)
+    for _ in range(2):
+        assert main(["-v", "info", str(tmp_path / "ds")]) == 0
+    assert sum(isinstance(h, _StderrHandler) for h in logging.getLogger().handlers) == 1
+    assert logging.getLogger("datasets_spec").level == logging.INFO
+    capsys.readouterr()
+    logging.getLogger("datasets_spec.test").warning("a diagnostic")
+    assert capsys.readouterr().err == "c2f-data: warning: a diagnostic\n"
+    monkeypatch.setenv("C2F_LOG_LEVEL", "loud")
+    assert main(["info", str(tmp_path / "ds")]) == 2
+    assert capsys.readouterr().err == "c2f-data: error: C2F_LOG_LEVEL=LOUD: expected DEBUG, INFO, WARNING or ERROR\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -160,3 +161,17 @@ def test_latest_checkpoint_that_is_a_directory_is_one_line(capsys, config, tiny_
     (run / "latest.pt").mkdir(parents=True)
     code, err = _run(capsys, *_args(config, tiny_store.path, tiny_store.images, run, "--max-steps", 1))
     _assert_one_error(code, err, "latest.pt", "Is a directory")
+
+
+def test_ctrl_c_is_exit_130_with_the_command_that_resumes(capsys, config, tiny_store, tmp_path, monkeypatch):
+    import training.engine
+
+    def interrupted(*_, **__):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training.engine, "train", interrupted)
+    args = [str(a) for a in _args(config, tiny_store.path, tiny_store.images, tmp_path / "my run", "--seed", 3)]
+    code, err = _run(capsys, *args)
+    assert code == 130, err
+    assert err == f"c2f-train: interrupted; to resume, run: c2f-train {shlex.join(args)}\n"
+    assert shlex.split(err.split("run: ", 1)[1])[1:] == args
