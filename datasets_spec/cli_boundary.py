@@ -90,10 +90,13 @@ def setup_logging(prog: str, verbose: int = 0, default: int = logging.WARNING) -
         root.removeHandler(handler)
     handler = _StderrHandler()
     handler.setFormatter(_Formatter(f"{prog}: %(levelname)s: %(message)s"))
+    handler.addFilter(lambda record: record.levelno >= (level if _ours(record.name) else logging.WARNING))
     root.addHandler(handler)
-    root.setLevel(logging.WARNING)
-    for name in PACKAGES:
-        logging.getLogger(name).setLevel(level)
+    root.setLevel(min(level, logging.WARNING))
+
+
+def _ours(name: str) -> bool:
+    return name.split(".", 1)[0] in PACKAGES
 
 
 def _level(verbose: int, default: int) -> int:
