@@ -6,4 +6,4 @@ class StoreError(Exception):
 
 
 class ConfigError(Exception):
-    """A config file, key, value or override cannot be used; the message is one line naming the file/key."""
+    """A bad config file, key, value or override; the message is one line naming the file/key."""
