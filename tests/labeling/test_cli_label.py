@@ -21,6 +21,7 @@ from datasets_spec import schema as S
 from datasets_spec.validate import validate
 from labeling import cluster
 from labeling.cli import main
+from labeling.worker import CRASH_ONCE_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 C2F_LABEL = Path(sys.executable).with_name("c2f-label")
@@ -131,6 +132,20 @@ def test_an_input_that_cannot_be_listed_is_one_line(capsys, photos, tmp_path, mo
     code, _, err = _label(capsys, folder, "-o", tmp_path / "ds")
     _one_error(code, err, f"{folder / 'locked'}: cannot read this image folder (Permission denied)")
     assert not (tmp_path / "ds").exists()
+
+
+def test_exit_0_with_failed_images_and_1_with_shards_left_pending(capsys, photos, tmp_path, ray_session,
+                                                                  monkeypatch):
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    (folder / "broken.png").write_bytes(b"not an image")
+    code, out, _ = _label(capsys, folder, "-o", tmp_path / "ds", "--shard-size", 2, "--quiet")
+    assert code == 0 and "5 images, 4 done, 1 failed, 0 pending" in out  # a failure is a recorded outcome
+    monkeypatch.setenv(CRASH_ONCE_ENV, str(tmp_path / "crashed"))  # the first worker dies on its shard
+    code, out, _ = _label(capsys, folder, "-o", tmp_path / "ds2", "--shard-size", 2, "--quiet",
+                          "--set", "shard_attempts=1")
+    assert (tmp_path / "crashed").exists()
+    assert code == 1 and "shard 0 left pending after repeated faults" in out and "2 pending" in out
 
 
 @pytest.fixture
