@@ -57,7 +57,7 @@ def run(prog: str, body: Callable[[], int], *, errors: tuple[type[BaseException]
         return INTERRUPTED
     except (UsageError, StoreError, ConfigError, *errors) as exc:
         error(prog, str(exc))
-    except OSError as exc:  # a file system or network refusal: the message names the path
+    except OSError as exc:  # a file system or network refusal, named by its path where it has one
         error(prog, os_error_line(exc))
     return USAGE
 
@@ -70,8 +70,7 @@ def error(prog: str, message: str) -> None:
 def os_error_line(exc: OSError) -> str:
     """`path: No space left on device`; the OS's reason without Python's `[Errno N]`."""
     reason = exc.strerror or str(exc) or type(exc).__name__
-    where = exc.filename if exc.filename is not None else None
-    return f"{where}: {reason}" if where else reason
+    return f"{exc.filename}: {reason}" if exc.filename is not None else reason
 
 
 def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
