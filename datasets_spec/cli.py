@@ -25,7 +25,6 @@ from .synthetic import make_synthetic_store
 from .validate import validate
 from .verify import verify
 
-
 PROG = "c2f-data"
 
 

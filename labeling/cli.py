@@ -19,12 +19,12 @@ from .config import load_config
 from .errors import LabelingError
 from .job import format_report, run_label_job
 
-
 PROG = "c2f-label"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=PROG, description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", help="ImageNet root (<root>/train/<wnid>/*.JPEG), any image folder, or a text file of paths")
     p.add_argument("-o", "--output", required=True, help="dataset store to create or resume")
     p.add_argument("--config", help="YAML config (see configs/label_*.yaml)")

@@ -17,8 +17,8 @@ import logging
 import os
 import sys
 
-from datasets_spec.cli_boundary import ArgumentParser as _Parser
 from datasets_spec.cli_boundary import DISK_ERRNOS, add_verbose_flag, run, setup_logging
+from datasets_spec.cli_boundary import ArgumentParser as _Parser
 from training.errors import TrainingError
 
 PROG = "c2f-train"
