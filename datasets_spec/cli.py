@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .cli_boundary import OK, PROBLEMS, ArgumentParser, add_verbose_flag, run, setup_logging
 from .coco_export import export_coco
 from .errors import StoreError
 from .info import format_info, info
@@ -24,8 +25,11 @@ from .synthetic import make_synthetic_store
 from .validate import validate
 from .verify import verify
 
+PROG = "c2f-data"
+
 
 def _validate(args) -> int:
+    _require_dir(args.path, "dataset")
     total = len(list(Path(args.path, MARKERS_DIR).glob("shard-*.json")))
     with tqdm(total=total, desc="validate", unit="shard", disable=args.quiet) as bar:
         problems = validate(args.path, pixels=not args.quick, progress=bar.update)
@@ -79,8 +83,16 @@ def _publish(args) -> int:
 
 
 def _verify(args) -> int:
+    _require_dir(args.path, "release")
     # verify's lines start with a file of the release: they read as paths below it
     return _report(args.path, verify(args.path), "/", "every checksum matches and the store is valid")
+
+
+def _require_dir(path: str, what: str) -> None:
+    """A missing store or release is an input error (exit 2), as for every other command; what
+    validate and verify find inside one is their report (exit 1)."""
+    if "://" not in path and not Path(path).is_dir():
+        raise StoreError(f"{path}: no such {what} directory")
 
 
 def _report(path, problems: list[str], sep: str, ok: str) -> int:
@@ -88,10 +100,10 @@ def _report(path, problems: list[str], sep: str, ok: str) -> int:
     for line in problems:
         print(f"{path}{sep}{line}")
     if problems:
-        print(f"c2f-data: {len(problems)} problem(s) in {path}", file=sys.stderr)
-        return 1
+        print(f"{PROG}: {len(problems)} problem(s) in {path}", file=sys.stderr)
+        return PROBLEMS
     print(f"{path}: {ok}")
-    return 0
+    return OK
 
 
 def _show(args) -> int:
@@ -113,7 +125,8 @@ def _synth(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="c2f-data", description=__doc__)
+    parser = ArgumentParser(prog=PROG, description=__doc__)
+    add_verbose_flag(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("validate", help="check a store; one line per problem, exit 1 if any")
     p.add_argument("path")
@@ -184,12 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Exit codes and error lines as in datasets_spec.cli_boundary."""
+    return run(PROG, lambda: _main(argv))
+
+
+def _main(argv) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (StoreError, OSError) as exc:  # OSError: an output (PNG, JSON) cannot be written; it names the path
-        print(f"c2f-data: error: {exc}", file=sys.stderr)
-        return 2
+    setup_logging(PROG, args.verbose)
+    return args.func(args)
 
 
 if __name__ == "__main__":

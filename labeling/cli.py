@@ -1,25 +1,28 @@
 """c2f-label: pseudo-label images into a dataset store, on a local Ray or an existing cluster.
 
 Runs again on the same DATASET resume: done shards are skipped; a different input list or
-different backend settings are refused.
+different backend settings are refused. Exit codes: 0 every image done or failed (failures are
+recorded in the store), 1 shards left pending after repeated faults (rerun to retry them),
+2 a usage, input or environment error, 130 interrupted (the message says how to resume).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from datasets_spec import StoreError
-from datasets_spec.errors import ConfigError
+from datasets_spec.cli_boundary import OK, PROBLEMS, ArgumentParser, add_verbose_flag, run, setup_logging
 
 from .config import load_config
 from .errors import LabelingError
 from .job import format_report, run_label_job
 
+PROG = "c2f-label"
+
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="c2f-label", description=__doc__)
+    p = ArgumentParser(prog=PROG, description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", help="ImageNet root (<root>/train/<wnid>/*.JPEG), any image folder, or a text file of paths")
     p.add_argument("-o", "--output", required=True, help="dataset store to create or resume")
     p.add_argument("--config", help="YAML config (see configs/label_*.yaml)")
@@ -37,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set semantic.model=PATH or --set min_area=16")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_verbose_flag(p)
     return p
 
 
@@ -52,16 +56,18 @@ def _overrides(args) -> dict:
 
 
 def main(argv=None) -> int:
+    """Exit codes and error lines as in datasets_spec.cli_boundary; Ctrl-C names the rerun."""
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    return run(PROG, lambda: _main(argv), errors=(LabelingError,), resume=[PROG, *argv])
+
+
+def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = load_config(args.config, _overrides(args), args.set)
-        report = run_label_job(args.images, args.output, cfg, show_progress=not args.quiet)
-    except (LabelingError, StoreError, ConfigError) as exc:
-        print(f"c2f-label: error: {exc}", file=sys.stderr)
-        return 2
+    setup_logging(PROG, args.verbose)
+    cfg = load_config(args.config, _overrides(args), args.set)
+    report = run_label_job(args.images, args.output, cfg, show_progress=not args.quiet)
     print(format_report(report))
-    return 1 if report["shards_given_up"] else 0
+    return PROBLEMS if report["shards_given_up"] or report["pending"] else OK
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
@@ -46,7 +47,13 @@ def connect(address: str | None) -> Connection:
     if ray.is_initialized():
         return Connection(started=False)
     if address:
-        ray.init(address=address, configure_logging=False, log_to_driver=False)
+        _check_reachable(address)
+        try:
+            ray.init(address=address, configure_logging=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError) as exc:  # Ray's "Failed to connect to GCS ..."
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise LabelingError(f"--address {address}: cannot join the Ray cluster there "
+                                f"({first.split('. ', 1)[0][:200]})") from None
         return Connection(started=True)
     os.environ.update(LOOPBACK_ENV)
     remove_orphaned_temp_dirs()
@@ -55,6 +62,19 @@ def connect(address: str | None) -> Connection:
     ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=False,
              object_store_memory=256 << 20, _temp_dir=temp_dir)
     return Connection(started=True, temp_dir=temp_dir)
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Refuse a `host:port` nobody answers on at once: ray.init would retry it for minutes."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not (sep and host and port.isdigit()):
+        return  # "auto" and the like: Ray finds the address itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise LabelingError(f"--address {address}: no Ray cluster answers there "
+                            f"({exc.strerror or exc}); start one with `ray start --head`, "
+                            "or leave out --address for a local one") from None
 
 
 def remove_orphaned_temp_dirs() -> list[Path]:

@@ -8,6 +8,7 @@ inputs, so a job killed at any moment and run again produces the same store.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -80,6 +81,8 @@ def _label(image_list: ImageList, output: Path, cfg: LabelConfig, show_progress:
         pending = store.pending_shards()
         plan = {s: list(image_list.items[slice(*store.layout.shard_range(s))]) for s in pending}
         t0 = time.perf_counter()
+        log.info("labeling %d pending shard(s) of %d on %d worker(s)", len(pending), store.layout.num_shards,
+                 len(workers))
         summaries, given_up = _run(cfg, workers, output, image_list.root, plan, show_progress)
         report = _report(open_store(output), summaries, given_up, time.perf_counter() - t0, len(workers),
                          skipped=store.layout.num_shards - len(pending))
@@ -265,6 +268,7 @@ def _run(cfg, workers, output, root, plan, show_progress):
     with tqdm(total=total, unit="img", desc="label", disable=not show_progress, smoothing=0.1) as bar:
         def done(summary):
             summaries.append(summary)
+            log.debug("shard %d written: %d done, %d failed", summary["shard"], summary["done"], summary["failed"])
             bar.update(summary["done"] + summary["failed"])
             bar.set_postfix(done=sum(s["done"] for s in summaries), failed=sum(s["failed"] for s in summaries))
 
@@ -389,6 +393,8 @@ def _save_report(output: Path, report: dict) -> Path | None:
     try:
         path.write_text(json.dumps(report, indent=1, ensure_ascii=False))
     except OSError as exc:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)  # a full disk leaves it empty or cut short
         log.warning("could not save the job report to %s (%s)", path, exc.strerror)
         return None
     return path

@@ -107,7 +107,7 @@ def _from_imagenet(root: Path) -> ImageList:
 def _walk_images(top: Path, root: Path) -> list[str]:
     """Keys (relative to root) of the visible image files below `top`; symlinked dirs followed once."""
     keys, seen = [], set()
-    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True, onerror=_unreadable):
         real = os.path.realpath(dirpath)
         if real in seen:  # a symlink cycle or a second link to the same directory
             dirnames[:] = []
@@ -120,6 +120,11 @@ def _walk_images(top: Path, root: Path) -> list[str]:
                 if _utf8_ok(key):
                     keys.append(key)
     return keys
+
+
+def _unreadable(err: OSError) -> None:
+    """os.walk would skip a folder it cannot read, and the store would miss its images silently."""
+    raise LabelingError(f"{err.filename}: cannot read this image folder ({err.strerror})")
 
 
 def _utf8_ok(key: str) -> bool:
@@ -135,7 +140,12 @@ def _utf8_ok(key: str) -> bool:
 def _from_list_file(list_file: Path) -> ImageList:
     root = list_file.parent.absolute()
     prompts: dict[str, tuple[str, ...]] = {}
-    for raw in list_file.read_text(encoding="utf-8").splitlines():
+    try:
+        text = list_file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise LabelingError(f"{list_file}: not an image folder, nor a UTF-8 text list of image paths "
+                            f"(byte {exc.start}: {exc.reason})") from None
+    for raw in text.splitlines():
         path, _, column = raw.partition("\t")
         line = path.strip()
         if not line or line.startswith("#"):

@@ -44,7 +44,11 @@ def store_lock(output: Path) -> Iterator[None]:
         except BlockingIOError:
             raise LabelingError(f"{output}: another c2f-label job is labeling this store "
                                 f"({_holder(fd)}); wait for it, or stop it and rerun") from None
-        _write_holder(fd)
+        try:
+            _write_holder(fd)
+        except OSError as exc:  # a full disk takes the file but not its contents
+            raise LabelingError(f"{output}: cannot write the job lock {path.name} beside it "
+                                f"({exc.strerror})") from None
         yield
     finally:
         os.close(fd)  # releases the lock

@@ -190,13 +190,39 @@ def _write_temp(run_dir: Path, write: Any) -> Path:
     fd, name = tempfile.mkstemp(dir=run_dir, prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
-            write(f)
+            recorded = _RecordingFile(f)
+            try:
+                write(recorded)
+            except RuntimeError:  # torch.save hides the file's OSError behind its own message
+                if recorded.error is None:
+                    raise
+                raise recorded.error from None
             f.flush()
             os.fsync(f.fileno())
+    except OSError as exc:  # a full or read-only disk: nothing of the old checkpoints is touched
+        Path(name).unlink(missing_ok=True)
+        raise TrainingError(f"{run_dir}: cannot write a checkpoint ({exc.strerror or exc})") from None
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
     return Path(name)
+
+
+class _RecordingFile:
+    """A binary file whose first write error is kept in `error` (torch.save reports another one)."""
+
+    def __init__(self, file):
+        self.file, self.error = file, None
+
+    def write(self, data) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def flush(self) -> None:
+        self.file.flush()
 
 
 def _fsync_dir(path: Path) -> None:

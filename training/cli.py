@@ -6,7 +6,8 @@
     c2f-train eval --encoder encoder.pth --protocol {knn,linear,finetune,dense} --train DIR --val DIR
                    [--out RESULTS_DIR] [--config EVAL_YAML] [--set key=value ...]
 
-A user mistake is one line on stderr, `c2f-train: error: ...`, and exit code 2; never a traceback.
+A user mistake is one line on stderr, `c2f-train: error: ...`, and exit code 2; never a traceback
+(datasets_spec.cli_boundary). Ctrl-C exits with 130 and names the command that resumes.
 """
 
 from __future__ import annotations
@@ -16,18 +17,11 @@ import logging
 import os
 import sys
 
-from datasets_spec import StoreError
-from datasets_spec.errors import ConfigError
+from datasets_spec.cli_boundary import DISK_ERRNOS, add_verbose_flag, run, setup_logging
+from datasets_spec.cli_boundary import ArgumentParser as _Parser
 from training.errors import TrainingError
 
 PROG = "c2f-train"
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing usage, so every error is one line."""
-
-    def error(self, message: str):
-        raise TrainingError(f"{message} (see {self.prog} --help)")
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -43,6 +37,7 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="same as --set engine.seed=S")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.blr=1e-3 (repeatable)")
+    add_verbose_flag(p)
     return p
 
 
@@ -71,21 +66,23 @@ def eval_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    _setup_logging()
-    try:
-        if argv[:1] == ["export"]:
-            return _export(export_parser().parse_args(argv[1:]))
-        if argv[:1] == ["eval"]:
-            return _eval(eval_parser().parse_args(argv[1:]))
-        return _train(train_parser().parse_args(argv))
-    except (TrainingError, StoreError, ConfigError) as exc:
-        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; rerun the same command to resume from the latest checkpoint",
-              file=sys.stderr)
-        return 130
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    resumes = argv[:1] not in (["export"], ["eval"])
+    return run(PROG, lambda: _main(argv), errors=(TrainingError,), resume=[PROG, *argv] if resumes else None)
+
+
+def _main(argv: list[str]) -> int:
+    if argv[:1] == ["export"]:
+        args = export_parser().parse_args(argv[1:])
+        setup_logging(PROG, default=logging.INFO)
+        return _export(args)
+    if argv[:1] == ["eval"]:
+        args = eval_parser().parse_args(argv[1:])
+        setup_logging(PROG, default=logging.INFO)
+        return _eval(args)
+    args = train_parser().parse_args(argv)
+    setup_logging(PROG, args.verbose, default=logging.INFO)
+    return _train(args)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -94,7 +91,13 @@ def _train(args: argparse.Namespace) -> int:
 
     overrides = [*args.overrides, *([f"engine.seed={args.seed}"] if args.seed is not None else [])]
     cfg = load_config(args.config, overrides)
-    train(cfg, args.data, args.images, args.out, max_steps=args.max_steps)
+    try:
+        train(cfg, args.data, args.images, args.out, max_steps=args.max_steps)
+    except OSError as exc:
+        if exc.filename is not None or exc.errno not in DISK_ERRNOS:
+            raise
+        # a write that failed when the file was closed names no file; c2f-train writes only --out
+        raise TrainingError(f"{args.out}: cannot write the run ({exc.strerror})") from None
     return 0
 
 
@@ -125,39 +128,6 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
-def _setup_logging() -> None:
-    """Diagnostics from the `training` logger as `c2f-train: warning: ...` lines on stderr."""
-    logger = logging.getLogger("training")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(_Formatter(f"{PROG}: %(levelname)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-
-
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever sys.stderr is at the time of the record."""
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value) -> None:
-        pass
-
-
-class _Formatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        record = logging.makeLogRecord({**record.__dict__, "levelname": record.levelname.lower()})
-        return super().format(record)
 
 
 if __name__ == "__main__":

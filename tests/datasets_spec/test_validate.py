@@ -174,5 +174,5 @@ def test_cli_exit_codes_and_lines(store, capsys):
     (store / "semantic" / "c" / "1" / "0" / "0").unlink()
     assert main(["validate", str(store), "--quiet"]) == 1
     assert capsys.readouterr().out.strip() == f"{store}: shard 1: semantic/c/1/0/0 missing"
-    assert main(["validate", str(store / "nope"), "--quiet"]) == 1
-    assert "no such dataset directory" in capsys.readouterr().out
+    assert main(["validate", str(store / "nope"), "--quiet"]) == 2  # an input error, as for c2f-data info
+    assert "no such dataset directory" in capsys.readouterr().err

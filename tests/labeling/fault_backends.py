@@ -63,6 +63,19 @@ class Poison(ClassicSemantic):
         return super().predict(images, sizes)
 
 
+class Fails(ClassicSemantic):
+    """Raises (its process lives) whenever a batch holds an image `height` pixels high."""
+
+    def __init__(self, height: int):
+        super().__init__()
+        self.height = height
+
+    def predict(self, images, sizes):
+        if any(image.shape[0] == self.height for image in images):
+            raise RuntimeError(f"fault injected on an image {self.height} pixels high")
+        return super().predict(images, sizes)
+
+
 class Gate(ClassicSemantic):
     """On the node named `hold_node` (NODE_ENV), while the file `scratch(events)/hold` exists:
     creates `held` beside it and then never returns, so a test can kill that node mid-shard."""
@@ -79,4 +92,4 @@ class Gate(ClassicSemantic):
         return super().predict(images, sizes)
 
 
-BACKENDS = {"crash-once": CrashOnce, "poison": Poison, "gate": Gate}
+BACKENDS = {"crash-once": CrashOnce, "poison": Poison, "fails": Fails, "gate": Gate}

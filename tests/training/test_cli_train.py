@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -127,3 +129,49 @@ def test_image_broken_after_the_start_is_one_line(capsys, tiny_store, tmp_path, 
         victim.write_bytes(victim.read_bytes()[:40])
     code, err = _run(capsys, *_args(config, tiny_store.path, images, tmp_path / "run", "--max-steps", "2"))
     _assert_one_error(code, err, "reading the data for step 1 failed", "cannot read image")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 256 KiB tmpfs at tmp_path/disk, unmounted afterwards (needs the right to mount)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.parametrize("free_kib, what", [(0, "cannot write the run"),  # not even config.yaml fits
+                                            (24, "cannot write a checkpoint")])  # the config and log fit
+def test_a_full_disk_is_one_line_naming_the_run_dir(capsys, config, tiny_store, small_disk, free_kib, what):
+    with open(small_disk / "filler", "wb", buffering=0) as f, pytest.raises(OSError):
+        while True:
+            f.write(b"\0" * 4096)
+    os.truncate(small_disk / "filler", (small_disk / "filler").stat().st_size - free_kib * 1024)
+    run = small_disk / "run"
+    code, err = _run(capsys, *_args(config, tiny_store.path, tiny_store.images, run, "--max-steps", 1))
+    _assert_one_error(code, err, f"{run}: {what} (No space left on device)")
+    assert not run.exists() or not list(run.glob("*.pt")) and not list(run.glob(".tmp-*"))
+
+
+def test_latest_checkpoint_that_is_a_directory_is_one_line(capsys, config, tiny_store, tmp_path):
+    run = tmp_path / "run"
+    (run / "latest.pt").mkdir(parents=True)
+    code, err = _run(capsys, *_args(config, tiny_store.path, tiny_store.images, run, "--max-steps", 1))
+    _assert_one_error(code, err, "latest.pt", "Is a directory")
+
+
+def test_ctrl_c_is_exit_130_with_the_command_that_resumes(capsys, config, tiny_store, tmp_path, monkeypatch):
+    import training.engine
+
+    def interrupted(*_, **__):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training.engine, "train", interrupted)
+    args = [str(a) for a in _args(config, tiny_store.path, tiny_store.images, tmp_path / "my run", "--seed", 3)]
+    code, err = _run(capsys, *args)
+    assert code == 130, err
+    assert err == f"c2f-train: interrupted; to resume, run: c2f-train {shlex.join(args)}\n"
+    assert shlex.split(err.split("run: ", 1)[1])[1:] == args
