@@ -9,6 +9,7 @@ from torch import nn
 import training.engine as engine
 from training.errors import TrainingError
 from training.logs import read_log
+from training.models.c2fmae import C2FMAE
 
 from .engine_fixtures import tiny_config, tiny_store  # noqa: F401  (fixture)
 
@@ -18,7 +19,10 @@ def _losses(run_dir) -> list[float]:
 
 
 @pytest.mark.slow
-def test_a_few_cpu_steps_reduce_the_loss_and_write_every_channel(tiny_store, tmp_path):
+def test_a_few_cpu_steps_reduce_the_loss_and_write_every_channel(tiny_store, tmp_path, monkeypatch):
+    drawn = []
+    real_pictures = C2FMAE.pictures
+    monkeypatch.setattr(C2FMAE, "pictures", lambda self, *a: drawn.append(1) or real_pictures(self, *a))
     cfg = tiny_config("engine.tensorboard=true", "engine.image_every=10", "engine.progress=true",
                       "optim.epochs=8", "data.num_workers=1")
     summary = engine.train(cfg, tiny_store.path, tiny_store.images, tmp_path / "run")
@@ -33,6 +37,7 @@ def test_a_few_cpu_steps_reduce_the_loss_and_write_every_channel(tiny_store, tmp
     assert 0 <= last["data_wait"] <= 1 and last["epoch"] == 7
     assert sorted(p.name for p in (tmp_path / "run" / "images").iterdir()) == [
         "step-0000010.png", "step-0000020.png", "step-0000030.png"]
+    assert len(drawn) == 3  # pictures are built on the steps that draw, not on every step
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     assert (tmp_path / "run" / "config.yaml").exists() and (tmp_path / "run" / "latest.pt").exists()
 

@@ -17,7 +17,6 @@ from tests.training.test_losses import relabel
 
 MIXED = torch.tensor([0, 1, 2, 0])
 TINY_CLASSES = 5  # as in conftest.tiny_train_batch
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(cfg: ModelConfig, **changes):
