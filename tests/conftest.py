@@ -2,7 +2,7 @@
 
 import os
 
-# Tiny models run 2-3x faster on one thread than on two on a shared 2-core machine, and pytest-xdist
+# Tiny models run much faster on one thread than on two on a shared 2-core machine, and pytest-xdist
 # runs one test process per core. Set before anything imports torch; subprocesses inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
