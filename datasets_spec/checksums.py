@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .records import file_sha256
+from .hashing import file_sha256
 
 SUMS_NAME = "SHA256SUMS"
 

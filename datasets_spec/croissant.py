@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .records import file_sha256
+from .hashing import file_sha256
 from .reader import Store
 
 CONTEXT = {

@@ -11,7 +11,6 @@ x/y of the top-left corner; RLE is pycocotools' compressed RLE with `counts` dec
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -20,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
-RECORD_FIELDS = ("index", "key", "id", "score", "box", "area", "semantic", "source", "prompt", "rle")
+from .hashing import file_sha256
+
 INSTANCE_FIELDS = ("id", "score", "box", "area", "semantic", "source", "prompt", "rle")
 
 
@@ -28,14 +28,6 @@ def encode_rle(mask: np.ndarray) -> dict:
     """Binary mask [H, W] (bool or 0/1) → COCO compressed RLE with `counts` as str."""
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
     return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
-
-def encode_rles(masks: np.ndarray) -> list[dict]:
-    """Binary masks [N, H, W] → N RLE dicts (one pycocotools call)."""
-    if len(masks) == 0:
-        return []
-    rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
-    return [{"size": [int(s) for s in r["size"]], "counts": r["counts"].decode("ascii")} for r in rles]
 
 
 def rles_from_counts(counts: list[np.ndarray], height: int, width: int) -> list[dict]:
@@ -75,11 +67,3 @@ def read_records(path: Path) -> list[dict]:
     """All records of one shard file, in file order."""
     with gzip.open(path, "rt", encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

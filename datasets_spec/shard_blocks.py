@@ -1,7 +1,7 @@
 """The store's mask arrays as Dask arrays with one block per shard, and running per-shard tasks.
 
-`dask.array.from_zarr` on a store gives one block per *inner* chunk (one image), i.e. N tiny tasks
-of ~1.5 ms of zarr-python overhead each. We build the arrays from one tensorstore read per shard
+`dask.array.from_zarr` on a store gives one block per *inner* chunk (one image), i.e. N tiny tasks,
+each paying zarr-python's per-call overhead. We build the arrays from one tensorstore read per shard
 instead (`Store.read_masks`), the fastest of the layouts measured by benchmarks/dask_chunking.py.
 Per-shard work is a delayed call on the shard's two blocks; results are merged as they arrive, so
 memory holds a few shards at a time however large the store is.

@@ -17,7 +17,8 @@ from . import tsio
 from .errors import StoreError
 from .geometry import fit
 from .meta import read_meta
-from .records import INSTANCE_FIELDS, file_sha256, write_records
+from .hashing import file_sha256
+from .records import INSTANCE_FIELDS, write_records
 
 
 @dataclass
@@ -110,7 +111,8 @@ def dropped_total(results: Sequence[ImageResult]) -> dict[str, int]:
 def pixels_crc32(semantic: np.ndarray, instance: np.ndarray) -> int:
     """CRC-32 of a shard's pixel data as stored (C order, little endian): semantic, then instance.
 
-    A fast integrity check for validate (≈3 GB/s here; sha256 ran ≈0.6 GB/s and dominated writes).
+    A fast integrity check for validate; sha256 is several times slower and dominated writes
+    (benchmarks/integrity_hash.py, figures in docs/performance.md).
     """
     crc = 0
     for slab in (semantic, instance):

@@ -1,7 +1,8 @@
 """tensorstore access to the store's numeric arrays: the one place that knows tensorstore's specs.
 
 Files stay plain Zarr v3 (zarr-python creates them); tensorstore only reads and writes chunk data,
-because it is 5-25× faster here than zarr-python on these paths (benchmarks/store_io.py).
+because it is much faster than zarr-python on these paths (benchmarks/store_io.py; figures in
+docs/performance.md).
 """
 
 from __future__ import annotations

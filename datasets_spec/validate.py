@@ -13,7 +13,8 @@ from .errors import StoreError
 from .geometry import fit
 from .meta import read_meta
 from .reader import Store
-from .records import file_sha256, read_records
+from .hashing import file_sha256
+from .records import read_records
 from .shard_writer import pixels_crc32
 
 # Pixel-array chunks a rechunked release declares (attribute c2fmae.release.rechunk).

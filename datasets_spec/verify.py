@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .checksums import SUMS_NAME, read_sums, release_files
 from .publish import DATA
-from .records import file_sha256
+from .hashing import file_sha256
 from .validate import validate
 
 

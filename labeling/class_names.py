@@ -104,15 +104,6 @@ def class_by_wnid(wnid: str) -> ImageNetClass:
         raise LabelingError(f"{wnid!r} is not an ImageNet-1K class (wnid)") from None
 
 
-def class_prompt(index: int) -> str | None:
-    """Prompt of ImageNet class `index`; None for -1 (unknown label)."""
-    if index < 0:
-        return None
-    if index >= len(imagenet_classes()):
-        raise LabelingError(f"label {index} is not an ImageNet-1K class index (0..999)")
-    return imagenet_classes()[index].prompt
-
-
 def build_table(synsets: Path, lemmas: Path) -> list[tuple[int, str, str]]:
     """(index, wnid, lemmas) rows from timm's imagenet_synsets.txt and imagenet_synset_to_lemma.txt."""
     wnids = [w.strip() for w in synsets.read_text(encoding="utf-8").splitlines() if w.strip()]

@@ -49,10 +49,6 @@ class ImageList:
     kind: str  # "imagenet" | "folder" | "list"
     items: tuple[ImageItem, ...]
 
-    def path(self, item: ImageItem) -> Path:
-        """Absolute path of an item (keys of absolute list entries are already absolute)."""
-        return self.root / item.key
-
     @property
     def sha256(self) -> str:
         """Hash of the (key, label, class_name[, prompts]) list: the input's identity in the provenance.

@@ -1,9 +1,10 @@
 """Atomic, resumable checkpoints: RUN_DIR/latest.pt, previous.pt and periodic ckpt-{step:07d}.pt keeps.
 
 A checkpoint is a dict of tensors and plain Python values, loadable with `weights_only=True`:
-  format, step, epoch, sampler {epoch, start_step}, nonfinite, num_classes, config (nested dict),
-  model, optimizer, scaler (or None), curriculum (state dicts), rng {python, numpy, torch, cuda},
-  meter (the log's running sums since its last record; absent in older checkpoints).
+  format, step, nonfinite, num_classes, config (nested dict), model, optimizer, scaler (or None)
+  (state dicts), rng {python, numpy, torch, cuda}, meter (the log's running sums since its last
+  record; absent in older checkpoints). The sampler's position and the curriculum follow from
+  step and config. Older checkpoints also hold epoch, sampler and curriculum: ignored.
 Saving writes a temporary file in RUN_DIR, fsyncs it, moves the old latest to previous.pt and
 renames the new file to latest.pt, so a crash at any moment leaves at least one complete file; the
 temporary files a killed save leaves behind are removed by the next run (`remove_stale_temps`).
@@ -84,17 +85,13 @@ def load_checkpoint(run_dir: str | Path) -> tuple[dict, Path] | None:
 
 
 def make_state(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: Any,
-               curriculum: Any, config: dict, step: int, steps_per_epoch: int, nonfinite: int,
-               num_classes: int, meter: dict | None = None) -> dict:
+               config: dict, step: int, nonfinite: int, num_classes: int, meter: dict | None = None) -> dict:
     """The checkpoint dict after `step` optimizer steps (model unwrapped from DDP by the caller)."""
-    epoch, start_step = divmod(step, steps_per_epoch)
-    return {"format": FORMAT, "step": step, "epoch": epoch,
-            "sampler": {"epoch": epoch, "start_step": start_step}, "nonfinite": nonfinite,
+    return {"format": FORMAT, "step": step, "nonfinite": nonfinite,
             "num_classes": num_classes, "config": config, "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else None,
-            "curriculum": curriculum.state_dict(), "rng": capture_rng(),
-            **({"meter": meter} if meter is not None else {})}
+            "rng": capture_rng(), **({"meter": meter} if meter is not None else {})}
 
 
 def remove_stale_temps(run_dir: str | Path) -> list[Path]:

@@ -89,7 +89,7 @@ def setup(cfg: TrainConfig, info: distributed.DistInfo, data: Path, images: Path
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     distributed.barrier()
-    start, nonfinite, meter_state = _resume(cfg, run_dir, model, optimizer, scaler, curriculum)
+    start, nonfinite, meter_state = _resume(cfg, run_dir, model, optimizer, scaler)
     if start == 0 and cfg.model.init_from:  # a new run only: resuming keeps the trained weights
         load_mae_checkpoint(model, cfg.model.init_from)
     if info.is_main:
@@ -170,8 +170,9 @@ def _after_step(run: Run, logger: RunLogger, meter: Meter, done: int, lr: float,
     logger.advance(record["loss"] if record else None)
     if run.info.is_main and eng.image_every and done % eng.image_every == 0:
         (run.run_dir / "images").mkdir(exist_ok=True)
-        save_grid(run.run_dir / "images" / f"step-{done:07d}.png", result.batch, result.out,
-                  mean=run.cfg.data.mean, std=run.cfg.data.std)
+        pictures = distributed.unwrap(run.ctx.model).pictures(result.batch, result.out)
+        save_grid(run.run_dir / "images" / f"step-{done:07d}.png", result.batch,
+                  {"mask": result.out["mask"], "pred": pictures}, mean=run.cfg.data.mean, std=run.cfg.data.std)
     if save:
         _save(run, done, keep=bool(eng.keep_every) and done % eng.keep_every == 0,
               meter_state=meter.state_dict() if regular else unlogged)
@@ -208,16 +209,13 @@ def _count_nonfinite(run: Run, finite: bool, step: int) -> None:
 def _save(run: Run, done: int, keep: bool, meter_state: dict) -> None:
     if run.info.is_main:
         state = make_state(model=distributed.unwrap(run.ctx.model), optimizer=run.ctx.optimizer,
-                           scaler=run.ctx.scaler, curriculum=run.ctx.curriculum,
-                           config=to_dict(run.cfg), step=done,
-                           steps_per_epoch=run.sampler.steps_per_epoch, nonfinite=run.nonfinite,
-                           num_classes=run.num_classes, meter=meter_state)
+                           scaler=run.ctx.scaler, config=to_dict(run.cfg), step=done,
+                           nonfinite=run.nonfinite, num_classes=run.num_classes, meter=meter_state)
         save_checkpoint(run.run_dir, state, keep=keep)
     distributed.barrier()
 
 
-def _resume(cfg: TrainConfig, run_dir: Path, model, optimizer, scaler,
-            curriculum) -> tuple[int, int, dict | None]:
+def _resume(cfg: TrainConfig, run_dir: Path, model, optimizer, scaler) -> tuple[int, int, dict | None]:
     """Restore RUN_DIR's newest readable checkpoint; returns (step, non-finite count, the log's
     running sums), (0, 0, None) if there is none."""
     found = load_checkpoint(run_dir) if run_dir.is_dir() else None
@@ -233,8 +231,6 @@ def _resume(cfg: TrainConfig, run_dir: Path, model, optimizer, scaler,
             scaler.load_state_dict(state["scaler"])
     except (RuntimeError, ValueError, KeyError) as exc:
         raise TrainingError(f"checkpoint {path} does not fit this run: {str(exc).splitlines()[0]}") from None
-    if state["config"].get("curriculum") == to_dict(cfg.curriculum):
-        curriculum.load_state_dict(state["curriculum"])
     restore_rng(state["rng"])
     log.info("resuming from %s at step %d", path, state["step"])
     return int(state["step"]), int(state["nonfinite"]), state.get("meter")

@@ -10,7 +10,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
-IGNORE = -1
+from training.ignore import IGNORE
 
 
 def _fp32(fn):

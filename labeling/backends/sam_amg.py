@@ -1,7 +1,7 @@
 """`sam-amg`: SAM's automatic mask generator ("everything" mode) as the instance backend.
 
 AMG prompts SAM with a `points_per_side`² grid, one image at a time, and filters masks by predicted
-IoU and stability: ~1.4–2.1 s per image for vit_h on a 3090-class GPU at the default 32×32 grid.
+IoU and stability (its cost: docs/performance.md, benchmarks/gpu_label.py).
 It is the slow, prompt-free reference; `grounded` is the fast route. Plain SAM only (segment-
 anything's generator; loading in sam_loader.py). Runs in float32. Masks beyond `max_masks` are
 counted in `Instances.dropped["max_masks"]`. The image encoder's attention runs through SDPA

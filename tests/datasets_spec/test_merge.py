@@ -1,6 +1,5 @@
 import gzip
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -59,11 +58,11 @@ def test_merge_refuses_incompatible_stores_with_one_line(tmp_path, capsys, chang
 
 
 def _label(images: Path, out: Path):
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
-    label = Path(sys.executable).with_name("c2f-label")
-    run = subprocess.run([str(label), str(images), "-o", str(out), "--backend", "classic", "--shard-size", "4",
-                          "--canvas", "48", "--quiet"], env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
+    """c2f-label in this process, on the session's Ray (one Ray start for the three jobs)."""
+    from labeling.cli import main as label
+
+    assert label([str(images), "-o", str(out), "--backend", "classic", "--shard-size", "4", "--canvas", "48",
+                  "--quiet"]) == 0
 
 
 def _contents(path: Path) -> dict:
@@ -77,7 +76,7 @@ def _contents(path: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_merge_equals_one_run_of_classic_on_the_same_images(tmp_path):
+def test_merge_equals_one_run_of_classic_on_the_same_images(tmp_path, ray_session):
     subprocess.run([sys.executable, str(ROOT / "scripts" / "make_samples.py"), str(tmp_path / "all"), "--per-class",
                     "2", "--side", "96"], check=True, capture_output=True)
     classes = sorted(p.name for p in (tmp_path / "all" / "train").iterdir())

@@ -6,7 +6,6 @@ import pytest
 from labeling.class_names import (
     build_table,
     class_by_wnid,
-    class_prompt,
     duplicate_first_lemmas,
     format_table,
     imagenet_classes,
@@ -35,7 +34,7 @@ def test_ambiguous_names_are_found_and_disambiguated():
     assert class_by_wnid("n02012849").prompt == "crane bird"
     assert class_by_wnid("n03126707").prompt == "construction crane"
     assert class_by_wnid("n02113186").prompt != class_by_wnid("n02963159").prompt
-    assert class_prompt(134) == "crane bird" and class_prompt(-1) is None
+    assert imagenet_classes()[134].prompt == "crane bird"
 
 
 def test_unknown_wnid_is_a_labeling_error():
@@ -45,8 +44,7 @@ def test_unknown_wnid_is_a_labeling_error():
 
 def test_committed_table_matches_timms_files():
     spec = importlib.util.find_spec("timm")  # finds timm's files without importing it (and torch)
-    if spec is None:
-        pytest.skip("timm is not installed")
+    assert spec is not None, "timm is a dependency: a broken install must fail, not skip"
     info = Path(spec.origin).parent / "data" / "_info"
     rows = build_table(info / "imagenet_synsets.txt", info / "imagenet_synset_to_lemma.txt")
     committed = (Path(__file__).parents[2] / "labeling" / "imagenet_classes.tsv").read_text(encoding="utf-8")

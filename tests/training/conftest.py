@@ -9,15 +9,6 @@ TINY_CLASSES = 5
 
 
 @pytest.fixture
-def one_thread():
-    """Tiny models run fastest on one thread, above all on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
 def tiny_model_cfg() -> ModelConfig:
     """32x32 images, 8x8 patches (L = 16), 32-wide encoder and decoder."""
     return ModelConfig.from_arch("vit_tiny_cpu", img_size=32, patch_size=8, embed_dim=32, depth=2,

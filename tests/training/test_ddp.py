@@ -32,12 +32,13 @@ def test_two_gloo_processes_match_one_process_with_accumulation(tiny_store, tmp_
          "--out", str(tmp_path / "ddp"), "--max-steps", str(STEPS)],
         capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         engine.train(tiny_config("optim.batch_size=2", "optim.accum_iter=4"), tiny_store.path,
                      tiny_store.images, tmp_path / "one", max_steps=STEPS)
     finally:
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(before)
     ddp, one = read_log(tmp_path / "ddp" / "log.jsonl"), read_log(tmp_path / "one" / "log.jsonl")
     assert [r["step"] for r in ddp] == [r["step"] for r in one] == list(range(1, STEPS + 1))
     for a, b in zip(ddp, one):

@@ -9,6 +9,7 @@ from torch import nn
 import training.engine as engine
 from training.errors import TrainingError
 from training.logs import read_log
+from training.models.c2fmae import C2FMAE
 
 from .engine_fixtures import tiny_config, tiny_store  # noqa: F401  (fixture)
 
@@ -18,7 +19,10 @@ def _losses(run_dir) -> list[float]:
 
 
 @pytest.mark.slow
-def test_a_few_cpu_steps_reduce_the_loss_and_write_every_channel(tiny_store, tmp_path):
+def test_a_few_cpu_steps_reduce_the_loss_and_write_every_channel(tiny_store, tmp_path, monkeypatch):
+    drawn = []
+    real_pictures = C2FMAE.pictures
+    monkeypatch.setattr(C2FMAE, "pictures", lambda self, *a: drawn.append(1) or real_pictures(self, *a))
     cfg = tiny_config("engine.tensorboard=true", "engine.image_every=10", "engine.progress=true",
                       "optim.epochs=8", "data.num_workers=1")
     summary = engine.train(cfg, tiny_store.path, tiny_store.images, tmp_path / "run")
@@ -33,6 +37,7 @@ def test_a_few_cpu_steps_reduce_the_loss_and_write_every_channel(tiny_store, tmp
     assert 0 <= last["data_wait"] <= 1 and last["epoch"] == 7
     assert sorted(p.name for p in (tmp_path / "run" / "images").iterdir()) == [
         "step-0000010.png", "step-0000020.png", "step-0000030.png"]
+    assert len(drawn) == 3  # pictures are built on the steps that draw, not on every step
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     assert (tmp_path / "run" / "config.yaml").exists() and (tmp_path / "run" / "latest.pt").exists()
 
@@ -42,6 +47,7 @@ def test_max_steps_then_resume_reproduces_the_uninterrupted_run(tiny_store, tmp_
     cfg = tiny_config("engine.checkpoint_every=2")
     engine.train(cfg, tiny_store.path, tiny_store.images, tmp_path / "full", max_steps=7)
     engine.train(cfg, tiny_store.path, tiny_store.images, tmp_path / "split", max_steps=3)
+    _add_fields_of_older_checkpoints(tmp_path / "split" / "latest.pt")
     engine.train(cfg, tiny_store.path, tiny_store.images, tmp_path / "split", max_steps=7)
     full, split = read_log(tmp_path / "full" / "log.jsonl"), read_log(tmp_path / "split" / "log.jsonl")
     assert [r["step"] for r in split] == list(range(1, 8))
@@ -51,6 +57,13 @@ def test_max_steps_then_resume_reproduces_the_uninterrupted_run(tiny_store, tmp_
     a = torch.load(tmp_path / "full" / "latest.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "split" / "latest.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _add_fields_of_older_checkpoints(path) -> None:
+    """Checkpoints written before these fields were dropped (they were never read) still resume."""
+    state = torch.load(path, weights_only=True)
+    state.update(epoch=0, sampler={"epoch": 0, "start_step": 3}, curriculum={"config": {"shape": "linear"}})
+    torch.save(state, path)
 
 
 class _NonFiniteAt(nn.Module):
@@ -111,6 +124,45 @@ def test_gradient_accumulation_matches_one_big_batch_schedule(tiny_store, tmp_pa
     engine.train(cfg, tiny_store.path, tiny_store.images, tmp_path / "run", max_steps=2)
     records = read_log(tmp_path / "run" / "log.jsonl")
     assert records[0]["lr"] == pytest.approx(0.05 * 4 / 256 / 4)  # warmup step 1 of 4, batch 4
+
+
+class _MeanSquare(nn.Module):
+    """A loss that is a mean over samples and ignores the masking inputs, so that two micro-batches
+    of 2 and one batch of 4 see the same function."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(3, 4)
+
+    def forward(self, batch, strategy, generator):
+        pooled = batch["image"].mean((2, 3))  # [N, 3]
+        loss = (self.proj(pooled) - batch["index"][:, None].float()).pow(2).mean()
+        return {"loss": loss, "losses": {"rgb": loss}}
+
+
+def test_gradient_accumulation_matches_one_big_batch_step():
+    from training.masking import Curriculum
+    from training.optim import build_optimizer
+    from training.step import StepContext, train_step
+
+    cfg = tiny_config()
+    big = _synthetic_batch(n=4)
+    halves = [{k: v[:2] for k, v in big.items()}, {k: v[2:] for k, v in big.items()}]
+    runs = []
+    for batches in ([big], halves):
+        torch.manual_seed(0)
+        model = _MeanSquare()
+        ctx = StepContext(model=model, optimizer=build_optimizer(model, cfg.optim, 1), scaler=None,
+                          curriculum=Curriculum(cfg.curriculum), device=torch.device("cpu"), amp_dtype=None,
+                          clip_grad=None, seed=0, micro_id=lambda m: m)
+        result = train_step(ctx, batches, step=0, progress=0.0)
+        runs.append((result.losses["loss"], [p.grad.clone() for p in model.parameters()],
+                     [p.detach().clone() for p in model.parameters()]))
+    (loss_a, grads_a, params_a), (loss_b, grads_b, params_b) = runs
+    assert torch.allclose(loss_a, loss_b)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads_a, grads_b))
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(params_a, params_b))
+    assert any(g.abs().sum() > 0 for g in grads_a)
 
 
 def _synthetic_batch(n: int = 4, size: int = 32, classes: int = 6) -> dict:

@@ -23,7 +23,6 @@ VARIANTS = {"tokens": {}, "sum": {"input_fusion": "sum"},
 INPUTS = {"rgb": "image", "semantic": "semantic", "instance": "instance"}
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def pixel_mask(patch_mask: torch.Tensor, patch: int) -> torch.Tensor:

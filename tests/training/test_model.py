@@ -6,17 +6,17 @@ import pytest
 import torch
 
 from training.layers.adapters import InstanceAdapter, SemanticAdapter
-from training.layers.patch_embed import gather_patches
 from training.masking.generator import masks_from_order
 from training.models import build_model, create_model, list_models, ModelConfig
 from training.models.config import ARCH_PRESETS
 from training.models.encoder_io import build_timm_vit
+from training.optim import param_groups
+from training.patches import gather_patches
 
 from tests.training.test_losses import relabel
 
 MIXED = torch.tensor([0, 1, 2, 0])
 TINY_CLASSES = 5  # as in conftest.tiny_train_batch
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(cfg: ModelConfig, **changes):
@@ -34,14 +34,15 @@ def test_every_mode_runs_forward_and_backward(mode, tiny_model_cfg, tiny_train_b
     out = run(model, tiny_train_batch)
     out["loss"].backward()
     names = {"rgb"} if mode == "mae" else {"semantic", "instance", "rgb"}
-    assert set(out["losses"]) == names and set(out["pred"]) == names
+    pictures = model.pictures(tiny_train_batch, out)
+    assert set(out["losses"]) == names and set(pictures) == names
     assert torch.isfinite(out["loss"]) and out["loss"].ndim == 0
     assert torch.allclose(out["loss"], sum(out["losses"].values()))
     assert out["mask"].shape == (4, 16) and torch.all(out["mask"].sum(1) == 12)
-    assert out["pred"]["rgb"].shape == (4, 3, 32, 32)
+    assert pictures["rgb"].shape == (4, 3, 32, 32)
     if mode != "mae":
-        assert out["pred"]["semantic"].shape == (4, 8, 8)
-        assert out["pred"]["instance"].shape == (4, 3, 8, 8)
+        assert pictures["semantic"].shape == (4, 8, 8)
+        assert pictures["instance"].shape == (4, 3, 8, 8)
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
 
@@ -51,7 +52,7 @@ def test_reconstruction_picture_keeps_visible_patches(tiny_model_cfg, tiny_train
     out = run(model, tiny_train_batch)
     visible = (1 - out["mask"]).bool()
     truth = model.patchify(tiny_train_batch["image"])[visible]
-    assert torch.allclose(model.patchify(out["pred"]["rgb"])[visible], truth)
+    assert torch.allclose(model.patchify(model.pictures(tiny_train_batch, out)["rgb"])[visible], truth)
 
 
 def stage_param(model, stage):
@@ -158,7 +159,7 @@ def test_same_generator_seed_gives_the_same_step(tiny_model_cfg, tiny_train_batc
 @pytest.mark.parametrize("mode", ["c2f", "parallel", "mae"])
 def test_a_few_cpu_steps_reduce_the_loss(mode, tiny_model_cfg, tiny_train_batch):
     model = make(tiny_model_cfg, mode=mode)
-    opt = torch.optim.AdamW(model.param_groups(0.05), lr=2e-3, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=2e-3, betas=(0.9, 0.95))
     losses = []
     for _ in range(15):
         out = run(model, tiny_train_batch)
@@ -200,7 +201,7 @@ def test_no_weight_decay_and_param_groups(tiny_model_cfg):
     assert {"cls_token", "pos_embed", "decoder_pos_embed", "norm.weight", "grid_token",
             "semantic_embed.class_embed.weight", "blocks.0.attn.qkv.bias"} <= skip
     assert "blocks.0.attn.qkv.weight" not in skip and "heads.rgb.weight" not in skip
-    decay, no_decay = model.param_groups(0.05)
+    decay, no_decay = param_groups(model, 0.05)  # what the engine builds its optimizer from
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert len(decay["params"]) + len(no_decay["params"]) == len(trainable)
     assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0

@@ -43,12 +43,16 @@ def test_schedule_values_at_known_steps():
 
 
 def test_schedule_from_config_uses_epochs_times_steps_per_epoch():
-    cfg = OptimConfig(blr=0.256, batch_size=4, warmup_epochs=2, epochs=10)
+    cfg = OptimConfig(blr=0.256, batch_size=4, warmup_epochs=2, epochs=10, min_lr=0.001)
     s = Schedule.from_config(cfg, world_size=2, steps_per_epoch=5)
-    assert (s.peak, s.warmup_steps, s.total_steps) == (pytest.approx(0.008), 10, 50)
+    assert s == Schedule(peak=pytest.approx(0.008), floor=0.001, warmup_steps=10, total_steps=50)
     values = [s.lr(k) for k in range(50)]
-    assert values == [s.lr(k) for k in range(50)]  # pure: no hidden state
-    assert max(values) == pytest.approx(0.008) and values[-1] < values[10]
+    assert values[:10] == pytest.approx([0.008 * (k + 1) / 10 for k in range(10)])
+    assert values[30] == pytest.approx(0.001 + 0.007 * 0.5)  # half way down the cosine (40 steps)
+    assert s.lr(50) == pytest.approx(0.001) and values[-1] > 0.001
+    assert [s.lr(k) for k in reversed(range(50))] == values[::-1]  # pure: no hidden state
+    half = Schedule.from_config(OptimConfig(warmup_epochs=0.5, warmup_from_zero=True), 1, steps_per_epoch=5)
+    assert (half.warmup_steps, half.total_steps, half.lr(0)) == (2, 1600 * 5, 0.0)
 
 
 def test_no_decay_on_norms_biases_and_tokens():

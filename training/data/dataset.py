@@ -72,9 +72,9 @@ class StoreDataset(Dataset):
     def __getitems__(self, items) -> list[dict]:
         """A batch of (position, epoch) items → sample dicts; all masks read in one batched call.
 
-        The DataLoader calls this with a whole batch. With tensorstore, 32 masks read together
-        came in 2.4-4.6× faster than one by one (benchmarks/train_step.py); decoding the RGB
-        dominates a sample's cost.
+        The DataLoader calls this with a whole batch: masks read together beat reads one by one
+        (benchmarks/train_step.py, figures in docs/performance.md); decoding the RGB dominates
+        a sample's cost.
         """
         items = [_split(item, len(self)) for item in items]
         semantic, instance = self.open().read_masks([self.indices[pos] for pos, _ in items])

@@ -23,9 +23,9 @@ import numpy as np
 from datasets_spec.geometry import canvas_index
 from datasets_spec.schema import SEMANTIC_IGNORE
 
-from .config import DataConfig
+from training.ignore import IGNORE
 
-IGNORE = -1
+from .config import DataConfig
 
 
 def draw(rng: np.random.Generator, orig_hw, cfg: DataConfig) -> tuple[tuple[int, int, int, int], bool]:

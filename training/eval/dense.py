@@ -28,6 +28,7 @@ from training.errors import TrainingError
 from training.eval.config import DenseConfig
 from training.eval.folders import load_image
 from training.eval.metrics import confusion, segmentation_scores
+from training.ignore import IGNORE
 from training.seeding import generator
 
 
@@ -77,7 +78,7 @@ class StoreLabeledImages(Dataset):
         image = image_to_canvas(rgb, self.size).transpose(2, 0, 1).astype(np.float32) / 255.0
         semantic = resize_labels(self.store.read(index).semantic, self.size, self.size)
         cells = semantic[self.stride // 2::self.stride, self.stride // 2::self.stride].astype(np.int64)
-        cells[cells == SEMANTIC_IGNORE] = -1
+        cells[cells == SEMANTIC_IGNORE] = IGNORE
         return torch.from_numpy((image - self.mean) / self.std), torch.from_numpy(cells)
 
 
@@ -103,7 +104,7 @@ def train_dense(feats: torch.Tensor, targets: torch.Tensor, num_classes: int, cf
     warmup = cfg.warmup_epochs * steps_per_epoch
     schedule = CosineLRScheduler(optimizer, t_initial=max(1, cfg.epochs * steps_per_epoch - warmup),
                                  warmup_t=warmup, warmup_prefix=True, t_in_epochs=False)
-    gen, loss_fn, step = generator(seed), nn.CrossEntropyLoss(ignore_index=-1), 0
+    gen, loss_fn, step = generator(seed), nn.CrossEntropyLoss(ignore_index=IGNORE), 0
     for _ in tqdm(range(cfg.epochs), desc="dense probe", unit="epoch", disable=not progress):
         order = torch.randperm(len(feats), generator=gen)
         for start in range(0, len(feats), batch):

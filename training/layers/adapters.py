@@ -23,8 +23,7 @@ whether the hidden neighbour holds another object).
 import torch
 import torch.nn as nn
 
-from training.layers.patch_embed import (LABEL_STRIDE, downsample_labels, gather_patches,
-                                         label_patches, patchify)
+from training.patches import LABEL_STRIDE, downsample_labels, gather_patches, label_patches, patchify
 
 
 def _visible(x: torch.Tensor, ids_keep: torch.Tensor | None) -> torch.Tensor:

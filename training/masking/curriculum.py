@@ -14,7 +14,6 @@ mixes the three sort keys per patch (``training.masking.generator``).
 """
 
 import math
-from dataclasses import asdict, fields
 from typing import Annotated, Literal
 
 import pydantic
@@ -90,20 +89,6 @@ class Curriculum:
         source = generator.device if generator is not None else device
         u = torch.rand(n, generator=generator, device=source).to(device)
         return (u >= a_s).long() + (u >= a_s + a_i).long()
-
-    def state_dict(self) -> dict:
-        """The config as plain Python values (lists for tuples)."""
-        return {"config": {k: list(v) if isinstance(v, tuple) else v
-                           for k, v in asdict(self.config).items()}}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore ``state_dict()`` output; unknown keys are an error, missing ones take their
-        defaults (checkpoints from before ``mix`` load as ``sample``)."""
-        known = {f.name for f in fields(CurriculumConfig)}
-        unknown = set(state["config"]) - known
-        if unknown:
-            raise ValueError(f"unknown curriculum keys {sorted(unknown)}; known: {sorted(known)}")
-        self.config = CurriculumConfig(**state["config"])
 
     def plot(self, path, steps: int = 201, size: tuple[int, int] = (640, 360)) -> None:
         """Write a PNG of the three weights (y, 0..1) over progress t (x, 0..1)."""

@@ -29,6 +29,9 @@ from typing import NamedTuple
 
 import torch
 
+from training.ignore import IGNORE
+from training.patches import downsample_labels, patchify_labels
+
 SEMANTIC, INSTANCE, RANDOM = 0, 1, 2
 STRATEGY_NAMES = ("semantic", "instance", "random")
 
@@ -50,13 +53,6 @@ def num_keep(num_patches: int, mask_ratio: float) -> int:
     return max(1, int(num_patches * (1.0 - mask_ratio)))
 
 
-def patchify_labels(labels: torch.Tensor, patch: int) -> torch.Tensor:
-    """labels: [N, H, W] -> [N, L, patch*patch], patches row-major, pixels row-major inside."""
-    n, h, w = labels.shape
-    x = labels.reshape(n, h // patch, patch, w // patch, patch).permute(0, 1, 3, 2, 4)
-    return x.reshape(n, (h // patch) * (w // patch), patch * patch)
-
-
 def patch_mode(labels: torch.Tensor, patch: int) -> torch.Tensor:
     """Most frequent label >= 0 in each patch, the smallest on ties, -1 if none.
 
@@ -73,14 +69,13 @@ def patch_mode(labels: torch.Tensor, patch: int) -> torch.Tensor:
     run_start = torch.where(new_run, pos, torch.zeros_like(pos)).cummax(dim=-1).values
     run_len = (pos - run_start + 1).masked_fill(x == sentinel, 0)
     mode = x.gather(-1, run_len.argmax(dim=-1, keepdim=True)).squeeze(-1)
-    return mode.masked_fill(mode == sentinel, -1)
+    return mode.masked_fill(mode == sentinel, IGNORE)
 
 
 def pool_patches(labels: torch.Tensor, patch: int, stride: int) -> torch.Tensor:
     """labels: [N, H, W] -> [N, L] mode over the centre pixels of each patch's stride x stride
     cells (``patch_mode`` of the nearest-downsampled map)."""
-    centres = labels[:, stride // 2::stride, stride // 2::stride]
-    return patch_mode(centres, patch // stride)
+    return patch_mode(downsample_labels(labels, stride), patch // stride)
 
 
 def segment_ids(patch_labels: torch.Tensor, singleton: torch.Tensor) -> torch.Tensor:

@@ -16,19 +16,20 @@ from timm.models.vision_transformer import Block
 
 from training.layers.adapters import InstanceAdapter, SemanticAdapter
 from training.layers.cascade import CascadeStage, scatter_to_grid
-from training.layers.patch_embed import (LABEL_STRIDE, gather_patches, label_patches, patchify,
-                                         rgb_patch_embed, sincos_pos_embed, unpatchify,
-                                         unpatchify_labels)
+from training.layers.patch_embed import rgb_patch_embed, sincos_pos_embed
 from training.losses import instance_loss, patch_stats, rgb_loss, semantic_loss
 from training.masking import RANDOM, Masks, generate_masks
 from training.models.config import ModelConfig
+from training.patches import (LABEL_STRIDE, gather_patches, label_patches, patchify, unpatchify,
+                              unpatchify_labels)
 from training.models.encoder_io import EncoderExportMixin
 
 TARGETS = ("semantic", "instance", "rgb")
 
 
 class C2FMAE(EncoderExportMixin, nn.Module):
-    """``model(batch, strategy, generator) -> {"loss", "losses", "mask", "pred"}``."""
+    """``model(batch, strategy, generator) -> {"loss", "losses", "mask", "preds", "masks"}``;
+    ``model.pictures(batch, out)`` turns an output into drawable images."""
 
     def __init__(self, cfg: ModelConfig, num_classes: int):
         super().__init__()
@@ -102,7 +103,7 @@ class C2FMAE(EncoderExportMixin, nn.Module):
         weights = {"semantic": self.cfg.semantic_loss_weight,
                    "instance": self.cfg.instance_loss_weight, "rgb": self.cfg.rgb_loss_weight}
         return {"loss": sum(weights[t] * losses[t] for t in self.targets), "losses": losses,
-                "mask": masks["rgb"].mask, "pred": self.pictures(batch, preds, masks)}
+                "mask": masks["rgb"].mask, "preds": preds, "masks": masks}
 
     def mask_patches(self, batch: dict, strategy: torch.Tensor,
                      generator: torch.Generator | None) -> dict[str, Masks]:
@@ -236,17 +237,18 @@ class C2FMAE(EncoderExportMixin, nn.Module):
 
     # ---------------------------------------------------------------- pictures
     @torch.no_grad()
-    def pictures(self, batch: dict, preds: dict[str, torch.Tensor],
-                 masks: dict[str, Masks]) -> dict[str, torch.Tensor]:
-        """Drawable predictions with the visible patches pasted from the input: rgb
-        [N, 3, H, W], semantic [N, H/4, W/4], instance [N, 3, H/4, W/4] (see below)."""
-        out = {"rgb": self.picture_rgb(batch, preds["rgb"], masks["rgb"].ids_masked())}
+    def pictures(self, batch: dict, out: dict) -> dict[str, torch.Tensor]:
+        """Drawable predictions of a forward's output `out` on `batch` (built only when asked: the
+        engine draws every engine.image_every steps), visible patches pasted from the input:
+        rgb [N, 3, H, W], semantic [N, H/4, W/4], instance [N, 3, H/4, W/4] (see below)."""
+        preds, masks = out["preds"], out["masks"]
+        drawn = {"rgb": self.picture_rgb(batch, preds["rgb"], masks["rgb"].ids_masked())}
         if self.cfg.mode != "mae":
-            out["semantic"] = self.picture_semantic(batch, preds["semantic"],
+            drawn["semantic"] = self.picture_semantic(batch, preds["semantic"],
                                                     masks["semantic"].ids_masked())
-            out["instance"] = self.picture_instance(preds["instance"],
+            drawn["instance"] = self.picture_instance(preds["instance"],
                                                     masks["instance"].ids_masked())
-        return out
+        return drawn
 
     def picture_rgb(self, batch: dict, pred: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """Normalised image space; with norm_pix_loss, predictions are un-normalised with the

@@ -1,4 +1,4 @@
-"""What the engine reads off the model besides its forward: weight-decay groups and the encoder
+"""What the engine reads off the model besides its forward: the no-weight-decay names and the encoder
 export that loads with ``strict=True`` into ``build_timm_vit(timm_spec()["model"],
 {**timm_spec()["kwargs"], "num_classes": 0})``."""
 
@@ -20,13 +20,6 @@ class EncoderExportMixin:
         return {name for name, p in self.named_parameters()
                 if p.ndim <= 1 or name.endswith("_token") or "pos_embed" in name
                 or name in embeddings}
-
-    def param_groups(self: nn.Module, weight_decay: float) -> list[dict]:
-        """Two AdamW groups over the trainable parameters: with and without decay."""
-        skip = self.no_weight_decay()
-        params = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
-        return [{"params": [p for n, p in params if n not in skip], "weight_decay": weight_decay},
-                {"params": [p for n, p in params if n in skip], "weight_decay": 0.0}]
 
     def encoder_state_dict(self: nn.Module) -> dict[str, torch.Tensor]:
         """The RGB encoder's weights under timm's names (detached CPU copies)."""
