@@ -1,15 +1,21 @@
-"""tensorstore access to the store's numeric arrays: the one place that knows tensorstore's specs.
+"""Array access: tensorstore for the numeric arrays, zarr-python for the string array.
 
 Files stay plain Zarr v3 (zarr-python creates them); tensorstore only reads and writes chunk data,
-because it is 5-25× faster here than zarr-python on these paths (benchmarks/store_io.py).
+because it is 5-25× faster here than zarr-python on these paths (benchmarks/store_io.py). Both go
+through `storage`, so an array may live in a local directory or on object storage.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 
 import numpy as np
 import tensorstore as ts
+import zarr
+from zarr.core.buffer import default_buffer_prototype
+from zarr.storage import MemoryStore
+
+from . import storage
 
 _CONTEXTS: dict[bool, ts.Context] = {}
 
@@ -22,11 +28,12 @@ def _context(write: bool) -> ts.Context:
     return _CONTEXTS[write]
 
 
-def open_array(path: Path, *, write: bool = False) -> ts.TensorStore:
-    """Open an existing Zarr v3 array directory for reading (or writing)."""
+def open_array(location, *, write: bool = False) -> ts.TensorStore:
+    """Open an existing Zarr v3 array for reading (or writing); `location` is its directory or URL
+    (e.g. `root / "semantic"`, or `storage.join(root, "semantic")`)."""
     spec = {
         "driver": "zarr3",
-        "kvstore": {"driver": "file", "path": str(path)},
+        "kvstore": storage.kvstore_spec(location),
         # A writer must see what is on disk, never a cached copy; readers may trust their cache.
         "recheck_cached_data": True if write else "open",
         "recheck_cached_metadata": "open",
@@ -51,3 +58,27 @@ def read_items(arrays: list[ts.TensorStore], indices) -> list[np.ndarray]:
 
 def read_range(arr: ts.TensorStore, start: int, stop: int) -> np.ndarray:
     return arr[start:stop].read().result()
+
+
+def read_strings(root, name: str, start: int, stop: int) -> np.ndarray:
+    """array[start:stop] of the string array `name` (tensorstore has no string type). Only the
+    chunks covering [start, stop) are fetched, into memory, and decoded by zarr-python. str [n]"""
+    doc = storage.read_bytes(root, f"{name}/zarr.json")
+    chunk = int(json.loads(doc)["chunk_grid"]["configuration"]["chunk_shape"][0])
+    wrap = default_buffer_prototype().buffer.from_bytes
+    objects = {"zarr.json": wrap(doc)}
+    for i in range(start // chunk, -(-stop // chunk)):
+        try:
+            objects[f"c/{i}"] = wrap(storage.read_bytes(root, f"{name}/c/{i}"))
+        except FileNotFoundError:
+            pass  # a chunk left at the fill value
+    return np.asarray(zarr.open_array(MemoryStore(objects), mode="r")[start:stop])
+
+
+def chunking(doc: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(chunk shape, inner chunk shape or ()) of a Zarr v3 array document (its zarr.json): the
+    outer chunk is a shard when the first codec is `sharding_indexed`."""
+    outer = tuple(doc.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape", ()))
+    codecs = doc.get("codecs") or [{}]
+    sharded = codecs[0].get("name") == "sharding_indexed"
+    return outer, tuple(codecs[0].get("configuration", {}).get("chunk_shape", ())) if sharded else ()

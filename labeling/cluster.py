@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import ray
 
+from datasets_spec import storage
 from datasets_spec.stale import pid_alive
 
 from .config import LabelConfig
@@ -81,7 +82,8 @@ def resources() -> dict[str, float]:
 
 def make_worker(cfg: LabelConfig):
     """A label worker actor: models load once in it. The driver replaces a dead one and retries its shard."""
-    env = {k: os.environ[k] for k in (CRASH_ONCE_ENV, "HF_HUB_OFFLINE") if k in os.environ}
+    # storage.ENVIRONMENT: workers write the store where the driver would (endpoint, credentials)
+    env = {k: os.environ[k] for k in (CRASH_ONCE_ENV, "HF_HUB_OFFLINE", *storage.ENVIRONMENT) if k in os.environ}
     actor = ray.remote(ShardLabeler).options(
         num_cpus=cfg.cpus_per_worker,
         num_gpus=cfg.gpus_per_worker,
