@@ -133,6 +133,12 @@ def kvstore_spec(root, relpath: str = "") -> dict:
     return spec
 
 
+# tensorstore retries an S3 request that failed transiently up to 32 times with delays up to 32 s:
+# an endpoint that cannot be reached (a typo, a server down) would hang a command for ~15 minutes.
+# These retries give up after about half a minute and still ride out throttling (SlowDown).
+_S3_RETRIES = {"max_retries": 8, "initial_delay": "0.5s", "max_delay": "8s"}
+
+
 def _s3_settings() -> dict:
     """Endpoint, region and credentials of the S3 driver, from the usual AWS environment."""
     out = {}
@@ -142,6 +148,7 @@ def _s3_settings() -> dict:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if region:
         out["aws_region"] = region
+    out["s3_request_retries"] = _S3_RETRIES
     if os.environ.get("AWS_ACCESS_KEY_ID"):
         # keys in the environment: take them directly, not after probing ~/.aws and instance metadata
         out["aws_credentials"] = {"type": "environment"}
@@ -153,7 +160,11 @@ def _kvstore(root) -> ts.KvStore:
     spec = kvstore_spec(root)
     key = tuple(sorted((k, str(v)) for k, v in spec.items()))
     if key not in _KVSTORES:
-        _KVSTORES[key] = _result(ts.KvStore.open(spec), root, "")
+        try:
+            opening = ts.KvStore.open(spec)
+        except ValueError as exc:  # a spec tensorstore refuses (e.g. a bucket name S3 does not allow)
+            raise OSError(f"{normalize(root)}: {str(exc).splitlines()[0][:300]}") from None
+        _KVSTORES[key] = _result(opening, root, "")
     return _KVSTORES[key]
 
 

@@ -13,7 +13,8 @@ def test_training_from_a_store_on_s3_matches_training_from_the_local_copy(tiny_s
     url = f"{s3_bucket}/tiny"
     for rel in storage.list_all(tiny_store.path):
         storage.write_bytes(url, rel, storage.read_bytes(tiny_store.path, rel))
-    config = write_tiny_yaml(tmp_path / "tiny.yaml", "data.num_workers=1")
+    # no loader workers (TINY): a forkserver started by an earlier test lacks this test's S3 settings
+    config = write_tiny_yaml(tmp_path / "tiny.yaml")
     for data, out in ((url, "remote"), (str(tiny_store.path), "local")):
         argv = ["--config", str(config), "--data", data, "--images", str(tiny_store.images),
                 "--out", str(tmp_path / out), "--max-steps", "3"]
