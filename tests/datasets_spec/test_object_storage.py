@@ -73,11 +73,25 @@ def test_damage_on_s3_is_found_by_validate_and_the_cheap_check(s3_bucket):
     assert "shard 1: instance/c/1/0/0 missing" in problems
 
 
-def test_an_abandoned_create_on_s3_is_redone_and_a_foreign_prefix_refused(s3_bucket):
-    url = f"{s3_bucket}/ds"
-    storage.write_bytes(url, "semantic/zarr.json", b"{half")  # a create killed before its group document
+def test_an_interrupted_create_on_s3_is_not_a_store_and_is_redone(s3_bucket, monkeypatch):
+    url, writes = f"{s3_bucket}/ds", []
+
+    def fail_on_the_sixth(root, rel, data):
+        writes.append(rel)
+        if len(writes) == 6:
+            raise OSError("connection reset")
+        real_write(root, rel, data)
+
+    real_write = storage.write_bytes
+    monkeypatch.setattr(storage, "write_bytes", fail_on_the_sixth)
+    with pytest.raises(StoreError, match="connection reset"):
+        create_store(url, ["a.jpg", "b.jpg"], [0, 1], label_space=LABEL_SPACE, canvas=16, shard_size=1)
+    monkeypatch.setattr(storage, "write_bytes", real_write)
+    assert storage.list_all(url) and not storage.root_exists(url)  # objects, but no group document
+    storage.write_bytes(url, storage.marker_path(0), b"{}")  # and one that a new create does not write
     create_store(url, ["a.jpg"], [0], label_space=LABEL_SPACE, canvas=16, shard_size=1)
     assert open_store(url).layout.num_images == 1 and validate(url) == []
+    assert not storage.exists(url, storage.marker_path(0))
     with pytest.raises(StoreError, match="already exists"):
         create_store(url, ["a.jpg"], [0], label_space=LABEL_SPACE, canvas=16, shard_size=1)
     storage.write_bytes(f"{s3_bucket}/other", "notes.txt", b"mine")
