@@ -25,11 +25,6 @@ def write_sums(root: Path, progress=None) -> int:
     return len(lines)
 
 
-def read_sums(root: Path) -> dict[str, str]:
-    """{relative path: sha256} from root/SHA256SUMS; ValueError on a malformed line."""
-    return parse_sums((root / SUMS_NAME).read_text())
-
-
 def parse_sums(text: str) -> dict[str, str]:
     """{relative path: sha256} from the text of a SHA256SUMS file; ValueError on a malformed line."""
     sums = {}

@@ -22,7 +22,8 @@ from .job import format_report, run_label_job
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="c2f-label", description=__doc__)
     p.add_argument("images", help="ImageNet root (<root>/train/<wnid>/*.JPEG), any image folder, or a text file of paths")
-    p.add_argument("-o", "--output", required=True, help="dataset store to create or resume")
+    p.add_argument("-o", "--output", required=True,
+                   help="dataset store to create or resume: a path, s3://bucket/prefix or gs://bucket/prefix")
     p.add_argument("--config", help="YAML config (see configs/label_*.yaml)")
     p.add_argument("--backend", help="set both backends, e.g. classic")
     p.add_argument("--semantic", help="semantic backend name (classic, hf)")
