@@ -26,7 +26,7 @@ URL_SCHEMES = {"s3": "s3", "gs": "gcs"}  # URL scheme → tensorstore kvstore dr
 # The environment that says where object storage is and who we are there: a job passes it on to
 # its workers, so every process writes to the same endpoint as the driver.
 ENVIRONMENT = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID",
-               "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "TENSORSTORE_S3_USE_CONDITIONAL_WRITE",
+               "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "C2F_S3_CONDITIONAL_WRITE",
                "GOOGLE_APPLICATION_CREDENTIALS")
 _KVSTORES: dict[tuple, ts.KvStore] = {}
 
@@ -149,6 +149,11 @@ def _s3_settings() -> dict:
     if region:
         out["aws_region"] = region
     out["s3_request_retries"] = _S3_RETRIES
+    conditional = os.environ.get("C2F_S3_CONDITIONAL_WRITE")
+    if conditional in ("0", "1"):
+        # tensorstore sends conditional PUTs (If-None-Match / If-Match) by default only to AWS
+        # endpoints (its source: use_conditional_write.cc); elsewhere it reads, compares, then writes
+        out["use_conditional_write"] = conditional == "1"
     if os.environ.get("AWS_ACCESS_KEY_ID"):
         # keys in the environment: take them directly, not after probing ~/.aws and instance metadata
         out["aws_credentials"] = {"type": "environment"}
@@ -205,7 +210,7 @@ def create_exclusive(root, relpath: str, data: bytes, replacing: bytes | None = 
     holds exactly those bytes). Returns whether this call wrote it. On GCS and on AWS S3 the
     condition is checked by the server (generation / If-None-Match); on other S3-compatible
     servers tensorstore checks it with a read before the write unless
-    TENSORSTORE_S3_USE_CONDITIONAL_WRITE=1 says the server supports conditional PUTs."""
+    C2F_S3_CONDITIONAL_WRITE=1 says the server supports conditional PUTs."""
     kv = _kvstore(root)
     current = _result(kv.read(relpath), root, relpath)
     if replacing is None and current.state != "missing":

@@ -13,7 +13,7 @@ ends. A job killed on this host leaves it behind; the next job on this host sees
 gone and takes the lock over. A lock left by a job on another host must be deleted by hand once
 that job is known to be gone (the refusal says which object). The condition is checked by the
 server on GCS and AWS S3; on other S3-compatible servers tensorstore reads before it writes (a
-narrow race between two jobs started at the same moment) unless TENSORSTORE_S3_USE_CONDITIONAL_WRITE=1
+narrow race between two jobs started at the same moment) unless C2F_S3_CONDITIONAL_WRITE=1
 tells it the server honours conditional PUTs.
 """
 

@@ -144,3 +144,13 @@ def test_plain_zarr_with_s3fs_opens_the_store_by_url(s3_bucket):
     assert group.attrs["c2fmae"]["num_images"] == 40
     assert np.array_equal(group["semantic"][1], results[1].semantic)
     assert group["key"][:].tolist() == keys
+
+
+def test_the_s3_spec_comes_from_the_aws_environment(s3_bucket, monkeypatch):
+    monkeypatch.setenv("C2F_S3_CONDITIONAL_WRITE", "1")
+    spec = storage.kvstore_spec(f"{s3_bucket}/a/ds/", "markers/shard-000001.json")
+    assert spec["driver"] == "s3" and spec["bucket"] == s3_bucket[len("s3://"):]
+    assert spec["path"] == "a/ds/markers/shard-000001.json" and spec["use_conditional_write"] is True
+    assert (spec["endpoint"], spec["aws_region"]) == (os.environ["AWS_ENDPOINT_URL"], "us-east-1")
+    assert spec["aws_credentials"] == {"type": "environment"}
+    assert storage.kvstore_spec("gs://b/x")["driver"] == "gcs" and storage.kvstore_spec("gs://b/x")["path"] == "x/"
