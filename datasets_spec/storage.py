@@ -218,7 +218,13 @@ def create_exclusive(root, relpath: str, data: bytes, replacing: bytes | None = 
     if replacing is not None and (current.state == "missing" or current.value != replacing):
         return False
     stamp = _result(kv.write(relpath, data, if_equal=current.stamp.generation), root, relpath)
-    return stamp.generation != b""  # an unmet condition leaves the generation unknown
+    if stamp.generation != b"":
+        return True
+    # An unmet condition leaves the generation unknown; so does a write the server refused (a
+    # missing bucket reads as a missing object): with nothing in the way, that is an error.
+    if replacing is None and _result(kv.read(relpath), root, relpath).state == "missing":
+        raise OSError(f"{join(root, relpath)}: the write was refused (does the bucket exist, may we write to it?)")
+    return False
 
 
 def read_bytes(root, relpath: str) -> bytes:

@@ -62,10 +62,13 @@ def test_the_object_lock_refuses_a_second_job_and_is_taken_from_a_dead_one(s3_bu
             pass
 
 
-def test_c2f_label_refuses_a_url_without_a_prefix_in_one_line(photo_folder, s3_bucket, capsys):
+def test_c2f_label_refuses_a_url_without_a_prefix_or_a_bucket_in_one_line(photo_folder, s3_bucket, capsys):
     assert main([str(photo_folder), "-o", s3_bucket, "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs a prefix inside its bucket" in err
+    assert main([str(photo_folder), "-o", f"{s3_bucket}-missing/ds", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the write was refused (does the bucket exist" in err
 
 
 @pytest.mark.slow
