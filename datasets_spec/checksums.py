@@ -25,10 +25,10 @@ def write_sums(root: Path, progress=None) -> int:
     return len(lines)
 
 
-def read_sums(root: Path) -> dict[str, str]:
-    """{relative path: sha256} from root/SHA256SUMS; ValueError on a malformed line."""
+def parse_sums(text: str) -> dict[str, str]:
+    """{relative path: sha256} from the text of a SHA256SUMS file; ValueError on a malformed line."""
     sums = {}
-    for n, line in enumerate((root / SUMS_NAME).read_text().splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         digest, sep, rel = line.partition("  ")
         if not sep or len(digest) != 64 or not rel:
             raise ValueError(f"line {n} is not '<sha256>  <path>'")

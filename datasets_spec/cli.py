@@ -17,7 +17,6 @@ from .merge import merge
 from .publish import RECHUNK, publish
 from .quality import eval_coco, eval_semantic, format_eval
 from .reader import open_store
-from .schema import MARKERS_DIR
 from .show import show
 from .stats import compute_stats, format_stats
 from .stats_plot import plot_stats
@@ -30,7 +29,10 @@ PROG = "c2f-data"
 
 def _validate(args) -> int:
     _require_dir(args.path, "dataset")
-    total = len(list(Path(args.path, MARKERS_DIR).glob("shard-*.json")))
+    try:
+        total = len(open_store(args.path).marked_shards())
+    except StoreError:
+        total = None  # validate names what is wrong
     with tqdm(total=total, desc="validate", unit="shard", disable=args.quiet) as bar:
         problems = validate(args.path, pixels=not args.quick, progress=bar.update)
     return _report(args.path, problems, ": ", "valid")

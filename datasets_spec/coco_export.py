@@ -17,6 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import schema as S
+from . import storage
 from .errors import StoreError
 from .reader import Store
 
@@ -77,7 +78,7 @@ def export_coco(store: Store, out, *, class_agnostic: bool = False, progress: bo
     try:
         with open(tmp, "w") as f, tqdm(total=len(store.done_shards()), desc="export", unit="shard",
                                        disable=not progress) as bar:
-            head = {"info": {"description": f"c2fmae pseudo-labels of {store.path.name}", "version": "1"},
+            head = {"info": {"description": f"c2fmae pseudo-labels of {storage.name(store.path)}", "version": "1"},
                     "licenses": [], "categories": categories(store, class_agnostic)}
             f.write(json.dumps(head)[:-1])
             counts["images"] = _write_list(f, "images", iter_images(store))

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import zarr
-from zarr.codecs import ZstdCodec
-
 from . import schema as S
+from . import storage
 from .errors import StoreError
 from .meta import build_attrs
+from .tsio import write_skeleton
 
 
 def create_store(
@@ -26,17 +25,21 @@ def create_store(
     canvas: int = 256,
     shard_size: int = 128,
 ) -> S.Layout:
-    """Create the store at `path` (which must not exist). Returns its layout.
+    """Create the store at `path` (a local path or URL; must not exist). Returns its layout.
 
-    The store is built in a temporary sibling directory and renamed into place, so a killed
-    create leaves nothing behind.
+    Locally the store is built in a temporary sibling directory and renamed into place, so a
+    killed create leaves nothing behind. On object storage, which has no rename, the skeleton is
+    built in a local temporary directory and uploaded with the group document (zarr.json) last: a
+    prefix without it is a create that was killed, and the next create removes and redoes it.
     """
-    path = Path(path)
+    path = storage.normalize(path)
+    if storage.is_url(path):
+        return _create_remote(path, keys, labels, label_space, provenance, canvas, shard_size)
     layout = _check_args(path, keys, labels, label_space, canvas, shard_size)
     tmp = path.with_name(f".{path.name}.creating-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        _write_skeleton(tmp, layout, keys, labels, label_space, provenance or {})
+        write_skeleton(tmp, layout, keys, labels, build_attrs(layout, label_space, provenance or {}))
         os.replace(tmp, path)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -44,11 +47,44 @@ def create_store(
     return layout
 
 
+def _create_remote(url: str, keys, labels, label_space, provenance, canvas, shard_size) -> S.Layout:
+    layout = _check_values(url, keys, labels, label_space, canvas, shard_size)
+    try:
+        if storage.exists(url, "zarr.json"):
+            raise StoreError(f"{url}: already exists")
+        _clear_abandoned_create(url)
+        with tempfile.TemporaryDirectory(prefix="c2f-create-") as tmp:
+            local = Path(tmp) / "store"
+            write_skeleton(local, layout, keys, labels, build_attrs(layout, label_space, provenance or {}))
+            files = storage.list_all(local)
+            for rel in sorted(files, key=lambda rel: rel == "zarr.json"):  # the group document last
+                storage.write_bytes(url, rel, (local / rel).read_bytes())
+    except (OSError, ValueError) as exc:  # ValueError: tensorstore's error for a refused request
+        raise StoreError(f"{url}: cannot create store ({str(exc).splitlines()[0][:300]})") from None
+    return layout
+
+
+def _clear_abandoned_create(url: str) -> None:
+    """Remove what a killed create left under `url` (no zarr.json yet); refuse a prefix holding
+    anything that is not part of a store."""
+    ours = set(S.ALL_ARRAYS) | set(S.SIDECARS)
+    found = storage.list_all(url)
+    foreign = [rel for rel in found if rel.split("/", 1)[0] not in ours]
+    if foreign:
+        raise StoreError(f"{url}: not empty and not a dataset store (holds {foreign[0]}); write to a new prefix")
+    if found:
+        storage.delete_all(url)
+
+
 def _check_args(path, keys, labels, label_space, canvas, shard_size) -> S.Layout:
     if path.exists():
         raise StoreError(f"{path}: already exists")
     if not path.parent.is_dir():
         raise StoreError(f"{path}: parent directory does not exist")
+    return _check_values(path, keys, labels, label_space, canvas, shard_size)
+
+
+def _check_values(path, keys, labels, label_space, canvas, shard_size) -> S.Layout:
     if len(keys) == 0:
         raise StoreError(f"{path}: no images to store")
     if len(labels) != len(keys):
@@ -60,29 +96,3 @@ def _check_args(path, keys, labels, label_space, canvas, shard_size) -> S.Layout
     if any(not 0 <= int(k) < S.SEMANTIC_IGNORE for k in label_space):
         raise StoreError(f"{path}: label space ids must be in [0, {S.SEMANTIC_IGNORE})")
     return S.Layout(len(keys), shard_size, canvas)
-
-
-def _write_skeleton(root_path, layout, keys, labels, label_space, provenance) -> None:
-    n, k, s = layout.num_images, layout.shard_size, layout.canvas
-    group = zarr.open_group(root_path, mode="w-", zarr_format=3)
-    group.attrs[S.ATTRS_KEY] = build_attrs(layout, label_space, provenance)
-    zstd = ZstdCodec(level=3)
-    for name, fill in ((S.SEMANTIC, S.SEMANTIC_IGNORE), (S.INSTANCE, S.INSTANCE_NONE)):
-        group.create_array(
-            name, shape=(n, s, s), chunks=(1, s, s), shards=(k, s, s), dtype=S.PIXEL_ARRAYS[name],
-            fill_value=fill, compressors=zstd, dimension_names=("image", "y", "x"),
-        )
-    group.create_array(S.STATUS, shape=(n,), chunks=(k,), dtype="uint8", fill_value=S.PENDING,
-                       compressors=zstd, dimension_names=("image",))
-    for name in (S.ORIG_HW, S.VALID_HW):
-        group.create_array(name, shape=(n, 2), chunks=(k, 2), dtype="int32", fill_value=0,
-                           compressors=zstd, dimension_names=("image", "hw"))
-    key_arr = group.create_array(S.KEY, shape=(n,), chunks=(k,), dtype=str, fill_value="",
-                                 compressors=zstd, dimension_names=("image",))
-    key_arr[:] = np.asarray(list(keys), dtype=object).astype(str)
-    label_arr = group.create_array(S.LABEL, shape=(n,), chunks=(k,), dtype="int32", fill_value=-1,
-                                   compressors=zstd, dimension_names=("image",))
-    label_arr[:] = np.asarray(labels, dtype=np.int32)
-    # Sidecar folders are empty Zarr groups, so zarr tools list them without complaint.
-    for sub, holds in S.SIDECARS.items():
-        group.create_group(sub, attributes={S.ATTRS_KEY: {"holds": holds}})

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from tqdm import tqdm
 
 from . import schema as S
+from . import storage
 from .create import create_store
 from .errors import StoreError
 from .records import INSTANCE_FIELDS
@@ -66,7 +67,7 @@ def merge(a: Store, b: Store, out, *, progress: bool = True) -> dict:
             start, stop = layout.shard_range(shard)
             write_shard(out, shard, [reader.result(i) for reader, i in sources[start:stop]])
     except BaseException:
-        shutil.rmtree(out, ignore_errors=True)  # a half-merged store is of no use to anyone
+        _remove(out)  # a half-merged store is of no use to anyone
         raise
     return {"images": layout.num_images, "shards": layout.num_shards}
 
@@ -107,3 +108,10 @@ class _SourceReader:
             self._records.setdefault(rec["index"], []).append(rec)
         self._failures = {f["index"]: f["reason"] for f in self.store.marker(shard).get("failures", [])}
         self._shard = shard
+
+
+def _remove(out) -> None:
+    if storage.is_url(out):
+        storage.delete_all(out)
+    else:
+        shutil.rmtree(out, ignore_errors=True)

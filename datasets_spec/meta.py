@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
 from . import schema as S
+from . import storage
 from .errors import StoreError
 
 
@@ -48,17 +48,19 @@ def build_attrs(layout: S.Layout, label_space: dict[int, str], provenance: dict)
     }
 
 
-def read_meta(path: Path) -> Meta:
-    """Parse and check the group attributes of the store at `path`; StoreError names what is wrong."""
-    doc_path = path / "zarr.json"
-    if not path.is_dir():
+def read_meta(path) -> Meta:
+    """Parse and check the group attributes of the store at `path` (a local path or a URL);
+    StoreError names what is wrong."""
+    path = storage.normalize(path)
+    if not storage.is_url(path) and not path.is_dir():
         raise StoreError(f"{path}: no such dataset directory")
     try:
-        doc = json.loads(doc_path.read_text())
+        doc = json.loads(storage.read_bytes(path, "zarr.json"))
     except FileNotFoundError:
-        raise StoreError(f"{path}: not a Zarr v3 store (no zarr.json)") from None
+        what = "no such dataset (no zarr.json)" if storage.is_url(path) else "not a Zarr v3 store (no zarr.json)"
+        raise StoreError(f"{path}: {what}") from None
     except (OSError, ValueError) as exc:
-        raise StoreError(f"{doc_path}: unreadable ({exc})") from None
+        raise StoreError(f"{storage.join(path, 'zarr.json')}: unreadable ({_one_line(exc)})") from None
     if doc.get("zarr_format") != 3 or doc.get("node_type") != "group":
         raise StoreError(f"{path}: not a Zarr v3 group")
     attrs = doc.get("attributes", {}).get(S.ATTRS_KEY)
@@ -76,3 +78,8 @@ def read_meta(path: Path) -> Meta:
     except (KeyError, TypeError, ValueError) as exc:
         raise StoreError(f"{path}: malformed '{S.ATTRS_KEY}' attributes ({exc!r})") from None
     return Meta(layout, label_space, attrs.get("provenance", {}), attrs)
+
+
+def _one_line(exc: Exception) -> str:
+    """An exception's first line (tensorstore's errors for unreachable storage run to many)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]

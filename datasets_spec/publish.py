@@ -23,6 +23,7 @@ from tqdm import tqdm
 from zarr.codecs import ZstdCodec
 
 from . import schema as S
+from . import storage
 from .card import render_card
 from .checksums import release_files, write_sums
 from .croissant import croissant
@@ -52,7 +53,7 @@ def publish(store: Store, out, *, rechunk: str | None = None, license_id: str = 
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir(parents=True)
-        shutil.copytree(store.path, tmp / DATA, ignore=shutil.ignore_patterns(".*"))
+        _copy_store(store.path, tmp / DATA)
         _scrub_local_paths(tmp / DATA)
         if rechunk:
             _rechunk(tmp / DATA, store, rechunk)
@@ -62,7 +63,7 @@ def publish(store: Store, out, *, rechunk: str | None = None, license_id: str = 
         (tmp / STATS).write_text(json.dumps(st, indent=1) + "\n")
         plot_stats(st, tmp / PLOT)
         files = {"data": DATA, "stats": STATS, "plot": PLOT, "croissant": CROISSANT}
-        name = store.path.resolve().name
+        name = storage.name(store.path) if storage.is_url(store.path) else store.path.resolve().name
         (tmp / CARD).write_text(render_card(copy, st, license_id, files, name))
         (tmp / CROISSANT).write_text(json.dumps(croissant(copy, tmp, DATA, license_id, name), indent=1) + "\n")
         with tqdm(total=len(release_files(tmp)), desc="checksums", unit="file", disable=not progress) as bar:
@@ -75,6 +76,19 @@ def publish(store: Store, out, *, rechunk: str | None = None, license_id: str = 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {"release": str(out), "files": count + 1, "images": st["images"], "rechunk": rechunk}
+
+
+def _copy_store(src, dest: Path) -> None:
+    """Copy the store at `src` (a local path or URL) to the local folder `dest`, without hidden
+    files (killed writers' temporary files)."""
+    if not storage.is_url(src):
+        shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".*"))
+        return
+    for rel in storage.list_all(src):
+        if not any(part.startswith(".") for part in rel.split("/")):
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(storage.read_bytes(src, rel))
 
 
 def _scrub_local_paths(data: Path) -> None:

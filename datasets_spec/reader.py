@@ -6,17 +6,15 @@ import functools
 import json
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
 import numpy as np
-import zarr
 
 from . import schema as S
-from . import tsio
+from . import storage, tsio
 from .errors import StoreError
 from .geometry import fit_many
 from .meta import read_meta
-from .records import read_records
+from .records import parse_records
 
 
 @dataclass
@@ -35,14 +33,17 @@ class ImageView:
 
 
 class Store:
-    """A dataset store opened read-only. Picklable: worker processes reopen the arrays lazily."""
+    """A dataset store opened read-only. Picklable: worker processes reopen the arrays lazily.
+
+    `path`: a local path (kept as a Path) or an object-storage URL (kept as a str); see `storage`.
+    """
 
     def __init__(self, path):
-        self.path = Path(path)
+        self.path = storage.normalize(path)
         meta = read_meta(self.path)
         self.layout, self.label_space, self.provenance, self.attrs = (
             meta.layout, meta.label_space, meta.provenance, meta.raw)
-        missing = [name for name in S.ALL_ARRAYS if not (self.path / name / "zarr.json").is_file()]
+        missing = [name for name in S.ALL_ARRAYS if not storage.exists(self.path, storage.array_doc_path(name))]
         if missing:
             raise StoreError(f"{self.path}: missing arrays: {', '.join(missing)}")
         self._check_shapes()
@@ -62,9 +63,9 @@ class Store:
         for name, want in ((S.SEMANTIC, [n, s, s]), (S.INSTANCE, [n, s, s]), (S.STATUS, [n]),
                            (S.ORIG_HW, [n, 2]), (S.VALID_HW, [n, 2])):
             try:
-                shape = json.loads((self.path / name / "zarr.json").read_text()).get("shape")
+                shape = self.array_metadata(name).get("shape")
             except (OSError, ValueError) as exc:
-                raise StoreError(f"{self.path}/{name}: unreadable array metadata ({exc})") from None
+                raise StoreError(f"{storage.join(self.path, name)}: unreadable array metadata ({exc})") from None
             if shape != want:
                 raise StoreError(f"{self.path}: {name} has shape {tuple(shape or ())} but the store's "
                                  f"attributes say {tuple(want)} ({n} images, canvas {s}): its "
@@ -74,21 +75,24 @@ class Store:
         """Where the Zarr v3 array `name` lives (e.g. for `dask.array.from_zarr`)."""
         if name not in S.ALL_ARRAYS:
             raise StoreError(f"{self.path}: no array named {name!r} (arrays: {', '.join(S.ALL_ARRAYS)})")
-        return str(self.path / name)
+        return storage.join(self.path, name)
+
+    def array_metadata(self, name: str) -> dict:
+        """The Zarr v3 document (zarr.json) of array `name`; OSError / ValueError if unreadable."""
+        return array_metadata(self.path, name)
 
     def _array(self, name: str):
         if name not in self._arrays:
             try:
-                self._arrays[name] = tsio.open_array(self.path / name)
+                self._arrays[name] = tsio.open_array(storage.join(self.path, name))
             except ValueError as exc:
-                raise StoreError(f"{self.path}/{name}: cannot open ({exc})") from None
+                raise StoreError(f"{storage.join(self.path, name)}: cannot open ({exc})") from None
         return self._arrays[name]
 
     # --- shards -------------------------------------------------------------------------
     def marked_shards(self) -> set[int]:
         """Shards with a completion marker (done or failed images only; written whole)."""
-        names = (p.stem for p in (self.path / S.MARKERS_DIR).glob("shard-*.json"))
-        return {int(n.split("-")[1]) for n in names if n.split("-")[1].isdigit()}
+        return storage.marker_shards(storage.list_names(self.path, S.MARKERS_DIR))
 
     def done_shards(self) -> list[int]:
         return sorted(s for s in self.marked_shards() if s < self.layout.num_shards)
@@ -97,15 +101,15 @@ class Store:
         marked = self.marked_shards()
         return [s for s in range(self.layout.num_shards) if s not in marked]
 
-    def _marker_path(self, shard: int) -> Path:
-        return self.path / S.marker_path(shard)
+    def _has_marker(self, shard: int) -> bool:
+        return storage.exists(self.path, storage.marker_path(shard))
 
     def marker(self, shard: int) -> dict:
-        path = self._marker_path(shard)
+        rel = storage.marker_path(shard)
         try:
-            return json.loads(path.read_text())
+            return json.loads(storage.read_bytes(self.path, rel))
         except (OSError, ValueError) as exc:
-            raise StoreError(f"{path}: unreadable completion marker ({exc})") from None
+            raise StoreError(f"{storage.join(self.path, rel)}: unreadable completion marker ({exc})") from None
 
     @property
     def rechunked_release(self) -> bool:
@@ -126,7 +130,7 @@ class Store:
             return f"its marker is unreadable ({exc})"
         for rel, recorded in files.items():
             try:
-                size = (self.path / rel).stat().st_size
+                size = storage.size(self.path, rel, recorded.get("size"))
             except FileNotFoundError:
                 return f"{rel} is missing"
             if "size" in recorded and size != recorded["size"]:
@@ -146,7 +150,7 @@ class Store:
     # --- per-image arrays ---------------------------------------------------------------
     def status(self) -> np.ndarray:
         """uint8 [N]: PENDING / DONE / FAILED; images of shards without a marker count as pending."""
-        status = self._status_raw.copy()
+        status = self.stored_status().copy()
         for shard in self.pending_shards():
             start, stop = self.layout.shard_range(shard)
             status[start:stop] = S.PENDING
@@ -156,8 +160,12 @@ class Store:
         """int64 [M]: indices of images labeled successfully, ascending."""
         return np.flatnonzero(self.status() == S.DONE)
 
+    def stored_status(self) -> np.ndarray:
+        """uint8 [N]: the status array as written, markers not consulted (for validate). Read once."""
+        return self._stored_status
+
     @cached_property
-    def _status_raw(self) -> np.ndarray:
+    def _stored_status(self) -> np.ndarray:
         return tsio.read_range(self._array(S.STATUS), 0, self.layout.num_images)
 
     def keys(self) -> np.ndarray:
@@ -166,19 +174,14 @@ class Store:
 
     @cached_property
     def _all_keys(self) -> np.ndarray:
-        return np.array(self._key_array[:].tolist(), dtype=str)
+        return np.array(tsio.read_strings(self.path, S.KEY, 0, self.layout.num_images).tolist(), dtype=str)
 
     def shard_keys(self, shard: int) -> list[str]:
         """Keys of one shard's images, without reading every key of the store."""
         return [str(k) for k in self._shard_keys(shard)]
 
     def _read_shard_keys(self, shard: int) -> np.ndarray:
-        return self._key_array[slice(*self.layout.shard_range(shard))].tolist()
-
-    @cached_property
-    def _key_array(self) -> zarr.Array:
-        # tensorstore has no string dtype; keys are few and small, zarr-python reads them well.
-        return zarr.open_array(self.path / S.KEY, mode="r")
+        return tsio.read_strings(self.path, S.KEY, *self.layout.shard_range(shard)).tolist()
 
     def labels(self) -> np.ndarray:
         """int32 [N]: ImageNet class index, -1 unknown."""
@@ -197,7 +200,7 @@ class Store:
         shard = self.layout.shard_of(index)
         key = self._shard_keys(shard)[index - shard * self.layout.shard_size]
         got = {n: f.result() for n, f in futures.items()}
-        status = int(got[S.STATUS]) if self._marker_path(shard).is_file() else S.PENDING
+        status = int(got[S.STATUS]) if self._has_marker(shard) else S.PENDING
         view = ImageView(
             index, str(key), int(got[S.LABEL]), status, got[S.SEMANTIC], got[S.INSTANCE],
             tuple(int(v) for v in got[S.ORIG_HW]), tuple(int(v) for v in got[S.VALID_HW]),
@@ -244,21 +247,36 @@ class Store:
                              f"{tuple(expect[bad[0]])} ({len(bad)} such images): the store is damaged")
         return orig[indices], valid[indices]
 
+    def read_shard(self, shard: int) -> dict[str, np.ndarray]:
+        """The stored arrays of one shard, whatever its marker says: {semantic, instance: [K, S, S]
+        uint16, orig_hw, valid_hw: [K, 2] int32}. StoreError if the data cannot be read."""
+        start, stop = self.layout.shard_range(shard)
+        names = (S.SEMANTIC, S.INSTANCE, S.ORIG_HW, S.VALID_HW)
+        try:
+            return {n: tsio.read_range(self._array(n), start, stop) for n in names}
+        except ValueError as exc:
+            raise StoreError(f"{self.path}: shard {shard} unreadable ({str(exc).splitlines()[0][:200]})") from None
+
     def records(self, shard: int) -> list[dict]:
         """Per-instance records of one shard (empty for a shard without a marker)."""
-        if not self._marker_path(shard).is_file():
+        if not self._has_marker(shard):
             return []
-        path = self.path / S.records_path(shard)
+        rel = storage.records_path(shard)
         try:
-            return read_records(path)
+            return parse_records(storage.read_bytes(self.path, rel))
         except (OSError, ValueError, EOFError) as exc:
-            raise StoreError(f"{path}: unreadable records ({exc})") from None
+            raise StoreError(f"{storage.join(self.path, rel)}: unreadable records ({exc})") from None
 
     def _check_index(self, index) -> int:
         index = int(index)
         if not 0 <= index < self.layout.num_images:
             raise StoreError(f"{self.path}: image index {index} out of range [0, {self.layout.num_images})")
         return index
+
+
+def array_metadata(path, name: str) -> dict:
+    """The Zarr v3 document of array `name` of the store at `path`; OSError / ValueError if unreadable."""
+    return json.loads(storage.read_bytes(path, storage.array_doc_path(name)))
 
 
 def open_store(path) -> Store:

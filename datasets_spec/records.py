@@ -11,15 +11,16 @@ x/y of the top-left corner; RLE is pycocotools' compressed RLE with `counts` dec
 from __future__ import annotations
 
 import gzip
+import hashlib
+import io
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from .hashing import file_sha256
+from . import storage
 
 INSTANCE_FIELDS = ("id", "score", "box", "area", "semantic", "source", "prompt", "rle")
 
@@ -46,24 +47,26 @@ def decode_rle(rle: dict) -> np.ndarray:
     return mask_utils.decode(coco).astype(bool)
 
 
-def write_records(path: Path, records: Iterable[dict]) -> tuple[str, int]:
-    """Write records atomically (temp file + rename). Returns (sha256 of the file, record count)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    count = 0
+def write_records(root, relpath: str, records: Iterable[dict]) -> tuple[str, int]:
+    """Write records to the store object `root/relpath` at once (storage.write_bytes).
+    Returns (sha256 of the object, record count)."""
+    lines = [json.dumps(rec, separators=(",", ":"), sort_keys=True) + "\n" for rec in records]
+    buffer = io.BytesIO()
     # mtime=0 keeps the gzip bytes a pure function of the records, so reruns are byte-identical.
-    with open(tmp, "wb") as raw:
-        with gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
-            for rec in records:
-                gz.write((json.dumps(rec, separators=(",", ":"), sort_keys=True) + "\n").encode())
-                count += 1
-        raw.flush()
-        os.fsync(raw.fileno())
-    os.replace(tmp, path)
-    return file_sha256(path), count
+    with gzip.GzipFile(filename="", fileobj=buffer, mode="wb", mtime=0) as gz:
+        gz.write("".join(lines).encode())
+    data = buffer.getvalue()
+    storage.write_bytes(root, relpath, data)
+    return hashlib.sha256(data).hexdigest(), len(lines)
 
 
-def read_records(path: Path) -> list[dict]:
-    """All records of one shard file, in file order."""
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+def read_records(root, relpath: str) -> list[dict]:
+    """All records of one shard's object `root/relpath`, in file order."""
+    return parse_records(storage.read_bytes(root, relpath))
+
+
+def parse_records(data: bytes) -> list[dict]:
+    """Records from the gzipped JSON Lines bytes of one records object."""
+    text = gzip.decompress(data).decode("utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+

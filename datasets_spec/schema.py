@@ -35,6 +35,7 @@ SHARD_ARRAYS = {STATUS: "uint8", ORIG_HW: "int32", VALID_HW: "int32"}
 CREATE_ARRAYS = {KEY: "string", LABEL: "int32"}
 ALL_ARRAYS = {**PIXEL_ARRAYS, **SHARD_ARRAYS, **CREATE_ARRAYS}
 
+# Object names inside these folders: datasets_spec.storage (the store's layout, in one place).
 RECORDS_DIR = "records"  # records/shard-000123.jsonl.gz: per-instance records of one shard
 MARKERS_DIR = "markers"  # markers/shard-000123.json: completion marker, written last
 REPORTS_DIR = "reports"  # free-form job reports (JSON), never needed to read the store
@@ -66,25 +67,3 @@ class Layout:
 
     def shard_of(self, index: int) -> int:
         return index // self.shard_size
-
-
-def shard_name(shard: int) -> str:
-    return f"shard-{shard:06d}"
-
-
-def marker_path(shard: int) -> str:
-    """Store-relative path of a shard's completion marker."""
-    return f"{MARKERS_DIR}/{shard_name(shard)}.json"
-
-
-def records_path(shard: int) -> str:
-    """Store-relative path of a shard's per-instance records."""
-    return f"{RECORDS_DIR}/{shard_name(shard)}.jsonl.gz"
-
-
-def shard_data_files(shard: int) -> tuple[str, ...]:
-    """Store-relative paths of every file that holds shard `shard`'s data, in Zarr v3's default
-    chunk key encoding ("c/<i>/<j>/..."): the pixel arrays' shard files, the per-image arrays'
-    chunks (one chunk = one shard) and the records. A chunk left at its fill value may not exist."""
-    return (f"{SEMANTIC}/c/{shard}/0/0", f"{INSTANCE}/c/{shard}/0/0", f"{STATUS}/c/{shard}",
-            f"{ORIG_HW}/c/{shard}/0", f"{VALID_HW}/c/{shard}/0", records_path(shard))

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-import zarr
 
 from . import schema as S
-from . import tsio
+from . import storage, tsio
 from .errors import StoreError
 from .geometry import fit
 from .meta import read_meta
-from .hashing import file_sha256
 from .records import INSTANCE_FIELDS, write_records
 
 
@@ -48,24 +45,24 @@ class ImageResult:
 def write_shard(path, shard: int, results: Sequence[ImageResult]) -> dict:
     """Write shard `shard` whole from one result per image; return the completion marker.
 
-    Order: drop any old marker, write pixel and per-image arrays, the records file, the status
-    chunk, and last the marker (atomically). A writer killed at any point leaves the shard without
-    a marker, i.e. pending, and every other shard untouched. Safe from any process, as long as no
-    two processes write the same shard at once.
+    `path`: the store root, a local path or an object-storage URL (see `storage`).
+    Order: drop any old marker, write pixel and per-image arrays, the records object, the status
+    chunk, and last the marker (one atomic write: a rename locally, one PUT on object storage).
+    A writer killed at any point leaves the shard without a marker, i.e. pending, and every other
+    shard untouched. Safe from any process, as long as no two processes write the same shard at once.
     """
-    path = Path(path)
-    meta = read_meta(path)
+    root = storage.normalize(path)
+    meta = read_meta(root)
     start, stop = meta.layout.shard_range(shard)
     if len(results) != stop - start:
-        raise StoreError(f"{path}: shard {shard} holds {stop - start} images, got {len(results)} results")
-    keys = zarr.open_array(path / S.KEY, mode="r")[start:stop]
+        raise StoreError(f"{root}: shard {shard} holds {stop - start} images, got {len(results)} results")
+    keys = tsio.read_strings(root, S.KEY, start, stop)
     slabs, records, failures = _assemble(meta, shard, start, keys, results)
-    marker_path = path / S.marker_path(shard)
-    marker_path.unlink(missing_ok=True)
-    arrays = {name: tsio.open_array(path / name, write=True) for name in slabs}
+    forget_shard(root, shard)
+    arrays = {name: tsio.open_array(storage.join(root, name), write=True) for name in slabs}
     tsio.write_slabs([(arrays[n], start, slabs[n]) for n in (S.SEMANTIC, S.INSTANCE, S.ORIG_HW, S.VALID_HW)])
-    records_rel = S.records_path(shard)
-    records_sha, count = write_records(path / records_rel, records)
+    records_rel = storage.records_path(shard)
+    records_sha, count = write_records(root, records_rel, records)
     tsio.write_slabs([(arrays[S.STATUS], start, slabs[S.STATUS])])
     marker = {
         "schema_version": S.SCHEMA_VERSION,
@@ -77,28 +74,32 @@ def write_shard(path, shard: int, results: Sequence[ImageResult]) -> dict:
         "failures": failures,
         "records": {"path": records_rel, "sha256": records_sha, "count": count},
         "pixels_crc32": pixels_crc32(slabs[S.SEMANTIC], slabs[S.INSTANCE]),
-        "files": file_inventory(path, shard),
+        "files": file_inventory(root, shard),
         "dropped": dropped_total(results),
     }
-    _write_json_atomic(marker_path, marker)
+    _write_json_atomic(root, storage.marker_path(shard), marker)
     return marker
 
 
-def file_inventory(path: Path, shard: int) -> dict[str, dict]:
-    """{store-relative path: {"size", "sha256"}} of the shard's data files that exist (read back
-    right after writing, so a later rerun can tell a deleted or truncated file cheaply)."""
+def file_inventory(path, shard: int) -> dict[str, dict]:
+    """{store-relative path: {"size", "sha256"}} of the shard's data objects that exist (read back
+    right after writing, so a later rerun can tell a deleted or truncated object cheaply)."""
     inventory = {}
-    for rel in S.shard_data_files(shard):
-        file = path / rel
-        if file.is_file():
-            inventory[rel] = {"size": file.stat().st_size, "sha256": file_sha256(file)}
+    for rel in storage.shard_data_files(shard):
+        try:
+            data = storage.read_bytes(path, rel)
+        except FileNotFoundError:
+            continue
+        inventory[rel] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     return inventory
 
 
 def forget_shard(path, shard: int) -> None:
     """Make shard `shard` pending again (its marker goes; its data is replaced when it is written
     again). For a labeling job that found the shard damaged."""
-    (Path(path) / S.marker_path(shard)).unlink(missing_ok=True)
+    storage.delete(path, storage.marker_path(shard))
+
+
 def dropped_total(results: Sequence[ImageResult]) -> dict[str, int]:
     """Sum of the images' `dropped` counts, by reason (sorted; zeros left out)."""
     total: dict[str, int] = {}
@@ -166,10 +167,5 @@ def _check_result(result: ImageResult, meta, where: str) -> None:
         raise StoreError(f"{where}: instance ids on the canvas {sorted(ids)} != record ids {sorted(rec_ids)}")
 
 
-def _write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def _write_json_atomic(root, relpath: str, obj: dict) -> None:
+    storage.write_bytes(root, relpath, json.dumps(obj, indent=1, sort_keys=True).encode())

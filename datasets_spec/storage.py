@@ -1,32 +1,198 @@
-"""Where a store's objects live — local-only stand-in for the storage layer.
+"""Where a store's objects live: a local directory or an object-storage URL, one storage layer.
 
-The full layer (object storage URLs through tensorstore) comes from the storage branch with these
-same five functions; until it merges, a root is a local directory and a URL is refused.
+A store root is a local path (`/data/ds`) or a URL (`s3://bucket/prefix`, `gs://bucket/prefix`).
+Every byte of a store (array chunks, records, markers, reports) goes through tensorstore key-value
+stores opened here: the `file` driver on local paths, `s3` (endpoint from AWS_ENDPOINT_URL, region
+from AWS_REGION / AWS_DEFAULT_REGION, credentials from the usual AWS chain, so MinIO and other
+S3-compatible stores work) and `gcs` on URLs. The store's file layout (which object holds what) is
+written down here once.
+
+Atomicity: a local write goes to a hidden temporary file `.NAME.PID.tmp`, is flushed and renamed;
+an object-storage PUT makes the object appear whole or not at all. So a reader never sees half an
+object under its final name, on either.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
-URL_SCHEMES = ("s3", "gs")
+import tensorstore as ts
+
+from . import schema as S
+from .hashing import file_sha256
+
+URL_SCHEMES = {"s3": "s3", "gs": "gcs"}  # URL scheme → tensorstore kvstore driver
+# The environment that says where object storage is and who we are there: a job passes it on to
+# its workers, so every process writes to the same endpoint as the driver.
+ENVIRONMENT = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID",
+               "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "C2F_S3_CONDITIONAL_WRITE",
+               "GOOGLE_APPLICATION_CREDENTIALS")
+_KVSTORES: dict[tuple, ts.KvStore] = {}
 
 
+# --- the layout: store-relative paths ---------------------------------------------------------
+def shard_name(shard: int) -> str:
+    return f"shard-{shard:06d}"
+
+
+def marker_path(shard: int) -> str:
+    """Store-relative path of a shard's completion marker."""
+    return f"{S.MARKERS_DIR}/{shard_name(shard)}.json"
+
+
+def records_path(shard: int) -> str:
+    """Store-relative path of a shard's per-instance records."""
+    return f"{S.RECORDS_DIR}/{shard_name(shard)}.jsonl.gz"
+
+
+def report_path(name: str) -> str:
+    """Store-relative path of a job report called `name` (e.g. label-20260101T000000Z.json)."""
+    return f"{S.REPORTS_DIR}/{name}"
+
+
+def array_doc_path(name: str) -> str:
+    """Store-relative path of array `name`'s Zarr v3 document."""
+    return f"{name}/zarr.json"
+
+
+def pixel_chunk_path(name: str, shard: int) -> str:
+    """Store-relative path of the Zarr v3 shard file of pixel array `name` that holds shard
+    `shard` (default chunk key encoding "c/<i>/<j>/<k>"; one zarr shard = one store shard)."""
+    return f"{name}/c/{shard}/0/0"
+
+
+def shard_data_files(shard: int) -> tuple[str, ...]:
+    """Store-relative paths of every object that holds shard `shard`'s data: the pixel arrays'
+    shard files, the per-image arrays' chunks (one chunk = one shard) and the records. A chunk
+    left at its fill value may not exist."""
+    return (pixel_chunk_path(S.SEMANTIC, shard), pixel_chunk_path(S.INSTANCE, shard), f"{S.STATUS}/c/{shard}",
+            f"{S.ORIG_HW}/c/{shard}/0", f"{S.VALID_HW}/c/{shard}/0", records_path(shard))
+
+
+def marker_shards(names) -> set[int]:
+    """Shard numbers of the marker file names among `names` (e.g. "shard-000012.json")."""
+    shards = set()
+    for name in names:
+        stem, dot, ext = name.rpartition(".")
+        number = stem[len("shard-"):]
+        if dot and ext == "json" and stem.startswith("shard-") and number.isdigit():
+            shards.add(int(number))
+    return shards
+
+
+# --- roots ------------------------------------------------------------------------------------
 def is_url(root) -> bool:
     """Whether `root` names object storage (s3://, gs://) rather than a local path."""
-    return isinstance(root, str) and "://" in root and root.partition("://")[0] in URL_SCHEMES
+    return isinstance(root, str) and root.partition("://")[0] in URL_SCHEMES and "://" in root
 
 
-def _local(root) -> Path:
+def normalize(root):
+    """A store root as the rest of the package keeps it: a Path for a local path, the URL string
+    (without trailing slashes) for object storage. `Path("s3://b/p")` would lose a slash."""
     if is_url(root):
-        raise ValueError(f"{root}: object storage is not supported by this build")
+        scheme, _, rest = root.partition("://")
+        if not rest.strip("/"):
+            raise ValueError(f"{root}: a URL needs a bucket, e.g. {scheme}://bucket/prefix")
+        return f"{scheme}://{rest.strip('/')}"
     return Path(root)
 
 
+def join(root, relpath: str) -> str:
+    """`root/relpath` as a string, for messages and for readers that take a URL or path."""
+    return f"{str(normalize(root)).rstrip('/')}/{relpath}" if relpath else str(normalize(root))
+
+
+def name(root) -> str:
+    """The last part of the root (the store's folder name or the URL's last prefix part)."""
+    return str(normalize(root)).rstrip("/").rsplit("/", 1)[-1]
+
+
+def parent(root):
+    """The folder or URL prefix that holds the root; ValueError for a store at a bucket's top."""
+    root = normalize(root)
+    if not is_url(root):
+        return root.parent
+    head, sep, _ = root.partition("://")[2].rpartition("/")
+    if not sep:
+        raise ValueError(f"{root}: a store needs a prefix inside its bucket, e.g. {root}/dataset")
+    return f"{root.partition('://')[0]}://{head}"
+
+
+def kvstore_spec(root, relpath: str = "") -> dict:
+    """tensorstore kvstore spec of `root/relpath` (a directory when relpath is "" or ends in /)."""
+    root = normalize(root)
+    if not is_url(root):
+        return {"driver": "file", "path": str(root / relpath) + ("/" if relpath.endswith("/") or not relpath else "")}
+    scheme, _, rest = root.partition("://")
+    bucket, _, prefix = rest.partition("/")
+    path = "/".join(p for p in (prefix, relpath) if p)
+    spec = {"driver": URL_SCHEMES[scheme], "bucket": bucket, "path": path + ("/" if not relpath else "")}
+    if scheme == "s3":
+        spec.update(_s3_settings())
+    return spec
+
+
+# tensorstore retries an S3 request that failed transiently up to 32 times with delays up to 32 s:
+# an endpoint that cannot be reached (a typo, a server down) would hang a command for ~15 minutes.
+# These retries give up after about half a minute and still ride out throttling (SlowDown).
+_S3_RETRIES = {"max_retries": 8, "initial_delay": "0.5s", "max_delay": "8s"}
+
+
+def _s3_settings() -> dict:
+    """Endpoint, region and credentials of the S3 driver, from the usual AWS environment."""
+    out = {}
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        out["endpoint"] = endpoint
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        out["aws_region"] = region
+    out["s3_request_retries"] = _S3_RETRIES
+    conditional = os.environ.get("C2F_S3_CONDITIONAL_WRITE")
+    if conditional in ("0", "1"):
+        # tensorstore sends conditional PUTs (If-None-Match / If-Match) by default only to AWS
+        # endpoints (its source: use_conditional_write.cc); elsewhere it reads, compares, then writes
+        out["use_conditional_write"] = conditional == "1"
+    if os.environ.get("AWS_ACCESS_KEY_ID"):
+        # keys in the environment: take them directly, not after probing ~/.aws and instance metadata
+        out["aws_credentials"] = {"type": "environment"}
+    return out
+
+
+def _kvstore(root) -> ts.KvStore:
+    """The root's key-value store, opened once per process (and per S3 environment)."""
+    spec = kvstore_spec(root)
+    key = tuple(sorted((k, str(v)) for k, v in spec.items()))
+    if key not in _KVSTORES:
+        try:
+            opening = ts.KvStore.open(spec)
+        except ValueError as exc:  # a spec tensorstore refuses (e.g. a bucket name S3 does not allow)
+            raise OSError(f"{normalize(root)}: {str(exc).splitlines()[0][:300]}") from None
+        _KVSTORES[key] = _result(opening, root, "")
+    return _KVSTORES[key]
+
+
+def _result(future, root, relpath: str):
+    """A tensorstore future's result; its errors (ValueError, many lines: an unreachable endpoint,
+    refused credentials, a missing bucket) become one-line OSErrors naming the object."""
+    try:
+        return future.result()
+    except ValueError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise OSError(f"{join(root, relpath)}: {first}") from None
+
+
+# --- objects ----------------------------------------------------------------------------------
 def write_bytes(root, relpath: str, data: bytes) -> None:
-    """Store `data` at `root/relpath`; a reader sees the old file or the whole new one (a hidden
-    temporary file, flushed, then renamed)."""
-    path = _local(root) / relpath
+    """Store `data` at `root/relpath`; a reader sees the old object or the whole new one, never
+    part of it. Local: a hidden temporary file `.NAME.PID.tmp`, flushed, then renamed."""
+    root = normalize(root)
+    if is_url(root):
+        _result(_kvstore(root).write(relpath, data), root, relpath)
+        return
+    path = root / relpath
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -40,15 +206,106 @@ def write_bytes(root, relpath: str, data: bytes) -> None:
         raise
 
 
+def create_exclusive(root, relpath: str, data: bytes, replacing: bytes | None = None) -> bool:
+    """Write `root/relpath` only if it does not exist (or, with `replacing`, only if it still
+    holds exactly those bytes). Returns whether this call wrote it. On GCS and on AWS S3 the
+    condition is checked by the server (generation / If-None-Match); on other S3-compatible
+    servers tensorstore checks it with a read before the write unless
+    C2F_S3_CONDITIONAL_WRITE=1 says the server supports conditional PUTs."""
+    kv = _kvstore(root)
+    current = _result(kv.read(relpath), root, relpath)
+    if replacing is None and current.state != "missing":
+        return False
+    if replacing is not None and (current.state == "missing" or current.value != replacing):
+        return False
+    stamp = _result(kv.write(relpath, data, if_equal=current.stamp.generation), root, relpath)
+    if stamp.generation != b"":
+        return True
+    # An unmet condition leaves the generation unknown; so does a write the server refused (a
+    # missing bucket reads as a missing object): with nothing in the way, that is an error.
+    if replacing is None and _result(kv.read(relpath), root, relpath).state == "missing":
+        raise OSError(f"{join(root, relpath)}: the write was refused (does the bucket exist, may we write to it?)")
+    return False
+
+
 def read_bytes(root, relpath: str) -> bytes:
-    """The file `root/relpath`; FileNotFoundError if there is none."""
-    return (_local(root) / relpath).read_bytes()
+    """The object `root/relpath`; FileNotFoundError if there is none."""
+    root = normalize(root)
+    if not is_url(root):
+        return (root / relpath).read_bytes()
+    got = _result(_kvstore(root).read(relpath), root, relpath)
+    if got.state == "missing":
+        raise FileNotFoundError(f"{join(root, relpath)}: no such object")
+    return got.value
 
 
 def exists(root, relpath: str) -> bool:
-    return (_local(root) / relpath).is_file()
+    root = normalize(root)
+    if not is_url(root):
+        return (root / relpath).is_file()
+    return _result(_kvstore(root).read(relpath, byte_range=slice(0, 0)), root, relpath).state != "missing"
 
 
 def delete(root, relpath: str) -> None:
     """Remove `root/relpath` if it exists."""
-    (_local(root) / relpath).unlink(missing_ok=True)
+    root = normalize(root)
+    if not is_url(root):
+        (root / relpath).unlink(missing_ok=True)
+        return
+    _result(_kvstore(root).write(relpath, None), root, relpath)
+
+
+def size(root, relpath: str, expected: int | None = None) -> int:
+    """Size in bytes of `root/relpath`; FileNotFoundError if missing. On object storage, where
+    tensorstore has no metadata request, pass the size you expect: one read of the bytes past it
+    (none when it matches) answers instead of reading the whole object."""
+    root = normalize(root)
+    if not is_url(root):
+        return (root / relpath).stat().st_size
+    kv = _kvstore(root)
+    if expected is not None:
+        try:
+            tail = kv.read(relpath, byte_range=slice(expected, None)).result()
+        except ValueError:  # OUT_OF_RANGE: shorter than expected
+            tail = None
+        if tail is not None and tail.state != "missing":
+            return expected + len(tail.value)
+    return len(read_bytes(root, relpath))
+
+
+def sha256(root, relpath: str) -> str:
+    """Hex SHA-256 of the object `root/relpath`."""
+    root = normalize(root)
+    if not is_url(root):
+        return file_sha256(root / relpath)
+    return hashlib.sha256(read_bytes(root, relpath)).hexdigest()
+
+
+def list_names(root, folder: str) -> list[str]:
+    """Names of the objects directly inside `root/folder` (not hidden local temp files), sorted."""
+    root = normalize(root)
+    if not is_url(root):
+        base = root / folder
+        return sorted(p.name for p in base.iterdir() if p.is_file() and not p.name.startswith(".")) if base.is_dir() else []
+    keys = _result(_kvstore(root).list(ts.KvStore.KeyRange(inclusive_min=f"{folder}/", exclusive_max=f"{folder}0"),
+                                       strip_prefix_length=len(folder) + 1), root, folder)
+    return sorted(k.decode() for k in keys if b"/" not in k)
+
+
+def list_all(root) -> list[str]:
+    """Store-relative paths of every object under the root, sorted."""
+    root = normalize(root)
+    if not is_url(root):
+        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+    return sorted(k.decode() for k in _result(_kvstore(root).list(), root, ""))
+
+
+def delete_all(root) -> None:
+    """Remove every object under an object-storage root (a half-created store)."""
+    _result(_kvstore(normalize(root)).delete_range(ts.KvStore.KeyRange()), root, "")
+
+
+def root_exists(root) -> bool:
+    """Whether something is at the root: a local path that exists, or a URL with a group document."""
+    root = normalize(root)
+    return exists(root, "zarr.json") if is_url(root) else root.exists()

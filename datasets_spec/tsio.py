@@ -1,16 +1,25 @@
-"""tensorstore access to the store's numeric arrays: the one place that knows tensorstore's specs.
+"""Array access: tensorstore for the numeric arrays, zarr-python for the string array and for
+creating the arrays (shapes, chunks, shards, codecs: the store's array layout, written here once).
 
 Files stay plain Zarr v3 (zarr-python creates them); tensorstore only reads and writes chunk data,
 because it is much faster than zarr-python on these paths (benchmarks/store_io.py; figures in
-docs/performance.md).
+docs/performance.md). Both go through `storage`, so an array may live in a local directory or on
+object storage.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 
 import numpy as np
 import tensorstore as ts
+import zarr
+from zarr.codecs import ZstdCodec
+from zarr.core.buffer import default_buffer_prototype
+from zarr.storage import MemoryStore
+
+from . import schema as S
+from . import storage
 
 _CONTEXTS: dict[bool, ts.Context] = {}
 
@@ -23,11 +32,12 @@ def _context(write: bool) -> ts.Context:
     return _CONTEXTS[write]
 
 
-def open_array(path: Path, *, write: bool = False) -> ts.TensorStore:
-    """Open an existing Zarr v3 array directory for reading (or writing)."""
+def open_array(location, *, write: bool = False) -> ts.TensorStore:
+    """Open an existing Zarr v3 array for reading (or writing); `location` is its directory or URL
+    (e.g. `root / "semantic"`, or `storage.join(root, "semantic")`)."""
     spec = {
         "driver": "zarr3",
-        "kvstore": {"driver": "file", "path": str(path)},
+        "kvstore": storage.kvstore_spec(location),
         # A writer must see what is on disk, never a cached copy; readers may trust their cache.
         "recheck_cached_data": True if write else "open",
         "recheck_cached_metadata": "open",
@@ -52,3 +62,55 @@ def read_items(arrays: list[ts.TensorStore], indices) -> list[np.ndarray]:
 
 def read_range(arr: ts.TensorStore, start: int, stop: int) -> np.ndarray:
     return arr[start:stop].read().result()
+
+
+def read_strings(root, name: str, start: int, stop: int) -> np.ndarray:
+    """array[start:stop] of the string array `name` (tensorstore has no string type). Only the
+    chunks covering [start, stop) are fetched, into memory, and decoded by zarr-python. str [n]"""
+    doc = storage.read_bytes(root, f"{name}/zarr.json")
+    chunk = int(json.loads(doc)["chunk_grid"]["configuration"]["chunk_shape"][0])
+    wrap = default_buffer_prototype().buffer.from_bytes
+    objects = {"zarr.json": wrap(doc)}
+    for i in range(start // chunk, -(-stop // chunk)):
+        try:
+            objects[f"c/{i}"] = wrap(storage.read_bytes(root, f"{name}/c/{i}"))
+        except FileNotFoundError:
+            pass  # a chunk left at the fill value
+    return np.asarray(zarr.open_array(MemoryStore(objects), mode="r")[start:stop])
+
+
+def chunking(doc: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(chunk shape, inner chunk shape or ()) of a Zarr v3 array document (its zarr.json): the
+    outer chunk is a shard when the first codec is `sharding_indexed`."""
+    outer = tuple(doc.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape", ()))
+    codecs = doc.get("codecs") or [{}]
+    sharded = codecs[0].get("name") == "sharding_indexed"
+    return outer, tuple(codecs[0].get("configuration", {}).get("chunk_shape", ())) if sharded else ()
+
+
+def write_skeleton(directory, layout: S.Layout, keys, labels, attrs: dict) -> None:
+    """Create the store's group and arrays in the local `directory` (which must not exist): every
+    array at its fill value but `key` and `label`, which are written; `attrs` under c2fmae."""
+    n, k, s = layout.num_images, layout.shard_size, layout.canvas
+    group = zarr.open_group(directory, mode="w-", zarr_format=3)
+    group.attrs[S.ATTRS_KEY] = attrs
+    zstd = ZstdCodec(level=3)
+    for name, fill in ((S.SEMANTIC, S.SEMANTIC_IGNORE), (S.INSTANCE, S.INSTANCE_NONE)):
+        group.create_array(
+            name, shape=(n, s, s), chunks=(1, s, s), shards=(k, s, s), dtype=S.PIXEL_ARRAYS[name],
+            fill_value=fill, compressors=zstd, dimension_names=("image", "y", "x"),
+        )
+    group.create_array(S.STATUS, shape=(n,), chunks=(k,), dtype="uint8", fill_value=S.PENDING,
+                       compressors=zstd, dimension_names=("image",))
+    for name in (S.ORIG_HW, S.VALID_HW):
+        group.create_array(name, shape=(n, 2), chunks=(k, 2), dtype="int32", fill_value=0,
+                           compressors=zstd, dimension_names=("image", "hw"))
+    key_arr = group.create_array(S.KEY, shape=(n,), chunks=(k,), dtype=str, fill_value="",
+                                 compressors=zstd, dimension_names=("image",))
+    key_arr[:] = np.asarray(list(keys), dtype=object).astype(str)
+    label_arr = group.create_array(S.LABEL, shape=(n,), chunks=(k,), dtype="int32", fill_value=-1,
+                                   compressors=zstd, dimension_names=("image",))
+    label_arr[:] = np.asarray(labels, dtype=np.int32)
+    # Sidecar folders are empty Zarr groups, so zarr tools list them without complaint.
+    for sub, holds in S.SIDECARS.items():
+        group.create_group(sub, attributes={S.ATTRS_KEY: {"holds": holds}})

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import hashlib
 
 import numpy as np
 
 from . import schema as S
-from . import tsio
+from . import storage, tsio
 from .errors import StoreError
 from .geometry import fit
 from .meta import read_meta
-from .reader import Store
-from .hashing import file_sha256
-from .records import read_records
+from .reader import Store, array_metadata
+from .records import parse_records
 from .shard_writer import pixels_crc32
 
 # Pixel-array chunks a rechunked release declares (attribute c2fmae.release.rechunk).
@@ -23,12 +21,12 @@ _SHAPES = {S.SEMANTIC: 3, S.INSTANCE: 3, S.STATUS: 1, S.ORIG_HW: 2, S.VALID_HW: 
 
 
 def validate(path, *, pixels: bool = True, progress=None) -> list[str]:
-    """All problems found in the store at `path` (empty list = valid).
+    """All problems found in the store at `path`, a local path or a URL (empty list = valid).
 
     pixels=False skips reading mask data (structure, markers and records only).
     progress: optional callable(shards_done: int) for a progress display.
     """
-    path = Path(path)
+    path = storage.normalize(path)
     try:
         meta = read_meta(path)
     except StoreError as exc:
@@ -38,7 +36,7 @@ def validate(path, *, pixels: bool = True, progress=None) -> list[str]:
         return problems
     store = Store(path)
     problems += _check_keys(store)
-    status = store._status_raw
+    status = store.stored_status()
     bad = np.flatnonzero(~np.isin(status, list(S.STATUS_NAMES)))
     problems += [f"status: image {i} has unknown status code {status[i]}" for i in bad[:20]]
     marked = store.marked_shards()
@@ -50,14 +48,13 @@ def validate(path, *, pixels: bool = True, progress=None) -> list[str]:
     return problems
 
 
-def _check_arrays(path: Path, layout: S.Layout, rechunk: str | None = None) -> list[str]:
+def _check_arrays(path, layout: S.Layout, rechunk: str | None = None) -> list[str]:
     problems = []
     n, s = layout.num_images, layout.canvas
     expected_shape = {1: (n,), 2: (n, 2), 3: (n, s, s)}
     for name, dtype in S.ALL_ARRAYS.items():
-        doc_path = path / name / "zarr.json"
         try:
-            doc = json.loads(doc_path.read_text())
+            doc = array_metadata(path, name)
         except FileNotFoundError:
             problems.append(f"{name}: array missing")
             continue
@@ -79,9 +76,7 @@ def _check_arrays(path: Path, layout: S.Layout, rechunk: str | None = None) -> l
 
 def _check_sharding(name: str, doc: dict, layout: S.Layout, rechunk: str | None) -> list[str]:
     s = layout.canvas
-    outer = tuple(doc.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape", ()))
-    codecs = doc.get("codecs", [{}])
-    inner = tuple(codecs[0].get("configuration", {}).get("chunk_shape", ())) if codecs[0].get("name") == "sharding_indexed" else ()
+    outer, inner = tsio.chunking(doc)
     if rechunk in RELEASE_CHUNKS:  # a release rewritten by c2f-data publish --rechunk: plain chunks, no shards
         expected = RELEASE_CHUNKS[rechunk](layout)
         if outer != expected or inner:
@@ -134,13 +129,16 @@ def _check_shard(store: Store, shard: int, status: np.ndarray, label_space: dict
 def _load_shard_records(store: Store, shard: int, marker: dict):
     where = f"shard {shard}"
     rel = marker.get("records", {}).get("path", "")
-    path = store.path / rel
-    if not rel or not path.is_file():
+    try:
+        data = storage.read_bytes(store.path, rel) if rel else None
+    except FileNotFoundError:
+        data = None
+    if data is None:
         return None, [f"{where}: records file {rel or '(none named)'} missing"]
-    if file_sha256(path) != marker["records"].get("sha256"):
+    if hashlib.sha256(data).hexdigest() != marker["records"].get("sha256"):
         return None, [f"{where}: records file {rel} does not match the marker's checksum"]
     try:
-        return read_records(path), []
+        return parse_records(data), []
     except (OSError, ValueError, EOFError) as exc:
         return None, [f"{where}: records file {rel} unreadable ({exc})"]
 
@@ -149,15 +147,13 @@ def _check_pixels(store, shard, marker, st, records, label_space) -> list[str]:
     where = f"shard {shard}"
     start, stop = store.layout.shard_range(shard)
     try:
-        sem = tsio.read_range(store._array(S.SEMANTIC), start, stop)
-        inst = tsio.read_range(store._array(S.INSTANCE), start, stop)
-        orig = tsio.read_range(store._array(S.ORIG_HW), start, stop)
-        valid = tsio.read_range(store._array(S.VALID_HW), start, stop)
-    except (ValueError, StoreError) as exc:
+        arrays = store.read_shard(shard)
+    except StoreError as exc:
         return [f"{where}: mask data unreadable ({exc})"]
+    sem, inst, orig, valid = (arrays[n] for n in (S.SEMANTIC, S.INSTANCE, S.ORIG_HW, S.VALID_HW))
     if pixels_crc32(sem, inst) != marker.get("pixels_crc32"):
         # A shard whose masks all equal the fill value has no file; any other missing file loses data.
-        missing = [n for n in S.PIXEL_ARRAYS if not (store.path / _pixel_file(n, shard)).is_file()]
+        missing = [n for n in S.PIXEL_ARRAYS if not storage.exists(store.path, storage.pixel_chunk_path(n, shard))]
         if missing:
             return [f"{where}: {name} data missing (no shard file)" for name in missing]
         return [f"{where}: mask data does not match the marker's checksum (damaged or overwritten)"]
@@ -191,10 +187,6 @@ def _check_image(canvas, index, sem, inst, orig, valid, rec_ids, known) -> list[
     return problems
 
 
-def _pixel_file(name: str, shard: int) -> str:
-    return next(rel for rel in S.shard_data_files(shard) if rel.startswith(f"{name}/"))
-
-
 def _check_files(store: Store, shard: int, marker: dict) -> list[str]:
     """Each data file the marker lists (but the records, checked on their own) still has the size
     and checksum it had when written."""
@@ -202,9 +194,11 @@ def _check_files(store: Store, shard: int, marker: dict) -> list[str]:
     for rel, recorded in marker.get("files", {}).items():
         if rel == marker.get("records", {}).get("path"):
             continue
-        path = store.path / rel
-        if not path.is_file():
+        try:
+            size = storage.size(store.path, rel, recorded.get("size"))
+        except FileNotFoundError:
             problems.append(f"shard {shard}: {rel} missing")
-        elif path.stat().st_size != recorded.get("size") or file_sha256(path) != recorded.get("sha256"):
+            continue
+        if size != recorded.get("size") or storage.sha256(store.path, rel) != recorded.get("sha256"):
             problems.append(f"shard {shard}: {rel} changed since it was written (size or checksum)")
     return problems

@@ -2,36 +2,37 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from .checksums import SUMS_NAME, read_sums, release_files
+from . import storage
+from .checksums import SUMS_NAME, parse_sums
 from .publish import DATA
-from .hashing import file_sha256
 from .validate import validate
 
 
 def verify(root, progress=None) -> list[str]:
-    """One line per problem, each naming the file (empty list = the release is intact)."""
-    root = Path(root)
-    if not root.is_dir():
+    """One line per problem, each naming the file (empty list = the release is intact).
+    `root`: the release folder, or its copy on object storage (a URL)."""
+    root = storage.normalize(root)
+    if not storage.is_url(root) and not root.is_dir():
         return [f"{root}: no such release directory"]
     try:
-        sums = read_sums(root)
+        sums = parse_sums(storage.read_bytes(root, SUMS_NAME).decode())
     except FileNotFoundError:
         return [f"{SUMS_NAME}: missing"]
     except (OSError, ValueError) as exc:
         return [f"{SUMS_NAME}: unreadable ({exc})"]
     problems = []
     for rel, digest in sums.items():
-        path = root / rel
-        if not path.is_file():
+        try:
+            found = storage.sha256(root, rel)
+        except FileNotFoundError:
             problems.append(f"{rel}: missing")
-        elif file_sha256(path) != digest:
-            problems.append(f"{rel}: checksum mismatch (changed since publishing)")
+        else:
+            if found != digest:
+                problems.append(f"{rel}: checksum mismatch (changed since publishing)")
         if progress:
             progress(1)
     problems += [f"{rel}: not listed in {SUMS_NAME} (added after publishing)"
-                 for rel in release_files(root) if rel not in sums]
+                 for rel in storage.list_all(root) if rel != SUMS_NAME and rel not in sums]
     if problems:
         return problems
-    return [f"{DATA}: {line}" for line in validate(root / DATA)]
+    return [f"{DATA}: {line}" for line in validate(storage.join(root, DATA))]

@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog=PROG, description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", help="ImageNet root (<root>/train/<wnid>/*.JPEG), any image folder, or a text file of paths")
-    p.add_argument("-o", "--output", required=True, help="dataset store to create or resume")
+    p.add_argument("-o", "--output", required=True,
+                   help="dataset store to create or resume: a path, s3://bucket/prefix or gs://bucket/prefix")
     p.add_argument("--config", help="YAML config (see configs/label_*.yaml)")
     p.add_argument("--backend", help="set both backends, e.g. classic")
     p.add_argument("--semantic", help="semantic backend name (classic, hf)")

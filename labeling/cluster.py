@@ -18,6 +18,7 @@ from typing import NamedTuple
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from datasets_spec import storage
 from datasets_spec.stale import pid_alive
 
 from .config import LabelConfig
@@ -113,7 +114,8 @@ class RayShardLabeler(ShardLabeler):
 
 def make_worker(cfg: LabelConfig):
     """A label worker actor: models load once in it. The driver replaces a dead one and retries its shard."""
-    env = {k: os.environ[k] for k in ("HF_HUB_OFFLINE",) if k in os.environ}
+    # storage.ENVIRONMENT: workers write the store where the driver would (endpoint, credentials)
+    env = {k: os.environ[k] for k in ("HF_HUB_OFFLINE", *storage.ENVIRONMENT) if k in os.environ}
     actor = ray.remote(RayShardLabeler).options(
         num_cpus=cfg.cpus_per_worker,
         num_gpus=cfg.gpus_per_worker,

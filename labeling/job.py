@@ -8,7 +8,6 @@ inputs, so a job killed at any moment and run again produces the same store.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import logging
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from datasets_spec import StoreError, create_store, open_store
+from datasets_spec import StoreError, create_store, open_store, storage
 from datasets_spec import schema as S
 from datasets_spec.decode import MAX_PIXELS, retryable
 from datasets_spec.info import format_dropped, reason_kind
@@ -48,7 +47,8 @@ _DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
 
 
 def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = True) -> dict:
-    """Label every image of `images` into the store at `output`. Returns the job report.
+    """Label every image of `images` into the store at `output` (a local path or an s3:// or
+    gs:// URL). Returns the job report.
 
     One job per store: the job holds the store's lock (`store_lock`) from before it creates or
     resumes the store until its report is written, and first removes what killed writers left.
@@ -56,7 +56,7 @@ def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = Tru
     _check_backend_names(cfg)
     image_list = _limited(apply_prompt_file(list_images(images), cfg.prompts), cfg.limit)
     _check_prompts(cfg, image_list)
-    output = Path(output)
+    output = storage.normalize(output)
     _check_output_outside(output, image_list)
     _check_shard_memory(cfg)
     with store_lock(output):
@@ -65,16 +65,20 @@ def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = Tru
         return _label(image_list, output, cfg, show_progress)
 
 
-def _label(image_list: ImageList, output: Path, cfg: LabelConfig, show_progress: bool) -> dict:
+def _label(image_list: ImageList, output, cfg: LabelConfig, show_progress: bool) -> dict:
     job_identity = _job_identity(cfg, image_list)
-    if output.exists():
+    try:
+        exists = storage.root_exists(output)
+    except OSError as exc:  # object storage that cannot be reached (the message names the URL)
+        raise LabelingError(f"cannot read the output store: {exc}") from None
+    if exists:
         _check_resumable(output, job_identity)
     started = cluster.connect(cfg.address)
     try:
         if cfg.address:  # a cluster: refuse a DATASET or images some worker node cannot reach
             probe.check_nodes(output, image_list.root / image_list.items[0].key, cfg)
         workers = _start_workers(cfg)
-        if not output.exists():
+        if not exists:
             _create(output, image_list, cfg, job_identity, workers[0])
         store = open_store(output)
         repaired, retried = _forget_damaged_and_retryable(output, store)
@@ -101,7 +105,7 @@ def _check_backend_names(cfg: LabelConfig) -> None:
             require_backend(kind, backend.name)
 
 
-def _forget_damaged_and_retryable(output: Path, store) -> tuple[dict[int, str], dict[str, str]]:
+def _forget_damaged_and_retryable(output, store) -> tuple[dict[int, str], dict[str, str]]:
     """Done shards become pending again, so this run labels them, when their files are gone or
     changed in size (`Store.shard_damage`), or when some of their images failed for a reason that
     can go away (the file system refused a read). One read of each marker. Labeling is
@@ -141,9 +145,10 @@ def _check_shard_memory(cfg: LabelConfig) -> None:
         log.warning("%s", what)
 
 
-def _check_output_outside(output: Path, image_list: ImageList) -> None:
-    """A store inside the folder being listed would be listed by the next run: refuse it."""
-    if image_list.kind == "list":
+def _check_output_outside(output, image_list: ImageList) -> None:
+    """A store inside the folder being listed would be listed by the next run: refuse it.
+    (A store on object storage is never inside a local image folder.)"""
+    if image_list.kind == "list" or storage.is_url(output):
         return
     inside = output.resolve().is_relative_to(image_list.root.resolve())
     if inside:
@@ -187,7 +192,7 @@ def _jsonable(value):
     return f"<{type(value).__module__}.{type(value).__qualname__}>"
 
 
-def _check_resumable(output: Path, job_identity: dict) -> None:
+def _check_resumable(output, job_identity: dict) -> None:
     try:
         stored = open_store(output).provenance.get("job")
     except StoreError as exc:
@@ -238,7 +243,7 @@ def _worker_count(cfg: LabelConfig) -> int:
     return min(want, fits)
 
 
-def _create(output: Path, image_list: ImageList, cfg: LabelConfig, job_identity: dict, worker) -> None:
+def _create(output, image_list: ImageList, cfg: LabelConfig, job_identity: dict, worker) -> None:
     backends = cluster.get(cluster.submit(worker, "identities"))
     label_space = cluster.get(cluster.submit(worker, "label_space"))
     provenance = {
@@ -385,19 +390,18 @@ def _report(store, summaries, given_up, seconds, workers, skipped) -> dict:
     }
 
 
-def _save_report(output: Path, report: dict) -> Path | None:
+def _save_report(output, report: dict) -> str | None:
     """Write the report into the store's reports/; on a read-only or full disk, say so and go on
-    (the report is also printed, and the store itself is complete)."""
+    (the report is also printed, and the store itself is complete). Returns where it went."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    path = output / S.REPORTS_DIR / f"label-{stamp}.json"
+    rel = storage.report_path(f"label-{stamp}.json")
     try:
-        path.write_text(json.dumps(report, indent=1, ensure_ascii=False))
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            path.unlink(missing_ok=True)  # a full disk leaves it empty or cut short
-        log.warning("could not save the job report to %s (%s)", path, exc.strerror)
+        storage.write_bytes(output, rel, json.dumps(report, indent=1, ensure_ascii=False).encode())
+    except (OSError, ValueError) as exc:  # ValueError: tensorstore's error for a refused request
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc).splitlines()[0][:200]
+        log.warning("could not save the job report to %s (%s)", storage.join(output, rel), reason)
         return None
-    return path
+    return storage.join(output, rel)
 
 
 def format_report(report: dict) -> str:

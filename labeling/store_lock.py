@@ -6,6 +6,15 @@ a dead holder's lock is simply taken by the next job; on NFS, Linux maps `flock`
 byte-range locks, so jobs on different hosts of one shared file system exclude each other too. The
 file stays after the job (removing it would let two later jobs lock two different files) and
 holds the last holder's host, PID and start time, which the refusal message quotes.
+
+A store on object storage (s3://, gs://) has no flock: its lock is the object `.NAME.c2f-label.lock`
+beside the store's prefix, created only if absent (a conditional write) and deleted when the job
+ends. A job killed on this host leaves it behind; the next job on this host sees that the PID is
+gone and takes the lock over. A lock left by a job on another host must be deleted by hand once
+that job is known to be gone (the refusal says which object). The condition is checked by the
+server on GCS and AWS S3; on other S3-compatible servers tensorstore reads before it writes (a
+narrow race between two jobs started at the same moment) unless C2F_S3_CONDITIONAL_WRITE=1
+tells it the server honours conditional PUTs.
 """
 
 from __future__ import annotations
@@ -19,6 +28,9 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from datasets_spec import storage
+from datasets_spec.stale import pid_alive
+
 from .errors import LabelingError
 
 
@@ -29,7 +41,11 @@ def lock_path(output: Path) -> Path:
 @contextmanager
 def store_lock(output: Path) -> Iterator[None]:
     """Hold the labeling lock of the store `output` for the `with` body, or raise LabelingError
-    naming the job that holds it."""
+    naming the job that holds it. `output`: a local path or an object-storage URL."""
+    if storage.is_url(output):
+        with _object_lock(output):
+            yield
+        return
     if not output.parent.is_dir():
         raise LabelingError(f"{output}: parent directory {output.parent} does not exist")
     path = lock_path(output)
@@ -63,7 +79,49 @@ def _holder(fd: int) -> str:
 
 
 def _write_holder(fd: int) -> None:
-    info = {"host": socket.gethostname(), "pid": os.getpid(),
-            "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    info = _holder_info()
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(info).encode(), 0)
+
+
+@contextmanager
+def _object_lock(output: str) -> Iterator[None]:
+    """The lock of a store on object storage: an object created only if absent (see above)."""
+    try:
+        folder, name = storage.parent(output), f".{storage.name(output)}.c2f-label.lock"
+        mine = json.dumps(_holder_info()).encode()
+        if not storage.create_exclusive(folder, name, mine):
+            _take_over_dead_holder(output, folder, name, mine)
+    except (OSError, ValueError) as exc:  # unreachable storage, refused credentials, no prefix
+        raise LabelingError(f"{output}: cannot take the job lock ({exc})") from None
+    try:
+        yield
+    finally:
+        try:
+            if storage.read_bytes(folder, name) == mine:
+                storage.delete(folder, name)
+        except (OSError, ValueError):
+            pass  # the next job on this host takes a dead holder's lock over
+
+
+def _take_over_dead_holder(output: str, folder: str, name: str, mine: bytes) -> None:
+    """Take the lock object over if its holder was a process of this host that is gone; else
+    raise LabelingError naming the holder."""
+    try:
+        held = storage.read_bytes(folder, name)
+        info = json.loads(held)
+        dead = info["host"] == socket.gethostname() and not pid_alive(int(info["pid"]))
+        holder = f"PID {info['pid']} on {info['host']} since {info['since']}"
+    except FileNotFoundError:
+        held, dead, holder = None, True, "gone"
+    except (ValueError, KeyError, TypeError):
+        held, dead, holder = b"", False, "holder unknown"
+    if dead and storage.create_exclusive(folder, name, mine, replacing=held):
+        return
+    raise LabelingError(f"{output}: another c2f-label job is labeling this store ({holder}); wait for it, or "
+                        f"once it is gone delete {storage.join(folder, name)} and rerun")
+
+
+def _holder_info() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid(),
+            "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -1,7 +1,9 @@
 """Settings for the whole suite: no network, Ray bound to loopback, one torch thread."""
 
+import logging
 import os
 from pathlib import Path
+import re
 
 # Tiny models run much faster on one thread than on two on a shared 2-core machine, and pytest-xdist
 # runs one test process per core. Set before anything imports torch; subprocesses inherit it.
@@ -39,3 +41,33 @@ def fault_backends(monkeypatch):
     monkeypatch.setattr(backends, "_REGISTRY", dict(backends._REGISTRY))
     fault_backends.register()
     return fault_backends
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """An S3-compatible server (moto) on loopback for the session: its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(moto_endpoint, monkeypatch, request):
+    """A fresh bucket on the loopback S3 server, the AWS environment pointing at it (inherited by
+    subprocesses and passed on to Ray workers). Returns its URL, "s3://NAME"."""
+    import boto3
+
+    env = {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_REGION": "us-east-1"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    name = f"c2f-{re.sub('[^a-z0-9]+', '-', request.node.name.lower())[:40].strip('-')}-{os.getpid()}"
+    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
+    return f"s3://{name}"

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from datasets_spec import StoreError
+from datasets_spec import StoreError, storage
 from training import distributed
 from training.checkpoint import (check_compatible, load_checkpoint, make_state,
                                  remove_stale_temps, restore_rng, save_checkpoint)
@@ -66,13 +66,13 @@ def train(cfg: TrainConfig, data: str | Path, images: str | Path, out: str | Pat
     """Pre-train (or resume) into RUN_DIR `out`; returns the run summary (also printed)."""
     info = distributed.init_distributed(cfg.engine.device)
     try:
-        run = setup(cfg, info, Path(data), Path(images), Path(out), max_steps)
+        run = setup(cfg, info, storage.normalize(data), Path(images), Path(out), max_steps)
         return loop(run)
     finally:
         distributed.cleanup()
 
 
-def setup(cfg: TrainConfig, info: distributed.DistInfo, data: Path, images: Path, run_dir: Path,
+def setup(cfg: TrainConfig, info: distributed.DistInfo, data: Path | str, images: Path, run_dir: Path,
           max_steps: int | None) -> Run:
     """Build dataset, sampler, model, optimizer; restore RUN_DIR's latest checkpoint if any."""
     gpu_decode.require_cuda(cfg.data, info.device)
@@ -254,7 +254,7 @@ def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
     return keys
 
 
-def _dataset(cfg: TrainConfig, data: Path, images: Path):
+def _dataset(cfg: TrainConfig, data: Path | str, images: Path):
     """The store's done images as a dataset; store and image-root problems become TrainingError."""
     try:
         return build_dataset(cfg.data, data, images, cfg.engine.seed)

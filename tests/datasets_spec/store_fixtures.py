@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
-from datasets_spec import ImageResult, create_store, write_shard
+from datasets_spec import ImageResult, create_store, storage, write_shard
+from datasets_spec import schema as S
 from datasets_spec.records import encode_rle
 from datasets_spec.synthetic import image_result, synth_image
 
@@ -46,3 +49,13 @@ def noise_result(canvas: int, rng: np.random.Generator) -> ImageResult:
     record = {"id": 1, "score": 1.0, "box": [0, 0, canvas, canvas], "area": canvas * canvas, "semantic": 0,
               "source": "noise", "prompt": None, "rle": encode_rle(mask)}
     return ImageResult(semantic, instance, (canvas, canvas), [record])
+
+
+def store_content(root) -> dict:
+    """Everything a store holds (local path or URL) but run reports and its creation time:
+    {store-relative path: bytes}, the group document parsed."""
+    content = {rel: storage.read_bytes(root, rel) for rel in storage.list_all(root)
+               if not rel.startswith(f"{S.REPORTS_DIR}/")}
+    group = json.loads(content.pop("zarr.json"))
+    group["attributes"]["c2fmae"]["provenance"].pop("created_at", None)
+    return {**content, "zarr.json": group}

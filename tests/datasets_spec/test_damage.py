@@ -10,6 +10,7 @@ import pytest
 
 from datasets_spec import StoreError, open_store
 from datasets_spec import schema as S
+from datasets_spec import storage
 from datasets_spec import tsio
 
 from .store_fixtures import make_store
@@ -28,7 +29,7 @@ def test_an_intact_store_has_no_damaged_shards(store):
 
 def test_deleted_and_truncated_files_are_found_by_size_alone(store):
     (store / "semantic/c/1/0/0").unlink()
-    cut = store / S.records_path(2)
+    cut = store / storage.records_path(2)
     cut.write_bytes(cut.read_bytes()[:-3])
     orig_hw = store / "orig_hw/c/0/0"
     orig_hw.write_bytes(orig_hw.read_bytes()[:-1])
@@ -36,18 +37,18 @@ def test_deleted_and_truncated_files_are_found_by_size_alone(store):
     assert damaged == {0: f"orig_hw/c/0/0 has {orig_hw.stat().st_size} bytes, "
                           f"{orig_hw.stat().st_size + 1} when written",
                        1: "semantic/c/1/0/0 is missing",
-                       2: f"{S.records_path(2)} has {cut.stat().st_size} bytes, "
+                       2: f"{storage.records_path(2)} has {cut.stat().st_size} bytes, "
                           f"{cut.stat().st_size + 3} when written"}
 
 
 def test_a_marker_from_before_file_lists_still_checks_its_records(store):
-    marker = store / S.marker_path(1)
+    marker = store / storage.marker_path(1)
     doc = json.loads(marker.read_text())
     del doc["files"]
     marker.write_text(json.dumps(doc))
     assert open_store(store).damaged_shards() == {}
-    (store / S.records_path(1)).unlink()
-    assert open_store(store).damaged_shards() == {1: f"{S.records_path(1)} is missing"}
+    (store / storage.records_path(1)).unlink()
+    assert open_store(store).damaged_shards() == {1: f"{storage.records_path(1)} is missing"}
 
 
 def test_attributes_that_disagree_with_the_arrays_are_refused_at_open(store):

@@ -8,6 +8,7 @@ import pytest
 import zarr
 
 from datasets_spec import schema as S
+from datasets_spec import storage
 from datasets_spec import tsio
 from datasets_spec.cli import main
 from datasets_spec.records import read_records, write_records
@@ -26,7 +27,7 @@ def store(tmp_path):
 
 
 def _marker_path(path, shard):
-    return path / S.MARKERS_DIR / f"{S.shard_name(shard)}.json"
+    return path / storage.marker_path(shard)
 
 
 def _edit_marker(path, shard, **changes):
@@ -37,9 +38,9 @@ def _edit_marker(path, shard, **changes):
 
 def _rewrite_records(path, shard, edit):
     """A foreign writer that keeps checksums consistent but the content wrong."""
-    rel = f"{S.RECORDS_DIR}/{S.shard_name(shard)}.jsonl.gz"
-    records = edit(read_records(path / rel))
-    sha, count = write_records(path / rel, records)
+    rel = storage.records_path(shard)
+    records = edit(read_records(path, rel))
+    sha, count = write_records(path, rel, records)
     _edit_marker(path, shard, records={"path": rel, "sha256": sha, "count": count})
 
 
@@ -54,7 +55,7 @@ def _rewrite_pixels(path, shard, name, edit):
 
 
 def _first_done_with_instances(path, shard):
-    recs = read_records(path / S.RECORDS_DIR / f"{S.shard_name(shard)}.jsonl.gz")
+    recs = read_records(path, storage.records_path(shard))
     return recs[0]["index"], recs
 
 
@@ -90,7 +91,7 @@ def test_done_shard_with_unreadable_data(store):
     shard_file = store / "instance" / "c" / "2" / "0" / "0"
     shard_file.write_bytes(b"\x00garbage" * 10)
     assert validate(store) == ["shard 2: instance/c/2/0/0 changed since it was written (size or checksum)"]
-    marker = store / S.marker_path(2)
+    marker = store / storage.marker_path(2)
     doc = json.loads(marker.read_text())
     del doc["files"]  # a marker from before markers listed their files: the pixel checks tell
     marker.write_text(json.dumps(doc))
@@ -104,7 +105,7 @@ def test_done_shard_with_silently_changed_data(store):
     slab[0, 0, 0] = 1 if slab[0, 0, 0] != 1 else 0
     tsio.write_slabs([(arr, 0, slab)])
     assert validate(store) == ["shard 0: semantic/c/0/0/0 changed since it was written (size or checksum)"]
-    marker = store / S.marker_path(0)
+    marker = store / storage.marker_path(0)
     doc = json.loads(marker.read_text())
     del doc["files"]
     marker.write_text(json.dumps(doc))
@@ -112,11 +113,11 @@ def test_done_shard_with_silently_changed_data(store):
 
 
 def test_records_file_missing_or_damaged(store):
-    rec = store / S.RECORDS_DIR / f"{S.shard_name(1)}.jsonl.gz"
+    rec = store / storage.records_path(1)
     rec.write_bytes(rec.read_bytes()[:-5])
-    assert validate(store) == [f"shard 1: records file records/{S.shard_name(1)}.jsonl.gz does not match the marker's checksum"]
+    assert validate(store) == [f"shard 1: records file records/{storage.shard_name(1)}.jsonl.gz does not match the marker's checksum"]
     rec.unlink()
-    assert validate(store) == [f"shard 1: records file records/{S.shard_name(1)}.jsonl.gz missing"]
+    assert validate(store) == [f"shard 1: records file records/{storage.shard_name(1)}.jsonl.gz missing"]
 
 
 def test_instance_ids_without_records(store):

@@ -10,6 +10,7 @@ import pytest
 
 from datasets_spec import open_store, write_shard
 from datasets_spec import schema as S
+from datasets_spec import storage
 from datasets_spec.validate import validate
 
 from .store_fixtures import make_store
@@ -24,7 +25,7 @@ def _writer(path, shards, *extra):
 
 def _of_shard(rel: Path, shard: int) -> bool:
     """Whether a store file holds shard `shard`'s data: <array>/c/<shard>/... or <sidecar>/shard-<shard>.*"""
-    return (len(rel.parts) > 2 and rel.parts[1] == "c" and rel.parts[2] == str(shard)) or rel.name.startswith(S.shard_name(shard))
+    return (len(rel.parts) > 2 and rel.parts[1] == "c" and rel.parts[2] == str(shard)) or rel.name.startswith(storage.shard_name(shard))
 
 
 def _assert_equal_to_results(store, results, shards):

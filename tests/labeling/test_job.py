@@ -27,6 +27,8 @@ from labeling.errors import LabelingError
 from labeling.job import _check_resumable, format_report, run_label_job
 from labeling.shard_retry import WORKER_DIED
 
+from tests.datasets_spec.store_fixtures import store_content as _store_content
+
 from .quirky import BAD, make_quirky_imagenet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,15 +54,6 @@ def photo_folder(tmp_path_factory):
             small = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
         cv2.imwrite(str(root / f"{name}.jpg"), small)
     return root
-
-
-def _store_content(path: Path) -> dict:
-    """Everything a store holds but run reports and its creation time."""
-    content = {p.relative_to(path): p.read_bytes() for p in sorted(path.rglob("*"))
-               if p.is_file() and S.REPORTS_DIR not in p.relative_to(path).parts}
-    root = json.loads(content.pop(Path("zarr.json")))
-    del root["attributes"]["c2fmae"]["provenance"]["created_at"]
-    return {**content, "zarr.json": root}
 
 
 def test_classic_labels_quirky_imagenet_folder(quirky, tmp_path, ray_session):

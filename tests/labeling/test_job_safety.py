@@ -18,6 +18,7 @@ from PIL import Image
 
 from datasets_spec import open_store
 from datasets_spec import schema as S
+from datasets_spec import storage
 from datasets_spec.errors import ConfigError
 from datasets_spec.validate import validate
 from labeling.config import load_config
@@ -172,13 +173,13 @@ def test_a_rerun_labels_damaged_shards_again_and_says_so(photos, tmp_path, ray_s
     clean = open_store(tmp_path / "ds")
     before = clean.read_masks(range(4)), [clean.records(s) for s in range(2)]
     (tmp_path / "ds" / "semantic/c/0/0/0").unlink()
-    cut = tmp_path / "ds" / S.records_path(1)
+    cut = tmp_path / "ds" / storage.records_path(1)
     cut.write_bytes(cut.read_bytes()[:-4])
     assert validate(tmp_path / "ds") != []
     report = run_label_job(photos, tmp_path / "ds", _cfg(), show_progress=False)
     cut_size = cut.stat().st_size  # rewritten whole by now
     assert report["shards_repaired"] == {"0": "semantic/c/0/0/0 is missing",
-                                         "1": f"{S.records_path(1)} has {cut_size - 4} bytes, {cut_size} when written"}
+                                         "1": f"{storage.records_path(1)} has {cut_size - 4} bytes, {cut_size} when written"}
     assert report["this_run"]["shards"] == 2 and report["done"] == 4
     assert validate(tmp_path / "ds") == []
     after = open_store(tmp_path / "ds")

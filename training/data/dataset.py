@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from datasets_spec import Store, StoreError, open_store
+from datasets_spec import Store, StoreError, open_store, storage
 from datasets_spec.decode import MAX_PIXELS, decode_crop
 
 from .config import DataConfig
@@ -37,7 +37,7 @@ class StoreDataset(Dataset):
 
     def __init__(self, cfg: DataConfig, store_path, images_root, seed: int):
         self.cfg, self.seed = cfg, int(seed)
-        self.store_path, self.images_root = Path(store_path), Path(images_root)
+        self.store_path, self.images_root = storage.normalize(store_path), Path(images_root)
         store = open_store(self.store_path)
         self.indices = store.done_indices()  # int64 [M] store index of each position
         if len(self.indices) == 0:

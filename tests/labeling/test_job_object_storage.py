@@ -1,0 +1,93 @@
+"""c2f-label -o s3://...: the same store as a local run, the same resume after SIGKILL, one job at a time."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from datasets_spec import open_store, storage
+from datasets_spec.validate import validate
+from labeling.cli import main
+from labeling.config import load_config
+from labeling.errors import LabelingError
+from labeling.job import run_label_job
+from labeling.store_lock import store_lock
+from tests.datasets_spec.store_fixtures import store_content
+
+from .test_job import photo_folder  # noqa: F401  (fixture)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_job_labels_into_s3_and_the_store_equals_a_local_run(photo_folder, s3_bucket, tmp_path, ray_session):
+    url = f"{s3_bucket}/runs/ds"
+    cfg = load_config(overrides={"shard_size": 2})
+    report = run_label_job(photo_folder, url, cfg, show_progress=False)
+    run_label_job(photo_folder, tmp_path / "ds", cfg, show_progress=False)
+    assert (report["done"], report["pending"], report["store"]) == (6, 0, url)
+    assert validate(url) == []
+    remote, local = open_store(url), open_store(tmp_path / "ds")
+    assert remote.keys().tolist() == local.keys().tolist() and remote.done_shards() == [0, 1, 2]
+    assert store_content(url) == store_content(tmp_path / "ds")
+    assert [n for n in storage.list_names(url, "reports") if n.startswith("label-")]
+    assert not storage.exists(f"{s3_bucket}/runs", ".ds.c2f-label.lock")  # released
+    again = run_label_job(photo_folder, url, cfg, show_progress=False)
+    assert again["this_run"]["shards_skipped"] == 3 and store_content(url) == store_content(tmp_path / "ds")
+
+
+def test_the_object_lock_refuses_a_second_job_and_is_taken_from_a_dead_one(s3_bucket):
+    url = f"{s3_bucket}/ds"
+    with store_lock(url):
+        held = json.loads(storage.read_bytes(s3_bucket, ".ds.c2f-label.lock"))
+        assert held["pid"] == os.getpid()
+        with pytest.raises(LabelingError, match=f"PID {os.getpid()} on .*delete {s3_bucket}/.ds.c2f-label.lock"):
+            with store_lock(url):
+                pass
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = {"host": socket.gethostname(), "pid": int(dead.stdout), "since": "then"}
+    storage.write_bytes(s3_bucket, ".ds.c2f-label.lock", json.dumps(stale).encode())
+    with store_lock(url):  # its holder is gone from this host: taken over
+        assert json.loads(storage.read_bytes(s3_bucket, ".ds.c2f-label.lock"))["pid"] == os.getpid()
+    storage.write_bytes(s3_bucket, ".ds.c2f-label.lock", json.dumps({**stale, "host": "elsewhere"}).encode())
+    with pytest.raises(LabelingError, match="on elsewhere since then"):
+        with store_lock(url):
+            pass
+
+
+def test_c2f_label_refuses_a_url_without_a_prefix_or_a_bucket_in_one_line(photo_folder, s3_bucket, capsys):
+    assert main([str(photo_folder), "-o", s3_bucket, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs a prefix inside its bucket" in err
+    assert main([str(photo_folder), "-o", f"{s3_bucket}-missing/ds", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the write was refused (does the bucket exist" in err
+
+
+@pytest.mark.slow
+def test_job_on_s3_killed_with_sigkill_resumes_to_the_same_store(photo_folder, s3_bucket, tmp_path):
+    def c2f_label(out):
+        cmd = [sys.executable, "-m", "labeling.cli", str(photo_folder), "-o", str(out), "--shard-size", "1", "--quiet"]
+        env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    url = f"{s3_bucket}/killed"
+    assert c2f_label(tmp_path / "clean").wait(timeout=300) == 0
+    job = c2f_label(url)
+    deadline = time.monotonic() + 300
+    while len(storage.marker_shards(storage.list_names(url, "markers"))) < 2:  # wait for real progress
+        assert job.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(job.pid, signal.SIGKILL)  # the driver and its local Ray, mid-job
+    job.wait()
+    assert 2 <= len(open_store(url).done_shards()) <= 6
+    assert c2f_label(url).wait(timeout=300) == 0
+    assert store_content(url) == store_content(tmp_path / "clean")
