@@ -38,8 +38,9 @@ def build(path: Path, n: int, canvas: int, shard_size: int) -> None:
         h, w = int(rng.integers(canvas * 3 // 4, canvas * 2)), int(rng.integers(canvas * 3 // 4, canvas * 2))
         _, sem, inst = synth_image(rng, h, w)
         pool.append(image_result(sem, inst, canvas))
-    create_store(path, [f"k{i}" for i in range(n)], [0] * n, label_space=LABEL_SPACE, canvas=canvas,
-                 shard_size=shard_size)
+    create_store(
+        path, [f"k{i}" for i in range(n)], [0] * n, label_space=LABEL_SPACE, canvas=canvas, shard_size=shard_size
+    )
     for shard in range(-(-n // shard_size)):
         count = min(shard_size, n - shard * shard_size)
         write_shard(path, shard, [pool[(shard * shard_size + j) % len(pool)] for j in range(count)])
@@ -62,7 +63,9 @@ def run(way: str, path: Path, shard_size: int, canvas: int) -> np.ndarray:
         return reduce_blocks(da.from_zarr(url("semantic")), da.from_zarr(url("instance")))
     if way == "rechunked":
         target = (shard_size, canvas, canvas)
-        return reduce_blocks(da.from_zarr(url("semantic")).rechunk(target), da.from_zarr(url("instance")).rechunk(target))
+        return reduce_blocks(
+            da.from_zarr(url("semantic")).rechunk(target), da.from_zarr(url("instance")).rechunk(target)
+        )
     if way == "shards":
         target = (shard_size, canvas, canvas)
         return reduce_blocks(da.from_zarr(url("semantic"), chunks=target), da.from_zarr(url("instance"), chunks=target))

@@ -51,15 +51,22 @@ def fuse(
     ids, inst_canvas, source = _number(owner, left, instances.scores, canvas)
     records = _records(ids, inst_canvas, source, crops, instances, semantic, valid)
     dropped = Counter(instances.dropped)
-    dropped.update({
-        "empty_mask": sum(crop is None for crop in crops),
-        "overlap": int(((won == 0) & np.array([c is not None for c in crops], bool)).sum()),
-        "min_area": int(((won > 0) & (left == 0)).sum()),
-        "canvas": int((left > 0).sum()) - len(records),
-        "speck_pieces": pieces,
-    })
-    return ImageResult(semantic=sem_canvas, instance=inst_canvas, orig_hw=(height, width), records=records,
-                       dropped={k: v for k, v in sorted(dropped.items()) if v})
+    dropped.update(
+        {
+            "empty_mask": sum(crop is None for crop in crops),
+            "overlap": int(((won == 0) & np.array([c is not None for c in crops], bool)).sum()),
+            "min_area": int(((won > 0) & (left == 0)).sum()),
+            "canvas": int((left > 0).sum()) - len(records),
+            "speck_pieces": pieces,
+        }
+    )
+    return ImageResult(
+        semantic=sem_canvas,
+        instance=inst_canvas,
+        orig_hw=(height, width),
+        records=records,
+        dropped={k: v for k, v in sorted(dropped.items()) if v},
+    )
 
 
 def semantic_to_canvas(semantic: np.ndarray, valid: tuple[int, int], canvas: int) -> np.ndarray:
@@ -123,8 +130,9 @@ def bounding_box(mask: np.ndarray) -> list[int] | None:
     return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
 
 
-def _number(owner: np.ndarray, areas: np.ndarray, scores: np.ndarray,
-            canvas: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _number(
+    owner: np.ndarray, areas: np.ndarray, scores: np.ndarray, canvas: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """owner [H, W], areas [M] (owned_areas) → (ids uint16 [H, W] at original res, canvas map
     uint16 [S, S], source [M' + 1]).
 
@@ -159,16 +167,18 @@ def _records(ids, inst_canvas, source, crops, instances: Instances, semantic, va
         mask = np.zeros(ids.shape, bool, order="F")  # pycocotools wants Fortran order: no copy later
         mask[crops[k]] = ids[crops[k]] == i  # id i lies inside its input mask's box
         x, y, w, h = bounding_box(mask[crops[k]])
-        records.append({
-            "id": i,
-            "score": float(instances.scores[k]),
-            "box": [float(x + crops[k][1].start), float(y + crops[k][0].start), float(w), float(h)],
-            "area": int(mask[crops[k]].sum()),
-            "semantic": classes[i],
-            "source": instances.source,
-            "prompt": instances.prompts[k],
-            "rle": encode_rle(mask),
-        })
+        records.append(
+            {
+                "id": i,
+                "score": float(instances.scores[k]),
+                "box": [float(x + crops[k][1].start), float(y + crops[k][0].start), float(w), float(h)],
+                "area": int(mask[crops[k]].sum()),
+                "semantic": classes[i],
+                "source": instances.source,
+                "prompt": instances.prompts[k],
+                "rle": encode_rle(mask),
+            }
+        )
     return records
 
 

@@ -4,10 +4,10 @@
     .venv/bin/python benchmarks/fusion_speed.py [--images 24] [--masks 20] [--rounds 5] [--canvas 256]
 
 Inputs per image: ImageNet's common sizes (500×375 and 375×500, alternating), `--masks` blobs
-(thresholded smooth fields like SAM's upsampled logits, a few specks, overlapping, scores on a coarse grid so ties happen, one
-empty mask in ten) and a blocky semantic map on the canvas (the paper config's 256). Each round
-times both fusions over all images, alternating which goes first; the table gives the medians
-over rounds and their ratio. The outputs are checked to be identical before timing.
+(thresholded smooth fields like SAM's upsampled logits, a few specks, overlapping, scores on a
+coarse grid so ties happen, one empty mask in ten) and a blocky semantic map on the canvas (the
+paper config's 256). Each round times both fusions over all images, alternating which goes first;
+the table gives the medians over rounds and their ratio. The outputs are checked to be identical before timing.
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ def blob(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     x0, x1 = int(max(0, cx - 1.3 * rx)), int(min(width, cx + 1.3 * rx + 1))
     yy, xx = np.mgrid[y0:y1, x0:x1]
     radius = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2
-    noise = cv2.resize(rng.standard_normal((8, 8)).astype(np.float32), (x1 - x0, y1 - y0),
-                       interpolation=cv2.INTER_LINEAR)
+    noise = cv2.resize(
+        rng.standard_normal((8, 8)).astype(np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR
+    )
     mask[y0:y1, x0:x1] = radius < 1 + 0.4 * noise
     for _ in range(rng.integers(0, 4)):
         y, x = rng.integers(0, height - 2), rng.integers(0, width - 2)
@@ -67,8 +68,13 @@ def make_case(rng: np.random.Generator, hw: tuple[int, int], masks: int, canvas:
 
 def same(a, b) -> bool:
     """Two ImageResults hold identical maps, records and drop counts."""
-    return (np.array_equal(a.semantic, b.semantic) and np.array_equal(a.instance, b.instance)
-            and a.records == b.records and a.dropped == b.dropped and a.orig_hw == b.orig_hw)
+    return (
+        np.array_equal(a.semantic, b.semantic)
+        and np.array_equal(a.instance, b.instance)
+        and a.records == b.records
+        and a.dropped == b.dropped
+        and a.orig_hw == b.orig_hw
+    )
 
 
 def time_all(fuse, cases, canvas: int, min_area: int) -> float:
@@ -100,8 +106,10 @@ def main(argv=None) -> dict:
         for name, fuse in pair if r % 2 == 0 else pair[::-1]:
             times[name].append(time_all(fuse, cases, args.canvas, args.min_area))
     old, new = statistics.median(times["reference"]), statistics.median(times["today"])
-    print(f"fusion, {args.images} images of 500×375 / 375×500, {args.masks} masks each, canvas {args.canvas}, "
-          f"1 thread, median of {args.rounds} rounds")
+    print(
+        f"fusion, {args.images} images of 500×375 / 375×500, {args.masks} masks each, canvas {args.canvas}, "
+        f"1 thread, median of {args.rounds} rounds"
+    )
     print(f"  {'fusion':<28} {'ms/image':>9} {'images/s':>9}")
     print(f"  {'reference (before issue 11)':<28} {old * 1e3:9.2f} {1 / old:9.1f}")
     print(f"  {'today (labeling.fusion)':<28} {new * 1e3:9.2f} {1 / new:9.1f}")

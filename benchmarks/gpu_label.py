@@ -1,7 +1,8 @@
 """One GPU: the labeling path at real model sizes (random weights) in images/s, next to SAM's AMG.
 
 GPU machine (fill .gpu_wheels/ here first with `bash benchmarks/gpu_wheels.sh download`; carry it):
-    bash benchmarks/gpu_wheels.sh install && PYTHONPATH=.gpu_site:. PYTHONUNBUFFERED=1 python3 benchmarks/gpu_label.py --json $OUT/gpu_label.json
+    bash benchmarks/gpu_wheels.sh install &&
+        PYTHONPATH=.gpu_site:. PYTHONUNBUFFERED=1 python3 benchmarks/gpu_label.py --json $OUT/gpu_label.json
 CPU smoke run (tiny models, same code path):
     .venv/bin/python benchmarks/gpu_label.py --tiny
 
@@ -69,9 +70,19 @@ class Sizes:
     device: str = "cuda"
 
 
-TINY = Sizes(image_hw=(75, 100), batch=4, semantic_size={"shortest_edge": 64, "longest_edge": 96},
-             detector_size={"shortest_edge": 64, "longest_edge": 96}, canvas=64, shard_size=8, shards=4,
-             amg_images=1, amg_grid=8, budget_s=2.0, device="cpu")
+TINY = Sizes(
+    image_hw=(75, 100),
+    batch=4,
+    semantic_size={"shortest_edge": 64, "longest_edge": 96},
+    detector_size={"shortest_edge": 64, "longest_edge": 96},
+    canvas=64,
+    shard_size=8,
+    shards=4,
+    amg_images=1,
+    amg_grid=8,
+    budget_s=2.0,
+    device="cpu",
+)
 
 
 @dataclass
@@ -92,6 +103,7 @@ class Row:
 
 # ---------------------------------------------------------------- models (random weights) ----
 
+
 def ade_labels(count: int = 150) -> dict:
     id2label = {i: f"ade{i}" for i in range(count)}
     return {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
@@ -99,19 +111,40 @@ def ade_labels(count: int = 150) -> dict:
 
 def build_mask2former(tiny: bool, sizes: Sizes):
     """(Mask2FormerForUniversalSegmentation, its image processor): Swin-L backbone, or a tiny one."""
-    from transformers import (Mask2FormerConfig, Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessor,
-                              SwinConfig)
+    from transformers import (
+        Mask2FormerConfig,
+        Mask2FormerForUniversalSegmentation,
+        Mask2FormerImageProcessor,
+        SwinConfig,
+    )
 
     stages = ["stage1", "stage2", "stage3", "stage4"]
     if tiny:
-        swin = SwinConfig(image_size=64, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=4,
-                          out_features=stages)
-        small = dict(num_queries=8, hidden_dim=32, mask_feature_size=32, feature_size=32, encoder_layers=1,
-                     decoder_layers=2, encoder_feedforward_dim=32, dim_feedforward=32, num_attention_heads=2)
+        swin = SwinConfig(
+            image_size=64, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=4, out_features=stages
+        )
+        small = dict(
+            num_queries=8,
+            hidden_dim=32,
+            mask_feature_size=32,
+            feature_size=32,
+            encoder_layers=1,
+            decoder_layers=2,
+            encoder_feedforward_dim=32,
+            dim_feedforward=32,
+            num_attention_heads=2,
+        )
         config = Mask2FormerConfig(backbone_config=swin, use_pretrained_backbone=False, **small, **ade_labels(6))
     else:
-        swin = SwinConfig(image_size=384, patch_size=4, embed_dim=192, depths=[2, 2, 18, 2], num_heads=[6, 12, 24, 48],
-                          window_size=12, out_features=stages)
+        swin = SwinConfig(
+            image_size=384,
+            patch_size=4,
+            embed_dim=192,
+            depths=[2, 2, 18, 2],
+            num_heads=[6, 12, 24, 48],
+            window_size=12,
+            out_features=stages,
+        )
         config = Mask2FormerConfig(backbone_config=swin, use_pretrained_backbone=False, **ade_labels())
     return Mask2FormerForUniversalSegmentation(config), Mask2FormerImageProcessor(size=sizes.semantic_size)
 
@@ -120,26 +153,54 @@ def build_grounding_dino(tiny: bool, sizes: Sizes):
     """(GroundingDinoForObjectDetection, GroundingDinoProcessor): DINO-T defaults, or a tiny one.
     The BERT tokenizer's vocabulary is the class names' words (others → [UNK]); the text encoder keeps
     BERT-base's 30522-entry embedding table."""
-    from transformers import (BertConfig, BertTokenizer, GroundingDinoConfig, GroundingDinoForObjectDetection,
-                              GroundingDinoImageProcessor, GroundingDinoProcessor, SwinConfig)
+    from transformers import (
+        BertConfig,
+        BertTokenizer,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+        SwinConfig,
+    )
 
     words = sorted({w for name in CLASS_NAMES for w in name.split()})
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", *words]
     tokenizer = BertTokenizer(vocab={token: i for i, token in enumerate(vocab)})
     if tiny:
         config = GroundingDinoConfig(
-            backbone_config=SwinConfig(image_size=64, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
-                                       window_size=4, out_indices=[2, 3, 4]),
-            text_config=BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                   intermediate_size=64, max_position_embeddings=64),
-            num_queries=30, encoder_layers=1, decoder_layers=2, d_model=32, encoder_ffn_dim=32, decoder_ffn_dim=32,
-            encoder_attention_heads=2, decoder_attention_heads=2, encoder_n_points=2, decoder_n_points=2,
+            backbone_config=SwinConfig(
+                image_size=64,
+                embed_dim=16,
+                depths=[1, 1, 1, 1],
+                num_heads=[1, 1, 1, 1],
+                window_size=4,
+                out_indices=[2, 3, 4],
+            ),
+            text_config=BertConfig(
+                vocab_size=len(vocab),
+                hidden_size=32,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                intermediate_size=64,
+                max_position_embeddings=64,
+            ),
+            num_queries=30,
+            encoder_layers=1,
+            decoder_layers=2,
+            d_model=32,
+            encoder_ffn_dim=32,
+            decoder_ffn_dim=32,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+            encoder_n_points=2,
+            decoder_n_points=2,
             max_text_len=32,
         )
     else:
         config = GroundingDinoConfig()  # Swin-T, BERT-base, 900 queries, 6+6 layers: DINO-T
-    processor = GroundingDinoProcessor(image_processor=GroundingDinoImageProcessor(size=sizes.detector_size),
-                                       tokenizer=tokenizer)
+    processor = GroundingDinoProcessor(
+        image_processor=GroundingDinoImageProcessor(size=sizes.detector_size), tokenizer=tokenizer
+    )
     return GroundingDinoForObjectDetection(config), processor
 
 
@@ -152,11 +213,24 @@ def build_sam(tiny: bool) -> torch.nn.Module:
 
     if not tiny:
         return sam_model_registry["vit_h"](checkpoint=None).eval()
-    encoder = ImageEncoderViT(img_size=256, embed_dim=64, depth=2, num_heads=2, mlp_ratio=2, out_chans=32,
-                              norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), qkv_bias=True, use_rel_pos=True,
-                              global_attn_indexes=(1,), window_size=4)
-    decoder = MaskDecoder(transformer=TwoWayTransformer(depth=1, embedding_dim=32, mlp_dim=64, num_heads=2),
-                          transformer_dim=32, iou_head_hidden_dim=32)
+    encoder = ImageEncoderViT(
+        img_size=256,
+        embed_dim=64,
+        depth=2,
+        num_heads=2,
+        mlp_ratio=2,
+        out_chans=32,
+        norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+        qkv_bias=True,
+        use_rel_pos=True,
+        global_attn_indexes=(1,),
+        window_size=4,
+    )
+    decoder = MaskDecoder(
+        transformer=TwoWayTransformer(depth=1, embedding_dim=32, mlp_dim=64, num_heads=2),
+        transformer_dim=32,
+        iou_head_hidden_dim=32,
+    )
     prompts = PromptEncoder(embed_dim=32, image_embedding_size=(16, 16), input_image_size=(256, 256), mask_in_chans=4)
     mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]  # segment-anything's own
     return Sam(encoder, prompts, decoder, pixel_mean=mean, pixel_std=std).eval()
@@ -171,6 +245,7 @@ def save_hf(built, directory: Path) -> str:
 
 
 # ---------------------------------------------------------------- inputs ----
+
 
 def sample_images(count: int, hw: tuple[int, int]) -> list[np.ndarray]:
     """`count` RGB uint8 images [H, W, 3] at hw (every 4th one transposed): skimage photos, else noise."""
@@ -211,6 +286,7 @@ def write_jpegs(images: list[np.ndarray], root: Path, count: int) -> list:
 
 # ---------------------------------------------------------------- timing ----
 
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -223,8 +299,10 @@ def measure(step, device: torch.device, budget_s: float, warmup: int = 1, max_ca
     for _ in range(warmup):
         step()
     times: list[float] = []
-    while not times or (time.perf_counter() - start + float(np.median(times)) <= budget_s
-                        and (max_calls is None or len(times) < max_calls)):
+    while not times or (
+        time.perf_counter() - start + float(np.median(times)) <= budget_s
+        and (max_calls is None or len(times) < max_calls)
+    ):
         synchronize(device)
         t0 = time.perf_counter()
         step()
@@ -252,6 +330,7 @@ def stage(rows: list[Row], name: str, device: torch.device, fn) -> None:
 
 # ---------------------------------------------------------------- stages ----
 
+
 @dataclass
 class Setup:
     """What the stages share: sizes, device, a scratch dir, decoded images and the built models."""
@@ -277,9 +356,16 @@ class Setup:
 
     def grounded_params(self) -> dict:
         """Thresholds 0: random scores would otherwise keep an arbitrary number of boxes."""
-        return {"detector": self.detector_dir, "sam_model": self.sam, "sam_variant": "sam", "box_threshold": 0.0,
-                "text_threshold": 0.0, "max_boxes": self.max_boxes, "batch_size": self.sizes.batch,
-                "device": str(self.device)}
+        return {
+            "detector": self.detector_dir,
+            "sam_model": self.sam,
+            "sam_variant": "sam",
+            "box_threshold": 0.0,
+            "text_threshold": 0.0,
+            "max_boxes": self.max_boxes,
+            "batch_size": self.sizes.batch,
+            "device": str(self.device),
+        }
 
 
 def canvas_sizes(images: list[np.ndarray], canvas: int) -> list[tuple[int, int]]:
@@ -384,8 +470,9 @@ def bench_box_decoding(s: Setup, batched: bool) -> Row:
     segmenter = SamBoxes(sam, None, s.device)
     count, per_image = s.sizes.batch, s.max_boxes
     gen = torch.Generator(s.device).manual_seed(0)
-    embeddings = torch.randn(count, sam.prompt_encoder.embed_dim, *sam.prompt_encoder.image_embedding_size,
-                             generator=gen, device=s.device)
+    embeddings = torch.randn(
+        count, sam.prompt_encoder.embed_dim, *sam.prompt_encoder.image_embedding_size, generator=gen, device=s.device
+    )
     corners = torch.rand(count * per_image, 2, 2, generator=gen, device=s.device) * sam.image_encoder.img_size
     boxes = corners.sort(dim=1).values.reshape(-1, 4)  # xyxy in model input pixels
     image_of_box = torch.arange(count, device=s.device).repeat_interleave(per_image)
@@ -399,9 +486,13 @@ def bench_box_decoding(s: Setup, batched: bool) -> Row:
         for i, part in enumerate(boxes.split(per_image)):
             sparse, dense = sam.prompt_encoder(points=None, boxes=part, masks=None)
             with _autocast(s.device):
-                sam.mask_decoder(image_embeddings=embeddings[i : i + 1], image_pe=sam.prompt_encoder.get_dense_pe(),
-                                 sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                                 multimask_output=False)
+                sam.mask_decoder(
+                    image_embeddings=embeddings[i : i + 1],
+                    image_pe=sam.prompt_encoder.get_dense_pe(),
+                    sparse_prompt_embeddings=sparse,
+                    dense_prompt_embeddings=dense,
+                    multimask_output=False,
+                )
 
     times = measure(one_call if batched else per_image_calls, s.device, s.sizes.budget_s / 4)
     name = "(ref) box decoding, one call per batch" if batched else "(ref) box decoding, one call per image"
@@ -443,8 +534,12 @@ def bench_preprocess(s: Setup, device: str | None = None) -> Row:
 
     times = measure(step, s.device, s.sizes.budget_s / 4)
     where = f"device={device}" if device else "CPU, then copied"
-    return Row(f"(ref) Mask2Former + DINO processors, {'GPU' if device else 'CPU'}", len(images) * len(times),
-               sum(times), f"batch {len(images)}, {where}")
+    return Row(
+        f"(ref) Mask2Former + DINO processors, {'GPU' if device else 'CPU'}",
+        len(images) * len(times),
+        sum(times),
+        f"batch {len(images)}, {where}",
+    )
 
 
 def bench_pipeline(s: Setup) -> Row:
@@ -455,17 +550,27 @@ def bench_pipeline(s: Setup) -> Row:
     from labeling.worker import ShardLabeler
 
     s.need("semantic_dir", "detector_dir", "sam")
-    cfg = LabelConfig(semantic=BackendConfig("hf", s.semantic_params()),
-                      instance=BackendConfig("grounded", s.grounded_params()),
-                      canvas=s.sizes.canvas, shard_size=s.sizes.shard_size, batch_size=s.sizes.batch)
+    cfg = LabelConfig(
+        semantic=BackendConfig("hf", s.semantic_params()),
+        instance=BackendConfig("grounded", s.grounded_params()),
+        canvas=s.sizes.canvas,
+        shard_size=s.sizes.shard_size,
+        batch_size=s.sizes.batch,
+    )
     t0 = time.perf_counter()
     labeler = ShardLabeler(cfg, device=str(s.device))
     load = time.perf_counter() - t0
     root, store = s.work / "jpegs", s.work / "store"
     root.mkdir()
     items = write_jpegs(s.images, root, cfg.shard_size * s.sizes.shards)
-    create_store(store, [it.key for it in items], [it.label for it in items], label_space=labeler.label_space(),
-                 canvas=cfg.canvas, shard_size=cfg.shard_size)
+    create_store(
+        store,
+        [it.key for it in items],
+        [it.label for it in items],
+        label_space=labeler.label_space(),
+        canvas=cfg.canvas,
+        shard_size=cfg.shard_size,
+    )
     shards, failed = iter(range(s.sizes.shards)), []
 
     def step():
@@ -488,8 +593,9 @@ def bench_amg(s: Setup) -> Row:
     grid = s.sizes.amg_grid
     backend = create_backend("instance", "sam-amg", sam_model=s.sam, device=str(s.device), points_per_side=grid)
     images = iter(s.images * (s.sizes.amg_images + 1))
-    times = measure(lambda: backend.predict([next(images)], [[]]), s.device, s.sizes.budget_s,
-                    max_calls=s.sizes.amg_images)
+    times = measure(
+        lambda: backend.predict([next(images)], [[]]), s.device, s.sizes.budget_s, max_calls=s.sizes.amg_images
+    )
     return Row("(d) sam-amg: one image per call", len(times), sum(times), f"{grid}×{grid} grid, float32")
 
 
@@ -512,6 +618,7 @@ OPT_IN = {"encoder-compiled"}  # not in the default --stages
 
 
 # ---------------------------------------------------------------- setup, report, main ----
+
 
 def build(label: str, fn):
     """fn() timed and printed; an exception → one line, None."""
@@ -543,10 +650,16 @@ def prepare(setup: Setup, tiny: bool) -> None:
     torch.manual_seed(0)
     setup.images = sample_images(max(setup.sizes.batch, 8), setup.sizes.image_hw)
     device = setup.device
-    setup.semantic_dir = build("Mask2Former" + ("" if tiny else " Swin-L"), lambda: save_hf(
-        built_on(device, lambda: build_mask2former(tiny, setup.sizes)), setup.work / "mask2former"))
-    setup.detector_dir = build("Grounding DINO" + ("" if tiny else "-T"), lambda: save_hf(
-        built_on(device, lambda: build_grounding_dino(tiny, setup.sizes)), setup.work / "grounding_dino"))
+    setup.semantic_dir = build(
+        "Mask2Former" + ("" if tiny else " Swin-L"),
+        lambda: save_hf(built_on(device, lambda: build_mask2former(tiny, setup.sizes)), setup.work / "mask2former"),
+    )
+    setup.detector_dir = build(
+        "Grounding DINO" + ("" if tiny else "-T"),
+        lambda: save_hf(
+            built_on(device, lambda: build_grounding_dino(tiny, setup.sizes)), setup.work / "grounding_dino"
+        ),
+    )
     setup.sam = build("SAM" + ("" if tiny else " vit_h"), lambda: built_on(device, lambda: build_sam(tiny)).to(device))
     if setup.sam is not None:  # before any backend switches its attention to SDPA (in place)
         setup.original_encoder = copy.deepcopy(setup.sam.image_encoder)
@@ -596,18 +709,31 @@ def report(rows: list[Row], card: str = "", encoder_flops: int | None = None) ->
     print(f"pipeline / models alone, 1/(1/a + 1/b) = {fmt(serial, '.2f')} images/s: {fmt(over_models, '.0%')}")
     print(f"SAM image encoder, SDPA / original attention: {fmt(sdpa, '.2f', 'x')}")
     print(f"box decoding, one call per batch / one call per image: {fmt(boxes, '.2f', 'x')}")
-    print(f"SAM image encoder: {fmt(encoder_flops and encoder_flops / 1e12, '.3g')} TFLOP/image, "
-          f"{fmt(tflops, '.3g')} TFLOP/s = {fmt(share, '.1%')} of the bf16 dense peak "
-          f"({fmt(peak, '.0f')} TFLOP/s{'' if peak else ': unknown for ' + (card or 'this device')})")
-    print(f"ImageNet-1k train ({IMAGENET_TRAIN:,} images) on {GPUS} GPUs: pipeline {fmt(hours(pipeline), '.1f')} h, "
-          f"sam-amg {fmt(hours(amg), '.1f')} h")
+    print(
+        f"SAM image encoder: {fmt(encoder_flops and encoder_flops / 1e12, '.3g')} TFLOP/image, "
+        f"{fmt(tflops, '.3g')} TFLOP/s = {fmt(share, '.1%')} of the bf16 dense peak "
+        f"({fmt(peak, '.0f')} TFLOP/s{'' if peak else ': unknown for ' + (card or 'this device')})"
+    )
+    print(
+        f"ImageNet-1k train ({IMAGENET_TRAIN:,} images) on {GPUS} GPUs: pipeline {fmt(hours(pipeline), '.1f')} h, "
+        f"sam-amg {fmt(hours(amg), '.1f')} h"
+    )
     goal = "n/a" if not pipeline else ("met" if pipeline >= GOAL_IMAGES_S else "NOT met")
     print(f"goal >= {GOAL_IMAGES_S:.0f} images/s per GPU end to end (< 3 h on {GPUS} GPUs): {goal}")
-    return {"rows": [vars(row) | {"images_s": row.images_s} for row in rows], "pipeline_over_amg": over_amg,
-            "pipeline_over_models": over_models, "encoder_sdpa_over_original": sdpa,
-            "boxes_batched_over_per_image": boxes, "encoder_flops_per_image": encoder_flops,
-            "encoder_tflops": tflops, "bf16_peak_tflops": peak, "encoder_peak_share": share, "card": card,
-            "hours_8_gpus": {"pipeline": hours(pipeline), "sam_amg": hours(amg)}, "goal": goal}
+    return {
+        "rows": [vars(row) | {"images_s": row.images_s} for row in rows],
+        "pipeline_over_amg": over_amg,
+        "pipeline_over_models": over_models,
+        "encoder_sdpa_over_original": sdpa,
+        "boxes_batched_over_per_image": boxes,
+        "encoder_flops_per_image": encoder_flops,
+        "encoder_tflops": tflops,
+        "bf16_peak_tflops": peak,
+        "encoder_peak_share": share,
+        "card": card,
+        "hours_8_gpus": {"pipeline": hours(pipeline), "sam_amg": hours(amg)},
+        "goal": goal,
+    }
 
 
 def card_name(device: torch.device) -> str:
@@ -619,8 +745,10 @@ def environment(device: torch.device, sizes: Sizes, tiny: bool) -> str:
 
     card = card_name(device)
     models = "tiny models" if tiny else "Mask2Former Swin-L (ADE-150), Grounding DINO-T, SAM vit_h"
-    return (f"{card}; torch {torch.__version__}, transformers {transformers.__version__}; {models}, random weights; "
-            f"images {sizes.image_hw[1]}×{sizes.image_hw[0]}, budget {sizes.budget_s:g} s per stage")
+    return (
+        f"{card}; torch {torch.__version__}, transformers {transformers.__version__}; {models}, random weights; "
+        f"images {sizes.image_hw[1]}×{sizes.image_hw[0]}, budget {sizes.budget_s:g} s per stage"
+    )
 
 
 def quiet_progress_bars() -> None:
@@ -639,8 +767,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-boxes", type=int, default=20, help="boxes per image handed to SAM (20)")
     parser.add_argument("--amg-images", type=int, help="images timed through sam-amg (3; --tiny: 1)")
     default = ",".join(name for name in STAGES if name not in OPT_IN)
-    parser.add_argument("--stages", default=default, help=f"comma-separated subset of {','.join(STAGES)} "
-                        f"(default: all but {','.join(sorted(OPT_IN))})")
+    parser.add_argument(
+        "--stages",
+        default=default,
+        help=f"comma-separated subset of {','.join(STAGES)} (default: all but {','.join(sorted(OPT_IN))})",
+    )
     parser.add_argument("--json", help="also write the results to this JSON file")
     return parser.parse_args(argv)
 

@@ -65,20 +65,32 @@ def label_figures(label: dict | None, why: str) -> list[tuple[str, str]]:
     tflops, peak, share = label.get("encoder_tflops"), label.get("bf16_peak_tflops"), label.get("encoder_peak_share")
     flops = label.get("encoder_flops_per_image")
     if share:
-        encoder = (f"{share:.1%}", f"{tflops:.0f} of {peak:.0f} TFLOP/s, {flops / 1e12:.2f} TFLOP/image, "
-                   f"{label.get('card')}")
+        encoder = (
+            f"{share:.1%}",
+            f"{tflops:.0f} of {peak:.0f} TFLOP/s, {flops / 1e12:.2f} TFLOP/image, {label.get('card')}",
+        )
     else:
-        encoder = ("n/a", f"no bf16 peak known for {label.get('card') or 'this device'}"
-                   + (f"; {tflops:.3g} TFLOP/s achieved" if tflops else ""))
+        encoder = (
+            "n/a",
+            f"no bf16 peak known for {label.get('card') or 'this device'}"
+            + (f"; {tflops:.3g} TFLOP/s achieved" if tflops else ""),
+        )
     over_models = label.get("pipeline_over_models")
     return [
         times("pipeline_over_amg", f"(c) {speed('(c)')} vs (d) {speed('(d)')} images/s"),
-        (f"{over_models:.0%}" if over_models else "n/a", f"(c) {speed('(c)')}, (a) {speed('(a)')}, "
-                                                         f"(b) {speed('(b)')} images/s"),
-        times("encoder_sdpa_over_original", f"{speed('(ref) SAM image encoder, SDPA')} vs "
-                                            f"{speed('(ref) SAM image encoder, original')} images/s"),
-        times("boxes_batched_over_per_image", f"{speed('(ref) box decoding, one call per batch')} vs "
-                                              f"{speed('(ref) box decoding, one call per image')} images/s"),
+        (
+            f"{over_models:.0%}" if over_models else "n/a",
+            f"(c) {speed('(c)')}, (a) {speed('(a)')}, (b) {speed('(b)')} images/s",
+        ),
+        times(
+            "encoder_sdpa_over_original",
+            f"{speed('(ref) SAM image encoder, SDPA')} vs {speed('(ref) SAM image encoder, original')} images/s",
+        ),
+        times(
+            "boxes_batched_over_per_image",
+            f"{speed('(ref) box decoding, one call per batch')} vs "
+            f"{speed('(ref) box decoding, one call per image')} images/s",
+        ),
         encoder,
     ]
 
@@ -90,8 +102,10 @@ def loader_figure(train: dict | None, why: str) -> tuple[str, str]:
     loader, step = train.get("loader"), train.get("modes", {}).get("c2fmae")
     if not loader or not step:
         return "n/a", "no loader measurement (store stack missing?)" if step else "c2fmae step not measured"
-    return (f"{loader['images_s'] / step['images_s']:.2f}x",
-            f"{loader['images_s']:.0f} vs {step['images_s']:.0f} images/s, {loader.get('workers')} workers")
+    return (
+        f"{loader['images_s'] / step['images_s']:.2f}x",
+        f"{loader['images_s']:.0f} vs {step['images_s']:.0f} images/s, {loader.get('workers')} workers",
+    )
 
 
 def step_figure(train: dict | None, why: str) -> tuple[str, str]:
@@ -111,8 +125,12 @@ def table(folder: Path) -> str:
     skipped = folder / "train_gpu.skipped"
     if gpu is None and skipped.exists():
         gpu_why = skipped.read_text().strip()
-    values = [*label_figures(label, label_why), loader_figure(cpu, cpu_why), loader_figure(gpu, gpu_why),
-              step_figure(cpu, cpu_why)]
+    values = [
+        *label_figures(label, label_why),
+        loader_figure(cpu, cpu_why),
+        loader_figure(gpu, gpu_why),
+        step_figure(cpu, cpu_why),
+    ]
     width = max(len(name) for name, _ in ROWS)
     lines = [f"{'figure':<{width}}  {'ratio':>8}  measured"]
     for (name, how), (value, detail) in zip(ROWS, values):

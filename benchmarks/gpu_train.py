@@ -41,9 +41,12 @@ def synth_batch(n: int, img: int, device: torch.device, gen: torch.Generator) ->
         ids = torch.randint(0, high, (n, cells, cells), generator=gen, device=device)
         return ids.repeat_interleave(img // cells, 1).repeat_interleave(img // cells, 2)
 
-    return {"image": torch.randn(n, 3, img, img, generator=gen, device=device),
-            "semantic": blocks(NUM_CLASSES), "instance": blocks(8),
-            "index": torch.arange(n, device=device)}
+    return {
+        "image": torch.randn(n, 3, img, img, generator=gen, device=device),
+        "semantic": blocks(NUM_CLASSES),
+        "instance": blocks(8),
+        "index": torch.arange(n, device=device),
+    }
 
 
 class Clock:
@@ -106,8 +109,7 @@ def bench_mode(mode: str, arch: str, args, device: torch.device) -> dict:
     del step
     if cuda:
         torch.cuda.empty_cache()
-    return {"step_s": statistics.median(times), "images_s": args.batch / statistics.median(times),
-            "peak_gib": peak}
+    return {"step_s": statistics.median(times), "images_s": args.batch / statistics.median(times), "peak_gib": peak}
 
 
 def profile_mode(mode: str, arch: str, args, device: torch.device) -> str:
@@ -174,16 +176,22 @@ def report(results: dict, loader: dict | None, arch: str, args, device: torch.de
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
     ref = "mae" if "mae" in results else next(iter(results))
     ref_s = results[ref]["step_s"]
-    lines = [f"{arch} on {name}, batch {args.batch}, {'bf16 autocast' if device.type == 'cuda' else 'fp32'}, "
-             f"median of {args.steps} steps after {args.warmup} warm-up, overrides {args.overrides or 'none'}",
-             f"  {'mode':10s} {'ms/step':>9s} {'images/s':>10s} {'peak GiB':>9s} {'vs ' + ref:>7s}"]
+    lines = [
+        f"{arch} on {name}, batch {args.batch}, {'bf16 autocast' if device.type == 'cuda' else 'fp32'}, "
+        f"median of {args.steps} steps after {args.warmup} warm-up, overrides {args.overrides or 'none'}",
+        f"  {'mode':10s} {'ms/step':>9s} {'images/s':>10s} {'peak GiB':>9s} {'vs ' + ref:>7s}",
+    ]
     for mode, r in results.items():
-        lines.append(f"  {mode:10s} {r['step_s'] * 1e3:9.1f} {r['images_s']:10.1f} {r['peak_gib']:9.2f} "
-                     f"{r['step_s'] / ref_s:6.2f}x")
+        lines.append(
+            f"  {mode:10s} {r['step_s'] * 1e3:9.1f} {r['images_s']:10.1f} {r['peak_gib']:9.2f} "
+            f"{r['step_s'] / ref_s:6.2f}x"
+        )
     if loader and "c2fmae" in results:
-        lines.append(f"loader (decode {loader['decode']} on {loader['device']}): {loader['images_s']:.0f} "
-                     f"images/s with {loader['workers']} workers "
-                     f"({loader['images_s'] / results['c2fmae']['images_s']:.2f}x the c2fmae step rate)")
+        lines.append(
+            f"loader (decode {loader['decode']} on {loader['device']}): {loader['images_s']:.0f} "
+            f"images/s with {loader['workers']} workers "
+            f"({loader['images_s'] / results['c2fmae']['images_s']:.2f}x the c2fmae step rate)"
+        )
     return "\n".join(lines)
 
 
@@ -194,12 +202,21 @@ def main(argv=None) -> dict:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="model config override for every mode, e.g. input_fusion=sum")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model config override for every mode, e.g. input_fusion=sum",
+    )
     parser.add_argument("--no-loader", action="store_true", help="skip the loader measurement")
     parser.add_argument("--profile", choices=MODES, help="also print the op profile of this mode")
-    parser.add_argument("--decode", choices=("cpu", "gpu"), default="cpu",
-                        help="the loader's data.decode (gpu: batches decoded on the device)")
+    parser.add_argument(
+        "--decode",
+        choices=("cpu", "gpu"),
+        default="cpu",
+        help="the loader's data.decode (gpu: batches decoded on the device)",
+    )
     args = parser.parse_args(argv)
     args.overrides = dict(_override(item) for item in args.set)
     if args.tiny:

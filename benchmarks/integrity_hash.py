@@ -54,8 +54,10 @@ def main(argv: list[str] | None = None) -> dict:
     crc = best_seconds(lambda: pixels_crc32(semantic, instance), args.repeats)
     sha = best_seconds(lambda: sha256_of(semantic, instance), args.repeats)
     print(f"{args.images} images of {args.canvas}², {gigabytes * 1e3:.1f} MB of pixels, best of {args.repeats}")
-    print(f"| check | GB/s |\n|---|---|\n| CRC-32 (pixels_crc32) | {gigabytes / crc:.2f} |\n"
-          f"| sha256 | {gigabytes / sha:.2f} |")
+    print(
+        f"| check | GB/s |\n|---|---|\n| CRC-32 (pixels_crc32) | {gigabytes / crc:.2f} |\n"
+        f"| sha256 | {gigabytes / sha:.2f} |"
+    )
     print(f"CRC-32 / sha256 speed: {sha / crc:.2f}×")
     return {"crc32_gb_s": gigabytes / crc, "sha256_gb_s": gigabytes / sha, "ratio": sha / crc}
 

@@ -35,8 +35,14 @@ def bare_loop(images: Path, out: Path, cfg) -> float:
     image_list = list_images(images)
     labeler = ShardLabeler(cfg)
     items = list(image_list.items)
-    layout = create_store(out, [i.key for i in items], [i.label for i in items],
-                          label_space=labeler.label_space(), canvas=cfg.canvas, shard_size=cfg.shard_size)
+    layout = create_store(
+        out,
+        [i.key for i in items],
+        [i.label for i in items],
+        label_space=labeler.label_space(),
+        canvas=cfg.canvas,
+        shard_size=cfg.shard_size,
+    )
     for shard in range(layout.num_shards):
         labeler.label_shard(str(out), shard, str(image_list.root), items[slice(*layout.shard_range(shard))])
     return time.perf_counter() - t0
@@ -72,14 +78,18 @@ def main() -> None:
         cluster.shutdown(True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{n} images (classic backend, canvas {args.canvas}, shards of {args.shard_size}), {os.cpu_count()} CPUs; "
-          f"Ray start-up {startup:.1f} s (not counted below)")
+    print(
+        f"{n} images (classic backend, canvas {args.canvas}, shards of {args.shard_size}), {os.cpu_count()} CPUs; "
+        f"Ray start-up {startup:.1f} s (not counted below)"
+    )
     print(f"{'mode':24s}{'seconds':>10s}{'images/s':>10s}")
     for mode, seconds in times.items():
         print(f"{mode:24s}{seconds:10.1f}{n / seconds:10.1f}")
     bare, one, two = times.values()
-    print(f"ratios: Ray 1 worker / bare loop = {bare / one:.2f}x throughput (overhead {100 * (one / bare - 1):.0f}%), "
-          f"2 workers / 1 worker = {one / two:.2f}x")
+    print(
+        f"ratios: Ray 1 worker / bare loop = {bare / one:.2f}x throughput (overhead {100 * (one / bare - 1):.0f}%), "
+        f"2 workers / 1 worker = {one / two:.2f}x"
+    )
 
 
 if __name__ == "__main__":

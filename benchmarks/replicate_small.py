@@ -40,15 +40,20 @@ METHODS = {
     "mae": ("mae_tiny_cpu.yaml", "classic", []),
     "parallel": ("parallel_tiny_cpu.yaml", "classic", []),
     "c2fmae": ("c2fmae_tiny_cpu.yaml", "classic", []),
-    "c2fmae-nocurr": ("c2fmae_tiny_cpu.yaml", "classic",
-                      ["curriculum.shape=constant", "curriculum.constant_weights=[0,0,1]"]),
+    "c2fmae-nocurr": (
+        "c2fmae_tiny_cpu.yaml",
+        "classic",
+        ["curriculum.shape=constant", "curriculum.constant_weights=[0,0,1]"],
+    ),
     "c2fmae-gt": ("c2fmae_tiny_cpu.yaml", "gt", []),
 }
 PRESETS = {  # scenes, pre-training budget, probe budget
-    "quick": dict(train=64, val=40, size=32, epochs=4, batch=16, warmup=1, linear_epochs=90,
-                  dense_epochs=60, probe_batch=16),
-    "full": dict(train=1200, val=400, size=32, epochs=20, batch=32, warmup=2, linear_epochs=90,
-                 dense_epochs=60, probe_batch=64),
+    "quick": dict(
+        train=64, val=40, size=32, epochs=4, batch=16, warmup=1, linear_epochs=90, dense_epochs=60, probe_batch=16
+    ),
+    "full": dict(
+        train=1200, val=400, size=32, epochs=20, batch=32, warmup=2, linear_epochs=90, dense_epochs=60, probe_batch=64
+    ),
 }
 METRICS = (("knn", "top1"), ("linear", "top1"), ("dense", "miou"), ("dense", "pixel_accuracy"))
 
@@ -68,11 +73,21 @@ def main(argv: list[str] | None = None) -> dict:
             encoder = _encoder(method, seed, out, data, preset)
             scores.setdefault(method, []).append(_evaluate(encoder, data, preset, seed, out))
             timings[f"{method}/seed{seed}_s"] = time.perf_counter() - t
-            print(f"[{time.perf_counter() - t0:6.0f} s] {method} seed {seed}: "
-                  + ", ".join(f"{k} {v:.3f}" for k, v in scores[method][-1].items()), flush=True)
-    result = {"preset": "quick" if args.quick else "full", **preset, "seeds": args.seeds,
-              "summary": _summarise(scores), "per_seed": scores, "timings_s": timings,
-              "total_s": time.perf_counter() - t0, "label_agreement": data["agreement"]}
+            print(
+                f"[{time.perf_counter() - t0:6.0f} s] {method} seed {seed}: "
+                + ", ".join(f"{k} {v:.3f}" for k, v in scores[method][-1].items()),
+                flush=True,
+            )
+    result = {
+        "preset": "quick" if args.quick else "full",
+        **preset,
+        "seeds": args.seeds,
+        "summary": _summarise(scores),
+        "per_seed": scores,
+        "timings_s": timings,
+        "total_s": time.perf_counter() - t0,
+        "label_agreement": data["agreement"],
+    }
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     table = format_table(result)
     (out / "results.md").write_text(table + "\n")
@@ -88,8 +103,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data-seed", type=int, default=0, help="seed of the generated scenes")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--out", default=None, help="work and result folder (default runs/replicate_small[_quick])")
-    p.add_argument("--size", nargs="*", default=[], metavar="KEY=N",
-                   help=f"override preset numbers, e.g. --size train=480 epochs=4 (keys: {', '.join(PRESETS['full'])})")
+    p.add_argument(
+        "--size",
+        nargs="*",
+        default=[],
+        metavar="KEY=N",
+        help=f"override preset numbers, e.g. --size train=480 epochs=4 (keys: {', '.join(PRESETS['full'])})",
+    )
     return p
 
 
@@ -112,10 +132,17 @@ def _data(out: Path, preset: dict, seed: int) -> dict:
     train_images, gt_train = write_split(out / "data", "train", preset["train"], preset["size"], seed, sources)
     val_images, gt_val = write_split(out / "data", "val", preset["val"], preset["size"], seed, sources)
     classic = out / "data" / "stores" / "classic_train"
-    run_label_job(train_images, classic, LabelConfig(canvas=preset["size"], shard_size=128, workers=1),
-                  show_progress=False)
-    return {"train": train_images, "val": val_images, "gt": gt_train, "gt_val": gt_val,
-            "classic": classic, "agreement": _agreement(classic, gt_train)}
+    run_label_job(
+        train_images, classic, LabelConfig(canvas=preset["size"], shard_size=128, workers=1), show_progress=False
+    )
+    return {
+        "train": train_images,
+        "val": val_images,
+        "gt": gt_train,
+        "gt_val": gt_val,
+        "classic": classic,
+        "agreement": _agreement(classic, gt_train),
+    }
 
 
 def _agreement(classic: Path, gt: Path) -> dict:
@@ -139,11 +166,21 @@ def _encoder(method: str, seed: int, out: Path, data: dict, preset: dict) -> Pat
     if path.exists():
         return path
     config, labels, extra = METHODS.get(method, ("c2fmae_tiny_cpu.yaml", "classic", []))
-    overrides = [f"engine.seed={seed}", "data.num_workers=0", "engine.tensorboard=false",
-                 "engine.progress=false", "engine.image_every=0", "engine.log_every=50",
-                 "engine.checkpoint_every=100000", f"optim.epochs={preset['epochs']}",
-                 f"optim.warmup_epochs={preset['warmup']}", f"optim.batch_size={preset['batch']}",
-                 f"model.img_size={preset['size']}", f"data.img_size={preset['size']}", *extra]
+    overrides = [
+        f"engine.seed={seed}",
+        "data.num_workers=0",
+        "engine.tensorboard=false",
+        "engine.progress=false",
+        "engine.image_every=0",
+        "engine.log_every=50",
+        "engine.checkpoint_every=100000",
+        f"optim.epochs={preset['epochs']}",
+        f"optim.warmup_epochs={preset['warmup']}",
+        f"optim.batch_size={preset['batch']}",
+        f"model.img_size={preset['size']}",
+        f"data.img_size={preset['size']}",
+        *extra,
+    ]
     cfg = load_config(ROOT / "configs" / config, overrides)
     run_dir = out / "runs" / f"{method}-seed{seed}"
     if method == "random-init":
@@ -160,25 +197,41 @@ def _export_untrained(cfg, seed: int, path: Path) -> None:
     spec = model.timm_spec()
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.encoder_state_dict(), path)
-    path.with_suffix(".json").write_text(json.dumps(
-        {"format_version": 1, "timm_model": spec["model"], "timm_kwargs": {**spec["kwargs"], "num_classes": 0},
-         "input_size": [3, cfg.model.img_size, cfg.model.img_size],
-         "mean": list(cfg.data.mean), "std": list(cfg.data.std)}))
+    path.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "format_version": 1,
+                "timm_model": spec["model"],
+                "timm_kwargs": {**spec["kwargs"], "num_classes": 0},
+                "input_size": [3, cfg.model.img_size, cfg.model.img_size],
+                "mean": list(cfg.data.mean),
+                "std": list(cfg.data.std),
+            }
+        )
+    )
 
 
 def _evaluate(encoder: Path, data: dict, preset: dict, seed: int, out: Path) -> dict:
-    overrides = [f"run.seed={seed}", "run.num_workers=0", "run.progress=false", "run.feature_batch=128",
-                 f"linear.epochs={preset['linear_epochs']}", f"linear.batch_size={preset['probe_batch']}",
-                 f"dense.epochs={preset['dense_epochs']}", f"dense.batch_size={preset['probe_batch']}",
-                 "dense.lr=1e-2",
-                 f"dense.train_labels={data['gt']}", f"dense.val_labels={data['gt_val']}"]
+    overrides = [
+        f"run.seed={seed}",
+        "run.num_workers=0",
+        "run.progress=false",
+        "run.feature_batch=128",
+        f"linear.epochs={preset['linear_epochs']}",
+        f"linear.batch_size={preset['probe_batch']}",
+        f"dense.epochs={preset['dense_epochs']}",
+        f"dense.batch_size={preset['probe_batch']}",
+        "dense.lr=1e-2",
+        f"dense.train_labels={data['gt']}",
+        f"dense.val_labels={data['gt_val']}",
+    ]
     cfg = load_config(None, overrides, cls=EvalConfig)
     scores = {}
     for protocol in ("knn", "linear", "dense"):
-        result = run_eval(protocol, encoder, data["train"], data["val"],
-                          out / "eval" / encoder.stem, cfg)
-        scores.update({f"{protocol}_{k}": v for k, v in result["metrics"].items()
-                       if k in ("top1", "miou", "pixel_accuracy")})
+        result = run_eval(protocol, encoder, data["train"], data["val"], out / "eval" / encoder.stem, cfg)
+        scores.update(
+            {f"{protocol}_{k}": v for k, v in result["metrics"].items() if k in ("top1", "miou", "pixel_accuracy")}
+        )
     return scores
 
 
@@ -189,8 +242,7 @@ def _summarise(scores: dict[str, list[dict]]) -> dict:
         summary[method] = {}
         for key in runs[0]:
             values = [r[key] for r in runs]
-            summary[method][key] = [statistics.mean(values),
-                                    statistics.stdev(values) if len(values) > 1 else 0.0]
+            summary[method][key] = [statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0]
     return summary
 
 

@@ -22,8 +22,24 @@ from PIL import Image
 from datasets_spec import ImageResult, create_store, write_shard
 from datasets_spec.records import encode_rle
 
-PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry",
-          "retina", "colorwheel", "camera", "coins", "moon", "text", "grass", "gravel", "brick", "clock")
+PHOTOS = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "colorwheel",
+    "camera",
+    "coins",
+    "moon",
+    "text",
+    "grass",
+    "gravel",
+    "brick",
+    "clock",
+)
 LABEL_SPACE = {0: "background", **{1 + d: f"digit {d}" for d in range(10)}}
 TRAIN_DIGITS = 4000  # of a fixed shuffle of the 5000: the first 4000 make train scenes, the rest val
 
@@ -49,8 +65,9 @@ def load_sources() -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     return x.reshape(-1, 28, 28).astype(np.uint8), y.astype(np.int64), photos
 
 
-def make_scene(rng: np.random.Generator, digits: np.ndarray, classes: np.ndarray,
-               photos: list[np.ndarray], size: int) -> Scene:
+def make_scene(
+    rng: np.random.Generator, digits: np.ndarray, classes: np.ndarray, photos: list[np.ndarray], size: int
+) -> Scene:
     """One scene of side `size` from the digits/classes pool (see the module docstring)."""
     image = (_crop(rng, photos, size).astype(np.float32) * 0.55).astype(np.uint8)
     semantic = np.zeros((size, size), np.uint16)
@@ -92,9 +109,15 @@ def write_split(root: Path, split: str, count: int, size: int, seed: int, source
     store = root / "stores" / f"gt_{split}"
     store.parent.mkdir(parents=True, exist_ok=True)
     shard = 128
-    layout = create_store(store, [keys[n] for n in order], [scenes[n].label for n in order],
-                          label_space=LABEL_SPACE, canvas=size, shard_size=shard,
-                          provenance={"source": "benchmarks/scenes.py exact ground truth", "seed": seed})
+    layout = create_store(
+        store,
+        [keys[n] for n in order],
+        [scenes[n].label for n in order],
+        label_space=LABEL_SPACE,
+        canvas=size,
+        shard_size=shard,
+        provenance={"source": "benchmarks/scenes.py exact ground truth", "seed": seed},
+    )
     for s in range(layout.num_shards):
         start, stop = layout.shard_range(s)
         write_shard(store, s, [_result(scenes[n]) for n in order[start:stop]])
@@ -106,13 +129,24 @@ def _result(scene: Scene) -> ImageResult:
     for k in range(1, int(scene.instance.max()) + 1):
         mask = scene.instance == k
         ys, xs = np.nonzero(mask)
-        records.append({"id": k, "score": 1.0, "area": int(mask.sum()),
-                        "box": [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1),
-                                float(ys.max() - ys.min() + 1)],
-                        "semantic": int(scene.semantic[mask][0]), "source": "ground-truth",
-                        "prompt": None, "rle": encode_rle(mask)})
-    return ImageResult(semantic=scene.semantic, instance=scene.instance,
-                       orig_hw=scene.image.shape[:2], records=records)
+        records.append(
+            {
+                "id": k,
+                "score": 1.0,
+                "area": int(mask.sum()),
+                "box": [
+                    float(xs.min()),
+                    float(ys.min()),
+                    float(xs.max() - xs.min() + 1),
+                    float(ys.max() - ys.min() + 1),
+                ],
+                "semantic": int(scene.semantic[mask][0]),
+                "source": "ground-truth",
+                "prompt": None,
+                "rle": encode_rle(mask),
+            }
+        )
+    return ImageResult(semantic=scene.semantic, instance=scene.instance, orig_hw=scene.image.shape[:2], records=records)
 
 
 def _crop(rng: np.random.Generator, photos: list[np.ndarray], size: int) -> np.ndarray:
@@ -121,7 +155,7 @@ def _crop(rng: np.random.Generator, photos: list[np.ndarray], size: int) -> np.n
     side = int(rng.uniform(0.3, 1.0) * min(photo.shape[:2]))
     y0 = int(rng.integers(0, photo.shape[0] - side + 1))
     x0 = int(rng.integers(0, photo.shape[1] - side + 1))
-    return cv2.resize(photo[y0:y0 + side, x0:x0 + side], (size, size), interpolation=cv2.INTER_AREA)
+    return cv2.resize(photo[y0 : y0 + side, x0 : x0 + side], (size, size), interpolation=cv2.INTER_AREA)
 
 
 def _renumber(instance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

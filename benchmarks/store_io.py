@@ -72,9 +72,15 @@ def prepare(kind, path, n, canvas, shard_size):
     elif kind == "zarr":
         group = zarr.open_group(path, mode="w")
         for name, fill in (("semantic", 65535), ("instance", 0)):
-            group.create_array(name, shape=(n, canvas, canvas), chunks=(1, canvas, canvas),
-                               shards=(shard_size, canvas, canvas), dtype="uint16", fill_value=fill,
-                               compressors=ZstdCodec(level=3))
+            group.create_array(
+                name,
+                shape=(n, canvas, canvas),
+                chunks=(1, canvas, canvas),
+                shards=(shard_size, canvas, canvas),
+                dtype="uint16",
+                fill_value=fill,
+                compressors=ZstdCodec(level=3),
+            )
     else:
         for sub in ("semantic", "instance"):
             (Path(path) / sub).mkdir(parents=True)
@@ -108,8 +114,10 @@ def reader(kind, path):
     pool = ThreadPoolExecutor(8)
 
     def one(i):
-        return (cv2.imread(str(Path(path) / "semantic" / f"{i:07d}.png"), cv2.IMREAD_UNCHANGED),
-                cv2.imread(str(Path(path) / "instance" / f"{i:07d}.png"), cv2.IMREAD_UNCHANGED))
+        return (
+            cv2.imread(str(Path(path) / "semantic" / f"{i:07d}.png"), cv2.IMREAD_UNCHANGED),
+            cv2.imread(str(Path(path) / "instance" / f"{i:07d}.png"), cv2.IMREAD_UNCHANGED),
+        )
 
     return one, (lambda idx: list(pool.map(one, idx)))
 
@@ -153,17 +161,27 @@ def main():
     finally:
         shutil.rmtree(root, ignore_errors=True)
     names = {"ours": "c2fmae store (our API)", "zarr": "same layout, zarr-python", "png": "PNG per mask (MultiMAE)"}
-    print(f"{n} images, {s}x{s} semantic + instance masks, shards of {k}, {args.reads} random reads, batches of {args.batch}")
-    print(f"{'layout':28s}{'write 1p/s':>12s}{'write 2p/s':>12s}{'read 1-by-1/s':>15s}{'read batched/s':>16s}{'bytes/img':>11s}")
+    print(
+        f"{n} images, {s}x{s} semantic + instance masks, shards of {k}, "
+        f"{args.reads} random reads, batches of {args.batch}"
+    )
+    print(
+        f"{'layout':28s}{'write 1p/s':>12s}{'write 2p/s':>12s}"
+        f"{'read 1-by-1/s':>15s}{'read batched/s':>16s}{'bytes/img':>11s}"
+    )
     for kind, (w1, w2, r1, rb, b) in rows.items():
         print(f"{names[kind]:28s}{w1:12.0f}{w2:12.0f}{r1:15.0f}{rb:16.0f}{b:11.0f}")
     ours, z, png = rows["ours"], rows["zarr"], rows["png"]
     print("ratios (ours / other):")
     for label, other in (("zarr-python", z), ("PNG per mask", png)):
-        print(f"  vs {label:13s} write 1p {ours[0] / other[0]:5.1f}x  write 2p {ours[1] / other[1]:5.1f}x  "
-              f"read 1-by-1 {ours[2] / other[2]:5.1f}x  read batched {ours[3] / other[3]:5.1f}x  "
-              f"bytes {ours[4] / other[4]:4.2f}x")
-    print(f"  2 writers vs 1: ours {ours[1] / ours[0]:.2f}x, zarr-python {z[1] / z[0]:.2f}x, PNG {png[1] / png[0]:.2f}x")
+        print(
+            f"  vs {label:13s} write 1p {ours[0] / other[0]:5.1f}x  write 2p {ours[1] / other[1]:5.1f}x  "
+            f"read 1-by-1 {ours[2] / other[2]:5.1f}x  read batched {ours[3] / other[3]:5.1f}x  "
+            f"bytes {ours[4] / other[4]:4.2f}x"
+        )
+    print(
+        f"  2 writers vs 1: ours {ours[1] / ours[0]:.2f}x, zarr-python {z[1] / z[0]:.2f}x, PNG {png[1] / png[0]:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -47,8 +47,10 @@ BASELINE = "PIL per file (MultiMAE layout)"
 STORE_BATCHED = "store dataset, a batch per call"
 NO_DRAFT = "store dataset, batch, JPEG draft off"
 CANVAS = "old canvas path, a batch per call"
-RATIOS = {"RGB from the original vs old canvas path": (STORE_BATCHED, CANVAS),
-          "JPEG draft on vs off": (STORE_BATCHED, NO_DRAFT)}  # speed-ups: other's time / fast's time
+RATIOS = {
+    "RGB from the original vs old canvas path": (STORE_BATCHED, CANVAS),
+    "JPEG draft on vs off": (STORE_BATCHED, NO_DRAFT),
+}  # speed-ups: other's time / fast's time
 MASKS_BATCHED = "  masks only, a batch per read"
 MASKS_ONE = "  masks only, one by one"
 ARCH = "vit_tiny_cpu"
@@ -68,10 +70,19 @@ class Sizes:
     large_side: tuple[int, int] = (1500, 3000)
 
 
-FULL = Sizes(images=256, side=(300, 500), canvas=256, loader_img=224, batch=32, repeats=5,
-             wait_steps=24, workers=2)
-TINY = Sizes(images=12, side=(48, 96), canvas=64, loader_img=64, batch=2, repeats=2,
-             wait_steps=2, workers=1, large_images=2, large_side=(300, 400))
+FULL = Sizes(images=256, side=(300, 500), canvas=256, loader_img=224, batch=32, repeats=5, wait_steps=24, workers=2)
+TINY = Sizes(
+    images=12,
+    side=(48, 96),
+    canvas=64,
+    loader_img=64,
+    batch=2,
+    repeats=2,
+    wait_steps=2,
+    workers=1,
+    large_images=2,
+    large_side=(300, 400),
+)
 
 
 def make_data(root: Path, sizes: Sizes, seed: int = 0, large: bool = False) -> tuple[Path, Path]:
@@ -87,15 +98,15 @@ def make_data(root: Path, sizes: Sizes, seed: int = 0, large: bool = False) -> t
         h, w = (int(v) for v in rng.integers(side[0], side[1] + 1, 2))
         rgb, semantic, instance = synth_image(rng, h, w)
         keys.append(f"synth/{i:06d}.jpg")
-        cv2.imwrite(str(images / keys[-1]), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_JPEG_QUALITY, 90])
+        cv2.imwrite(str(images / keys[-1]), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
         cv2.imwrite(str(images / f"semseg/{i:06d}.png"), semantic.astype(np.uint8))
         cv2.imwrite(str(images / f"instance/{i:06d}.png"), instance.astype(np.uint16))
         results.append(image_result(semantic, instance, sizes.canvas))
     store = root / "store"
     shard_size = max(1, count // 4)
-    layout = create_store(store, keys, [-1] * len(keys), label_space=LABEL_SPACE,
-                          canvas=sizes.canvas, shard_size=shard_size)
+    layout = create_store(
+        store, keys, [-1] * len(keys), label_space=LABEL_SPACE, canvas=sizes.canvas, shard_size=shard_size
+    )
     for shard in range(layout.num_shards):
         start, stop = layout.shard_range(shard)
         write_shard(store, shard, results[start:stop])
@@ -114,15 +125,19 @@ class PerFileDataset:
         instance = np.asarray(Image.open(self.images / f"instance/{pos:06d}.png")).astype(np.int64)
         box, flip = draw(np.random.default_rng([self.seed, epoch, pos]), semantic.shape, self.cfg)
         size = self.cfg.img_size
-        rgb = decode_crop(self.images / f"synth/{pos:06d}.jpg", box, (size, size), semantic.shape,
-                          draft=self.cfg.jpeg_draft)
+        rgb = decode_crop(
+            self.images / f"synth/{pos:06d}.jpg", box, (size, size), semantic.shape, draft=self.cfg.jpeg_draft
+        )
         top, left, h, w = box
-        sem, inst = (resize_labels(m[top:top + h, left:left + w], size, size) for m in (semantic, instance))
+        sem, inst = (resize_labels(m[top : top + h, left : left + w], size, size) for m in (semantic, instance))
         if flip:
             rgb, sem, inst = rgb[:, ::-1], sem[:, ::-1], inst[:, ::-1]
-        return {"image": torch.from_numpy(normalize(rgb, self.cfg.mean, self.cfg.std)),
-                "semantic": torch.from_numpy(sem.copy()), "instance": torch.from_numpy(inst.copy()),
-                "index": torch.tensor(pos)}
+        return {
+            "image": torch.from_numpy(normalize(rgb, self.cfg.mean, self.cfg.std)),
+            "semantic": torch.from_numpy(sem.copy()),
+            "instance": torch.from_numpy(inst.copy()),
+            "index": torch.tensor(pos),
+        }
 
 
 class CanvasPathDataset(StoreDataset):
@@ -136,15 +151,22 @@ class CanvasPathDataset(StoreDataset):
         rng = np.random.default_rng([self.seed, epoch, index])
         top, left, h, w = sample_crop(rng, int(vh), int(vw), self.cfg.scale, self.cfg.ratio)
         area = min(h, w) > 1.5 * size
-        rgb = cv2.resize(canvas[top:top + h, left:left + w], (size, size),
-                         interpolation=cv2.INTER_AREA if area else cv2.INTER_LINEAR)
-        sem, inst = (resize_labels(m[top:top + h, left:left + w].astype(np.int64), size, size)
-                     for m in (semantic, instance))
+        rgb = cv2.resize(
+            canvas[top : top + h, left : left + w],
+            (size, size),
+            interpolation=cv2.INTER_AREA if area else cv2.INTER_LINEAR,
+        )
+        sem, inst = (
+            resize_labels(m[top : top + h, left : left + w].astype(np.int64), size, size) for m in (semantic, instance)
+        )
         if rng.random() < self.cfg.hflip:
             rgb, sem, inst = rgb[:, ::-1], sem[:, ::-1], inst[:, ::-1]
-        return {"image": torch.from_numpy(normalize(rgb, self.cfg.mean, self.cfg.std)),
-                "semantic": torch.from_numpy(sem.copy()), "instance": torch.from_numpy(inst.copy()),
-                "index": torch.tensor(index)}
+        return {
+            "image": torch.from_numpy(normalize(rgb, self.cfg.mean, self.cfg.std)),
+            "semantic": torch.from_numpy(sem.copy()),
+            "instance": torch.from_numpy(inst.copy()),
+            "index": torch.tensor(index),
+        }
 
 
 def _timed(fn) -> float:
@@ -153,15 +175,17 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def bench_loaders(store: Path, images: Path, sizes: Sizes, n: int,
-                  with_masks: bool = True) -> tuple[dict[str, float], dict[str, float]]:
+def bench_loaders(
+    store: Path, images: Path, sizes: Sizes, n: int, with_masks: bool = True
+) -> tuple[dict[str, float], dict[str, float]]:
     """images/s of each reader over all `n` images, one process, repeats interleaved (one epoch each),
     and the ratios RATIOS as medians over repeats of each repeat's pair of passes (run back to back,
     so a load change on a shared machine hits both)."""
     cfg = DataConfig(img_size=sizes.loader_img, num_workers=0)
     ds = build_dataset(cfg, store, images, seed=0)
-    no_draft = build_dataset(DataConfig(img_size=sizes.loader_img, num_workers=0, jpeg_draft=False),
-                             store, images, seed=0)
+    no_draft = build_dataset(
+        DataConfig(img_size=sizes.loader_img, num_workers=0, jpeg_draft=False), store, images, seed=0
+    )
     canvas = CanvasPathDataset(cfg, store, images, seed=0)
     masks = open_store(store)
     baseline = PerFileDataset(cfg, images, seed=0)
@@ -183,8 +207,10 @@ def bench_loaders(store: Path, images: Path, sizes: Sizes, n: int,
     for epoch in range(1, sizes.repeats + 1):
         for name in _order(passes, epoch):
             times[name].append(_timed(functools.partial(passes[name], epoch)))
-    ratios = {label: statistics.median(o / f for f, o in zip(times[fast], times[other]))
-              for label, (fast, other) in RATIOS.items()}
+    ratios = {
+        label: statistics.median(o / f for f, o in zip(times[fast], times[other]))
+        for label, (fast, other) in RATIOS.items()
+    }
     return {name: n / statistics.median(t) for name, t in times.items()}, ratios
 
 
@@ -223,7 +249,7 @@ def bench_steps(batch: dict, num_classes: int, repeats: int) -> dict[str, float]
     times = {mode: [] for mode in MODES}
     for repeat in range(repeats):
         for mode in _order(MODES, repeat):
-            times[mode].append(_timed(lambda: step(mode)))
+            times[mode].append(_timed(functools.partial(step, mode)))
     return {mode: statistics.median(t) for mode, t in times.items()}
 
 
@@ -256,30 +282,49 @@ def run(sizes: Sizes) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         store, images = make_data(Path(tmp) / "small", sizes)
         loaders, ratios = bench_loaders(store, images, sizes, sizes.images)
-        large, large_ratios = bench_loaders(*make_data(Path(tmp) / "large", sizes, large=True), sizes,
-                                            sizes.large_images, with_masks=False)
+        large, large_ratios = bench_loaders(
+            *make_data(Path(tmp) / "large", sizes, large=True), sizes, sizes.large_images, with_masks=False
+        )
         num_classes = max(LABEL_SPACE) + 1
         steps = bench_steps(_batch(store, images, sizes), num_classes, sizes.repeats)
         wait, steps_per_s = bench_wait(store, images, sizes, num_classes)
-    return {"loaders": loaders, "ratios": ratios, "large_loaders": large, "large_ratios": large_ratios,
-            "steps": steps, "wait_fraction": wait, "loop_steps_per_s": steps_per_s}
+    return {
+        "loaders": loaders,
+        "ratios": ratios,
+        "large_loaders": large,
+        "large_ratios": large_ratios,
+        "steps": steps,
+        "wait_fraction": wait,
+        "loop_steps_per_s": steps_per_s,
+    }
 
 
 def report(result: dict, sizes: Sizes) -> str:
     """The printed table: values and ratios."""
-    lines = _loader_table(result["loaders"], result["ratios"], f"loader, one process, {sizes.images} images of "
-                          f"{sizes.side[0]}-{sizes.side[1]} px, crop {sizes.loader_img}, batch {sizes.batch}")
+    lines = _loader_table(
+        result["loaders"],
+        result["ratios"],
+        f"loader, one process, {sizes.images} images of "
+        f"{sizes.side[0]}-{sizes.side[1]} px, crop {sizes.loader_img}, batch {sizes.batch}",
+    )
     one_by_one = result["loaders"][MASKS_BATCHED] / result["loaders"][MASKS_ONE]
     lines.append(f"  batched mask reads vs one by one: {one_by_one:.2f}x")
-    lines += _loader_table(result["large_loaders"], result["large_ratios"],
-                           f"loader, large photos: {sizes.large_images} images of "
-                           f"{sizes.large_side[0]}-{sizes.large_side[1]} px, same settings")
+    lines += _loader_table(
+        result["large_loaders"],
+        result["large_ratios"],
+        f"loader, large photos: {sizes.large_images} images of "
+        f"{sizes.large_side[0]}-{sizes.large_side[1]} px, same settings",
+    )
     mae = result["steps"]["mae"]
-    lines += [f"step, {ARCH}, batch {sizes.batch}, forward+backward+AdamW (median of {sizes.repeats})",
-              f"  {'mode':34s} {'ms/step':>10s} {'vs mae':>8s}"]
+    lines += [
+        f"step, {ARCH}, batch {sizes.batch}, forward+backward+AdamW (median of {sizes.repeats})",
+        f"  {'mode':34s} {'ms/step':>10s} {'vs mae':>8s}",
+    ]
     lines += [f"  {mode:34s} {t * 1e3:10.1f} {t / mae:8.2f}x" for mode, t in result["steps"].items()]
-    lines.append(f"loop, c2fmae, {sizes.workers} loader worker(s): data-wait fraction "
-                 f"{result['wait_fraction']:.2f}, {result['loop_steps_per_s']:.2f} steps/s")
+    lines.append(
+        f"loop, c2fmae, {sizes.workers} loader worker(s): data-wait fraction "
+        f"{result['wait_fraction']:.2f}, {result['loop_steps_per_s']:.2f} steps/s"
+    )
     return "\n".join(lines)
 
 
@@ -290,8 +335,9 @@ def _loader_table(loaders: dict, ratios: dict, title: str) -> list[str]:
     for name, ips in loaders.items():
         ratio = "" if name.startswith("  masks") else f"{ips / base:8.2f}x"
         lines.append(f"  {name:34s} {ips:10.1f} {ratio}")
-    lines.append("  " + "; ".join(f"{label}: {ratio:.2f}x" for label, ratio in ratios.items())
-                 + " (median of paired repeats)")
+    lines.append(
+        "  " + "; ".join(f"{label}: {ratio:.2f}x" for label, ratio in ratios.items()) + " (median of paired repeats)"
+    )
     return lines
 
 
@@ -302,8 +348,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--repeats", type=int, help="interleaved repeats per measurement")
     args = parser.parse_args(argv)
     sizes = TINY if args.tiny else FULL
-    sizes = Sizes(**{**vars(sizes), **{k: v for k, v in (("images", args.images),
-                                                         ("repeats", args.repeats)) if v}})
+    sizes = Sizes(**{**vars(sizes), **{k: v for k, v in (("images", args.images), ("repeats", args.repeats)) if v}})
     torch.manual_seed(0)
     result = run(sizes)
     print(report(result, sizes))

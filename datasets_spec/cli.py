@@ -53,14 +53,17 @@ def _stats(args) -> int:
 
 
 def _export_coco(args) -> int:
-    counts = export_coco(open_store(args.path), args.output, class_agnostic=args.class_agnostic,
-                         progress=not args.quiet)
+    counts = export_coco(
+        open_store(args.path), args.output, class_agnostic=args.class_agnostic, progress=not args.quiet
+    )
     if args.json:
         print(json.dumps(counts))
         return 0
     left_out = counts["skipped_unclassed"]
-    print(f"wrote {counts['images']} images and {counts['annotations']} annotations to {args.output}"
-          + (f" ({left_out} instances without a class left out)" if left_out else ""))
+    print(
+        f"wrote {counts['images']} images and {counts['annotations']} annotations to {args.output}"
+        + (f" ({left_out} instances without a class left out)" if left_out else "")
+    )
     return 0
 
 
@@ -77,10 +80,15 @@ def _eval(args) -> int:
 
 
 def _publish(args) -> int:
-    summary = publish(open_store(args.path), args.output, rechunk=args.rechunk, license_id=args.license,
-                      progress=not args.quiet)
-    print(json.dumps(summary) if args.json else f"released {args.path} to {args.output}: {summary['files']} files; "
-          f"check it with: c2f-data verify {args.output}")
+    summary = publish(
+        open_store(args.path), args.output, rechunk=args.rechunk, license_id=args.license, progress=not args.quiet
+    )
+    print(
+        json.dumps(summary)
+        if args.json
+        else f"released {args.path} to {args.output}: {summary['files']} files; "
+        f"check it with: c2f-data verify {args.output}"
+    )
     return 0
 
 
@@ -164,8 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="label quality against ground truth: COCO AP/AR or semantic mIoU")
     p.add_argument("path")
     p.add_argument("--gt-coco", metavar="JSON", help="COCO instances JSON; images matched by file_name = key")
-    p.add_argument("--gt-semantic", metavar="DIR_OR_STORE",
-                   help="a store, or a folder of label PNGs DIR/<key without suffix>.png in our label space")
+    p.add_argument(
+        "--gt-semantic",
+        metavar="DIR_OR_STORE",
+        help="a store, or a folder of label PNGs DIR/<key without suffix>.png in our label space",
+    )
     p.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler (default: local threads)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -42,8 +42,13 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
-def run(prog: str, body: Callable[[], int], *, errors: tuple[type[BaseException], ...] = (),
-        resume: Sequence[str] | None = None) -> int:
+def run(
+    prog: str,
+    body: Callable[[], int],
+    *,
+    errors: tuple[type[BaseException], ...] = (),
+    resume: Sequence[str] | None = None,
+) -> int:
     """`body()`'s exit code, or 2 / 130 with one line on stderr for what a user can cause.
 
     errors: the calling package's own exception types (LabelingError, TrainingError).
@@ -74,8 +79,13 @@ def os_error_line(exc: OSError) -> str:
 
 
 def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help=f"more diagnostics: -v info, -vv debug (or set {LOG_LEVEL_ENV})")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help=f"more diagnostics: -v info, -vv debug (or set {LOG_LEVEL_ENV})",
+    )
 
 
 def setup_logging(prog: str, verbose: int = 0, default: int = logging.WARNING) -> None:

@@ -65,9 +65,16 @@ def iter_annotations(store: Store, class_agnostic: bool, skipped: list | None = 
 
 def annotation(rec: dict, ann_id: int, image_id: int, category: int) -> dict:
     """One record as a COCO annotation with its score (usable as a detection)."""
-    return {"id": ann_id, "image_id": image_id, "category_id": category, "segmentation": rec["rle"],
-            "area": float(rec["area"]), "bbox": [float(v) for v in rec["box"]], "iscrowd": 0,
-            "score": float(rec["score"])}
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": category,
+        "segmentation": rec["rle"],
+        "area": float(rec["area"]),
+        "bbox": [float(v) for v in rec["box"]],
+        "iscrowd": 0,
+        "score": float(rec["score"]),
+    }
 
 
 def export_coco(store: Store, out, *, class_agnostic: bool = False, progress: bool = True) -> dict:
@@ -76,14 +83,20 @@ def export_coco(store: Store, out, *, class_agnostic: bool = False, progress: bo
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     counts, skipped = {"images": 0, "annotations": 0}, [0]
     try:
-        with open(tmp, "w") as f, tqdm(total=len(store.done_shards()), desc="export", unit="shard",
-                                       disable=not progress) as bar:
-            head = {"info": {"description": f"c2fmae pseudo-labels of {storage.name(store.path)}", "version": "1"},
-                    "licenses": [], "categories": categories(store, class_agnostic)}
+        with (
+            open(tmp, "w") as f,
+            tqdm(total=len(store.done_shards()), desc="export", unit="shard", disable=not progress) as bar,
+        ):
+            head = {
+                "info": {"description": f"c2fmae pseudo-labels of {storage.name(store.path)}", "version": "1"},
+                "licenses": [],
+                "categories": categories(store, class_agnostic),
+            }
             f.write(json.dumps(head)[:-1])
             counts["images"] = _write_list(f, "images", iter_images(store))
-            counts["annotations"] = _write_list(f, "annotations",
-                                                iter_annotations(store, class_agnostic, skipped, bar.update))
+            counts["annotations"] = _write_list(
+                f, "annotations", iter_annotations(store, class_agnostic, skipped, bar.update)
+            )
             f.write("}\n")
         os.replace(tmp, out)
     except OSError as exc:

@@ -53,8 +53,8 @@ def _png_chunks(data: bytes) -> tuple[bytes | None, list[bytes]]:
     """(IHDR data, the IDAT chunks' data in order) of a PNG file."""
     header, idat, pos = None, [], 8
     while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
         if kind == b"IHDR":
             header = body
         elif kind == b"IDAT":

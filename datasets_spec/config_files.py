@@ -92,12 +92,14 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 # booleans (1.1 reads `amp: off` as false).
 _BoundedLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 _BoundedLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 _BoundedLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
 
 
 def parse_yaml(text: str, source: str, *, plain_if_invalid: bool = False) -> Any:
@@ -193,8 +195,7 @@ def merge_layers(layers: Sequence[Layer]) -> tuple[dict, dict[tuple, str]]:
     return tree, origins
 
 
-def build(cls: type, layers: Sequence[Layer],
-          prepare: Callable[[dict], dict] | None = None) -> Any:
+def build(cls: type, layers: Sequence[Layer], prepare: Callable[[dict], dict] | None = None) -> Any:
     """`cls` (a pydantic model or dataclass) from the merged layers; `prepare(layer)` rewrites
     each layer first (e.g. a preset name into its values). Any problem is one ConfigError line."""
     if prepare is not None:
@@ -298,8 +299,7 @@ def _section_type(tp: Any) -> Any:
     if typing.get_origin(tp) in (typing.Union, types.UnionType, typing.Annotated):
         for arg in typing.get_args(tp):
             found = _section_type(arg)
-            if found is not None and (hasattr(found, "__pydantic_fields__")
-                                      or hasattr(found, "model_fields")):
+            if found is not None and (hasattr(found, "__pydantic_fields__") or hasattr(found, "model_fields")):
                 return found
     return None
 
@@ -317,5 +317,6 @@ def _snippet(value: Any) -> str:
 
 
 def _kind(value: Any) -> str:
-    return {str: "a string", list: "a list", int: "a number", float: "a number",
-            bool: "true/false"}.get(type(value), type(value).__name__)
+    return {str: "a string", list: "a list", int: "a number", float: "a number", bool: "true/false"}.get(
+        type(value), type(value).__name__
+    )

@@ -44,13 +44,26 @@ DEFAULT_MAX_PIXELS = 100_000_000  # 10× ImageNet's largest (~10 MP); ~0.4 GB wh
 Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, MAX_PIXELS)
 
 _TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
-_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
-              6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 # EXIF orientation → (swap, flip_x, flip_y): oriented = swap_axes(flip(stored)), flips on stored axes.
-_AXES = {1: (False, False, False), 2: (False, True, False), 3: (False, True, True),
-         4: (False, False, True), 5: (True, False, False), 6: (True, False, True),
-         7: (True, True, True), 8: (True, True, False)}
+_AXES = {
+    1: (False, False, False),
+    2: (False, True, False),
+    3: (False, True, True),
+    4: (False, False, True),
+    5: (True, False, False),
+    6: (True, False, True),
+    7: (True, True, True),
+    8: (True, True, False),
+}
 _DRAFT_FACTORS = (8, 4, 2)  # the JPEG DCT-domain reductions PIL offers
 
 
@@ -109,8 +122,7 @@ def _whole(image: Image.Image, path) -> np.ndarray:
     return np.array(_orient(_to_rgb(image), _orientation(image)))
 
 
-def decode_crop(path, box, out_hw, orig_hw, *, draft: bool = True,
-                max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def decode_crop(path, box, out_hw, orig_hw, *, draft: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """A box of the oriented image, resized (bicubic, antialiased) → [oh, ow, 3] uint8 RGB.
 
     box: (top, left, height, width) in pixels of the oriented image, which must be `orig_hw`
@@ -200,8 +212,9 @@ def _check_size(stored_wh, orientation: int, orig_hw, path) -> None:
     """Refuse a file whose oriented (H, W) is not `orig_hw`, the size its crop boxes were drawn on."""
     actual = stored_wh if _AXES[orientation][0] else stored_wh[::-1]
     if tuple(actual) != tuple(orig_hw):
-        raise ImageDecodeError(f"image is {actual[0]}×{actual[1]}, not the "
-                               f"{orig_hw[0]}×{orig_hw[1]} it was labeled at", path)
+        raise ImageDecodeError(
+            f"image is {actual[0]}×{actual[1]}, not the {orig_hw[0]}×{orig_hw[1]} it was labeled at", path
+        )
 
 
 def _check_reduced(image: Image.Image, stored_wh, max_pixels: int, path) -> None:
@@ -213,8 +226,7 @@ def _check_reduced(image: Image.Image, stored_wh, max_pixels: int, path) -> None
 def _least_factor(size, max_pixels: int) -> int | None:
     """The least JPEG reduction (1, 2, 4, 8) whose decoded (W, H) = ceil(size / f) fits max_pixels;
     None when even 1/8 does not."""
-    fits = (f for f in (1, *_DRAFT_FACTORS[::-1])
-            if math.ceil(size[0] / f) * math.ceil(size[1] / f) <= max_pixels)
+    fits = (f for f in (1, *_DRAFT_FACTORS[::-1]) if math.ceil(size[0] / f) * math.ceil(size[1] / f) <= max_pixels)
     return next(fits, None)
 
 
@@ -231,8 +243,14 @@ def _check_file(path) -> None:
 
 def _check_box(box, orig_hw) -> None:
     top, left, height, width = box
-    if not (0 <= top and 0 <= left and height > 0 and width > 0
-            and top + height <= orig_hw[0] and left + width <= orig_hw[1]):
+    if not (
+        0 <= top
+        and 0 <= left
+        and height > 0
+        and width > 0
+        and top + height <= orig_hw[0]
+        and left + width <= orig_hw[1]
+    ):
         raise ValueError(f"crop box {tuple(box)} does not lie in a {orig_hw[0]}×{orig_hw[1]} image")
 
 

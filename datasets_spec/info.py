@@ -46,13 +46,16 @@ def format_info(summary: dict) -> str:
     canvas = summary["canvas"]
     n = max(summary["images"], 1)
     lines = [
-        f"store      {summary['path']} (schema v{summary['schema_version']}, written by c2fmae {summary['package_version']})",
+        f"store      {summary['path']} (schema v{summary['schema_version']}, "
+        f"written by c2fmae {summary['package_version']})",
         f"images     {summary['images']}: {summary['done']} done ({100 * summary['done'] / n:.1f}%), "
         f"{summary['failed']} failed, {summary['pending']} pending",
-        f"shards     {summary['shards']['complete']}/{summary['shards']['total']} complete, {summary['shards']['size']} images each",
-        f"canvas     {canvas['size']}×{canvas['size']}, {canvas['anchor']}, semantic ignore {canvas['semantic_ignore']}, "
-        f"instance none {canvas['instance_none']}",
-        f"labels     {summary['label_space_size']} semantic classes; {summary['labels_known']} images with a class label",
+        f"shards     {summary['shards']['complete']}/{summary['shards']['total']} complete, "
+        f"{summary['shards']['size']} images each",
+        f"canvas     {canvas['size']}×{canvas['size']}, {canvas['anchor']}, "
+        f"semantic ignore {canvas['semantic_ignore']}, instance none {canvas['instance_none']}",
+        f"labels     {summary['label_space_size']} semantic classes; "
+        f"{summary['labels_known']} images with a class label",
     ]
     if summary["failure_reasons"]:
         lines.append("failures   " + "; ".join(f"{k} ×{v}" for k, v in summary["failure_reasons"].items()))
@@ -71,4 +74,3 @@ def format_dropped(dropped: dict[str, int]) -> str:
 def _short(value, limit: int = 160) -> str:
     text = str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-

@@ -9,7 +9,7 @@ backends, models and settings that made the labels; the input list and shard siz
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from tqdm import tqdm
 
@@ -17,8 +17,8 @@ from . import schema as S
 from . import storage
 from .create import create_store
 from .errors import StoreError
-from .records import INSTANCE_FIELDS
 from .reader import Store
+from .records import INSTANCE_FIELDS
 from .shard_writer import ImageResult, write_shard
 
 IGNORED_JOB_KEYS = ("input", "shard_size")  # may differ between the two runs
@@ -34,9 +34,13 @@ def check_mergeable(a: Store, b: Store) -> None:
         if pending:
             raise StoreError(f"{store.path}: {pending} image(s) still pending; finish labeling before merging")
     if a.label_space != b.label_space:
-        diff = next(k for k in sorted(set(a.label_space) | set(b.label_space)) if a.label_space.get(k) != b.label_space.get(k))
-        raise StoreError(f"{a.path} and {b.path} have different label spaces (class {diff}: "
-                         f"{a.label_space.get(diff)!r} vs {b.label_space.get(diff)!r})")
+        diff = next(
+            k for k in sorted(set(a.label_space) | set(b.label_space)) if a.label_space.get(k) != b.label_space.get(k)
+        )
+        raise StoreError(
+            f"{a.path} and {b.path} have different label spaces (class {diff}: "
+            f"{a.label_space.get(diff)!r} vs {b.label_space.get(diff)!r})"
+        )
     if a.layout.canvas != b.layout.canvas:
         raise StoreError(f"{a.path} and {b.path} have different canvases ({a.layout.canvas} vs {b.layout.canvas})")
     pa, pb = _labeling_identity(a.provenance), _labeling_identity(b.provenance)
@@ -60,8 +64,15 @@ def merge(a: Store, b: Store, out, *, progress: bool = True) -> dict:
     sources = [(ra, i) for i in range(a.layout.num_images)] + [(rb, i) for i in range(b.layout.num_images)]
     keys = a.keys().tolist() + b.keys().tolist()
     labels = a.labels().tolist() + b.labels().tolist()
-    layout = create_store(out, keys, labels, label_space=a.label_space, provenance=_provenance(a, b),
-                          canvas=a.layout.canvas, shard_size=a.layout.shard_size)
+    layout = create_store(
+        out,
+        keys,
+        labels,
+        label_space=a.label_space,
+        provenance=_provenance(a, b),
+        canvas=a.layout.canvas,
+        shard_size=a.layout.shard_size,
+    )
     try:
         for shard in tqdm(range(layout.num_shards), desc="merge", unit="shard", disable=not progress):
             start, stop = layout.shard_range(shard)
@@ -75,9 +86,11 @@ def merge(a: Store, b: Store, out, *, progress: bool = True) -> dict:
 def _provenance(a: Store, b: Store) -> dict:
     merged = dict(a.provenance)
     merged.pop("input", None)
-    merged["merged_from"] = [{"path": str(s.path), "input": s.provenance.get("input"),
-                              "created_at": s.provenance.get("created_at")} for s in (a, b)]
-    merged["created_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    merged["merged_from"] = [
+        {"path": str(s.path), "input": s.provenance.get("input"), "created_at": s.provenance.get("created_at")}
+        for s in (a, b)
+    ]
+    merged["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return merged
 
 

@@ -47,8 +47,9 @@ def publish(store: Store, out, *, rechunk: str | None = None, license_id: str = 
         raise StoreError(f"--rechunk must be one of {', '.join(RECHUNK)}, got {rechunk!r}")
     problems = validate(store.path, pixels=False)
     if problems:
-        raise StoreError(f"{store.path}: not valid ({len(problems)} problem(s), first: {problems[0]}); "
-                         "run c2f-data validate")
+        raise StoreError(
+            f"{store.path}: not valid ({len(problems)} problem(s), first: {problems[0]}); run c2f-data validate"
+        )
     tmp = out.with_name(f".{out.name}.publishing-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -122,9 +123,15 @@ def _rechunk(data: Path, store: Store, how: str) -> None:
     group = zarr.open_group(data, mode="r+")
     fills = ((S.SEMANTIC, S.SEMANTIC_IGNORE), (S.INSTANCE, S.INSTANCE_NONE))
     for (name, fill), source in zip(fills, mask_arrays(store)):
-        target = group.create_array(f"{name}.rechunked", shape=source.shape, chunks=chunks, dtype=source.dtype,
-                                    fill_value=fill, compressors=ZstdCodec(level=3),
-                                    dimension_names=("image", "y", "x"))
+        target = group.create_array(
+            f"{name}.rechunked",
+            shape=source.shape,
+            chunks=chunks,
+            dtype=source.dtype,
+            fill_value=fill,
+            compressors=ZstdCodec(level=3),
+            dimension_names=("image", "y", "x"),
+        )
         da.store(source, target, lock=False)
         shutil.rmtree(data / name)
         os.replace(data / f"{name}.rechunked", data / name)

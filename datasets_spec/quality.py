@@ -41,8 +41,11 @@ def eval_coco(store: Store, gt_path) -> dict:
     records = _records_of(store, ours)
     by_name = {c["name"].casefold(): c["id"] for c in gt_doc["categories"]}
     ours_to_gt = {k: by_name[v.casefold()] for k, v in store.label_space.items() if v.casefold() in by_name}
-    aware = [annotation(r, n + 1, ours[r["index"]], ours_to_gt[r["semantic"]]) for n, r in enumerate(records)
-             if r.get("semantic") in ours_to_gt]
+    aware = [
+        annotation(r, n + 1, ours[r["index"]], ours_to_gt[r["semantic"]])
+        for n, r in enumerate(records)
+        if r.get("semantic") in ours_to_gt
+    ]
     agnostic = [annotation(r, n + 1, ours[r["index"]], AGNOSTIC_CATEGORY["id"]) for n, r in enumerate(records)]
     image_ids = sorted(ours.values())
     return {
@@ -111,10 +114,27 @@ def eval_semantic(store: Store, gt, *, scheduler: str | None = None, progress: b
         start, stop = store.layout.shard_range(shard)
         done = [i for i in range(start, stop) if status[i] == S.DONE]
         where = [(i, gt_index[i] if gt_store else str(keys[i])) for i in done]
-        tasks.append(shard_task(shard_confusion, shard, sem, start, where, gt_store or gt, orig_hw[start:stop],
-                                valid_hw[start:stop], num_classes))
-    conf = run_tasks(tasks, _add_pairs, (np.zeros((num_classes, num_classes + 1), np.int64), 0),
-                     scheduler=scheduler, desc="eval", progress=progress)
+        tasks.append(
+            shard_task(
+                shard_confusion,
+                shard,
+                sem,
+                start,
+                where,
+                gt_store or gt,
+                orig_hw[start:stop],
+                valid_hw[start:stop],
+                num_classes,
+            )
+        )
+    conf = run_tasks(
+        tasks,
+        _add_pairs,
+        (np.zeros((num_classes, num_classes + 1), np.int64), 0),
+        scheduler=scheduler,
+        desc="eval",
+        progress=progress,
+    )
     return _semantic_summary(store, *conf)
 
 
@@ -171,7 +191,8 @@ def _confusion(truth: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndar
     p = pred[keep].astype(np.int64)
     p[p >= num_classes] = num_classes
     return np.bincount(t * (num_classes + 1) + p, minlength=num_classes * (num_classes + 1)).reshape(
-        num_classes, num_classes + 1)
+        num_classes, num_classes + 1
+    )
 
 
 def _semantic_summary(store: Store, conf: np.ndarray, compared: int) -> dict:
@@ -180,7 +201,9 @@ def _semantic_summary(store: Store, conf: np.ndarray, compared: int) -> dict:
     c = conf.shape[0]
     tp = np.diag(conf[:, :c]).astype(np.float64)
     union = conf.sum(1) + conf[:, :c].sum(0) - tp
-    iou = {store.label_space.get(k, str(k)): (round(float(tp[k] / union[k]), 6) if union[k] else None) for k in range(c)}
+    iou = {
+        store.label_space.get(k, str(k)): (round(float(tp[k] / union[k]), 6) if union[k] else None) for k in range(c)
+    }
     present = union > 0
     return {
         "images_compared": compared,
@@ -194,12 +217,16 @@ def _semantic_summary(store: Store, conf: np.ndarray, compared: int) -> dict:
 def format_eval(result: dict) -> str:
     """Human-readable form of eval_coco() or eval_semantic() output."""
     if "mean_iou" in result:
-        lines = [f"images     {result['images_compared']} compared",
-                 f"mIoU       {_num(result['mean_iou'])}   pixel accuracy {_num(result['pixel_accuracy'])}"]
+        lines = [
+            f"images     {result['images_compared']} compared",
+            f"mIoU       {_num(result['mean_iou'])}   pixel accuracy {_num(result['pixel_accuracy'])}",
+        ]
         lines += [f"IoU        {name}: {_num(v)}" for name, v in result["per_class_iou"].items() if v is not None]
         return "\n".join(lines)
-    lines = [f"images     {result['images_evaluated']} evaluated ({result['gt_images_not_labeled']} ground-truth "
-             "images not labeled here)"]
+    lines = [
+        f"images     {result['images_evaluated']} evaluated ({result['gt_images_not_labeled']} ground-truth "
+        "images not labeled here)"
+    ]
     for mode in ("class_aware", "class_agnostic"):
         stats = result[mode]
         if stats is None:

@@ -42,7 +42,11 @@ class Store:
         self.path = storage.normalize(path)
         meta = read_meta(self.path)
         self.layout, self.label_space, self.provenance, self.attrs = (
-            meta.layout, meta.label_space, meta.provenance, meta.raw)
+            meta.layout,
+            meta.label_space,
+            meta.provenance,
+            meta.raw,
+        )
         missing = [name for name in S.ALL_ARRAYS if not storage.exists(self.path, storage.array_doc_path(name))]
         if missing:
             raise StoreError(f"{self.path}: missing arrays: {', '.join(missing)}")
@@ -60,16 +64,23 @@ class Store:
         """The arrays' shapes must be what the attributes say (N images, S x S canvas): a store
         whose attributes were edited or damaged would be read misaligned."""
         n, s = self.layout.num_images, self.layout.canvas
-        for name, want in ((S.SEMANTIC, [n, s, s]), (S.INSTANCE, [n, s, s]), (S.STATUS, [n]),
-                           (S.ORIG_HW, [n, 2]), (S.VALID_HW, [n, 2])):
+        for name, want in (
+            (S.SEMANTIC, [n, s, s]),
+            (S.INSTANCE, [n, s, s]),
+            (S.STATUS, [n]),
+            (S.ORIG_HW, [n, 2]),
+            (S.VALID_HW, [n, 2]),
+        ):
             try:
                 shape = self.array_metadata(name).get("shape")
             except (OSError, ValueError) as exc:
                 raise StoreError(f"{storage.join(self.path, name)}: unreadable array metadata ({exc})") from None
             if shape != want:
-                raise StoreError(f"{self.path}: {name} has shape {tuple(shape or ())} but the store's "
-                                 f"attributes say {tuple(want)} ({n} images, canvas {s}): its "
-                                 "attributes or arrays were changed; c2f-data validate lists the damage")
+                raise StoreError(
+                    f"{self.path}: {name} has shape {tuple(shape or ())} but the store's "
+                    f"attributes say {tuple(want)} ({n} images, canvas {s}): its "
+                    "attributes or arrays were changed; c2f-data validate lists the damage"
+                )
 
     def array_url(self, name: str) -> str:
         """Where the Zarr v3 array `name` lives (e.g. for `dask.array.from_zarr`)."""
@@ -196,14 +207,22 @@ class Store:
     def read(self, index: int, records: bool = False) -> ImageView:
         """One image: reads its two inner mask chunks and the small per-image entries."""
         index = self._check_index(index)
-        futures = {n: self._array(n)[index].read() for n in (S.SEMANTIC, S.INSTANCE, S.ORIG_HW, S.VALID_HW, S.STATUS, S.LABEL)}
+        futures = {
+            n: self._array(n)[index].read() for n in (S.SEMANTIC, S.INSTANCE, S.ORIG_HW, S.VALID_HW, S.STATUS, S.LABEL)
+        }
         shard = self.layout.shard_of(index)
         key = self._shard_keys(shard)[index - shard * self.layout.shard_size]
         got = {n: f.result() for n, f in futures.items()}
         status = int(got[S.STATUS]) if self._has_marker(shard) else S.PENDING
         view = ImageView(
-            index, str(key), int(got[S.LABEL]), status, got[S.SEMANTIC], got[S.INSTANCE],
-            tuple(int(v) for v in got[S.ORIG_HW]), tuple(int(v) for v in got[S.VALID_HW]),
+            index,
+            str(key),
+            int(got[S.LABEL]),
+            status,
+            got[S.SEMANTIC],
+            got[S.INSTANCE],
+            tuple(int(v) for v in got[S.ORIG_HW]),
+            tuple(int(v) for v in got[S.VALID_HW]),
         )
         if records:
             view.records = [r for r in self.records(shard) if r["index"] == index]
@@ -228,9 +247,11 @@ class Store:
             except ValueError as exc:
                 failing.append(shard)
                 first = first or str(exc).splitlines()[0][:200]
-        return StoreError(f"{self.path}: reading the masks of shard(s) {', '.join(map(str, failing))} "
-                          f"failed ({first}); c2f-data validate names the damage, and rerunning "
-                          "c2f-label labels damaged shards again")
+        return StoreError(
+            f"{self.path}: reading the masks of shard(s) {', '.join(map(str, failing))} "
+            f"failed ({first}); c2f-data validate names the damage, and rerunning "
+            "c2f-label labels damaged shards again"
+        )
 
     def checked_geometry(self, indices) -> tuple[np.ndarray, np.ndarray]:
         """(orig_hw [M, 2], valid_hw [M, 2]) of the images `indices`, after checking that each valid
@@ -242,9 +263,11 @@ class Store:
         bad = np.flatnonzero((expect != valid[indices]).any(axis=1))
         if len(bad):
             i = int(indices[bad[0]])
-            raise StoreError(f"{self.path}: image {i} ({self._all_keys[i]}) is {tuple(orig[i])} with valid "
-                             f"region {tuple(valid[i])} on the {self.layout.canvas}-px canvas, expected "
-                             f"{tuple(expect[bad[0]])} ({len(bad)} such images): the store is damaged")
+            raise StoreError(
+                f"{self.path}: image {i} ({self._all_keys[i]}) is {tuple(orig[i])} with valid "
+                f"region {tuple(valid[i])} on the {self.layout.canvas}-px canvas, expected "
+                f"{tuple(expect[bad[0]])} ({len(bad)} such images): the store is damaged"
+            )
         return orig[indices], valid[indices]
 
     def read_shard(self, shard: int) -> dict[str, np.ndarray]:

@@ -15,7 +15,6 @@ import hashlib
 import io
 import json
 from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -69,4 +68,3 @@ def parse_records(data: bytes) -> list[dict]:
     """Records from the gzipped JSON Lines bytes of one records object."""
     text = gzip.decompress(data).decode("utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
-

@@ -48,8 +48,9 @@ def shard_blocks(store: Store) -> Iterator[tuple[int, object, object]]:
         yield shard, sem_blocks[shard], inst_blocks[shard]
 
 
-def run_tasks(tasks: list, merge: Callable, start, *, scheduler: str | None = None, desc: str = "",
-              progress: bool = True):
+def run_tasks(
+    tasks: list, merge: Callable, start, *, scheduler: str | None = None, desc: str = "", progress: bool = True
+):
     """Compute delayed `tasks` and fold their results with merge(acc, result), starting at `start`.
 
     scheduler None: local threads; otherwise the address of a dask.distributed scheduler.
@@ -65,7 +66,7 @@ def _run_threads(tasks, merge, acc, bar):
     # holds about one shard per thread (checked in tests/datasets_spec/test_stats.py).
     level = list(tasks)
     while len(level) > 1:
-        level = [dask.delayed(merge)(a, b) for a, b in zip(level[::2], level[1::2])] + level[len(level) // 2 * 2:]
+        level = [dask.delayed(merge)(a, b) for a, b in zip(level[::2], level[1::2])] + level[len(level) // 2 * 2 :]
     if not level:
         return acc
     with _TaskBar(bar):
@@ -105,5 +106,3 @@ class _TaskBar(Callback):
     def _posttask(self, key, result, dsk, state, worker_id):
         if isinstance(key, tuple) and key and key[0] == TASK_PREFIX:
             self.bar.update(1)
-
-

@@ -38,7 +38,7 @@ class ImageResult:
     error: str | None = None
 
     @classmethod
-    def failed(cls, reason: str) -> "ImageResult":
+    def failed(cls, reason: str) -> ImageResult:
         return cls(error=reason)
 
 
@@ -117,7 +117,9 @@ def pixels_crc32(semantic: np.ndarray, instance: np.ndarray) -> int:
     """
     crc = 0
     for slab in (semantic, instance):
-        crc = zlib.crc32(memoryview(np.ascontiguousarray(slab.astype(slab.dtype.newbyteorder("<"), copy=False))).cast("B"), crc)
+        crc = zlib.crc32(
+            memoryview(np.ascontiguousarray(slab.astype(slab.dtype.newbyteorder("<"), copy=False))).cast("B"), crc
+        )
     return crc
 
 
@@ -156,8 +158,11 @@ def _check_result(result: ImageResult, meta, where: str) -> None:
     for name, arr in ((S.SEMANTIC, result.semantic), (S.INSTANCE, result.instance)):
         if arr is None or arr.shape != (s, s):
             raise StoreError(f"{where}: {name} map must be {s}×{s}, got {None if arr is None else arr.shape}")
-        if arr.dtype.kind not in "iu" or (arr.dtype.itemsize > 2 or arr.dtype.kind == "i") and (
-                arr.min() < 0 or arr.max() > np.iinfo(np.uint16).max):
+        if (
+            arr.dtype.kind not in "iu"
+            or (arr.dtype.itemsize > 2 or arr.dtype.kind == "i")
+            and (arr.min() < 0 or arr.max() > np.iinfo(np.uint16).max)
+        ):
             raise StoreError(f"{where}: {name} map must hold integer ids in uint16 range")
     if not all(isinstance(k, str) and isinstance(v, (int, np.integer)) and v >= 0 for k, v in result.dropped.items()):
         raise StoreError(f"{where}: dropped counts must map reasons to non-negative integers")

@@ -1,8 +1,8 @@
 """A picture of labeled images (c2f-data show): photo | semantic overlay | instance overlay + outlines.
 
-One row per image, at display size TILE (longer side; rows as high as their image); masks are resampled from the canvas by
-nearest pixel centre, the photo is read from the image root by key. A legend beside each row names
-the classes present (largest first) with their colours.
+One row per image, at display size TILE (longer side; rows as high as their image); masks are
+resampled from the canvas by nearest pixel centre, the photo is read from the image root by key. A
+legend beside each row names the classes present (largest first) with their colours.
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ def choose(store: Store, n: int, keys: list[str] | None, seed: int) -> list[int]
             raise StoreError(f"{store.path}: no image with key {missing[0]!r}")
         not_done = [k for k in keys if status[where[k]] != S.DONE]
         if not_done:
-            raise StoreError(f"{store.path}: image {not_done[0]!r} is not labeled (status {status[where[not_done[0]]]})")
+            raise StoreError(
+                f"{store.path}: image {not_done[0]!r} is not labeled (status {status[where[not_done[0]]]})"
+            )
         return [where[k] for k in keys]
     done = store.done_indices()
     if done.size == 0:
@@ -89,8 +91,10 @@ def _row(store: Store, view, images: Path, class_colours: np.ndarray):
     """(three tiles [h, TILE, 3], legend [(name, colour or None)], key) of one image."""
     photo = load_photo(images / view.key)
     if photo.shape[:2] != tuple(view.orig_hw):
-        raise StoreError(f"{images / view.key}: photo is {photo.shape[1]}×{photo.shape[0]}, the store says "
-                         f"{view.orig_hw[1]}×{view.orig_hw[0]}: not the image that was labeled")
+        raise StoreError(
+            f"{images / view.key}: photo is {photo.shape[1]}×{photo.shape[0]}, the store says "
+            f"{view.orig_hw[1]}×{view.orig_hw[0]}: not the image that was labeled"
+        )
     h, w = fit(*view.orig_hw, TILE)
     vh, vw = view.valid_hw
     rgb = np.asarray(Image.fromarray(photo).resize((w, h), Image.BILINEAR)).astype(np.float32)
@@ -105,8 +109,11 @@ def _row(store: Store, view, images: Path, class_colours: np.ndarray):
     inst_tile[_outlines(inst)] = 255
     tiles = [_pad(t) for t in (rgb, sem_tile, inst_tile)]
     present = np.bincount(sem[labelled].ravel(), minlength=len(class_colours))
-    legend = [(store.label_space.get(int(c), str(c)), tuple(int(v) for v in class_colours[c]))
-              for c in np.argsort(-present, kind="stable") if present[c] > 0][:LEGEND_ROWS]
+    legend = [
+        (store.label_space.get(int(c), str(c)), tuple(int(v) for v in class_colours[c]))
+        for c in np.argsort(-present, kind="stable")
+        if present[c] > 0
+    ][:LEGEND_ROWS]
     legend.append((f"{len(view.records)} instance(s)", None))
     return tiles, legend, view.key
 

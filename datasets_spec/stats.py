@@ -28,14 +28,24 @@ def compute_stats(store: Store, *, scheduler: str | None = None, progress: bool 
     tasks = []
     for shard, sem, inst in shard_blocks(store):
         start, stop = store.layout.shard_range(shard)
-        tasks.append(shard_task(shard_stats, shard, store, shard, sem, inst, status[start:stop],
-                                valid_hw[start:stop], num_classes))
+        tasks.append(
+            shard_task(
+                shard_stats, shard, store, shard, sem, inst, status[start:stop], valid_hw[start:stop], num_classes
+            )
+        )
     totals = run_tasks(tasks, merge_partials, None, scheduler=scheduler, desc="stats", progress=progress)
     return _summary(store, status, totals or _empty(num_classes))
 
 
-def shard_stats(store: Store, shard: int, semantic: np.ndarray, instance: np.ndarray, status: np.ndarray,
-                valid_hw: np.ndarray, num_classes: int) -> dict:
+def shard_stats(
+    store: Store,
+    shard: int,
+    semantic: np.ndarray,
+    instance: np.ndarray,
+    status: np.ndarray,
+    valid_hw: np.ndarray,
+    num_classes: int,
+) -> dict:
     """Partial sums of one shard. semantic, instance: [K, S, S] uint16; status [K]; valid_hw [K, 2]."""
     part = _empty(num_classes)
     if (status == S.PENDING).all():  # store.status() makes every image of an unmarked shard pending
@@ -78,7 +88,9 @@ def _add_record(part: dict, rec: dict, num_classes: int) -> None:
     height, width = rec["rle"]["size"]
     area = int(rec["area"])
     rel = max(area / max(height * width, 1), 10 ** AREA_LOG10_EDGES[0])
-    part["area_hist"][min(np.searchsorted(AREA_LOG10_EDGES, np.log10(rel), side="right") - 1, len(AREA_LOG10_EDGES) - 2)] += 1
+    part["area_hist"][
+        min(np.searchsorted(AREA_LOG10_EDGES, np.log10(rel), side="right") - 1, len(AREA_LOG10_EDGES) - 2)
+    ] += 1
     part["coco_sizes"][0 if area < COCO_SMALL else 1 if area < COCO_MEDIUM else 2] += 1
     cls = rec.get("semantic")
     if cls is not None and 0 <= cls < num_classes:
@@ -90,10 +102,19 @@ def _add_record(part: dict, rec: dict, num_classes: int) -> None:
 def _empty(num_classes: int) -> dict:
     zeros = lambda n: np.zeros(n, np.int64)  # noqa: E731
     return {
-        "class_pixels": zeros(num_classes), "class_images": zeros(num_classes), "class_instances": zeros(num_classes),
-        "valid_pixels": 0, "semantic_pixels": 0, "instance_pixels": 0, "claimed_pixels": 0, "agreeing_pixels": 0,
-        "instances_per_image": zeros(MAX_INSTANCES_BIN + 1), "area_hist": zeros(len(AREA_LOG10_EDGES) - 1),
-        "coco_sizes": zeros(3), "unclassed_instances": 0, "failures": Counter(),
+        "class_pixels": zeros(num_classes),
+        "class_images": zeros(num_classes),
+        "class_instances": zeros(num_classes),
+        "valid_pixels": 0,
+        "semantic_pixels": 0,
+        "instance_pixels": 0,
+        "claimed_pixels": 0,
+        "agreeing_pixels": 0,
+        "instances_per_image": zeros(MAX_INSTANCES_BIN + 1),
+        "area_hist": zeros(len(AREA_LOG10_EDGES) - 1),
+        "coco_sizes": zeros(3),
+        "unclassed_instances": 0,
+        "failures": Counter(),
     }
 
 
@@ -110,22 +131,33 @@ def _summary(store: Store, status: np.ndarray, t: dict) -> dict:
     instances = int(t["area_hist"].sum())
     return {
         "path": str(store.path),
-        "images": {"total": int(status.size), "done": done, "failed": int((status == S.FAILED).sum()),
-                   "pending": int((status == S.PENDING).sum())},
+        "images": {
+            "total": int(status.size),
+            "done": done,
+            "failed": int((status == S.FAILED).sum()),
+            "pending": int((status == S.PENDING).sum()),
+        },
         "label_space": {str(k): v for k, v in sorted(store.label_space.items())},
         "class_pixel_counts": t["class_pixels"].tolist(),
         "class_image_counts": t["class_images"].tolist(),
         "class_instance_counts": t["class_instances"].tolist(),
         "unclassed_instances": int(t["unclassed_instances"]),
-        "coverage": {"semantic": _ratio(t["semantic_pixels"], t["valid_pixels"]),
-                     "instance": _ratio(t["instance_pixels"], t["valid_pixels"])},
+        "coverage": {
+            "semantic": _ratio(t["semantic_pixels"], t["valid_pixels"]),
+            "instance": _ratio(t["instance_pixels"], t["valid_pixels"]),
+        },
         "instance_semantic_agreement": _ratio(t["agreeing_pixels"], t["claimed_pixels"]),
         "instances": instances,
-        "instances_per_image": {"histogram": per_image.tolist(), "last_bin_means_at_least": MAX_INSTANCES_BIN,
-                                "mean": _ratio(instances, done)},
-        "instance_area": {"relative_log10_edges": AREA_LOG10_EDGES.round(3).tolist(),
-                          "relative_histogram": t["area_hist"].tolist(),
-                          "coco_sizes": dict(zip(("small", "medium", "large"), t["coco_sizes"].tolist()))},
+        "instances_per_image": {
+            "histogram": per_image.tolist(),
+            "last_bin_means_at_least": MAX_INSTANCES_BIN,
+            "mean": _ratio(instances, done),
+        },
+        "instance_area": {
+            "relative_log10_edges": AREA_LOG10_EDGES.round(3).tolist(),
+            "relative_histogram": t["area_hist"].tolist(),
+            "coco_sizes": dict(zip(("small", "medium", "large"), t["coco_sizes"].tolist())),
+        },
         "failures": dict(t["failures"].most_common()),
     }
 
@@ -148,8 +180,10 @@ def format_stats(st: dict, top: int = 10) -> str:
         f"agreement  {_pct(st['instance_semantic_agreement'])} of instance pixels carry their record's class",
         f"instances  {st['instances']} ({st['instances_per_image']['mean'] or 0:.2f} per done image); "
         + ", ".join(f"{k} {v}" for k, v in st["instance_area"]["coco_sizes"].items()),
-        "classes    " + "; ".join(f"{names.get(str(i), i)} {100 * share[i]:.1f}% px, "
-                                  f"{st['class_image_counts'][i]} img" for i in order),
+        "classes    "
+        + "; ".join(
+            f"{names.get(str(i), i)} {100 * share[i]:.1f}% px, {st['class_image_counts'][i]} img" for i in order
+        ),
     ]
     never = [names[str(i)] for i in range(len(pixels)) if str(i) in names and pixels[i] == 0]
     if never:

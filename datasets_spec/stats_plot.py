@@ -26,15 +26,22 @@ def plot_stats(st: dict, path) -> Path:
     pixels = np.asarray(st["class_pixel_counts"], np.float64)
     share = 100 * pixels / max(pixels.sum(), 1)
     _class_bars(draw, (0, 0), "pixel share per class (%)", share, names, "{:.1f}")
-    _class_bars(draw, (PANEL_W, 0), "images containing the class", np.asarray(st["class_image_counts"]), names, "{:.0f}")
+    _class_bars(
+        draw, (PANEL_W, 0), "images containing the class", np.asarray(st["class_image_counts"]), names, "{:.0f}"
+    )
     _class_bars(draw, (2 * PANEL_W, 0), "instances per class", np.asarray(st["class_instance_counts"]), names, "{:.0f}")
     hist = st["instances_per_image"]["histogram"]
     last = _trim(hist)
     ticks = [str(i) for i in range(last - 1)] + [f">={last - 1}" if last == len(hist) else str(last - 1)]
     _columns(draw, (0, PANEL_H), "instances per image (images)", hist[:last], ticks[:last])
     edges = st["instance_area"]["relative_log10_edges"]
-    _columns(draw, (PANEL_W, PANEL_H), "instance area / image area (instances)", st["instance_area"]["relative_histogram"],
-             [f"1e{e:.2g}" if float(e).is_integer() else "" for e in edges[:-1]])
+    _columns(
+        draw,
+        (PANEL_W, PANEL_H),
+        "instance area / image area (instances)",
+        st["instance_area"]["relative_histogram"],
+        [f"1e{e:.2g}" if float(e).is_integer() else "" for e in edges[:-1]],
+    )
     _text_panel(draw, (2 * PANEL_W, PANEL_H), st)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

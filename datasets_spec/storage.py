@@ -26,9 +26,18 @@ from .hashing import file_sha256
 URL_SCHEMES = {"s3": "s3", "gs": "gcs"}  # URL scheme → tensorstore kvstore driver
 # The environment that says where object storage is and who we are there: a job passes it on to
 # its workers, so every process writes to the same endpoint as the driver.
-ENVIRONMENT = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID",
-               "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "C2F_S3_CONDITIONAL_WRITE",
-               "GOOGLE_APPLICATION_CREDENTIALS")
+ENVIRONMENT = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "C2F_S3_CONDITIONAL_WRITE",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+)
 _KVSTORES: dict[tuple, ts.KvStore] = {}
 
 
@@ -67,8 +76,14 @@ def shard_data_files(shard: int) -> tuple[str, ...]:
     """Store-relative paths of every object that holds shard `shard`'s data: the pixel arrays'
     shard files, the per-image arrays' chunks (one chunk = one shard) and the records. A chunk
     left at its fill value may not exist."""
-    return (pixel_chunk_path(S.SEMANTIC, shard), pixel_chunk_path(S.INSTANCE, shard), f"{S.STATUS}/c/{shard}",
-            f"{S.ORIG_HW}/c/{shard}/0", f"{S.VALID_HW}/c/{shard}/0", records_path(shard))
+    return (
+        pixel_chunk_path(S.SEMANTIC, shard),
+        pixel_chunk_path(S.INSTANCE, shard),
+        f"{S.STATUS}/c/{shard}",
+        f"{S.ORIG_HW}/c/{shard}/0",
+        f"{S.VALID_HW}/c/{shard}/0",
+        records_path(shard),
+    )
 
 
 def marker_shards(names) -> set[int]:
@@ -76,7 +91,7 @@ def marker_shards(names) -> set[int]:
     shards = set()
     for name in names:
         stem, dot, ext = name.rpartition(".")
-        number = stem[len("shard-"):]
+        number = stem[len("shard-") :]
         if dot and ext == "json" and stem.startswith("shard-") and number.isdigit():
             shards.add(int(number))
     return shards
@@ -286,9 +301,19 @@ def list_names(root, folder: str) -> list[str]:
     root = normalize(root)
     if not is_url(root):
         base = root / folder
-        return sorted(p.name for p in base.iterdir() if p.is_file() and not p.name.startswith(".")) if base.is_dir() else []
-    keys = _result(_kvstore(root).list(ts.KvStore.KeyRange(inclusive_min=f"{folder}/", exclusive_max=f"{folder}0"),
-                                       strip_prefix_length=len(folder) + 1), root, folder)
+        return (
+            sorted(p.name for p in base.iterdir() if p.is_file() and not p.name.startswith("."))
+            if base.is_dir()
+            else []
+        )
+    keys = _result(
+        _kvstore(root).list(
+            ts.KvStore.KeyRange(inclusive_min=f"{folder}/", exclusive_max=f"{folder}0"),
+            strip_prefix_length=len(folder) + 1,
+        ),
+        root,
+        folder,
+    )
     return sorted(k.decode() for k in keys if b"/" not in k)
 
 

@@ -56,11 +56,18 @@ def image_result(semantic: np.ndarray, instance: np.ndarray, canvas: int) -> Ima
     for inst_id in sorted(set(np.unique(canvas_inst).tolist()) - {INSTANCE_NONE}):
         mask = instance == inst_id
         ys, xs = np.nonzero(mask)
-        records.append({
-            "id": inst_id, "score": 1.0, "area": int(mask.sum()), "semantic": int(np.bincount(semantic[mask]).argmax()),
-            "box": [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)],
-            "source": "synthetic", "prompt": None, "rle": encode_rle(mask),
-        })
+        records.append(
+            {
+                "id": inst_id,
+                "score": 1.0,
+                "area": int(mask.sum()),
+                "semantic": int(np.bincount(semantic[mask]).argmax()),
+                "box": [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)],
+                "source": "synthetic",
+                "prompt": None,
+                "rle": encode_rle(mask),
+            }
+        )
     return ImageResult(canvas_sem, canvas_inst, semantic.shape, records)
 
 
@@ -78,8 +85,9 @@ def make_synthetic_store(out, images, count: int = 48, canvas: int = 64, shard_s
         keys.append(key)
         results.append(image_result(semantic, instance, canvas))
     provenance = {"backends": {"semantic": "synthetic", "instance": "synthetic"}, "seed": seed}
-    layout = create_store(out, keys, [-1] * count, label_space=LABEL_SPACE, provenance=provenance,
-                          canvas=canvas, shard_size=shard_size)
+    layout = create_store(
+        out, keys, [-1] * count, label_space=LABEL_SPACE, provenance=provenance, canvas=canvas, shard_size=shard_size
+    )
     for shard in range(layout.num_shards):
         start, stop = layout.shard_range(shard)
         write_shard(out, shard, results[start:stop])

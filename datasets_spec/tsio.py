@@ -97,19 +97,41 @@ def write_skeleton(directory, layout: S.Layout, keys, labels, attrs: dict) -> No
     zstd = ZstdCodec(level=3)
     for name, fill in ((S.SEMANTIC, S.SEMANTIC_IGNORE), (S.INSTANCE, S.INSTANCE_NONE)):
         group.create_array(
-            name, shape=(n, s, s), chunks=(1, s, s), shards=(k, s, s), dtype=S.PIXEL_ARRAYS[name],
-            fill_value=fill, compressors=zstd, dimension_names=("image", "y", "x"),
+            name,
+            shape=(n, s, s),
+            chunks=(1, s, s),
+            shards=(k, s, s),
+            dtype=S.PIXEL_ARRAYS[name],
+            fill_value=fill,
+            compressors=zstd,
+            dimension_names=("image", "y", "x"),
         )
-    group.create_array(S.STATUS, shape=(n,), chunks=(k,), dtype="uint8", fill_value=S.PENDING,
-                       compressors=zstd, dimension_names=("image",))
+    group.create_array(
+        S.STATUS,
+        shape=(n,),
+        chunks=(k,),
+        dtype="uint8",
+        fill_value=S.PENDING,
+        compressors=zstd,
+        dimension_names=("image",),
+    )
     for name in (S.ORIG_HW, S.VALID_HW):
-        group.create_array(name, shape=(n, 2), chunks=(k, 2), dtype="int32", fill_value=0,
-                           compressors=zstd, dimension_names=("image", "hw"))
-    key_arr = group.create_array(S.KEY, shape=(n,), chunks=(k,), dtype=str, fill_value="",
-                                 compressors=zstd, dimension_names=("image",))
+        group.create_array(
+            name,
+            shape=(n, 2),
+            chunks=(k, 2),
+            dtype="int32",
+            fill_value=0,
+            compressors=zstd,
+            dimension_names=("image", "hw"),
+        )
+    key_arr = group.create_array(
+        S.KEY, shape=(n,), chunks=(k,), dtype=str, fill_value="", compressors=zstd, dimension_names=("image",)
+    )
     key_arr[:] = np.asarray(list(keys), dtype=object).astype(str)
-    label_arr = group.create_array(S.LABEL, shape=(n,), chunks=(k,), dtype="int32", fill_value=-1,
-                                   compressors=zstd, dimension_names=("image",))
+    label_arr = group.create_array(
+        S.LABEL, shape=(n,), chunks=(k,), dtype="int32", fill_value=-1, compressors=zstd, dimension_names=("image",)
+    )
     label_arr[:] = np.asarray(labels, dtype=np.int32)
     # Sidecar folders are empty Zarr groups, so zarr tools list them without complaint.
     for sub, holds in S.SIDECARS.items():

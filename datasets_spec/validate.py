@@ -16,7 +16,10 @@ from .records import parse_records
 from .shard_writer import pixels_crc32
 
 # Pixel-array chunks a rechunked release declares (attribute c2fmae.release.rechunk).
-RELEASE_CHUNKS = {"shards": lambda l: (l.shard_size, l.canvas, l.canvas), "images": lambda l: (1, l.canvas, l.canvas)}
+RELEASE_CHUNKS = {
+    "shards": lambda layout: (layout.shard_size, layout.canvas, layout.canvas),
+    "images": lambda layout: (1, layout.canvas, layout.canvas),
+}
 _SHAPES = {S.SEMANTIC: 3, S.INSTANCE: 3, S.STATUS: 1, S.ORIG_HW: 2, S.VALID_HW: 2, S.KEY: 1, S.LABEL: 1}
 
 
@@ -40,7 +43,9 @@ def validate(path, *, pixels: bool = True, progress=None) -> list[str]:
     bad = np.flatnonzero(~np.isin(status, list(S.STATUS_NAMES)))
     problems += [f"status: image {i} has unknown status code {status[i]}" for i in bad[:20]]
     marked = store.marked_shards()
-    problems += [f"markers: marker for shard {s} beyond the last shard" for s in sorted(marked) if s >= store.layout.num_shards]
+    problems += [
+        f"markers: marker for shard {s} beyond the last shard" for s in sorted(marked) if s >= store.layout.num_shards
+    ]
     for shard in sorted(s for s in marked if s < store.layout.num_shards):
         problems += _check_shard(store, shard, status, meta.label_space, pixels)
         if progress:
@@ -80,10 +85,12 @@ def _check_sharding(name: str, doc: dict, layout: S.Layout, rechunk: str | None)
     if rechunk in RELEASE_CHUNKS:  # a release rewritten by c2f-data publish --rechunk: plain chunks, no shards
         expected = RELEASE_CHUNKS[rechunk](layout)
         if outer != expected or inner:
-            return [f"{name}: chunks {outer} with inner chunks {inner}, expected {expected} unsharded (rechunked release)"]
+            found = f"{name}: chunks {outer} with inner chunks {inner}"
+            return [f"{found}, expected {expected} unsharded (rechunked release)"]
         return []
     if outer != (layout.shard_size, s, s) or inner != (1, s, s):
-        return [f"{name}: shards {outer} with inner chunks {inner}, expected ({layout.shard_size}, {s}, {s}) with (1, {s}, {s})"]
+        found = f"{name}: shards {outer} with inner chunks {inner}"
+        return [f"{found}, expected ({layout.shard_size}, {s}, {s}) with (1, {s}, {s})"]
     return []
 
 
@@ -111,11 +118,16 @@ def _check_shard(store: Store, shard: int, status: np.ndarray, label_space: dict
     if (st == S.PENDING).any():
         problems.append(f"{where}: marked complete but {(st == S.PENDING).sum()} image(s) have status pending")
     if int((st == S.DONE).sum()) != marker.get("done") or int((st == S.FAILED).sum()) != marker.get("failed"):
-        problems.append(f"{where}: status says {(st == S.DONE).sum()} done / {(st == S.FAILED).sum()} failed, "
-                        f"marker says {marker.get('done')} / {marker.get('failed')}")
+        problems.append(
+            f"{where}: status says {(st == S.DONE).sum()} done / {(st == S.FAILED).sum()} failed, "
+            f"marker says {marker.get('done')} / {marker.get('failed')}"
+        )
     failed_idx = {f.get("index") for f in marker.get("failures", [])}
-    problems += [f"{where}: image {start + j} failed without a recorded reason"
-                 for j in np.flatnonzero(st == S.FAILED) if start + j not in failed_idx]
+    problems += [
+        f"{where}: image {start + j} failed without a recorded reason"
+        for j in np.flatnonzero(st == S.FAILED)
+        if start + j not in failed_idx
+    ]
     records, rec_problems = _load_shard_records(store, shard, marker)
     problems += rec_problems
     # a release rewritten by publish --rechunk has other files than its markers list (SHA256SUMS covers them)
@@ -163,8 +175,9 @@ def _check_pixels(store, shard, marker, st, records, label_space) -> list[str]:
     problems = []
     known = np.array(sorted(label_space) + [S.SEMANTIC_IGNORE])
     for j in np.flatnonzero(st == S.DONE):
-        problems += _check_image(store.layout.canvas, start + j, sem[j], inst[j], orig[j], valid[j],
-                                 by_image.pop(start + j, set()), known)
+        problems += _check_image(
+            store.layout.canvas, start + j, sem[j], inst[j], orig[j], valid[j], by_image.pop(start + j, set()), known
+        )
     problems += [f"{where}: records for image {i}, which is not done" for i in sorted(by_image)]
     return problems
 

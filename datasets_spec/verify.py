@@ -31,8 +31,11 @@ def verify(root, progress=None) -> list[str]:
                 problems.append(f"{rel}: checksum mismatch (changed since publishing)")
         if progress:
             progress(1)
-    problems += [f"{rel}: not listed in {SUMS_NAME} (added after publishing)"
-                 for rel in storage.list_all(root) if rel != SUMS_NAME and rel not in sums]
+    problems += [
+        f"{rel}: not listed in {SUMS_NAME} (added after publishing)"
+        for rel in storage.list_all(root)
+        if rel != SUMS_NAME and rel not in sums
+    ]
     if problems:
         return problems
     return [f"{DATA}: {line}" for line in validate(storage.join(root, DATA))]

@@ -60,7 +60,7 @@ class ImageNetClass:
 
 
 def first_lemma(name: str) -> str:
-    """"maillot, tank_suit" → "maillot"; underscores become spaces."""
+    """ "maillot, tank_suit" → "maillot"; underscores become spaces."""
     return name.split(",")[0].strip().replace("_", " ")
 
 

@@ -21,11 +21,16 @@ PROG = "c2f-label"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog=PROG, description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("images", help="ImageNet root (<root>/train/<wnid>/*.JPEG), any image folder, or a text file of paths")
-    p.add_argument("-o", "--output", required=True,
-                   help="dataset store to create or resume: a path, s3://bucket/prefix or gs://bucket/prefix")
+    p = ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "images", help="ImageNet root (<root>/train/<wnid>/*.JPEG), any image folder, or a text file of paths"
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="dataset store to create or resume: a path, s3://bucket/prefix or gs://bucket/prefix",
+    )
     p.add_argument("--config", help="YAML config (see configs/label_*.yaml)")
     p.add_argument("--backend", help="set both backends, e.g. classic")
     p.add_argument("--semantic", help="semantic backend name (classic, hf)")
@@ -36,19 +41,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="label workers (default: one per GPU share, or 1 on CPU)")
     p.add_argument("--gpus-per-worker", type=float, help="GPUs per worker, fractions allowed (default 0)")
     p.add_argument("--limit", type=int, help="label only the first N images of the list")
-    p.add_argument("--prompts", metavar="FILE",
-                   help='JSON text prompts per image key, folder/ or "*", e.g. {"birds/": ["bird"]} (grounded)')
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set semantic.model=PATH or --set min_area=16")
+    p.add_argument(
+        "--prompts",
+        metavar="FILE",
+        help='JSON text prompts per image key, folder/ or "*", e.g. {"birds/": ["bird"]} (grounded)',
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set semantic.model=PATH or --set min_area=16",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_verbose_flag(p)
     return p
 
 
 def _overrides(args) -> dict:
-    out = {"shard_size": args.shard_size, "canvas": args.canvas, "address": args.address,
-           "workers": args.workers, "gpus_per_worker": args.gpus_per_worker, "limit": args.limit,
-           "prompts": args.prompts}
+    out = {
+        "shard_size": args.shard_size,
+        "canvas": args.canvas,
+        "address": args.address,
+        "workers": args.workers,
+        "gpus_per_worker": args.gpus_per_worker,
+        "limit": args.limit,
+        "prompts": args.prompts,
+    }
     for role in ("semantic", "instance"):
         name = getattr(args, role) or args.backend
         if name:

@@ -53,15 +53,22 @@ def connect(address: str | None) -> Connection:
             ray.init(address=address, configure_logging=False, log_to_driver=False)
         except (ConnectionError, RuntimeError) as exc:  # Ray's "Failed to connect to GCS ..."
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise LabelingError(f"--address {address}: cannot join the Ray cluster there "
-                                f"({first.split('. ', 1)[0][:200]})") from None
+            raise LabelingError(
+                f"--address {address}: cannot join the Ray cluster there ({first.split('. ', 1)[0][:200]})"
+            ) from None
         return Connection(started=True)
     os.environ.update(LOOPBACK_ENV)
     remove_orphaned_temp_dirs()
     temp_dir = tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-")
     # "local": always a new instance; plain ray.init() would join any cluster `ray start` left here.
-    ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=False,
-             object_store_memory=256 << 20, _temp_dir=temp_dir)
+    ray.init(
+        address="local",
+        include_dashboard=False,
+        configure_logging=False,
+        log_to_driver=False,
+        object_store_memory=256 << 20,
+        _temp_dir=temp_dir,
+    )
     return Connection(started=True, temp_dir=temp_dir)
 
 
@@ -73,9 +80,11 @@ def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
     except OSError as exc:
-        raise LabelingError(f"--address {address}: no Ray cluster answers there "
-                            f"({exc.strerror or exc}); start one with `ray start --head`, "
-                            "or leave out --address for a local one") from None
+        raise LabelingError(
+            f"--address {address}: no Ray cluster answers there "
+            f"({exc.strerror or exc}); start one with `ray start --head`, "
+            "or leave out --address for a local one"
+        ) from None
 
 
 def remove_orphaned_temp_dirs() -> list[Path]:
@@ -83,7 +92,7 @@ def remove_orphaned_temp_dirs() -> list[Path]:
     no chance to clean up): `c2f-ray-PID-*` whose PID no longer runs. Returns what went."""
     orphans = []
     for path in Path(tempfile.gettempdir()).glob(f"{_TEMP_PREFIX}*-*"):
-        pid = path.name[len(_TEMP_PREFIX):].split("-", 1)[0]
+        pid = path.name[len(_TEMP_PREFIX) :].split("-", 1)[0]
         if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
             orphans.append(path)
@@ -149,7 +158,7 @@ def init_failure(exc: Exception) -> str | None:
 def _reason(lines: list[str]) -> str:
     """The exception line of a worker's traceback, without the package path of a LabelingError."""
     prefix = f"{LabelingError.__module__}.{LabelingError.__name__}: "
-    ours = [line[len(prefix):] for line in lines if line.startswith(prefix)]
+    ours = [line[len(prefix) :] for line in lines if line.startswith(prefix)]
     return ours[-1] if ours else lines[-1] if lines else "unknown reason"
 
 
@@ -173,8 +182,11 @@ def kill(worker) -> None:
 
 def worker_nodes(cfg: LabelConfig) -> list[tuple[str, str]]:
     """(node id, address) of every alive node with room for at least one label worker."""
-    return [(node["NodeID"], node["NodeManagerAddress"]) for node in ray.nodes()
-            if node["Alive"] and _fits(node["Resources"], cfg) > 0]
+    return [
+        (node["NodeID"], node["NodeManagerAddress"])
+        for node in ray.nodes()
+        if node["Alive"] and _fits(node["Resources"], cfg) > 0
+    ]
 
 
 def capacity(cfg: LabelConfig) -> int:
@@ -196,9 +208,12 @@ def run_on_nodes(fn, nodes: list[tuple[str, str]], *args) -> list[tuple[object, 
     """Run `fn(*args)` once on each node of `nodes` (pinned there), all at once. Returns
     (result, None) or (None, the task's one-line failure) per node, in order."""
     task = ray.remote(fn)
-    refs = [task.options(num_cpus=0, max_retries=0,
-                         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)).remote(*args)
-            for node_id, _ in nodes]
+    refs = [
+        task.options(
+            num_cpus=0, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)
+        ).remote(*args)
+        for node_id, _ in nodes
+    ]
     out = []
     for ref in refs:
         try:

@@ -15,8 +15,7 @@ from typing import Annotated, Any
 
 import pydantic
 
-from datasets_spec.config_files import (Count, Positive, Str, build, merge_layers, parse_sets,
-                                        read_config_chain, section)
+from datasets_spec.config_files import Count, Positive, Str, build, merge_layers, parse_sets, read_config_chain, section
 from datasets_spec.decode import DEFAULT_MAX_PIXELS, MAX_PIXELS
 
 ROLES = ("semantic", "instance")
@@ -86,8 +85,7 @@ class LabelConfig:
         }
 
 
-def load_config(path: str | Path | None = None, overrides: dict | None = None,
-                sets: Sequence[str] = ()) -> LabelConfig:
+def load_config(path: str | Path | None = None, overrides: dict | None = None, sets: Sequence[str] = ()) -> LabelConfig:
     """Defaults <- YAML file at `path` <- `overrides` (flat keys as in the YAML; None = not given)
     <- `sets` ("key=value", dotted for backend parameters). Raises ConfigError."""
     defaults = {role: {"name": _name(getattr(LabelConfig(), role))} for role in ROLES}
@@ -95,8 +93,7 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None,
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     files = _drop_replaced_backends(files, flags)
     flag_layers = [(f"--{k.replace('_', '-')}", {k: v}) for k, v in flags.items()]
-    return build(LabelConfig, [*files, *flag_layers, ("--set", parse_sets(sets))],
-                 prepare=_backend_mappings)
+    return build(LabelConfig, [*files, *flag_layers, ("--set", parse_sets(sets))], prepare=_backend_mappings)
 
 
 def _backend_mappings(layer: dict) -> dict:
@@ -107,8 +104,7 @@ def _backend_mappings(layer: dict) -> dict:
 def _drop_replaced_backends(files: list, flags: dict) -> list:
     """A flag naming another backend replaces the file's, parameters included."""
     merged, _ = merge_layers([(s, _backend_mappings(t)) for s, t in files])
-    replaced = [role for role in ROLES
-                if role in flags and _name(flags[role]) != _name(merged.get(role))]
+    replaced = [role for role in ROLES if role in flags and _name(flags[role]) != _name(merged.get(role))]
     return [(s, {k: v for k, v in t.items() if k not in replaced}) for s, t in files]
 
 

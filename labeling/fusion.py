@@ -72,21 +72,29 @@ def fuse(
     if instances.masks.shape[1:] != image_hw:
         raise LabelingError(f"instance masks are {instances.masks.shape[1:]}, image is {image_hw}")
     scale = image_hw[0] * image_hw[1] / (valid[0] * valid[1])
-    owner, areas, won, left, pieces = claim_pixels(instances.masks, instances.scores,
-                                                   max(1, int(np.ceil(min_area * scale))))
+    owner, areas, won, left, pieces = claim_pixels(
+        instances.masks, instances.scores, max(1, int(np.ceil(min_area * scale)))
+    )
     lut, inst_canvas, source = _number(owner, left, instances.scores, canvas, (height, width))
     records = _records(owner, lut, inst_canvas, source, instances, semantic, valid, (height, width))
     nonempty = areas > 0
     dropped = Counter(instances.dropped)
-    dropped.update({
-        "empty_mask": int((~nonempty).sum()),
-        "overlap": int(((won == 0) & nonempty).sum()),
-        "min_area": int(((won > 0) & (left == 0)).sum()),
-        "canvas": int((left > 0).sum()) - len(records),
-        "speck_pieces": pieces,
-    })
-    return ImageResult(semantic=sem_canvas, instance=inst_canvas, orig_hw=(height, width), records=records,
-                       dropped={k: v for k, v in sorted(dropped.items()) if v})
+    dropped.update(
+        {
+            "empty_mask": int((~nonempty).sum()),
+            "overlap": int(((won == 0) & nonempty).sum()),
+            "min_area": int(((won > 0) & (left == 0)).sum()),
+            "canvas": int((left > 0).sum()) - len(records),
+            "speck_pieces": pieces,
+        }
+    )
+    return ImageResult(
+        semantic=sem_canvas,
+        instance=inst_canvas,
+        orig_hw=(height, width),
+        records=records,
+        dropped={k: v for k, v in sorted(dropped.items()) if v},
+    )
 
 
 def semantic_to_canvas(semantic: np.ndarray, valid: tuple[int, int], canvas: int) -> np.ndarray:
@@ -103,8 +111,10 @@ def semantic_to_canvas(semantic: np.ndarray, valid: tuple[int, int], canvas: int
 def box_of(mask: np.ndarray) -> tuple[slice, slice]:
     """bool [h, w] with at least one pixel → (rows, columns) slices around its pixels."""
     rows, cols = mask.any(axis=1), mask.any(axis=0)
-    return (slice(int(rows.argmax()), len(rows) - int(rows[::-1].argmax())),
-            slice(int(cols.argmax()), len(cols) - int(cols[::-1].argmax())))
+    return (
+        slice(int(rows.argmax()), len(rows) - int(rows[::-1].argmax())),
+        slice(int(cols.argmax()), len(cols) - int(cols[::-1].argmax())),
+    )
 
 
 def claim_pixels(masks: np.ndarray, scores: np.ndarray, min_pixels: int):
@@ -159,8 +169,9 @@ def specks(mine: np.ndarray, area: int, min_pixels: int) -> tuple[np.ndarray | N
     return np.concatenate([[False], small])[labels], int(sizes[small].sum()), int(small.sum())
 
 
-def _number(owner: np.ndarray, areas: np.ndarray, scores: np.ndarray, canvas: int,
-            orig_hw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _number(
+    owner: np.ndarray, areas: np.ndarray, scores: np.ndarray, canvas: int, orig_hw
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """owner [h, w], areas [M] (pixels left to each input) → (lut uint16 [M + 1]: owner + 1 → final
     id, 0 = none; canvas map uint16 [S, S]; source [M' + 1]). orig_hw: the true (H, W), larger
     than (h, w) after a reduced decode.
@@ -190,16 +201,19 @@ def _records(owner, lut, inst_canvas, source, instances: Instances, semantic, va
         boxes, areas, rles = id_runs(owner, lut, count)
     else:
         boxes, areas, rles = _upsampled_runs(lut[owner + 1], count, orig_hw)
-    return [{
-        "id": i,
-        "score": float(instances.scores[source[i]]),
-        "box": [float(v) for v in boxes[i - 1]],
-        "area": int(areas[i - 1]),
-        "semantic": classes[i],
-        "source": instances.source,
-        "prompt": instances.prompts[source[i]],
-        "rle": rles[i - 1],
-    } for i in range(1, count + 1)]
+    return [
+        {
+            "id": i,
+            "score": float(instances.scores[source[i]]),
+            "box": [float(v) for v in boxes[i - 1]],
+            "area": int(areas[i - 1]),
+            "semantic": classes[i],
+            "source": instances.source,
+            "prompt": instances.prompts[source[i]],
+            "rle": rles[i - 1],
+        }
+        for i in range(1, count + 1)
+    ]
 
 
 def _upsampled_runs(ids: np.ndarray, count: int, orig_hw) -> tuple[list, list, list]:

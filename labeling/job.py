@@ -16,7 +16,7 @@ import os
 import time
 from collections import Counter, deque
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tqdm import tqdm
@@ -85,11 +85,18 @@ def _label(image_list: ImageList, output, cfg: LabelConfig, show_progress: bool)
         pending = store.pending_shards()
         plan = {s: list(image_list.items[slice(*store.layout.shard_range(s))]) for s in pending}
         t0 = time.perf_counter()
-        log.info("labeling %d pending shard(s) of %d on %d worker(s)", len(pending), store.layout.num_shards,
-                 len(workers))
+        log.info(
+            "labeling %d pending shard(s) of %d on %d worker(s)", len(pending), store.layout.num_shards, len(workers)
+        )
         summaries, given_up = _run(cfg, workers, output, image_list.root, plan, show_progress)
-        report = _report(open_store(output), summaries, given_up, time.perf_counter() - t0, len(workers),
-                         skipped=store.layout.num_shards - len(pending))
+        report = _report(
+            open_store(output),
+            summaries,
+            given_up,
+            time.perf_counter() - t0,
+            len(workers),
+            skipped=store.layout.num_shards - len(pending),
+        )
         report["shards_repaired"] = {str(s): reason for s, reason in sorted(repaired.items())}
         report["retried"] = retried
     finally:
@@ -126,8 +133,11 @@ def _forget_damaged_and_retryable(output, store) -> tuple[dict[int, str], dict[s
         if damage or failures:
             forget_shard(output, shard)
     if retried:
-        log.warning("retrying %d image(s) that failed for reasons that can go away (e.g. %s: %s)",
-                    len(retried), *next(iter(retried.items())))
+        log.warning(
+            "retrying %d image(s) that failed for reasons that can go away (e.g. %s: %s)",
+            len(retried),
+            *next(iter(retried.items())),
+        )
     return damaged, retried
 
 
@@ -137,8 +147,10 @@ def _check_shard_memory(cfg: LabelConfig) -> None:
     semantic and instance, uint16 on the canvas, plus int32/int64 working copies (~16 bytes/px)."""
     need = cfg.shard_size * cfg.canvas**2 * _BYTES_PER_SHARD_PIXEL
     have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    what = (f"a shard of {cfg.shard_size} images on a {cfg.canvas}-px canvas needs about "
-            f"{need / 2**30:.1f} GiB per worker for its label maps; this machine has {have / 2**30:.1f} GiB")
+    what = (
+        f"a shard of {cfg.shard_size} images on a {cfg.canvas}-px canvas needs about "
+        f"{need / 2**30:.1f} GiB per worker for its label maps; this machine has {have / 2**30:.1f} GiB"
+    )
     if need > have:
         raise LabelingError(f"{what}: lower shard_size or canvas")
     if need > have / 4:
@@ -152,8 +164,9 @@ def _check_output_outside(output, image_list: ImageList) -> None:
         return
     inside = output.resolve().is_relative_to(image_list.root.resolve())
     if inside:
-        raise LabelingError(f"{output}: the output store lies inside the image folder "
-                            f"{image_list.root}; write it somewhere else")
+        raise LabelingError(
+            f"{output}: the output store lies inside the image folder {image_list.root}; write it somewhere else"
+        )
 
 
 def _check_prompts(cfg: LabelConfig, image_list: ImageList) -> None:
@@ -204,7 +217,8 @@ def _check_resumable(output, job_identity: dict) -> None:
         differs = sorted(k for k in job_identity if (stored or {}).get(k) != job_identity[k])
         raise LabelingError(
             f"{output}: was labeled with a different {', '.join(differs) or 'job'}; results are never mixed: "
-            "rerun with the original inputs and settings, or write to a new output")
+            "rerun with the original inputs and settings, or write to a new output"
+        )
 
 
 def _labels_identity(identity):
@@ -229,8 +243,10 @@ def _worker_count(cfg: LabelConfig) -> int:
     fits = min(math.floor(have.get(r, 0.0) / n + 1e-9) for r, n in need.items() if n > 0)
     if fits < 1:
         short = next(r for r, n in need.items() if n > 0 and have.get(r, 0.0) < n)
-        raise LabelingError(f"each label worker needs {need[short]:g} {short}, but the Ray cluster has "
-                            f"{have.get(short, 0.0):g}: lower {short.lower()}s_per_worker or add nodes")
+        raise LabelingError(
+            f"each label worker needs {need[short]:g} {short}, but the Ray cluster has "
+            f"{have.get(short, 0.0):g}: lower {short.lower()}s_per_worker or add nodes"
+        )
     if cfg.workers > 0:
         want = cfg.workers
     elif cfg.gpus_per_worker > 0:
@@ -238,8 +254,13 @@ def _worker_count(cfg: LabelConfig) -> int:
     else:
         want = 1
     if want > fits:
-        log.warning("%d workers asked for, but the cluster can place %d at a time (%s): starting %d",
-                    want, fits, ", ".join(f"{have.get(r, 0.0):g} {r}" for r in need), fits)
+        log.warning(
+            "%d workers asked for, but the cluster can place %d at a time (%s): starting %d",
+            want,
+            fits,
+            ", ".join(f"{have.get(r, 0.0):g} {r}" for r in need),
+            fits,
+        )
     return min(want, fits)
 
 
@@ -250,14 +271,21 @@ def _create(output, image_list: ImageList, cfg: LabelConfig, job_identity: dict,
         "job": job_identity,
         "backends": backends,
         "input": {"kind": image_list.kind, "root": str(image_list.root), **job_identity["input"]},
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "labeler": f"c2fmae {package_version()}",
     }
     keys = [item.key for item in image_list.items]
     labels = [item.label for item in image_list.items]
     try:
-        create_store(output, keys, labels, label_space=label_space, provenance=provenance,
-                     canvas=cfg.canvas, shard_size=cfg.shard_size)
+        create_store(
+            output,
+            keys,
+            labels,
+            label_space=label_space,
+            provenance=provenance,
+            canvas=cfg.canvas,
+            shard_size=cfg.shard_size,
+        )
     except StoreError as exc:
         raise LabelingError(str(exc)) from None
 
@@ -271,6 +299,7 @@ def _run(cfg, workers, output, root, plan, show_progress):
     summaries, given_up, idle, suspects = [], {}, list(workers), []
     total = sum(len(items) for items in plan.values())
     with tqdm(total=total, unit="img", desc="label", disable=not show_progress, smoothing=0.1) as bar:
+
         def done(summary):
             summaries.append(summary)
             log.debug("shard %d written: %d done, %d failed", summary["shard"], summary["done"], summary["failed"])
@@ -280,7 +309,10 @@ def _run(cfg, workers, output, root, plan, show_progress):
         while queue or in_flight:
             while queue and idle:
                 shard, worker = queue.popleft(), idle.pop()
-                in_flight[cluster.submit(worker, "label_shard", str(output), shard, str(root), plan[shard])] = (worker, shard)
+                in_flight[cluster.submit(worker, "label_shard", str(output), shard, str(root), plan[shard])] = (
+                    worker,
+                    shard,
+                )
             if not in_flight:
                 raise LabelingError(NO_NODE_LEFT)
             ref = cluster.wait_one(list(in_flight))
@@ -333,8 +365,9 @@ def _stop_if_unfixable(shard: int, exc: Exception) -> None:
     """LabelingError, in one line with the resume hint, when no retry of `shard` can help."""
     fatal = _unfixable(exc)
     if fatal:
-        raise LabelingError(f"shard {shard}: {fatal}; the shards already done are kept: "
-                            "fix this, then rerun the same command to resume") from None
+        raise LabelingError(
+            f"shard {shard}: {fatal}; the shards already done are kept: fix this, then rerun the same command to resume"
+        ) from None
 
 
 def _unfixable(exc: Exception) -> str | None:
@@ -379,10 +412,15 @@ def _report(store, summaries, given_up, seconds, workers, skipped) -> dict:
         "done": int((status == S.DONE).sum()),
         "failed": int((status == S.FAILED).sum()),
         "pending": int((status == S.PENDING).sum()),
-        "this_run": {"images": labeled, "shards": len(summaries), "shards_skipped": skipped,
-                     "seconds": round(seconds, 3), "images_per_s": round(labeled / seconds, 3) if seconds else None,
-                     "workers": workers,
-                     "shards_by_node": dict(Counter(s["node"] for s in summaries if "node" in s))},
+        "this_run": {
+            "images": labeled,
+            "shards": len(summaries),
+            "shards_skipped": skipped,
+            "seconds": round(seconds, 3),
+            "images_per_s": round(labeled / seconds, 3) if seconds else None,
+            "workers": workers,
+            "shards_by_node": dict(Counter(s["node"] for s in summaries if "node" in s)),
+        },
         "failures_by_reason": dict(reasons.most_common()),
         "dropped": dict(sorted(dropped.items())),
         "failures": [{"key": k, "reason": r} for s in summaries for k, r in s["failures"]],
@@ -393,7 +431,7 @@ def _report(store, summaries, given_up, seconds, workers, skipped) -> dict:
 def _save_report(output, report: dict) -> str | None:
     """Write the report into the store's reports/; on a read-only or full disk, say so and go on
     (the report is also printed, and the store itself is complete). Returns where it went."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     rel = storage.report_path(f"label-{stamp}.json")
     try:
         storage.write_bytes(output, rel, json.dumps(report, indent=1, ensure_ascii=False).encode())
@@ -419,8 +457,10 @@ def format_report(report: dict) -> str:
     if report["dropped"]:
         lines.append("instances dropped: " + format_dropped(report["dropped"]))
     if report.get("retried"):
-        lines.append(f"retried {len(report['retried'])} image(s) that had failed for reasons that can "
-                     "go away (the file system refused a read)")
+        lines.append(
+            f"retried {len(report['retried'])} image(s) that had failed for reasons that can "
+            "go away (the file system refused a read)"
+        )
     for shard, reason in report.get("shards_repaired", {}).items():
         lines.append(f"shard {shard} was damaged ({reason}) and has been labeled again")
     for shard, reason in report["shards_given_up"].items():

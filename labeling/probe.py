@@ -36,15 +36,18 @@ def check_nodes(output, image_path, cfg) -> None:
         try:
             storage.write_bytes(root, relpath, token)
         except OSError as exc:
-            raise LabelingError(f"this machine (the driver) cannot write {_where(root, relpath)}: "
-                                f"{exc.strerror or exc}") from None
-        for (node_id, address), (problem, failed) in zip(nodes, cluster.run_on_nodes(
-                probe_node, nodes, root, relpath, token, str(image_path))):
+            raise LabelingError(
+                f"this machine (the driver) cannot write {_where(root, relpath)}: {exc.strerror or exc}"
+            ) from None
+        for (node_id, address), (problem, failed) in zip(
+            nodes, cluster.run_on_nodes(probe_node, nodes, root, relpath, token, str(image_path))
+        ):
             if problem or failed:
                 raise LabelingError(
                     f"node {address} ({node_id[:12]}) cannot use {problem or f'the store: {failed}'}; DATASET "
                     "and the images must be on a file system or object store that every node reaches "
-                    "(docs/labeling.md, On a cluster)")
+                    "(docs/labeling.md, On a cluster)"
+                )
     finally:
         storage.delete(root, relpath)
         if made_dir:

@@ -96,4 +96,5 @@ def check_prompts(image_list, backend: str, extra_prompts) -> None:
         raise LabelingError(
             f"{image_list.root}: {len(missing)} of {len(image_list.items)} images have no text prompt for the "
             f"{backend} backend (first: {missing[0]}); give prompts in a tab-separated second column of the list "
-            f"file, with --prompts FILE, or as instance.extra_prompts")
+            f"file, with --prompts FILE, or as instance.extra_prompts"
+        )

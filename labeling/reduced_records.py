@@ -27,15 +27,25 @@ def upsampled_fields(mask: np.ndarray, orig_hw) -> dict:
     r, c = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     x, y = int(col_start[c[0]]), int(row_start[r[0]])
     box = [float(x), float(y), float(col_start[c[-1] + 1] - x), float(row_start[r[-1] + 1] - y)]
-    counts = _run_lengths(mask[r[0]:r[-1] + 1, c[0]:c[-1] + 1], row_start[r[0]:r[-1] + 2],
-                          cols[x:int(col_start[c[-1] + 1])] - c[0], x, height, width)
+    counts = _run_lengths(
+        mask[r[0] : r[-1] + 1, c[0] : c[-1] + 1],
+        row_start[r[0] : r[-1] + 2],
+        cols[x : int(col_start[c[-1] + 1])] - c[0],
+        x,
+        height,
+        width,
+    )
     rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts.tolist()}, height, width)
-    return {"box": box, "area": int(counts[1::2].sum()),
-            "rle": {"size": [height, width], "counts": rle["counts"].decode("ascii")}}
+    return {
+        "box": box,
+        "area": int(counts[1::2].sum()),
+        "rle": {"size": [height, width], "counts": rle["counts"].decode("ascii")},
+    }
 
 
-def _run_lengths(band: np.ndarray, bounds: np.ndarray, band_cols: np.ndarray, first_col: int,
-                 height: int, width: int) -> np.ndarray:
+def _run_lengths(
+    band: np.ndarray, bounds: np.ndarray, band_cols: np.ndarray, first_col: int, height: int, width: int
+) -> np.ndarray:
     """pycocotools' run lengths (column-major, zeros first) of an H × W mask that is zero outside
     original columns [first_col, first_col + len(band_cols)), whose column first_col + i shows
     `band` [b, k] column band_cols[i] stretched so that band row t covers rows [bounds[t], bounds[t+1])."""

@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 
 WORKER_DIED = "worker died while labeling this image (e.g. killed for using too much memory)"
 IMAGE_ATTEMPTS = 2  # workers an image may kill before it is recorded as failed
-NO_NODE_LEFT = ("no node of the Ray cluster can run a label worker any more; the shards already done "
-                "are kept: rerun the same command to resume")
+NO_NODE_LEFT = (
+    "no node of the Ray cluster can run a label worker any more; the shards already done "
+    "are kept: rerun the same command to resume"
+)
 
 
 def label_image_by_image(cfg, worker, output: str, root: str, shard: int, items: list):

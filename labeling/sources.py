@@ -139,8 +139,9 @@ def _from_list_file(list_file: Path) -> ImageList:
     try:
         text = list_file.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise LabelingError(f"{list_file}: not an image folder, nor a UTF-8 text list of image paths "
-                            f"(byte {exc.start}: {exc.reason})") from None
+        raise LabelingError(
+            f"{list_file}: not an image folder, nor a UTF-8 text list of image paths (byte {exc.start}: {exc.reason})"
+        ) from None
     for raw in text.splitlines():
         path, _, column = raw.partition("\t")
         line = path.strip()

@@ -25,7 +25,7 @@ import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from datasets_spec import storage
@@ -52,19 +52,19 @@ def store_lock(output: Path) -> Iterator[None]:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise LabelingError(f"{output}: cannot create the job lock {path.name} beside it "
-                            f"({exc.strerror})") from None
+        raise LabelingError(f"{output}: cannot create the job lock {path.name} beside it ({exc.strerror})") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise LabelingError(f"{output}: another c2f-label job is labeling this store "
-                                f"({_holder(fd)}); wait for it, or stop it and rerun") from None
+            raise LabelingError(
+                f"{output}: another c2f-label job is labeling this store "
+                f"({_holder(fd)}); wait for it, or stop it and rerun"
+            ) from None
         try:
             _write_holder(fd)
         except OSError as exc:  # a full disk takes the file but not its contents
-            raise LabelingError(f"{output}: cannot write the job lock {path.name} beside it "
-                                f"({exc.strerror})") from None
+            raise LabelingError(f"{output}: cannot write the job lock {path.name} beside it ({exc.strerror})") from None
         yield
     finally:
         os.close(fd)  # releases the lock
@@ -118,10 +118,11 @@ def _take_over_dead_holder(output: str, folder: str, name: str, mine: bytes) -> 
         held, dead, holder = b"", False, "holder unknown"
     if dead and storage.create_exclusive(folder, name, mine, replacing=held):
         return
-    raise LabelingError(f"{output}: another c2f-label job is labeling this store ({holder}); wait for it, or "
-                        f"once it is gone delete {storage.join(folder, name)} and rerun")
+    raise LabelingError(
+        f"{output}: another c2f-label job is labeling this store ({holder}); wait for it, or "
+        f"once it is gone delete {storage.join(folder, name)} and rerun"
+    )
 
 
 def _holder_info() -> dict:
-    return {"host": socket.gethostname(), "pid": os.getpid(),
-            "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return {"host": socket.gethostname(), "pid": os.getpid(), "since": datetime.now(UTC).isoformat(timespec="seconds")}

@@ -33,11 +33,17 @@ class ShardLabeler:
     def __init__(self, cfg: LabelConfig, device: str | None = None):
         self.cfg = cfg
         self.semantic = create_backend("semantic", cfg.semantic.name, **_params(cfg.semantic, device))
-        self.instance = None if cfg.instance is None else create_backend(
-            "instance", cfg.instance.name, **_params(cfg.instance, device))
+        self.instance = (
+            None
+            if cfg.instance is None
+            else create_backend("instance", cfg.instance.name, **_params(cfg.instance, device))
+        )
 
     def identities(self) -> dict:
-        return {"semantic": self.semantic.identity(), "instance": None if self.instance is None else self.instance.identity()}
+        return {
+            "semantic": self.semantic.identity(),
+            "instance": None if self.instance is None else self.instance.identity(),
+        }
 
     def label_space(self) -> dict[int, str]:
         return self.semantic.label_space()
@@ -101,8 +107,9 @@ class ShardLabeler:
                 self._run_batch([one], pool, out)
             return
         for (j, _, (image, orig_hw)), (semantic, instances) in zip(batch, predictions):
-            out[j] = pool.submit(fuse, semantic, instances, orig_hw, self.cfg.canvas, self.cfg.min_area,
-                                 image_hw=image.shape[:2])
+            out[j] = pool.submit(
+                fuse, semantic, instances, orig_hw, self.cfg.canvas, self.cfg.min_area, image_hw=image.shape[:2]
+            )
 
     def _predict(self, items, decoded) -> list[tuple]:
         """decoded: (image [h, w, 3] uint8, (H, W) true size) per item → (semantic [h, w] int32 at
@@ -121,8 +128,14 @@ def shard_summary(store: str, shard: int, items: list[ImageItem], results: list[
     `label_shard` returns."""
     marker = write_shard(store, shard, results)
     failures = [[item.key, r.error] for item, r in zip(items, results) if r.error is not None]
-    return {"shard": shard, "done": len(items) - len(failures), "failed": len(failures),
-            "failures": failures, "dropped": marker["dropped"], "seconds": time.perf_counter() - t0}
+    return {
+        "shard": shard,
+        "done": len(items) - len(failures),
+        "failed": len(failures),
+        "failures": failures,
+        "dropped": marker["dropped"],
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def _resolve(result) -> ImageResult:

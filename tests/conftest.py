@@ -2,8 +2,8 @@
 
 import logging
 import os
-from pathlib import Path
 import re
+from pathlib import Path
 
 # Tiny models run much faster on one thread than on two on a shared 2-core machine, and pytest-xdist
 # runs one test process per core. Set before anything imports torch; subprocesses inherit it.
@@ -16,8 +16,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # Ray workers import the test backends (tests/labeling/fault_backends.py) when they start.
-RAY_TEST_RUNTIME_ENV = {"worker_process_setup_hook": "tests.labeling.fault_backends.register",
-                        "env_vars": {"PYTHONPATH": str(ROOT)}}
+RAY_TEST_RUNTIME_ENV = {
+    "worker_process_setup_hook": "tests.labeling.fault_backends.register",
+    "env_vars": {"PYTHONPATH": str(ROOT)},
+}
 
 
 @pytest.fixture(scope="session")
@@ -26,8 +28,16 @@ def ray_session(tmp_path_factory):
     session files in the test's temporary directory; its workers know the test backends."""
     import ray
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=256 << 20, configure_logging=False,
-             log_to_driver=False, _temp_dir=str(tmp_path_factory.mktemp("ray")), runtime_env=RAY_TEST_RUNTIME_ENV)
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=256 << 20,
+        configure_logging=False,
+        log_to_driver=False,
+        _temp_dir=str(tmp_path_factory.mktemp("ray")),
+        runtime_env=RAY_TEST_RUNTIME_ENV,
+    )
     yield ray
     ray.shutdown()
 
@@ -62,8 +72,12 @@ def s3_bucket(moto_endpoint, monkeypatch, request):
     subprocesses and passed on to Ray workers). Returns its URL, "s3://NAME"."""
     import boto3
 
-    env = {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_REGION": "us-east-1"}
+    env = {
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     for key in ("AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN", "AWS_PROFILE"):

@@ -33,10 +33,11 @@ _KEEP = re.compile(r"^ckpt-(\d+)\.pt$")
 _REQUIRED = ("format", "step", "model", "optimizer", "config")
 _TEMP_PREFIX, _TEMP_SUFFIX = ".tmp-", ".pt"
 # config keys added since format 1, with the value that runs written before them had
-_LEGACY_CONFIG = {"model": {"decoder_context_embed": False, "patch_bias_init": "zeros", "init_from": None,
-                            "arch": None},
-                  "curriculum": {"mix": "sample"},
-                  "optim": {"warmup_from_zero": False, "decay_rule": "model"}}
+_LEGACY_CONFIG = {
+    "model": {"decoder_context_embed": False, "patch_bias_init": "zeros", "init_from": None, "arch": None},
+    "curriculum": {"mix": "sample"},
+    "optim": {"warmup_from_zero": False, "decay_rule": "model"},
+}
 log = logging.getLogger("training")
 
 
@@ -84,14 +85,30 @@ def load_checkpoint(run_dir: str | Path) -> tuple[dict, Path] | None:
     raise TrainingError(f"no readable checkpoint in {run_dir}: {errors[0]}")
 
 
-def make_state(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: Any,
-               config: dict, step: int, nonfinite: int, num_classes: int, meter: dict | None = None) -> dict:
+def make_state(
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: Any,
+    config: dict,
+    step: int,
+    nonfinite: int,
+    num_classes: int,
+    meter: dict | None = None,
+) -> dict:
     """The checkpoint dict after `step` optimizer steps (model unwrapped from DDP by the caller)."""
-    return {"format": FORMAT, "step": step, "nonfinite": nonfinite,
-            "num_classes": num_classes, "config": config, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict() if scaler is not None else None,
-            "rng": capture_rng(), **({"meter": meter} if meter is not None else {})}
+    return {
+        "format": FORMAT,
+        "step": step,
+        "nonfinite": nonfinite,
+        "num_classes": num_classes,
+        "config": config,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "rng": capture_rng(),
+        **({"meter": meter} if meter is not None else {}),
+    }
 
 
 def remove_stale_temps(run_dir: str | Path) -> list[Path]:
@@ -115,8 +132,10 @@ def check_compatible(state: dict, model: torch.nn.Module, model_config: dict, pa
     if not changed:
         name = sorted(set(want) ^ set(have)) or [k for k in want if want[k] != have[k]]
         changed = [f"parameter {name[0]}"]
-    raise TrainingError(f"checkpoint {path} was written for a different model shape "
-                        f"({', '.join(changed)}); use a new --out directory or the original model config")
+    raise TrainingError(
+        f"checkpoint {path} was written for a different model shape "
+        f"({', '.join(changed)}); use a new --out directory or the original model config"
+    )
 
 
 def capture_rng() -> dict:
@@ -124,11 +143,18 @@ def capture_rng() -> dict:
     version, py_state, gauss = random.getstate()
     name, keys, pos, has_gauss, cached = np.random.get_state()
     cuda = torch.cuda.get_rng_state() if torch.cuda.is_initialized() else None  # this device only
-    return {"python": {"version": version, "state": torch.tensor(py_state, dtype=torch.int64),
-                       "gauss": gauss},
-            "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                      "has_gauss": int(has_gauss), "cached": float(cached)},
-            "torch": torch.get_rng_state(), "cuda": cuda}
+    return {
+        "python": {"version": version, "state": torch.tensor(py_state, dtype=torch.int64), "gauss": gauss},
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": cuda,
+    }
 
 
 def restore_rng(rng: dict) -> None:
@@ -138,8 +164,15 @@ def restore_rng(rng: dict) -> None:
     py = rng["python"]
     random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss"]))
     np_state = rng["numpy"]
-    np.random.set_state((np_state["name"], np_state["keys"].numpy().astype(np.uint32),
-                         np_state["pos"], np_state["has_gauss"], np_state["cached"]))
+    np.random.set_state(
+        (
+            np_state["name"],
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["cached"],
+        )
+    )
     torch.set_rng_state(rng["torch"])
     if rng["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state(rng["cuda"])
@@ -149,8 +182,10 @@ def _read(path: Path, mmap: bool = False) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:  # torch raises many types for damaged files (zip, pickle, EOF, ...)
-        raise TrainingError(f"checkpoint {path} is unreadable ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else 'damaged file'})") from None
+        raise TrainingError(
+            f"checkpoint {path} is unreadable ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'damaged file'})"
+        ) from None
     if not isinstance(state, dict) or any(k not in state for k in _REQUIRED):
         raise TrainingError(f"checkpoint {path} is not a c2f-train checkpoint")
     if state["format"] != FORMAT:
@@ -171,8 +206,9 @@ def _drop_false_timm_name(model: dict | None) -> None:
 
 def _fallbacks(run_dir: Path) -> list[Path]:
     """previous.pt and the keeps, newest step first (previous.pt peeked with a memory map)."""
-    keeps = sorted((int(m.group(1)), run_dir / m.group(0)) for p in run_dir.glob("ckpt-*.pt")
-                   if (m := _KEEP.match(p.name)))
+    keeps = sorted(
+        (int(m.group(1)), run_dir / m.group(0)) for p in run_dir.glob("ckpt-*.pt") if (m := _KEEP.match(p.name))
+    )
     previous = run_dir / PREVIOUS
     try:
         prev_step = int(_read(previous, mmap=True)["step"]) if previous.exists() else -1

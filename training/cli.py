@@ -25,25 +25,41 @@ PROG = "c2f-train"
 
 
 def train_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Pre-train a ViT with C2FMAE (or the mae / parallel "
-                "ablations) on a c2fmae store. Rerun with the same --out to resume.",
-                epilog=f"export the encoder of a run: {PROG} export RUN_DIR -o encoder.pth")
+    p = _Parser(
+        prog=PROG,
+        description="Pre-train a ViT with C2FMAE (or the mae / parallel "
+        "ablations) on a c2fmae store. Rerun with the same --out to resume.",
+        epilog=f"export the encoder of a run: {PROG} export RUN_DIR -o encoder.pth",
+    )
     p.add_argument("--config", required=True, help="YAML config (see configs/)")
     p.add_argument("--data", required=True, help="the labeled store (c2f-label -o): a path or s3:// / gs:// URL")
     p.add_argument("--images", required=True, help="the image root given to c2f-label")
     p.add_argument("--out", required=True, help="run directory (resumed when it has a checkpoint)")
-    p.add_argument("--max-steps", type=_positive, default=None,
-                   help="stop after N optimizer steps in total (schedules are unchanged)")
+    p.add_argument(
+        "--max-steps",
+        type=_positive,
+        default=None,
+        help="stop after N optimizer steps in total (schedules are unchanged)",
+    )
     p.add_argument("--seed", type=int, default=None, help="same as --set engine.seed=S")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set optim.blr=1e-3 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set optim.blr=1e-3 (repeatable)",
+    )
     add_verbose_flag(p)
     return p
 
 
 def export_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=f"{PROG} export", description="Write a run's encoder as a timm state dict "
-                "plus a JSON record (timm model name, kwargs, input size, mean/std) beside it.")
+    p = _Parser(
+        prog=f"{PROG} export",
+        description="Write a run's encoder as a timm state dict "
+        "plus a JSON record (timm model name, kwargs, input size, mean/std) beside it.",
+    )
     p.add_argument("run_dir", help="a c2f-train run directory")
     p.add_argument("-o", "--output", required=True, help="output .pth path")
     return p
@@ -52,16 +68,25 @@ def export_parser() -> argparse.ArgumentParser:
 def eval_parser() -> argparse.ArgumentParser:
     from training.eval import PROTOCOLS
 
-    p = _Parser(prog=f"{PROG} eval", description="Evaluate an encoder (c2f-train export output, or "
-                "a timm ViT state dict with --set encoder.timm_model=NAME); see docs/evaluation.md.")
+    p = _Parser(
+        prog=f"{PROG} eval",
+        description="Evaluate an encoder (c2f-train export output, or "
+        "a timm ViT state dict with --set encoder.timm_model=NAME); see docs/evaluation.md.",
+    )
     p.add_argument("--encoder", required=True, help="encoder .pth (encoder.json beside it is read)")
     p.add_argument("--protocol", required=True, choices=PROTOCOLS)
     p.add_argument("--train", required=True, help="training images: class folders (dense: store image root)")
     p.add_argument("--val", required=True, help="validation images, same layout (or ImageNet's flat val)")
     p.add_argument("--out", default=None, help="results directory: PROTOCOL.json (finetune: checkpoints)")
     p.add_argument("--config", default=None, help="YAML of eval settings (sections as --set keys)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a setting, e.g. --set knn.k=10 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. --set knn.k=10 (repeatable)",
+    )
     return p
 
 
@@ -105,8 +130,10 @@ def _export(args: argparse.Namespace) -> int:
     from training.export import export_encoder, meta_path
 
     record = export_encoder(args.run_dir, args.output)
-    print(f"{PROG}: wrote {args.output} and {meta_path(args.output)} "
-          f"({record['timm_model'] or 'timm VisionTransformer'}, step {record['step']})")
+    print(
+        f"{PROG}: wrote {args.output} and {meta_path(args.output)} "
+        f"({record['timm_model'] or 'timm VisionTransformer'}, step {record['step']})"
+    )
     return 0
 
 

@@ -17,12 +17,22 @@ from typing import Any, Literal
 import pydantic
 import yaml
 
-from datasets_spec.config_files import (Bool, Count, Fraction, NonNegative, Positive,
-                                        PositiveFloat, build, parse_sets, read_config_chain,
-                                        section)
+from datasets_spec.config_files import (
+    Bool,
+    Count,
+    Fraction,
+    NonNegative,
+    Positive,
+    PositiveFloat,
+    build,
+    parse_sets,
+    read_config_chain,
+    section,
+)
 from training.data.config import DataConfig
 from training.masking.curriculum import CurriculumConfig
 from training.models.config import ModelConfig, with_arch
+
 
 @section
 class OptimConfig:
@@ -69,13 +79,11 @@ class TrainConfig:
     @pydantic.model_validator(mode="after")
     def _same_image_size(self) -> TrainConfig:
         if self.data.img_size != self.model.img_size:
-            raise ValueError(f"data.img_size ({self.data.img_size}) must equal model.img_size "
-                             f"({self.model.img_size})")
+            raise ValueError(f"data.img_size ({self.data.img_size}) must equal model.img_size ({self.model.img_size})")
         return self
 
 
-def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = (),
-                cls: type = TrainConfig) -> Any:
+def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = (), cls: type = TrainConfig) -> Any:
     """Resolve defaults <- YAML file (with its `base:` chain) <- `key=value` overrides into `cls`."""
     layers = read_config_chain(path) if path is not None else []
     return build(cls, [*layers, ("--set", parse_sets(overrides))], prepare=_presets)

@@ -20,8 +20,14 @@ from torch.utils.data import DataLoader
 
 from datasets_spec import StoreError, storage
 from training import distributed
-from training.checkpoint import (check_compatible, load_checkpoint, make_state,
-                                 remove_stale_temps, restore_rng, save_checkpoint)
+from training.checkpoint import (
+    check_compatible,
+    load_checkpoint,
+    make_state,
+    remove_stale_temps,
+    restore_rng,
+    save_checkpoint,
+)
 from training.config import TrainConfig, save_config, to_dict
 from training.data import build_dataset, gpu_decode, loader_kwargs
 from training.errors import TrainingError
@@ -61,8 +67,9 @@ class Run:
         return step % self.cfg.engine.log_every == 0 or step == self.schedule.total_steps
 
 
-def train(cfg: TrainConfig, data: str | Path, images: str | Path, out: str | Path,
-          max_steps: int | None = None) -> dict:
+def train(
+    cfg: TrainConfig, data: str | Path, images: str | Path, out: str | Path, max_steps: int | None = None
+) -> dict:
     """Pre-train (or resume) into RUN_DIR `out`; returns the run summary (also printed)."""
     info = distributed.init_distributed(cfg.engine.device)
     try:
@@ -72,14 +79,20 @@ def train(cfg: TrainConfig, data: str | Path, images: str | Path, out: str | Pat
         distributed.cleanup()
 
 
-def setup(cfg: TrainConfig, info: distributed.DistInfo, data: Path | str, images: Path, run_dir: Path,
-          max_steps: int | None) -> Run:
+def setup(
+    cfg: TrainConfig, info: distributed.DistInfo, data: Path | str, images: Path, run_dir: Path, max_steps: int | None
+) -> Run:
     """Build dataset, sampler, model, optimizer; restore RUN_DIR's latest checkpoint if any."""
     gpu_decode.require_cuda(cfg.data, info.device)
     dataset = _dataset(cfg, data, images)
-    sampler = ResumableSampler(len(dataset), batch_size=cfg.optim.batch_size,
-                               accum_iter=cfg.optim.accum_iter, rank=info.rank,
-                               world_size=info.world_size, seed=cfg.engine.seed)
+    sampler = ResumableSampler(
+        len(dataset),
+        batch_size=cfg.optim.batch_size,
+        accum_iter=cfg.optim.accum_iter,
+        rank=info.rank,
+        world_size=info.world_size,
+        seed=cfg.engine.seed,
+    )
     seed_global_rngs(cfg.engine.seed)
     model = build_model(cfg.model, dataset.num_classes).to(info.device)
     optimizer = build_optimizer(model, cfg.optim, info.world_size)
@@ -96,19 +109,40 @@ def setup(cfg: TrainConfig, info: distributed.DistInfo, data: Path | str, images
         remove_stale_temps(run_dir)
         save_config(cfg, run_dir / "config.yaml")
     total = cfg.optim.epochs * sampler.steps_per_epoch
-    loader = DataLoader(dataset, batch_size=cfg.optim.batch_size, sampler=sampler, drop_last=True,
-                        generator=generator(derive_seed(cfg.engine.seed, LOADER_SEED)),
-                        **loader_kwargs(cfg.data))
-    ctx = StepContext(model=distributed.wrap_ddp(model, info), optimizer=optimizer, scaler=scaler,
-                      curriculum=curriculum, device=info.device, amp_dtype=amp,
-                      clip_grad=cfg.optim.clip_grad, seed=cfg.engine.seed, micro_id=sampler.micro_id,
-                      prepare=functools.partial(gpu_decode.decode_batch, cfg=cfg.data)
-                      if cfg.data.decode == "gpu" else None)
-    return Run(cfg=cfg, info=info, run_dir=run_dir, loader=loader, sampler=sampler,
-               schedule=Schedule.from_config(cfg.optim, info.world_size, sampler.steps_per_epoch),
-               ctx=ctx, num_classes=dataset.num_classes, start_step=start,
-               stop_step=total if max_steps is None else min(total, max_steps), nonfinite=nonfinite,
-               meter_state=meter_state)
+    loader = DataLoader(
+        dataset,
+        batch_size=cfg.optim.batch_size,
+        sampler=sampler,
+        drop_last=True,
+        generator=generator(derive_seed(cfg.engine.seed, LOADER_SEED)),
+        **loader_kwargs(cfg.data),
+    )
+    ctx = StepContext(
+        model=distributed.wrap_ddp(model, info),
+        optimizer=optimizer,
+        scaler=scaler,
+        curriculum=curriculum,
+        device=info.device,
+        amp_dtype=amp,
+        clip_grad=cfg.optim.clip_grad,
+        seed=cfg.engine.seed,
+        micro_id=sampler.micro_id,
+        prepare=functools.partial(gpu_decode.decode_batch, cfg=cfg.data) if cfg.data.decode == "gpu" else None,
+    )
+    return Run(
+        cfg=cfg,
+        info=info,
+        run_dir=run_dir,
+        loader=loader,
+        sampler=sampler,
+        schedule=Schedule.from_config(cfg.optim, info.world_size, sampler.steps_per_epoch),
+        ctx=ctx,
+        num_classes=dataset.num_classes,
+        start_step=start,
+        stop_step=total if max_steps is None else min(total, max_steps),
+        nonfinite=nonfinite,
+        meter_state=meter_state,
+    )
 
 
 def seed_global_rngs(seed: int) -> None:
@@ -122,9 +156,15 @@ def seed_global_rngs(seed: int) -> None:
 def loop(run: Run) -> dict:
     """Step from run.start_step to run.stop_step, logging, drawing and checkpointing on schedule."""
     eng, spe = run.cfg.engine, run.sampler.steps_per_epoch
-    logger = RunLogger(run.run_dir, enabled=run.info.is_main, start_step=run.start_step,
-                       stop_step=run.stop_step, tensorboard=eng.tensorboard, progress=eng.progress,
-                       keep_record=run.is_regular_record)
+    logger = RunLogger(
+        run.run_dir,
+        enabled=run.info.is_main,
+        start_step=run.start_step,
+        stop_step=run.stop_step,
+        tensorboard=eng.tensorboard,
+        progress=eng.progress,
+        keep_record=run.is_regular_record,
+    )
     meter, step, last = Meter(), run.start_step, {}
     if run.meter_state is not None:
         meter.load_state_dict(run.meter_state, run.info.device)
@@ -134,7 +174,7 @@ def loop(run: Run) -> dict:
             run.sampler.set_epoch(epoch, in_epoch)
             batches, end = iter(run.loader), min(run.stop_step, (epoch + 1) * spe)
             while step < end:
-                micro = meter.wait(lambda: _next_micro(batches, run.cfg.optim.accum_iter, step))
+                micro = meter.wait(functools.partial(_next_micro, batches, run.cfg.optim.accum_iter, step))
                 lr = run.schedule.apply(run.ctx.optimizer, step)
                 result = train_step(run.ctx, micro, step, step / run.schedule.total_steps)
                 _count_nonfinite(run, result.finite, step)
@@ -152,12 +192,13 @@ def _next_micro(batches, accum_iter: int, step: int) -> list:
         return [next(batches) for _ in range(accum_iter)]
     except (OSError, ValueError, StoreError) as exc:  # from a loader worker: its traceback as text
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        raise TrainingError(f"reading the data for step {step + 1} failed: {lines[-1] if lines else exc!r}; "
-                            "fix or restore the file, then rerun to resume from the latest checkpoint") from None
+        raise TrainingError(
+            f"reading the data for step {step + 1} failed: {lines[-1] if lines else exc!r}; "
+            "fix or restore the file, then rerun to resume from the latest checkpoint"
+        ) from None
 
 
-def _after_step(run: Run, logger: RunLogger, meter: Meter, done: int, lr: float,
-                result: StepResult) -> dict | None:
+def _after_step(run: Run, logger: RunLogger, meter: Meter, done: int, lr: float, result: StepResult) -> dict | None:
     """Log / draw / checkpoint after `done` optimizer steps; returns the record when one was logged."""
     eng, record = run.cfg.engine, None
     save, regular = done % eng.checkpoint_every == 0 or done == run.stop_step, run.is_regular_record(done)
@@ -171,11 +212,20 @@ def _after_step(run: Run, logger: RunLogger, meter: Meter, done: int, lr: float,
     if run.info.is_main and eng.image_every and done % eng.image_every == 0:
         (run.run_dir / "images").mkdir(exist_ok=True)
         pictures = distributed.unwrap(run.ctx.model).pictures(result.batch, result.out)
-        save_grid(run.run_dir / "images" / f"step-{done:07d}.png", result.batch,
-                  {"mask": result.out["mask"], "pred": pictures}, mean=run.cfg.data.mean, std=run.cfg.data.std)
+        save_grid(
+            run.run_dir / "images" / f"step-{done:07d}.png",
+            result.batch,
+            {"mask": result.out["mask"], "pred": pictures},
+            mean=run.cfg.data.mean,
+            std=run.cfg.data.std,
+        )
     if save:
-        _save(run, done, keep=bool(eng.keep_every) and done % eng.keep_every == 0,
-              meter_state=meter.state_dict() if regular else unlogged)
+        _save(
+            run,
+            done,
+            keep=bool(eng.keep_every) and done % eng.keep_every == 0,
+            meter_state=meter.state_dict() if regular else unlogged,
+        )
     return record
 
 
@@ -188,11 +238,19 @@ def _record(run: Run, meter: Meter, done: int, lr: float, result: StepResult) ->
     w = run.ctx.curriculum.weights((done - 1) / run.schedule.total_steps)
     images = meter.steps * effective_batch(run.cfg.optim, run.info.world_size)
     elapsed, wait = meter.lap()
-    return {"step": done, "epoch": (done - 1) // run.sampler.steps_per_epoch,
-            **dict(zip(names, values)), "lr": lr, "w_semantic": w[0], "w_instance": w[1],
-            "w_random": w[2], "images_per_s": images / max(elapsed, 1e-9),
-            "data_wait": wait / max(elapsed, 1e-9), "nonfinite": run.nonfinite,
-            **({"grad_norm": result.grad_norm} if result.grad_norm is not None else {})}
+    return {
+        "step": done,
+        "epoch": (done - 1) // run.sampler.steps_per_epoch,
+        **dict(zip(names, values)),
+        "lr": lr,
+        "w_semantic": w[0],
+        "w_instance": w[1],
+        "w_random": w[2],
+        "images_per_s": images / max(elapsed, 1e-9),
+        "data_wait": wait / max(elapsed, 1e-9),
+        "nonfinite": run.nonfinite,
+        **({"grad_norm": result.grad_norm} if result.grad_norm is not None else {}),
+    }
 
 
 def _count_nonfinite(run: Run, finite: bool, step: int) -> None:
@@ -201,16 +259,25 @@ def _count_nonfinite(run: Run, finite: bool, step: int) -> None:
     run.nonfinite += 1
     log.warning("non-finite loss at step %d: update skipped (%d so far)", step, run.nonfinite)
     if run.nonfinite > run.cfg.engine.max_nonfinite:
-        raise TrainingError(f"loss was non-finite on {run.nonfinite} steps, more than "
-                            f"engine.max_nonfinite={run.cfg.engine.max_nonfinite} (last at step {step}); "
-                            "try a lower optim.blr, optim.clip_grad, or engine.amp=bf16")
+        raise TrainingError(
+            f"loss was non-finite on {run.nonfinite} steps, more than "
+            f"engine.max_nonfinite={run.cfg.engine.max_nonfinite} (last at step {step}); "
+            "try a lower optim.blr, optim.clip_grad, or engine.amp=bf16"
+        )
 
 
 def _save(run: Run, done: int, keep: bool, meter_state: dict) -> None:
     if run.info.is_main:
-        state = make_state(model=distributed.unwrap(run.ctx.model), optimizer=run.ctx.optimizer,
-                           scaler=run.ctx.scaler, config=to_dict(run.cfg), step=done,
-                           nonfinite=run.nonfinite, num_classes=run.num_classes, meter=meter_state)
+        state = make_state(
+            model=distributed.unwrap(run.ctx.model),
+            optimizer=run.ctx.optimizer,
+            scaler=run.ctx.scaler,
+            config=to_dict(run.cfg),
+            step=done,
+            nonfinite=run.nonfinite,
+            num_classes=run.num_classes,
+            meter=meter_state,
+        )
         save_checkpoint(run.run_dir, state, keep=keep)
     distributed.barrier()
 
@@ -273,10 +340,19 @@ def _summary(run: Run, logger: RunLogger, meter: Meter, step: int, last: dict) -
     ran = meter.total_steps + meter.steps
     seconds = time.perf_counter() - meter.start
     images = ran * effective_batch(run.cfg.optim, run.info.world_size)
-    summary = {"step": step, "steps_run": ran, "seconds": seconds, "images_per_s": images / max(seconds, 1e-9),
-               "loss": last.get("loss"), "nonfinite": run.nonfinite, "run_dir": str(run.run_dir)}
+    summary = {
+        "step": step,
+        "steps_run": ran,
+        "seconds": seconds,
+        "images_per_s": images / max(seconds, 1e-9),
+        "loss": last.get("loss"),
+        "nonfinite": run.nonfinite,
+        "run_dir": str(run.run_dir),
+    }
     loss = f"{summary['loss']:.4f}" if summary["loss"] is not None else "n/a"
-    logger.message(f"c2f-train: done: step {step}/{run.schedule.total_steps} ({ran} this run) in "
-                   f"{seconds:.1f}s, {summary['images_per_s']:.1f} images/s, loss {loss}, "
-                   f"{run.nonfinite} non-finite steps skipped; checkpoint {run.run_dir / 'latest.pt'}")
+    logger.message(
+        f"c2f-train: done: step {step}/{run.schedule.total_steps} ({ran} this run) in "
+        f"{seconds:.1f}s, {summary['images_per_s']:.1f} images/s, loss {loss}, "
+        f"{run.nonfinite} non-finite steps skipped; checkpoint {run.run_dir / 'latest.pt'}"
+    )
     return summary

@@ -1,12 +1,12 @@
 """Export a run's RGB encoder as a timm-loadable state dict plus a JSON format record.
 
-    export_encoder(run_dir, "encoder.pth")
-    -> encoder.pth: {name: tensor}, loads with strict=True into
-       timm.create_model(meta["timm_model"], pretrained=False, **meta["timm_kwargs"]), or, when
-       timm_model is null (no timm name has these sizes), into
-       timm.models.vision_transformer.VisionTransformer(**meta["timm_kwargs"])
-    -> encoder.json (same stem, beside it): timm name (or null) and kwargs, input size,
-       mean/std, format version, source run, step.
+export_encoder(run_dir, "encoder.pth")
+-> encoder.pth: {name: tensor}, loads with strict=True into
+   timm.create_model(meta["timm_model"], pretrained=False, **meta["timm_kwargs"]), or, when
+   timm_model is null (no timm name has these sizes), into
+   timm.models.vision_transformer.VisionTransformer(**meta["timm_kwargs"])
+-> encoder.json (same stem, beside it): timm name (or null) and kwargs, input size,
+   mean/std, format version, source run, step.
 """
 
 from __future__ import annotations
@@ -36,12 +36,18 @@ def export_encoder(run_dir: str | Path, out_path: str | Path) -> dict:
     model = build_model(cfg.model, int(state["num_classes"]))
     model.load_state_dict(state["model"])
     spec = model.timm_spec()
-    record = {"format_version": FORMAT_VERSION, "timm_model": spec["model"],
-              "timm_kwargs": {**spec["kwargs"], "num_classes": 0},
-              "input_size": [3, cfg.model.img_size, cfg.model.img_size],
-              "mean": list(cfg.data.mean), "std": list(cfg.data.std),
-              "source_run": str(run_dir.resolve()), "checkpoint": path.name,
-              "step": int(state["step"]), "model_mode": cfg.model.mode}
+    record = {
+        "format_version": FORMAT_VERSION,
+        "timm_model": spec["model"],
+        "timm_kwargs": {**spec["kwargs"], "num_classes": 0},
+        "input_size": [3, cfg.model.img_size, cfg.model.img_size],
+        "mean": list(cfg.data.mean),
+        "std": list(cfg.data.std),
+        "source_run": str(run_dir.resolve()),
+        "checkpoint": path.name,
+        "step": int(state["step"]),
+        "model_mode": cfg.model.mode,
+    }
     out_path.parent.mkdir(parents=True, exist_ok=True)
     _atomic(out_path, lambda tmp: torch.save(model.encoder_state_dict(), tmp))
     _atomic(meta_path(out_path), lambda tmp: tmp.write_text(json.dumps(record, indent=2) + "\n"))

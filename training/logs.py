@@ -28,8 +28,17 @@ TB_DIR = "tensorboard"
 class RunLogger:
     """Writes one record per logged step to every enabled channel; inert on ranks other than 0."""
 
-    def __init__(self, run_dir: Path, *, enabled: bool, start_step: int, stop_step: int,
-                 tensorboard: bool, progress: bool, keep_record: Callable[[int], bool]):
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        enabled: bool,
+        start_step: int,
+        stop_step: int,
+        tensorboard: bool,
+        progress: bool,
+        keep_record: Callable[[int], bool],
+    ):
         self.enabled = enabled
         self.path = Path(run_dir) / LOG_FILE
         self.writer = None
@@ -43,8 +52,9 @@ class RunLogger:
             purge = start_step + 1 if keep_record(start_step) else start_step
             self.writer = SummaryWriter(str(Path(run_dir) / TB_DIR), purge_step=purge)
         if progress:
-            self.bar = tqdm(total=stop_step, initial=start_step, unit="step", dynamic_ncols=True,
-                            file=sys.stderr, desc="c2f-train")
+            self.bar = tqdm(
+                total=stop_step, initial=start_step, unit="step", dynamic_ncols=True, file=sys.stderr, desc="c2f-train"
+            )
 
     def advance(self, loss: float | None = None) -> None:
         """One optimizer step done (progress bar only)."""
@@ -57,8 +67,7 @@ class RunLogger:
         """Append `record` (must hold 'step') to log.jsonl and TensorBoard; NaN/inf become null."""
         if not self.enabled:
             return
-        record = {k: None if isinstance(v, float) and not math.isfinite(v) else v
-                  for k, v in record.items()}
+        record = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
         if self.writer is not None:
@@ -97,14 +106,19 @@ class Meter:
 
     def state_dict(self) -> dict:
         """The sums since the last record (what a checkpoint must carry for an identical log)."""
-        return {"steps": self.steps, "finite_steps": self.finite_steps,
-                "sums": {name: value.detach().cpu() if torch.is_tensor(value) else value
-                         for name, value in self.sums.items()}}
+        return {
+            "steps": self.steps,
+            "finite_steps": self.finite_steps,
+            "sums": {
+                name: value.detach().cpu() if torch.is_tensor(value) else value for name, value in self.sums.items()
+            },
+        }
 
     def load_state_dict(self, state: dict, device: torch.device) -> None:
         self.steps, self.finite_steps = int(state["steps"]), int(state["finite_steps"])
-        self.sums = {name: value.to(device) if torch.is_tensor(value) else value
-                     for name, value in state["sums"].items()}
+        self.sums = {
+            name: value.to(device) if torch.is_tensor(value) else value for name, value in state["sums"].items()
+        }
 
     def mean_losses(self) -> dict[str, torch.Tensor]:
         return {name: total / self.finite_steps for name, total in self.sums.items()}

@@ -54,14 +54,14 @@ def normalise_patches(patches: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 def semantic_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-pixel cross-entropy. logits: [N, M, S, C]; target: [N, M, S] int64, -1 ignored.
     Mean over labelled pixels; 0 (with a gradient) when none is labelled."""
-    loss = F.cross_entropy(logits.flatten(0, 2), target.flatten(), ignore_index=IGNORE,
-                           reduction="sum")
+    loss = F.cross_entropy(logits.flatten(0, 2), target.flatten(), ignore_index=IGNORE, reduction="sum")
     return loss / (target != IGNORE).sum().clamp(min=1)
 
 
 @_fp32
-def instance_loss(embed: torch.Tensor, ids: torch.Tensor, pull_margin: float = 0.5,
-                  push_margin: float = 3.0, reg_weight: float = 1e-3) -> torch.Tensor:
+def instance_loss(
+    embed: torch.Tensor, ids: torch.Tensor, pull_margin: float = 0.5, push_margin: float = 3.0, reg_weight: float = 1e-3
+) -> torch.Tensor:
     """Discriminative embedding loss (De Brabandere et al. 2017), invariant to relabeling ids.
 
     embed: [N, M, S, E] pixel embeddings; ids: [N, M, S] int64 instance ids, -1 ignored; all id-0
@@ -77,7 +77,8 @@ def instance_loss(embed: torch.Tensor, ids: torch.Tensor, pull_margin: float = 0
     cluster = torch.where(valid, cluster, width - 1 + torch.zeros_like(cluster))
     counts = torch.zeros(n, width, device=embed.device).scatter_add_(1, cluster, valid.float())
     sums = torch.zeros(n, width, e, device=embed.device).scatter_add_(
-        1, cluster[..., None].expand(-1, -1, e), embed * valid[..., None])
+        1, cluster[..., None].expand(-1, -1, e), embed * valid[..., None]
+    )
     means = sums / counts.clamp(min=1)[..., None]
     exists = counts > 0
     pull = _pull(embed, means, cluster, valid, counts, pull_margin)

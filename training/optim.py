@@ -41,14 +41,14 @@ def param_groups(model: nn.Module, weight_decay: float, rule: str = "model") -> 
             continue
         suffixes = {".".join(name.split(".")[i:]) for i in range(name.count(".") + 1)}
         (no_decay if param.ndim <= 1 or suffixes & skip else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig, world_size: int) -> torch.optim.AdamW:
     """AdamW over `param_groups`; its lr is overwritten every step by `Schedule.apply`."""
-    return torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.decay_rule),
-                             lr=peak_lr(cfg, world_size), betas=tuple(cfg.betas))
+    return torch.optim.AdamW(
+        param_groups(model, cfg.weight_decay, cfg.decay_rule), lr=peak_lr(cfg, world_size), betas=tuple(cfg.betas)
+    )
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,13 @@ class Schedule:
 
     @classmethod
     def from_config(cls, cfg: OptimConfig, world_size: int, steps_per_epoch: int) -> Schedule:
-        return cls(peak=peak_lr(cfg, world_size), floor=cfg.min_lr,
-                   warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
-                   total_steps=cfg.epochs * steps_per_epoch,
-                   warmup_from_zero=cfg.warmup_from_zero)
+        return cls(
+            peak=peak_lr(cfg, world_size),
+            floor=cfg.min_lr,
+            warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
+            total_steps=cfg.epochs * steps_per_epoch,
+            warmup_from_zero=cfg.warmup_from_zero,
+        )
 
     def lr(self, step: int) -> float:
         """Learning rate of optimizer step `step` (0-based); constant `floor` past the end."""

@@ -39,7 +39,7 @@ def gather_patches(x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 
 def downsample_labels(labels: torch.Tensor, stride: int = LABEL_STRIDE) -> torch.Tensor:
     """labels: [N, H, W] -> [N, H / s, W / s], the centre pixel of each s x s cell (nearest)."""
-    return labels[:, stride // 2::stride, stride // 2::stride]
+    return labels[:, stride // 2 :: stride, stride // 2 :: stride]
 
 
 def label_patches(labels: torch.Tensor, patch: int) -> torch.Tensor:

@@ -22,15 +22,18 @@ from training.seeding import PERMUTATION, derive_seed, generator
 class ResumableSampler(Sampler):
     """This rank's share of each epoch's permutation, startable at any step of the epoch."""
 
-    def __init__(self, size: int, *, batch_size: int, accum_iter: int = 1, rank: int = 0,
-                 world_size: int = 1, seed: int = 0):
+    def __init__(
+        self, size: int, *, batch_size: int, accum_iter: int = 1, rank: int = 0, world_size: int = 1, seed: int = 0
+    ):
         self.size, self.batch_size, self.accum_iter = size, batch_size, accum_iter
         self.rank, self.world_size, self.seed = rank, world_size, seed
         self.global_batch = batch_size * accum_iter * world_size
         self.steps_per_epoch = size // self.global_batch
         if self.steps_per_epoch == 0:
-            raise TrainingError(f"the dataset has {size} usable images, fewer than one global batch "
-                                f"of {self.global_batch} (batch_size x accum_iter x processes)")
+            raise TrainingError(
+                f"the dataset has {size} usable images, fewer than one global batch "
+                f"of {self.global_batch} (batch_size x accum_iter x processes)"
+            )
         self.epoch, self.start_step = 0, 0
 
     def set_epoch(self, epoch: int, start_step: int = 0) -> None:
@@ -53,7 +56,7 @@ class ResumableSampler(Sampler):
         for step in range(self.start_step, self.steps_per_epoch):
             for micro in range(self.accum_iter):
                 start = step * self.global_batch + self.micro_id(micro) * self.batch_size
-                for index in perm[start:start + self.batch_size]:
+                for index in perm[start : start + self.batch_size]:
                     yield index, self.epoch
 
     def __len__(self) -> int:

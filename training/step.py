@@ -60,9 +60,9 @@ def train_step(ctx: StepContext, batches: Sequence[dict], step: int, progress: f
     for micro, raw in enumerate(batches):
         batch = (ctx.prepare or to_device)(raw, ctx.device)
         gid = ctx.micro_id(micro)
-        strategy = ctx.curriculum.sample(len(batch["image"]), progress,
-                                         generator(derive_seed(ctx.seed, CURRICULUM, step, gid)),
-                                         ctx.device)
+        strategy = ctx.curriculum.sample(
+            len(batch["image"]), progress, generator(derive_seed(ctx.seed, CURRICULUM, step, gid)), ctx.device
+        )
         masks = generator(derive_seed(ctx.seed, MASKING, step, gid), ctx.device)
         with _sync_context(ctx.model, last=micro == len(batches) - 1):
             with _autocast(ctx):

@@ -24,8 +24,7 @@ _NO_INSTANCE_GREY = 72
 _PALETTE = np.random.default_rng(0).integers(48, 256, (4096, 3)).astype(np.uint8)
 
 
-def save_grid(path, batch: dict, out: dict, max_images: int = 8, mean=IMAGENET_MEAN,
-              std=IMAGENET_STD) -> Path:
+def save_grid(path, batch: dict, out: dict, max_images: int = 8, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> Path:
     """Write the grid of the first `max_images` images to `path` (PNG); return the path.
 
     batch: image [N, 3, H, W] normalised, semantic / instance [N, H, W] int64 (-1 ignore).
@@ -115,10 +114,9 @@ def _assemble(tiles: list, rows: int, size) -> np.ndarray:
     for col, (title, tile) in enumerate(zip(COLUMNS, tiles)):
         x = col * (w + GAP)
         strip = np.full((HEADER, w, 3), 255, np.uint8)  # drawn apart so a long title is clipped
-        cv2.putText(strip, title, (2, HEADER - 5), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,
-                    cv2.LINE_AA)
-        grid[:HEADER, x:x + w] = strip
+        cv2.putText(strip, title, (2, HEADER - 5), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+        grid[:HEADER, x : x + w] = strip
         for row in range(rows):
             y = HEADER + row * (h + GAP)
-            grid[y:y + h, x:x + w] = 220 if tile is None else tile[row]
+            grid[y : y + h, x : x + w] = 220 if tile is None else tile[row]
     return grid

@@ -45,7 +45,7 @@ class Instances:
             raise ValueError("masks, scores and prompts must have the same length")
 
     @classmethod
-    def empty(cls, height: int, width: int, source: str, dropped: dict | None = None) -> "Instances":
+    def empty(cls, height: int, width: int, source: str, dropped: dict | None = None) -> Instances:
         return cls(np.zeros((0, height, width), bool), np.zeros(0, np.float32), [], source, dict(dropped or {}))
 
     def __len__(self) -> int:

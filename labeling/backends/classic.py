@@ -44,8 +44,15 @@ class ClassicSegmenter:
     def __init__(self, clusters=4, margin=0.05, seed_fraction=0.2, iterations=2, min_fraction=0.01, seed=0):
         if not 1 <= clusters <= 16:
             raise LabelingError(f"classic: clusters must be in 1..16, got {clusters}")
-        self.params = dict(clusters=clusters, margin=margin, seed_fraction=seed_fraction,
-                           iterations=iterations, min_fraction=min_fraction, seed=seed, work_side=WORK_SIDE)
+        self.params = dict(
+            clusters=clusters,
+            margin=margin,
+            seed_fraction=seed_fraction,
+            iterations=iterations,
+            min_fraction=min_fraction,
+            seed=seed,
+            work_side=WORK_SIDE,
+        )
 
     def label_space(self) -> dict[int, str]:
         k = self.params["clusters"]
@@ -88,7 +95,7 @@ class ClassicSegmenter:
         """GrabCut's starting labels [h0, w0] uint8: border = background, centre ellipse = object."""
         dy, dx = round(h0 * self.params["margin"]), round(w0 * self.params["margin"])
         mask = np.full((h0, w0), cv2.GC_BGD, np.uint8)
-        mask[dy:h0 - dy, dx:w0 - dx] = cv2.GC_PR_BGD
+        mask[dy : h0 - dy, dx : w0 - dx] = cv2.GC_PR_BGD
         centre = (w0 // 2, h0 // 2)
         for fraction, value in ((0.8, cv2.GC_PR_FGD), (self.params["seed_fraction"], cv2.GC_FGD)):
             axes = (max(1, round(w0 * fraction / 2)), max(1, round(h0 * fraction / 2)))

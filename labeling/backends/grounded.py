@@ -67,13 +67,19 @@ class GroundedSAM(InstanceBackend):
         self.device = torch.device(device)
         self.detector_name, self.revision = str(detector), revision
         self.params = dict(
-            box_threshold=box_threshold, text_threshold=text_threshold, nms_iou=nms_iou, max_boxes=max_boxes,
-            extra_prompts=[str(p) for p in extra_prompts], batch_size=batch_size, revision=revision,
+            box_threshold=box_threshold,
+            text_threshold=text_threshold,
+            nms_iou=nms_iou,
+            max_boxes=max_boxes,
+            extra_prompts=[str(p) for p in extra_prompts],
+            batch_size=batch_size,
+            revision=revision,
             sam_revision=sam_revision,
         )
         self.detector, self.processor = _load_detector(self.detector_name, revision, self.device)
-        self.segmenter = box_segmenter(sam_variant, sam_checkpoint, sam_model, self.device, sam_revision,
-                                       hq_token_only, compile=bool(sam_compile))
+        self.segmenter = box_segmenter(
+            sam_variant, sam_checkpoint, sam_model, self.device, sam_revision, hq_token_only, compile=bool(sam_compile)
+        )
 
     def identity(self) -> dict:
         detector = {"detector_" + k: v for k, v in model_reference(self.detector_name, self.detector.config).items()}
@@ -105,15 +111,19 @@ class GroundedSAM(InstanceBackend):
                 results.append(Instances.empty(image.shape[0], image.shape[1], self.name, dropped))
         return results
 
-    def _detect(self, images, phrases) -> list["Selection"]:
+    def _detect(self, images, phrases) -> list[Selection]:
         """→ per image the kept boxes (xyxy, original pixels), their scores and phrases, on the CPU."""
         texts, spans = zip(*(prompt_text(ps) for ps in phrases))
         pixels = self.processor.image_processor(  # channels_last stated: 3-row images too; on the model's device
             images=list(images), return_tensors="pt", input_data_format="channels_last", device=self.device
         )
         tokens = self.processor.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self.detector.config.max_text_len,
-            return_offsets_mapping=True, return_tensors="pt",
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.detector.config.max_text_len,
+            return_offsets_mapping=True,
+            return_tensors="pt",
         )
         offsets = tokens.pop("offset_mapping")
         inputs = {k: v.to(self.device) for k, v in {**pixels, **tokens}.items()}

@@ -51,9 +51,14 @@ class SamAMG(InstanceBackend):
         self.sam = load_sam(sam_checkpoint, self.device) if sam_model is None else sam_model.to(self.device).eval()
         fuse_attention(self.sam.image_encoder, compile=bool(sam_compile))
         self.params = dict(
-            points_per_side=points_per_side, points_per_batch=points_per_batch, pred_iou_thresh=pred_iou_thresh,
-            stability_score_thresh=stability_score_thresh, stability_score_offset=stability_score_offset,
-            box_nms_thresh=box_nms_thresh, crop_n_layers=crop_n_layers, min_mask_region_area=min_mask_region_area,
+            points_per_side=points_per_side,
+            points_per_batch=points_per_batch,
+            pred_iou_thresh=pred_iou_thresh,
+            stability_score_thresh=stability_score_thresh,
+            stability_score_offset=stability_score_offset,
+            box_nms_thresh=box_nms_thresh,
+            crop_n_layers=crop_n_layers,
+            min_mask_region_area=min_mask_region_area,
         )
         self.max_masks = int(max_masks)
         self.generator = SamAutomaticMaskGenerator(self.sam, output_mode="binary_mask", **self.params)

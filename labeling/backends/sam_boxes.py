@@ -26,8 +26,15 @@ _MASK_CHUNK = 8  # masks brought to full resolution at a time (bounds memory on 
 _BOX_CHUNK = 256  # boxes per mask-decoder call (each holds a copy of its image's embedding)
 
 
-def box_segmenter(variant: str, checkpoint: str | None, model: torch.nn.Module | None, device: torch.device,
-                  revision: str | None = None, hq_token_only: bool = False, compile: bool = False):
+def box_segmenter(
+    variant: str,
+    checkpoint: str | None,
+    model: torch.nn.Module | None,
+    device: torch.device,
+    revision: str | None = None,
+    hq_token_only: bool = False,
+    compile: bool = False,
+):
     """The segmenter of `variant` ("hq" | "sam"), from a checkpoint or a built segment-anything Sam
     (tests). Plain SAM's encoder attention is switched to SDPA in place (HQ-SAM loads with SDPA);
     compile: torch.compile the image encoder, in place."""
@@ -36,8 +43,10 @@ def box_segmenter(variant: str, checkpoint: str | None, model: torch.nn.Module |
         fuse_attention(sam.image_encoder, compile=compile)
         return SamBoxes(sam, checkpoint, device)
     if model is not None:
-        raise LabelingError("sam_model (a built segment-anything Sam) needs sam_variant: sam; "
-                            "HQ-SAM loads from sam_checkpoint (a transformers model folder or hub id)")
+        raise LabelingError(
+            "sam_model (a built segment-anything Sam) needs sam_variant: sam; "
+            "HQ-SAM loads from sam_checkpoint (a transformers model folder or hub id)"
+        )
     hq, processor = load_sam_hq(checkpoint, revision, device)
     if compile:
         hq.vision_encoder.compile()
@@ -70,10 +79,12 @@ class SamBoxes:
         batch = torch.stack([self.sam.preprocess(r) for r in resized])
         with _autocast(self.device):
             embeddings = self.sam.image_encoder(batch)  # [B, C, h', w']
-        prompt_boxes = torch.cat([transform.apply_boxes_torch(b.to(self.device), im.shape[:2])
-                                  for b, im in zip(boxes, images)])  # [ΣK, 4] model input pixels
-        image_of_box = torch.repeat_interleave(torch.arange(len(images), device=self.device),
-                                               torch.tensor([len(b) for b in boxes], device=self.device))
+        prompt_boxes = torch.cat(
+            [transform.apply_boxes_torch(b.to(self.device), im.shape[:2]) for b, im in zip(boxes, images)]
+        )  # [ΣK, 4] model input pixels
+        image_of_box = torch.repeat_interleave(
+            torch.arange(len(images), device=self.device), torch.tensor([len(b) for b in boxes], device=self.device)
+        )
         low_res = self.decode_boxes(embeddings, image_of_box, prompt_boxes)  # [ΣK, 1, h'', w'']
         out, start = [], 0
         for image, small, image_boxes in zip(images, resized, boxes):
@@ -91,8 +102,11 @@ class SamBoxes:
         with _autocast(self.device):
             for k in range(0, len(boxes), _BOX_CHUNK):
                 part = slice(k, k + _BOX_CHUNK)
-                chunks.append(decode_masks(self.sam.mask_decoder, embeddings[image_of_box[part]], position,
-                                           sparse[part], dense[part]))
+                chunks.append(
+                    decode_masks(
+                        self.sam.mask_decoder, embeddings[image_of_box[part]], position, sparse[part], dense[part]
+                    )
+                )
         return torch.cat(chunks)
 
     def _resize(self, transform, image: np.ndarray) -> torch.Tensor:
@@ -118,8 +132,13 @@ class SamBoxes:
         return np.concatenate(chunks)
 
 
-def decode_masks(decoder: torch.nn.Module, embeddings: torch.Tensor, position: torch.Tensor,
-                 sparse: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+def decode_masks(
+    decoder: torch.nn.Module,
+    embeddings: torch.Tensor,
+    position: torch.Tensor,
+    sparse: torch.Tensor,
+    dense: torch.Tensor,
+) -> torch.Tensor:
     """segment-anything's MaskDecoder with an image embedding per prompt, not one image per call.
 
     embeddings [N, C, h, w] (prompt n's image), position [1, C, h, w], sparse [N, T, C] (prompt
@@ -146,23 +165,28 @@ class HQSamBoxes:
     def identity(self) -> dict:
         vision = self.model.config.vision_config
         return sam_identity(self.variant, self.checkpoint, vision.hidden_size, vision.image_size, self.model.config) | {
-            "sam_hq_token_only": self.hq_token_only}
+            "sam_hq_token_only": self.hq_token_only
+        }
 
     def segment(self, images: list[np.ndarray], boxes: list[torch.Tensor]) -> list[np.ndarray]:
         """images [H, W, 3] uint8, boxes xyxy [K, 4] original pixels (K ≥ 1) → bool [K, H, W] each."""
         pixels = self.processor.image_processor(  # resize, normalise and pad on the model's device
-            images=list(images), return_tensors="pt", input_data_format="channels_last", device=self.device)
+            images=list(images), return_tensors="pt", input_data_format="channels_last", device=self.device
+        )
         with _autocast(self.device):
             encoded = self.model.vision_encoder(pixels["pixel_values"].to(self.device))
         orig = pixels["original_sizes"].tolist()
         resized = pixels["reshaped_input_sizes"].tolist()
-        scaled = [b.to(self.device) * torch.tensor([r[1] / o[1], r[0] / o[0]] * 2, device=self.device)
-                  for b, o, r in zip(boxes, orig, resized)]  # model input pixels
+        scaled = [
+            b.to(self.device) * torch.tensor([r[1] / o[1], r[0] / o[0]] * 2, device=self.device)
+            for b, o, r in zip(boxes, orig, resized)
+        ]  # model input pixels
         low_res = self.decode_boxes(encoded.last_hidden_state, encoded.intermediate_embeddings, scaled)
         return [self._upscale(masks, o, r) for masks, o, r in zip(low_res, orig, resized)]
 
-    def decode_boxes(self, embeddings: torch.Tensor, early: list[torch.Tensor],
-                     boxes: list[torch.Tensor]) -> list[torch.Tensor]:
+    def decode_boxes(
+        self, embeddings: torch.Tensor, early: list[torch.Tensor], boxes: list[torch.Tensor]
+    ) -> list[torch.Tensor]:
         """embeddings [B, C, h', w'], early: HQ's ViT features [B, ...] each, boxes [K_i, 4] per image
         in model input pixels → low-res logits [K_i, 1, h'', w''] per image, from one model call: each
         image's boxes padded to the longest list with copies of its last box (boxes are decoded
@@ -170,8 +194,13 @@ class HQSamBoxes:
         most = max(len(b) for b in boxes)
         padded = torch.stack([torch.cat([b, b[-1:].expand(most - len(b), 4)]) for b in boxes])  # [B, most, 4]
         with _autocast(self.device):
-            masks = self.model(image_embeddings=embeddings, intermediate_embeddings=early, input_boxes=padded,
-                               multimask_output=False, hq_token_only=self.hq_token_only).pred_masks
+            masks = self.model(
+                image_embeddings=embeddings,
+                intermediate_embeddings=early,
+                input_boxes=padded,
+                multimask_output=False,
+                hq_token_only=self.hq_token_only,
+            ).pred_masks
         return [masks[i, : len(b)] for i, b in enumerate(boxes)]  # [B, most, 1, h'', w''] → per image
 
     def _upscale(self, low_res: torch.Tensor, orig_hw, input_hw) -> np.ndarray:

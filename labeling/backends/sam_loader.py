@@ -35,7 +35,7 @@ def check_variant(variant: str) -> str:
 
 
 def sam_kind(checkpoint: str | os.PathLike, state_dict: dict | None = None) -> str:
-    """"vit_h" | "vit_l" | "vit_b": from the state dict's encoder width when given, else the file name."""
+    """ "vit_h" | "vit_l" | "vit_b": from the state dict's encoder width when given, else the file name."""
     if state_dict is not None and _PATCH_EMBED in state_dict:
         width = int(state_dict[_PATCH_EMBED].shape[0])
         if width in _ENCODER_WIDTH:
@@ -57,8 +57,10 @@ def load_sam(checkpoint: str | os.PathLike, device: torch.device) -> torch.nn.Mo
         hint = "; for HQ-SAM set sam_variant: hq" if not os.path.isfile(path) else ""
         raise LabelingError(f"cannot read SAM checkpoint {path!r}: {str(err).splitlines()[0]}{hint}") from None
     if _HQ_TOKEN in state:
-        raise LabelingError(f"{path} is an HQ-SAM checkpoint in SysCV's layout: set sam_variant: hq and "
-                            f"sam_checkpoint to a transformers SamHQ model, e.g. {HQ_HUB_IDS}")
+        raise LabelingError(
+            f"{path} is an HQ-SAM checkpoint in SysCV's layout: set sam_variant: hq and "
+            f"sam_checkpoint to a transformers SamHQ model, e.g. {HQ_HUB_IDS}"
+        )
     sam = sam_model_registry[sam_kind(checkpoint, state)](checkpoint=None)
     try:
         sam.load_state_dict(state)
@@ -74,8 +76,10 @@ def load_sam_hq(name: str | os.PathLike, revision: str | None, device: torch.dev
 
     name = os.fspath(name)
     if os.path.isfile(name):
-        raise LabelingError(f"sam_checkpoint {name!r} is a file; HQ-SAM loads a transformers SamHQ model folder "
-                            f"or hub id, e.g. {HQ_HUB_IDS}; for a segment-anything .pth set sam_variant: sam")
+        raise LabelingError(
+            f"sam_checkpoint {name!r} is a file; HQ-SAM loads a transformers SamHQ model folder "
+            f"or hub id, e.g. {HQ_HUB_IDS}; for a segment-anything .pth set sam_variant: sam"
+        )
     try:
         model = SamHQModel.from_pretrained(name, revision=revision, attn_implementation="sdpa")
         processor = SamHQProcessor.from_pretrained(name, revision=revision)
@@ -84,8 +88,9 @@ def load_sam_hq(name: str | os.PathLike, revision: str | None, device: torch.dev
     return model.to(device).eval(), processor
 
 
-def sam_identity(variant: str, checkpoint: str | os.PathLike | None, encoder_width: int, img_size: int,
-                 config=None) -> dict:
+def sam_identity(
+    variant: str, checkpoint: str | os.PathLike | None, encoder_width: int, img_size: int, config=None
+) -> dict:
     """The SAM variant, its size (vit_h/l/b by encoder width; "custom" for others) and where its
     weights came from: path + sha256, hub id + commit, or "injected" for a model handed over (tests)."""
     kind = {"sam_variant": variant, "sam_kind": _ENCODER_WIDTH.get(encoder_width, "custom"), "sam_img_size": img_size}

@@ -69,8 +69,9 @@ class HFSemantic(SemanticBackend):
     def _inputs(self, images) -> dict:
         kwargs = {"task_inputs": ["semantic"] * len(images)} if self.model_type in _TASK_MODELS else {}
         # channels_last stated: a 3-row image would otherwise be taken for channels-first
-        inputs = self.processor(images=list(images), return_tensors="pt", input_data_format="channels_last",
-                                device=self.device, **kwargs)  # resize and normalise on the model's device
+        inputs = self.processor(
+            images=list(images), return_tensors="pt", input_data_format="channels_last", device=self.device, **kwargs
+        )  # resize and normalise on the model's device
         return {k: v.to(self.device) for k, v in inputs.items()}
 
 

@@ -32,8 +32,15 @@ def make_store(path, n: int = 40, canvas: int = 32, shard_size: int = 8, seed: i
     """A store of n images; all shards written unless write=False. Returns (layout, keys, results)."""
     keys = [f"train/n{i % 3:08d}/img_{i:04d}.JPEG" for i in range(n)]
     labels = [i % 3 for i in range(n)]
-    layout = create_store(path, keys, labels, label_space=LABEL_SPACE, canvas=canvas, shard_size=shard_size,
-                          provenance={"backends": {"semantic": "test"}, "input_list_sha256": "0" * 64})
+    layout = create_store(
+        path,
+        keys,
+        labels,
+        label_space=LABEL_SPACE,
+        canvas=canvas,
+        shard_size=shard_size,
+        provenance={"backends": {"semantic": "test"}, "input_list_sha256": "0" * 64},
+    )
     results = make_results(n, canvas, seed)
     if write:
         for shard in range(layout.num_shards):
@@ -46,16 +53,25 @@ def noise_result(canvas: int, rng: np.random.Generator) -> ImageResult:
     semantic = rng.integers(0, 65535, (canvas, canvas)).astype(np.uint16)
     instance = rng.integers(0, 2, (canvas, canvas)).astype(np.uint16)
     mask = np.ones((canvas, canvas), bool)
-    record = {"id": 1, "score": 1.0, "box": [0, 0, canvas, canvas], "area": canvas * canvas, "semantic": 0,
-              "source": "noise", "prompt": None, "rle": encode_rle(mask)}
+    record = {
+        "id": 1,
+        "score": 1.0,
+        "box": [0, 0, canvas, canvas],
+        "area": canvas * canvas,
+        "semantic": 0,
+        "source": "noise",
+        "prompt": None,
+        "rle": encode_rle(mask),
+    }
     return ImageResult(semantic, instance, (canvas, canvas), [record])
 
 
 def store_content(root) -> dict:
     """Everything a store holds (local path or URL) but run reports and its creation time:
     {store-relative path: bytes}, the group document parsed."""
-    content = {rel: storage.read_bytes(root, rel) for rel in storage.list_all(root)
-               if not rel.startswith(f"{S.REPORTS_DIR}/")}
+    content = {
+        rel: storage.read_bytes(root, rel) for rel in storage.list_all(root) if not rel.startswith(f"{S.REPORTS_DIR}/")
+    }
     group = json.loads(content.pop("zarr.json"))
     group["attributes"]["c2fmae"]["provenance"].pop("created_at", None)
     return {**content, "zarr.json": group}

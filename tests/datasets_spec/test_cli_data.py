@@ -37,8 +37,10 @@ def test_user_errors_are_one_line(tmp_path, capsys):
 
 
 def test_synth_makes_a_valid_store_and_its_images(tmp_path, capsys):
-    assert main(["synth", str(tmp_path / "ds"), "--images", str(tmp_path / "img"), "--count", "10",
-                 "--shard-size", "4"]) == 0
+    assert (
+        main(["synth", str(tmp_path / "ds"), "--images", str(tmp_path / "img"), "--count", "10", "--shard-size", "4"])
+        == 0
+    )
     assert validate(tmp_path / "ds") == []
     assert len(list((tmp_path / "img" / "synth").glob("*.png"))) == 10
 

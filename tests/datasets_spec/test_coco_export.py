@@ -47,6 +47,7 @@ def test_class_agnostic_export_has_one_category(tmp_path):
 def test_unclassed_instances_are_left_out_and_counted(tmp_path, capsys):
     make_store(tmp_path / "ds", n=8, canvas=32, shard_size=8, write=False)
     from datasets_spec import write_shard
+
     from .store_fixtures import make_results
 
     results = make_results(8, 32, fail_every=0)

@@ -8,8 +8,16 @@ from dataclasses import field
 import pydantic
 import pytest
 
-from datasets_spec.config_files import (MAX_CONFIG_BYTES, Count, Positive, build, parse_sets,
-                                        read_config_chain, read_config_file, section)
+from datasets_spec.config_files import (
+    MAX_CONFIG_BYTES,
+    Count,
+    Positive,
+    build,
+    parse_sets,
+    read_config_chain,
+    read_config_file,
+    section,
+)
 from datasets_spec.errors import ConfigError
 
 # 370 bytes that expand to 10^9 strings when every alias is followed
@@ -79,8 +87,9 @@ def test_a_huge_file_is_refused_unread(tmp_path):
         read_config_file(path)
 
 
-@pytest.mark.parametrize("text", [SECRET + "\nline two\n", f"key: [{SECRET}\n", f"{SECRET}: [1,\n",
-                                  f"- {SECRET}\n", f"\t{SECRET}\n"])
+@pytest.mark.parametrize(
+    "text", [SECRET + "\nline two\n", f"key: [{SECRET}\n", f"{SECRET}: [1,\n", f"- {SECRET}\n", f"\t{SECRET}\n"]
+)
 def test_what_failed_to_parse_is_not_echoed(tmp_path, text):
     with pytest.raises(ConfigError) as info:
         read_config_file(_write(tmp_path / "shadow", text))
@@ -122,8 +131,11 @@ def test_unknown_key_names_its_file_and_the_closest_key(tmp_path):
 
 def test_bad_values_name_the_layer_that_set_them_and_the_key(tmp_path):
     path = _write(tmp_path / "c.yaml", "inner: {size: 0}\n")
-    with pytest.raises(ConfigError, match=r"c.yaml: inner.size: Input should be greater than or "
-                                          r"equal to 1, got 0$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"c.yaml: inner.size: Input should be greater than or "
+        r"equal to 1, got 0$",
+    ):
         build(Outer, read_config_chain(path))
     layers = read_config_chain(path) + [("--set", parse_sets(["inner.size=2", "inner.count=true"]))]
     with pytest.raises(ConfigError, match=r"^--set: inner.count: Input should be a valid integer, got True$"):
@@ -133,8 +145,13 @@ def test_bad_values_name_the_layer_that_set_them_and_the_key(tmp_path):
 
 
 def test_set_values_are_typed_yaml_and_malformed_sets_are_refused():
-    assert parse_sets(["a.b=1e-4", "a.c=[1, 2]", "d=null", "e=off", "f=@x: [", "g=a=b"]) == \
-        {"a": {"b": 1e-4, "c": [1, 2]}, "d": None, "e": "off", "f": "@x: [", "g": "a=b"}
+    assert parse_sets(["a.b=1e-4", "a.c=[1, 2]", "d=null", "e=off", "f=@x: [", "g=a=b"]) == {
+        "a": {"b": 1e-4, "c": [1, 2]},
+        "d": None,
+        "e": "off",
+        "f": "@x: [",
+        "g": "a=b",
+    }
     with pytest.raises(ConfigError, match="^--set a: expands to more than"):
         parse_sets(["a=" + BILLION_LAUGHS.replace("\n", ", ").join("{}")])
     for bad in ("novalue", "=1", "a..b=1"):
@@ -154,7 +171,9 @@ def test_a_file_that_is_no_config_is_not_echoed_as_its_keys(tmp_path):
 def test_an_error_of_a_whole_section_names_the_layer_that_last_touched_it(tmp_path):
     path = _write(tmp_path / "c.yaml", "inner: {size: 2}\n")
     layers = read_config_chain(path) + [("--set", {})]  # an empty layer is never blamed
-    with pytest.raises(ConfigError, match=r"d.yaml: inner: Input should be a dictionary or an instance of Inner, got 3$"):
+    with pytest.raises(
+        ConfigError, match=r"d.yaml: inner: Input should be a dictionary or an instance of Inner, got 3$"
+    ):
         build(Outer, read_config_chain(_write(tmp_path / "d.yaml", "inner: 3\n")))
     with pytest.raises(ConfigError, match=r"^.*c.yaml: config: .*inner.size 2 with rate 0.5$"):
         build(Whole, layers)

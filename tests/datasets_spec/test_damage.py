@@ -8,10 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from datasets_spec import StoreError, open_store
+from datasets_spec import StoreError, open_store, storage, tsio
 from datasets_spec import schema as S
-from datasets_spec import storage
-from datasets_spec import tsio
 
 from .store_fixtures import make_store
 
@@ -34,11 +32,11 @@ def test_deleted_and_truncated_files_are_found_by_size_alone(store):
     orig_hw = store / "orig_hw/c/0/0"
     orig_hw.write_bytes(orig_hw.read_bytes()[:-1])
     damaged = open_store(store).damaged_shards()
-    assert damaged == {0: f"orig_hw/c/0/0 has {orig_hw.stat().st_size} bytes, "
-                          f"{orig_hw.stat().st_size + 1} when written",
-                       1: "semantic/c/1/0/0 is missing",
-                       2: f"{storage.records_path(2)} has {cut.stat().st_size} bytes, "
-                          f"{cut.stat().st_size + 3} when written"}
+    assert damaged == {
+        0: f"orig_hw/c/0/0 has {orig_hw.stat().st_size} bytes, {orig_hw.stat().st_size + 1} when written",
+        1: "semantic/c/1/0/0 is missing",
+        2: f"{storage.records_path(2)} has {cut.stat().st_size} bytes, {cut.stat().st_size + 3} when written",
+    }
 
 
 def test_a_marker_from_before_file_lists_still_checks_its_records(store):
@@ -56,8 +54,11 @@ def test_attributes_that_disagree_with_the_arrays_are_refused_at_open(store):
     doc = json.loads(root.read_text())
     doc["attributes"]["c2fmae"]["canvas"]["size"] = 64
     root.write_text(json.dumps(doc))
-    with pytest.raises(StoreError, match=r"semantic has shape \(24, 32, 32\) but the store's attributes "
-                                         r"say \(24, 64, 64\)"):
+    with pytest.raises(
+        StoreError,
+        match=r"semantic has shape \(24, 32, 32\) but the store's attributes "
+        r"say \(24, 64, 64\)",
+    ):
         open_store(store)
 
 

@@ -65,8 +65,12 @@ def test_jpeg_draft_stays_close_to_the_full_decode(oriented_jpegs, orientation):
     mean difference (a shift of half a reduced pixel gives a mean of ~6.5 here)."""
     path = oriented_jpegs[orientation]
     height, width = oriented_hw(orientation)
-    boxes = [(3, 5, 1500, 1400), (401, 333, 900, 1000), (height - 1100, width - 1200, 1100, 1200),
-             (height - 300, 0, 300, 300)]
+    boxes = [
+        (3, 5, 1500, 1400),
+        (401, 333, 900, 1000),
+        (height - 1100, width - 1200, 1100, 1200),
+        (height - 300, 0, 300, 300),
+    ]
     for box in boxes:
         full = decode_crop(path, box, (128, 128), (height, width), draft=False).astype(int)
         drafted = decode_crop(path, box, (128, 128), (height, width), draft=True).astype(int)
@@ -78,8 +82,10 @@ def test_jpeg_draft_stays_close_to_the_full_decode(oriented_jpegs, orientation):
 def test_no_draft_when_the_reduced_box_would_be_smaller_than_the_output(oriented_jpegs):
     path = oriented_jpegs[1]
     box = (10, 10, 255, 300)  # 255 < 2 × 128 rows
-    assert np.array_equal(decode_crop(path, box, (128, 128), STORED_HW, draft=True),
-                          decode_crop(path, box, (128, 128), STORED_HW, draft=False))
+    assert np.array_equal(
+        decode_crop(path, box, (128, 128), STORED_HW, draft=True),
+        decode_crop(path, box, (128, 128), STORED_HW, draft=False),
+    )
 
 
 def test_a_file_of_another_size_than_expected_is_refused(oriented_jpegs):

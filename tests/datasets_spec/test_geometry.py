@@ -6,8 +6,14 @@ from datasets_spec.geometry import box_to_original, fit, image_to_canvas, labels
 
 @pytest.mark.parametrize(
     "hw, canvas, expected",
-    [((375, 500), 256, (192, 256)), ((500, 375), 256, (256, 192)), ((256, 256), 256, (256, 256)),
-     ((5, 7), 256, (183, 256)), ((4000, 6000), 256, (171, 256)), ((1, 1000), 256, (1, 256))],
+    [
+        ((375, 500), 256, (192, 256)),
+        ((500, 375), 256, (256, 192)),
+        ((256, 256), 256, (256, 256)),
+        ((5, 7), 256, (183, 256)),
+        ((4000, 6000), 256, (171, 256)),
+        ((1, 1000), 256, (1, 256)),
+    ],
 )
 def test_fit_keeps_aspect_and_longer_side(hw, canvas, expected):
     assert fit(*hw, canvas) == expected

@@ -21,11 +21,18 @@ ARRAYS = ("semantic", "instance", "status", "orig_hw", "valid_hw", "key", "label
 
 def _store(path, prefix, n=10, canvas=32, shard_size=4, label_space=LABEL_SPACE, provenance=None, seed=0):
     keys = [f"{prefix}/img_{i:03d}.JPEG" for i in range(n)]
-    create_store(path, keys, [1] * n, label_space=label_space, canvas=canvas, shard_size=shard_size,
-                 provenance=provenance or {"backends": {"semantic": "test"}})
+    create_store(
+        path,
+        keys,
+        [1] * n,
+        label_space=label_space,
+        canvas=canvas,
+        shard_size=shard_size,
+        provenance=provenance or {"backends": {"semantic": "test"}},
+    )
     results = make_results(n, canvas, seed)
     for shard in range(-(-n // shard_size)):
-        write_shard(path, shard, results[shard * shard_size:(shard + 1) * shard_size])
+        write_shard(path, shard, results[shard * shard_size : (shard + 1) * shard_size])
 
 
 def test_merge_of_synthetic_stores_validates_and_keeps_every_image(tmp_path, capsys):
@@ -43,12 +50,15 @@ def test_merge_of_synthetic_stores_validates_and_keeps_every_image(tmp_path, cap
     assert c.provenance["merged_from"][1]["path"] == str(tmp_path / "b")
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"prefix": "a"}, "share 10 image key(s)"),
-    ({"label_space": {**LABEL_SPACE, 4: "pyramid"}}, "different label spaces (class 4: 'triangle' vs 'pyramid')"),
-    ({"canvas": 16}, "different canvases (32 vs 16)"),
-    ({"provenance": {"backends": {"semantic": "other-model"}}}, "labeled differently (backends differs)"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"prefix": "a"}, "share 10 image key(s)"),
+        ({"label_space": {**LABEL_SPACE, 4: "pyramid"}}, "different label spaces (class 4: 'triangle' vs 'pyramid')"),
+        ({"canvas": 16}, "different canvases (32 vs 16)"),
+        ({"provenance": {"backends": {"semantic": "other-model"}}}, "labeled differently (backends differs)"),
+    ],
+)
 def test_merge_refuses_incompatible_stores_with_one_line(tmp_path, capsys, change, message):
     _store(tmp_path / "a", "a")
     _store(tmp_path / "b", **{"prefix": "b", **change})
@@ -61,8 +71,10 @@ def _label(images: Path, out: Path):
     """c2f-label in this process, on the session's Ray (one Ray start for the three jobs)."""
     from labeling.cli import main as label
 
-    assert label([str(images), "-o", str(out), "--backend", "classic", "--shard-size", "4", "--canvas", "48",
-                  "--quiet"]) == 0
+    assert (
+        label([str(images), "-o", str(out), "--backend", "classic", "--shard-size", "4", "--canvas", "48", "--quiet"])
+        == 0
+    )
 
 
 def _contents(path: Path) -> dict:
@@ -77,21 +89,37 @@ def _contents(path: Path) -> dict:
 
 @pytest.mark.slow
 def test_merge_equals_one_run_of_classic_on_the_same_images(tmp_path, ray_session):
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_samples.py"), str(tmp_path / "all"), "--per-class",
-                    "2", "--side", "96"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "make_samples.py"),
+            str(tmp_path / "all"),
+            "--per-class",
+            "2",
+            "--side",
+            "96",
+        ],
+        check=True,
+        capture_output=True,
+    )
     classes = sorted(p.name for p in (tmp_path / "all" / "train").iterdir())
     for part, wnids in (("a", classes[:2]), ("b", classes[2:])):
         for wnid in wnids:
             shutil.copytree(tmp_path / "all" / "train" / wnid, tmp_path / part / "train" / wnid)
         _label(tmp_path / part, tmp_path / f"ds_{part}")
     _label(tmp_path / "all", tmp_path / "ds_all")
-    assert main(["merge", str(tmp_path / "ds_a"), str(tmp_path / "ds_b"), "-o", str(tmp_path / "merged"), "--quiet"]) == 0
+    assert (
+        main(["merge", str(tmp_path / "ds_a"), str(tmp_path / "ds_b"), "-o", str(tmp_path / "merged"), "--quiet"]) == 0
+    )
     assert validate(tmp_path / "merged") == []
     merged, one_run = _contents(tmp_path / "merged"), _contents(tmp_path / "ds_all")
     assert merged.keys() == one_run.keys()
     for name in merged:
-        assert np.array_equal(merged[name], one_run[name]) if isinstance(merged[name], np.ndarray) \
-            else merged[name] == one_run[name], name
+        assert (
+            np.array_equal(merged[name], one_run[name])
+            if isinstance(merged[name], np.ndarray)
+            else merged[name] == one_run[name]
+        ), name
     # 6 + 4 images in shards of 4: merged shard 1 holds the last two of A and the first two of B.
     status = open_store(tmp_path / "merged").status()
     assert status.size == 10 and (status == 2).sum() == 2  # the two broken sample files are recorded failures

@@ -66,8 +66,10 @@ def test_damage_on_s3_is_found_by_validate_and_the_cheap_check(s3_bucket):
     data = storage.read_bytes(url, rel)
     storage.write_bytes(url, rel, data[:-3])
     storage.delete(url, storage.pixel_chunk_path(S.INSTANCE, 1))
-    assert open_store(url).damaged_shards() == {1: "instance/c/1/0/0 is missing",
-                                                2: f"{rel} has {len(data) - 3} bytes, {len(data)} when written"}
+    assert open_store(url).damaged_shards() == {
+        1: "instance/c/1/0/0 is missing",
+        2: f"{rel} has {len(data) - 3} bytes, {len(data)} when written",
+    }
     problems = validate(url)
     assert "shard 2: records file records/shard-000002.jsonl.gz does not match the marker's checksum" in problems
     assert "shard 1: instance/c/1/0/0 missing" in problems
@@ -149,7 +151,7 @@ def test_plain_zarr_with_s3fs_opens_the_store_by_url(s3_bucket):
 def test_the_s3_spec_comes_from_the_aws_environment(s3_bucket, monkeypatch):
     monkeypatch.setenv("C2F_S3_CONDITIONAL_WRITE", "1")
     spec = storage.kvstore_spec(f"{s3_bucket}/a/ds/", "markers/shard-000001.json")
-    assert spec["driver"] == "s3" and spec["bucket"] == s3_bucket[len("s3://"):]
+    assert spec["driver"] == "s3" and spec["bucket"] == s3_bucket[len("s3://") :]
     assert spec["path"] == "a/ds/markers/shard-000001.json" and spec["use_conditional_write"] is True
     assert (spec["endpoint"], spec["aws_region"]) == (os.environ["AWS_ENDPOINT_URL"], "us-east-1")
     assert spec["aws_credentials"] == {"type": "environment"}

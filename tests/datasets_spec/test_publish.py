@@ -52,8 +52,9 @@ def test_a_release_names_no_path_of_the_publishers_machine(tmp_path):
     root = tmp_path / "ds" / "zarr.json"
     doc = json.loads(root.read_text())
     doc["attributes"]["c2fmae"]["provenance"]["input"] = {"kind": "imagenet", "root": "/home/alice/imagenet"}
-    doc["attributes"]["c2fmae"]["provenance"]["backends"] = {"instance": {"sam_checkpoint": "/home/alice/sam.pth",
-                                                                         "sha256": "ab" * 32}}
+    doc["attributes"]["c2fmae"]["provenance"]["backends"] = {
+        "instance": {"sam_checkpoint": "/home/alice/sam.pth", "sha256": "ab" * 32}
+    }
     root.write_text(json.dumps(doc))
     (tmp_path / "ds" / "reports" / "label-1.json").write_text(json.dumps({"store": "/home/alice/ds"}))
     assert main(["publish", str(tmp_path / "ds"), "-o", str(tmp_path / "rel"), "--quiet"]) == 0
@@ -73,8 +74,9 @@ def test_croissant_validates_with_mlcroissant(release):
 
 
 @pytest.mark.parametrize("damage", ["flip", "delete", "add"])
-@pytest.mark.parametrize("target", ["data/semantic/c/1/0/0", "data/records/shard-000000.jsonl.gz", "README.md",
-                                    "data/zarr.json"])
+@pytest.mark.parametrize(
+    "target", ["data/semantic/c/1/0/0", "data/records/shard-000000.jsonl.gz", "README.md", "data/zarr.json"]
+)
 def test_verify_names_a_damaged_missing_or_added_file(release, tmp_path, damage, target, capsys):
     import shutil
 

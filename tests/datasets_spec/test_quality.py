@@ -83,7 +83,7 @@ def test_semantic_eval_against_a_store_and_pngs(tmp_path, capsys):
             sky = r.semantic == 0
             r.semantic[r.semantic == 1], r.semantic[sky] = 0, 1
     for shard in range(2):
-        write_shard(tmp_path / "gt", shard, results[shard * 8:(shard + 1) * 8])
+        write_shard(tmp_path / "gt", shard, results[shard * 8 : (shard + 1) * 8])
     assert main(["eval", str(tmp_path / "ds"), "--gt-semantic", str(tmp_path / "gt"), "--json", "--quiet"]) == 0
     swapped = json.loads(capsys.readouterr().out)
     assert swapped["per_class_iou"]["sky"] == 0 and swapped["per_class_iou"]["ground"] == 0

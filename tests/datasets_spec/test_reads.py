@@ -11,17 +11,25 @@ CANVAS, SHARD = 64, 16
 
 
 def _file_io():
-    counts = {m["name"].rsplit("/", 1)[1]: m["values"][0]["value"]
-              for m in ts.experimental_collect_matching_metrics("/tensorstore/kvstore/file/")
-              if m["name"].endswith(("/read", "/bytes_read"))}
+    counts = {
+        m["name"].rsplit("/", 1)[1]: m["values"][0]["value"]
+        for m in ts.experimental_collect_matching_metrics("/tensorstore/kvstore/file/")
+        if m["name"].endswith(("/read", "/bytes_read"))
+    }
     return counts.get("read", 0), counts.get("bytes_read", 0)
 
 
 def test_reading_one_image_reads_only_its_chunks(tmp_path):
     path = tmp_path / "ds"
     n = 3 * SHARD
-    create_store(path, [f"k{i}" for i in range(n)], [0] * n, label_space={i: str(i) for i in range(5)},
-                 canvas=CANVAS, shard_size=SHARD)
+    create_store(
+        path,
+        [f"k{i}" for i in range(n)],
+        [0] * n,
+        label_space={i: str(i) for i in range(5)},
+        canvas=CANVAS,
+        shard_size=SHARD,
+    )
     rng = np.random.default_rng(0)
     for shard in range(3):
         write_shard(path, shard, [noise_result(CANVAS, rng) for _ in range(SHARD)])

@@ -100,6 +100,7 @@ def test_create_refuses_existing_and_bad_input(tmp_path):
     with pytest.raises(StoreError, match="already exists"):
         make_store(tmp_path / "ds", n=4, write=False)
     from datasets_spec import create_store
+
     with pytest.raises(StoreError, match="not unique"):
         create_store(tmp_path / "x", ["a", "a"], [0, 0], label_space={0: "a"})
     assert not (tmp_path / "x").exists()
@@ -107,6 +108,7 @@ def test_create_refuses_existing_and_bad_input(tmp_path):
 
 def test_unknown_schema_version_is_refused(tmp_path):
     import json
+
     make_store(tmp_path / "ds", n=4)
     doc_path = tmp_path / "ds" / "zarr.json"
     doc = json.loads(doc_path.read_text())

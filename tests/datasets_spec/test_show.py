@@ -10,8 +10,10 @@ from datasets_spec.show import GAP, HEADER, TILE, choose
 
 @pytest.fixture
 def synth(tmp_path):
-    assert main(["synth", str(tmp_path / "ds"), "--images", str(tmp_path / "img"), "--count", "12",
-                 "--shard-size", "4"]) == 0
+    assert (
+        main(["synth", str(tmp_path / "ds"), "--images", str(tmp_path / "img"), "--count", "12", "--shard-size", "4"])
+        == 0
+    )
     return tmp_path
 
 
@@ -24,10 +26,10 @@ def test_show_draws_photo_semantic_and_instance_columns(synth, capsys):
     h, w = fit(photo.height, photo.width, TILE)
     assert grid.shape[1:] == (3 * (TILE + GAP) + 300, 3) and grid.shape[0] >= HEADER + h
     expected = np.asarray(photo.resize((w, h), Image.BILINEAR)).astype(int)
-    assert np.abs(grid[HEADER:HEADER + h, :w] - expected).mean() < 1
+    assert np.abs(grid[HEADER : HEADER + h, :w] - expected).mean() < 1
     view = open_store(synth / "ds").read(3, records=True)
-    sem_tile = grid[HEADER:HEADER + h, TILE + GAP:TILE + GAP + w]
-    inst_tile = grid[HEADER:HEADER + h, 2 * (TILE + GAP):2 * (TILE + GAP) + w]
+    sem_tile = grid[HEADER : HEADER + h, TILE + GAP : TILE + GAP + w]
+    inst_tile = grid[HEADER : HEADER + h, 2 * (TILE + GAP) : 2 * (TILE + GAP) + w]
     # The overlays differ from the photo, and instance outlines are drawn white.
     assert np.abs(sem_tile - expected).mean() > 10
     assert (inst_tile == 255).all(axis=-1).sum() > 0 and len(view.records) > 0

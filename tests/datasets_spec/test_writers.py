@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datasets_spec import open_store, write_shard
+from datasets_spec import open_store, storage, write_shard
 from datasets_spec import schema as S
-from datasets_spec import storage
 from datasets_spec.validate import validate
 
 from .store_fixtures import make_store
@@ -19,13 +18,23 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _writer(path, shards, *extra):
-    cmd = [sys.executable, "-m", "tests.datasets_spec.writer_process", str(path), "0", ",".join(map(str, shards)), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.datasets_spec.writer_process",
+        str(path),
+        "0",
+        ",".join(map(str, shards)),
+        *extra,
+    ]
     return subprocess.Popen(cmd, cwd=ROOT)
 
 
 def _of_shard(rel: Path, shard: int) -> bool:
     """Whether a store file holds shard `shard`'s data: <array>/c/<shard>/... or <sidecar>/shard-<shard>.*"""
-    return (len(rel.parts) > 2 and rel.parts[1] == "c" and rel.parts[2] == str(shard)) or rel.name.startswith(storage.shard_name(shard))
+    return (len(rel.parts) > 2 and rel.parts[1] == "c" and rel.parts[2] == str(shard)) or rel.name.startswith(
+        storage.shard_name(shard)
+    )
 
 
 def _assert_equal_to_results(store, results, shards):
@@ -84,6 +93,11 @@ def test_writer_output_is_byte_identical_across_runs(tmp_path):
     for run in ("a", "b"):
         make_store(tmp_path / run, n=16, shard_size=8)
         root = tmp_path / run
-        files.append({p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*"))
-                      if p.is_file() and p.name != "zarr.json"})
+        files.append(
+            {
+                p.relative_to(root): p.read_bytes()
+                for p in sorted(root.rglob("*"))
+                if p.is_file() and p.name != "zarr.json"
+            }
+        )
     assert files[0] == files[1]

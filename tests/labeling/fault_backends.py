@@ -1,10 +1,11 @@
 """Semantic backends that fail on purpose, for the fault tests: `classic` plus a way to die.
 
 Ray workers call `register` through the session's `worker_process_setup_hook`, and tests through
-the `fault_backends` fixture (which undoes it), so a job can name these backends like built-in ones. Each behaves exactly like `classic` until it
-dies, and its identity does not depend on whether it died, so a faulty run can be compared with a
-clean one byte for byte. Their control files live in `scratch(name)`: a parameter that is a path
-would enter the job's identity by its contents (see labeling.job._job_identity).
+the `fault_backends` fixture (which undoes it), so a job can name these backends like built-in
+ones. Each behaves exactly like `classic` until it dies, and its identity does not depend on whether
+it died, so a faulty run can be compared with a clean one byte for byte. Their control files live in
+`scratch(name)`: a parameter that is a path would enter the job's identity by its contents (see
+labeling.job._job_identity).
 """
 
 from __future__ import annotations

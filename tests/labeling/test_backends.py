@@ -25,11 +25,17 @@ def tiny_params(kind, name, request) -> dict:
         ("semantic", "hf"): lambda: {"model": str(fixture("segformer_dir"))},
         ("instance", "classic"): lambda: {},
         ("instance", "grounded"): lambda: {
-            "detector": str(fixture("grounding_dino_dir")), "sam_model": fixture("sam"), "sam_variant": "sam",
-            "box_threshold": 0.0, "max_boxes": 3,
+            "detector": str(fixture("grounding_dino_dir")),
+            "sam_model": fixture("sam"),
+            "sam_variant": "sam",
+            "box_threshold": 0.0,
+            "max_boxes": 3,
         },
         ("instance", "sam-amg"): lambda: {
-            "sam_model": fixture("sam"), "points_per_side": 2, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0,
+            "sam_model": fixture("sam"),
+            "points_per_side": 2,
+            "pred_iou_thresh": 0.0,
+            "stability_score_thresh": 0.0,
         },
     }[(kind, name)]()
 

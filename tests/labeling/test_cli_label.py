@@ -56,28 +56,37 @@ def _one_error(code: int, err: str, *needles: str) -> str:
 
 def _content(path: Path) -> dict:
     """Everything a store holds but its job reports and its creation time."""
-    content = {p.relative_to(path): p.read_bytes() for p in sorted(path.rglob("*"))
-               if p.is_file() and S.REPORTS_DIR not in p.relative_to(path).parts}
+    content = {
+        p.relative_to(path): p.read_bytes()
+        for p in sorted(path.rglob("*"))
+        if p.is_file() and S.REPORTS_DIR not in p.relative_to(path).parts
+    }
     root = json.loads(content.pop(Path("zarr.json")))
     del root["attributes"]["c2fmae"]["provenance"]["created_at"]
     return {**content, "zarr.json": root}
 
 
-@pytest.mark.parametrize("argv, needle", [
-    ([], "the following arguments are required: images, -o/--output"),
-    (["IMAGES"], "the following arguments are required: -o/--output"),
-    (["IMAGES", "-o", "DS", "--shard-size", "many"], "argument --shard-size: invalid int value: 'many'"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        ([], "the following arguments are required: images, -o/--output"),
+        (["IMAGES"], "the following arguments are required: -o/--output"),
+        (["IMAGES", "-o", "DS", "--shard-size", "many"], "argument --shard-size: invalid int value: 'many'"),
+    ],
+)
 def test_usage_errors_are_one_line_with_exit_2(capsys, argv, needle):
     code, out, err = _label(capsys, *argv)
     _one_error(code, err, needle, "(see c2f-label --help)")
     assert out == ""
 
 
-@pytest.mark.parametrize("setting, reason", [
-    ("semantic.foo=1", "bad parameters for semantic backend 'classic': got an unexpected keyword argument 'foo'"),
-    ("semantic.clusters=100", "classic: clusters must be in 1..16, got 100"),
-])
+@pytest.mark.parametrize(
+    "setting, reason",
+    [
+        ("semantic.foo=1", "bad parameters for semantic backend 'classic': got an unexpected keyword argument 'foo'"),
+        ("semantic.clusters=100", "classic: clusters must be in 1..16, got 100"),
+    ],
+)
 def test_bad_backend_parameters_are_one_line(capsys, photos, tmp_path, ray_session, setting, reason):
     code, _, err = _label(capsys, photos, "-o", tmp_path / "ds", "--shard-size", 2, "--quiet", "--set", setting)
     assert err == f"c2f-label: error: a label worker could not start: {reason}\n"
@@ -107,8 +116,10 @@ def test_rays_own_connection_error_is_one_line(capsys, photos, tmp_path, monkeyp
 
 
 def _ray_cannot_connect(**_):
-    raise RuntimeError("Failed to connect to GCS. Last connection error: Traceback (most recent call last):\n"
-                       "  File ...\nray.exceptions.RpcError: failed to connect to all addresses")
+    raise RuntimeError(
+        "Failed to connect to GCS. Last connection error: Traceback (most recent call last):\n"
+        "  File ...\nray.exceptions.RpcError: failed to connect to all addresses"
+    )
 
 
 def test_an_input_that_cannot_be_listed_is_one_line(capsys, photos, tmp_path, monkeypatch):
@@ -133,8 +144,7 @@ def test_an_input_that_cannot_be_listed_is_one_line(capsys, photos, tmp_path, mo
     assert not (tmp_path / "ds").exists()
 
 
-def test_exit_0_with_failed_images_and_1_with_shards_left_pending(capsys, photos, tmp_path, ray_session,
-                                                                  monkeypatch):
+def test_exit_0_with_failed_images_and_1_with_shards_left_pending(capsys, photos, tmp_path, ray_session, monkeypatch):
     folder = tmp_path / "photos"
     shutil.copytree(photos, folder)
     (folder / "broken.png").write_bytes(b"not an image")
@@ -144,7 +154,9 @@ def test_exit_0_with_failed_images_and_1_with_shards_left_pending(capsys, photos
     # boundary's reading of such a report:
     import labeling.cli
 
-    report = json.loads(next(p for p in (tmp_path / "ds" / "reports").glob("*.json") if p.name != "zarr.json").read_text())
+    report = json.loads(
+        next(p for p in (tmp_path / "ds" / "reports").glob("*.json") if p.name != "zarr.json").read_text()
+    )
     given_up = {**report, "done": 2, "pending": 2, "shards_given_up": {"0": "a fault no retry fixed"}}
     monkeypatch.setattr(labeling.cli, "run_label_job", lambda *args, **kwargs: given_up)
     code, out, _ = _label(capsys, folder, "-o", tmp_path / "ds", "--quiet")
@@ -156,8 +168,10 @@ def small_disk(tmp_path):
     """A 1 MiB tmpfs at tmp_path/ds (the store itself; its job lock lies beside it, on tmp_path)."""
     mount = tmp_path / "ds"
     mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here (needs root)")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
@@ -186,8 +200,9 @@ def _break_disk(disk: Path, fault: str) -> str:
 
 
 @pytest.mark.parametrize("fault", ["read-only", "full"])
-def test_pending_shards_on_a_full_or_read_only_disk_are_one_line(capsys, photos, tmp_path, ray_session,
-                                                                 small_disk, fault):
+def test_pending_shards_on_a_full_or_read_only_disk_are_one_line(
+    capsys, photos, tmp_path, ray_session, small_disk, fault
+):
     argv = [photos, "-o", small_disk, "--shard-size", 2, "--quiet"]
     _complete_store_on(small_disk, capsys, argv)
     for marker in (small_disk / S.MARKERS_DIR).glob("shard-*.json"):
@@ -199,8 +214,9 @@ def test_pending_shards_on_a_full_or_read_only_disk_are_one_line(capsys, photos,
 
 
 @pytest.mark.parametrize("fault", ["read-only", "full"])
-def test_rerunning_a_complete_store_on_a_full_or_read_only_disk_warns_once(capsys, photos, tmp_path, ray_session,
-                                                                          small_disk, fault):
+def test_rerunning_a_complete_store_on_a_full_or_read_only_disk_warns_once(
+    capsys, photos, tmp_path, ray_session, small_disk, fault
+):
     argv = [photos, "-o", small_disk, "--shard-size", 2, "--quiet"]
     _complete_store_on(small_disk, capsys, argv)
     reports = sorted((small_disk / S.REPORTS_DIR).iterdir())
@@ -216,21 +232,40 @@ def test_rerunning_a_complete_store_on_a_full_or_read_only_disk_warns_once(capsy
 def test_a_new_store_on_a_full_disk_is_one_line(capsys, photos, tmp_path, ray_session, small_disk):
     _fill(small_disk)
     code, _, err = _label(capsys, photos, "-o", small_disk / "new", "--shard-size", 2, "--quiet")
-    _one_error(code, err, f"{small_disk / 'new'}: cannot write the job lock .new.c2f-label.lock beside it "
-                          "(No space left on device)")
+    _one_error(
+        code,
+        err,
+        f"{small_disk / 'new'}: cannot write the job lock .new.c2f-label.lock beside it (No space left on device)",
+    )
     assert not (small_disk / "new").exists()
 
 
 @pytest.mark.slow
-def test_ctrl_c_exits_130_with_the_resume_command_and_the_rerun_completes_the_store(capsys, tmp_path,
-                                                                                   ray_session):
+def test_ctrl_c_exits_130_with_the_resume_command_and_the_rerun_completes_the_store(capsys, tmp_path, ray_session):
     images = tmp_path / "images"
-    assert subprocess.run([sys.executable, "-m", "datasets_spec.cli", "synth", tmp_path / "unused",
-                           "--images", images, "--count", "24"], cwd=ROOT, capture_output=True).returncode == 0
+    assert (
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "datasets_spec.cli",
+                "synth",
+                tmp_path / "unused",
+                "--images",
+                images,
+                "--count",
+                "24",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+        ).returncode
+        == 0
+    )
     argv = [str(images), "-o", str(tmp_path / "ds"), "--shard-size", "1", "--quiet", "-vv"]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    job = subprocess.Popen([C2F_LABEL, *argv], cwd=ROOT, env=env, start_new_session=True,
-                           stderr=subprocess.PIPE, text=True)
+    job = subprocess.Popen(
+        [C2F_LABEL, *argv], cwd=ROOT, env=env, start_new_session=True, stderr=subprocess.PIPE, text=True
+    )
     try:
         for line in job.stderr:  # -vv: a debug line per shard written; interrupt after the first
             if line.startswith("c2f-label: debug: shard 0 written"):

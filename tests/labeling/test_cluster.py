@@ -31,8 +31,11 @@ ROOT = Path(__file__).resolve().parents[2]
 RAY = Path(sys.executable).with_name("ray")
 LIMIT_S = 120  # for anything to happen; a passing run takes seconds
 # GCS declares a node dead after 3 failed health checks 0.5 s apart (default: 5 × 3 s).
-FAST_HEALTH_CHECKS = {"RAY_health_check_period_ms": "500", "RAY_health_check_timeout_ms": "500",
-                      "RAY_health_check_failure_threshold": "3"}
+FAST_HEALTH_CHECKS = {
+    "RAY_health_check_period_ms": "500",
+    "RAY_health_check_timeout_ms": "500",
+    "RAY_health_check_failure_threshold": "3",
+}
 
 
 @pytest.fixture(scope="module")
@@ -66,34 +69,57 @@ class Cluster:
         head = [str(RAY), "start", "--head", f"--port={self.port}", "--include-dashboard=false"]
         self._start("head", head, FAST_HEALTH_CHECKS)
         _wait_for_port(self.port, self.nodes["head"])
-        self._start("second", [sys.executable, str(ROOT / "tests/labeling/ray_node.py"), "start",
-                               f"--address={self.address}"], {})
+        self._start(
+            "second",
+            [sys.executable, str(ROOT / "tests/labeling/ray_node.py"), "start", f"--address={self.address}"],
+            {},
+        )
         self._wait_for_two_nodes()
 
     def _start(self, name: str, command: list[str], env: dict) -> None:
         where = self.dirs[name]
         where.mkdir()
-        command += ["--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats",
-                    f"--temp-dir={self.temp / name}", f"--resources={json.dumps({f'{name}_node': 1})}"]
+        command += [
+            "--block",
+            "--node-ip-address=127.0.0.1",
+            "--num-cpus=1",
+            "--disable-usage-stats",
+            f"--temp-dir={self.temp / name}",
+            f"--resources={json.dumps({f'{name}_node': 1})}",
+        ]
         self.nodes[name] = subprocess.Popen(  # `--block`: the node lives as long as this process group
-            command, cwd=where, env={**self.env, **env, NODE_ENV: name}, start_new_session=True,
-            stdout=(where / "ray.log").open("w"), stderr=subprocess.STDOUT)
+            command,
+            cwd=where,
+            env={**self.env, **env, NODE_ENV: name},
+            start_new_session=True,
+            stdout=(where / "ray.log").open("w"),
+            stderr=subprocess.STDOUT,
+        )
 
     def _wait_for_two_nodes(self) -> None:
         """Until `ray start` of the second node says it has joined."""
         log, deadline = self.dirs["second"] / "ray.log", time.monotonic() + LIMIT_S
         while "Ray runtime started" not in log.read_text():
-            assert all(p.poll() is None for p in self.nodes.values()) and time.monotonic() < deadline, \
-                log.read_text()[-2000:]
+            assert all(p.poll() is None for p in self.nodes.values()) and time.monotonic() < deadline, log.read_text()[
+                -2000:
+            ]
             time.sleep(0.2)
 
     def label(self, output, overrides: dict, cwd: Path | None = None) -> subprocess.Popen:
         """Start a labeling job (tests/labeling/cluster_driver.py) on this cluster."""
-        cmd = [sys.executable, "-m", "tests.labeling.cluster_driver", self.address, str(self.images), str(output),
-               json.dumps(overrides)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "tests.labeling.cluster_driver",
+            self.address,
+            str(self.images),
+            str(output),
+            json.dumps(overrides),
+        ]
         env = {**self.env, "PYTHONPATH": str(ROOT)}
-        return subprocess.Popen(cmd, cwd=cwd or self.dirs["head"], env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            cmd, cwd=cwd or self.dirs["head"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
 
     def kill_raylet(self, name: str) -> None:
         """SIGKILL the raylet of node `name` (its workers go with it)."""

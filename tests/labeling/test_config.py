@@ -32,8 +32,9 @@ def _cli_error(capsys, tmp_path, *argv) -> str:
 def test_defaults_and_the_paper_config():
     assert load_config() == LabelConfig()
     cfg = load_config(CONFIGS / "label_paper.yaml")
-    assert cfg.semantic == BackendConfig("hf", {"model": "facebook/mask2former-swin-large-ade-semantic",
-                                                "batch_size": 8})
+    assert cfg.semantic == BackendConfig(
+        "hf", {"model": "facebook/mask2former-swin-large-ade-semantic", "batch_size": 8}
+    )
     assert cfg.instance.name == "grounded" and cfg.instance.params["max_boxes"] == 20
     assert (cfg.min_area, cfg.gpus_per_worker, cfg.cpus_per_worker) == (16, 1.0, 8.0)
 
@@ -59,13 +60,16 @@ def test_unknown_keys_suggest_the_closest_and_types_are_checked(tmp_path):
         load_config(sets=["semantic=none"])
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--limit", "-1"], "--limit: limit: Input should be greater than or equal to 1, got -1"),
-    (["--workers", "-5"], "--workers: workers: Input should be greater than or equal to 0, got -5"),
-    (["--set", "min_area=-5"], "--set: min_area: Input should be greater than or equal to 0, got -5"),
-    (["--canvas", "5000"], "--canvas: canvas: Input should be less than or equal to 4096, got 5000"),
-    (["--set", "shard_sise=3"], "unknown key 'shard_sise'; did you mean 'shard_size'?"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--limit", "-1"], "--limit: limit: Input should be greater than or equal to 1, got -1"),
+        (["--workers", "-5"], "--workers: workers: Input should be greater than or equal to 0, got -5"),
+        (["--set", "min_area=-5"], "--set: min_area: Input should be greater than or equal to 0, got -5"),
+        (["--canvas", "5000"], "--canvas: canvas: Input should be less than or equal to 4096, got 5000"),
+        (["--set", "shard_sise=3"], "unknown key 'shard_sise'; did you mean 'shard_size'?"),
+    ],
+)
 def test_out_of_range_settings_are_one_line_errors(capsys, tmp_path, argv, needle):
     assert needle in _cli_error(capsys, tmp_path, *argv)
 

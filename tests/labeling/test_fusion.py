@@ -112,7 +112,7 @@ def test_wrong_shapes_are_labeling_errors():
 
 def test_random_instances_always_satisfy_the_contract():
     rng = np.random.default_rng(0)
-    for trial in range(20):
+    for _ in range(20):
         height, width = rng.integers(5, 300, size=2)
         masks = []
         for _ in range(rng.integers(0, 8)):
@@ -144,8 +144,7 @@ def test_drops_are_counted_once_each_by_reason():
     result = fuse(None, inst, (H, W), S, min_area=2)  # 2 canvas px → pieces under 5 original px go
     check_contract(result)
     assert len(result.records) == 2
-    assert result.dropped == {"empty_mask": 1, "max_boxes": 2, "min_area": 2, "nms": 3, "overlap": 1,
-                              "speck_pieces": 4}
+    assert result.dropped == {"empty_mask": 1, "max_boxes": 2, "min_area": 2, "nms": 3, "overlap": 1, "speck_pieces": 4}
 
 
 def test_an_instance_that_vanishes_on_the_canvas_is_counted():

@@ -77,8 +77,9 @@ def test_fusion_equals_the_reference_on_random_cases(seed):
     rng = np.random.default_rng(seed)
     for _ in range(50):
         semantic, instances, hw, canvas, min_area = random_case(rng)
-        assert_same(fuse(semantic, instances, hw, canvas, min_area),
-                    reference.fuse(semantic, instances, hw, canvas, min_area))
+        assert_same(
+            fuse(semantic, instances, hw, canvas, min_area), reference.fuse(semantic, instances, hw, canvas, min_area)
+        )
 
 
 def test_fusion_equals_the_reference_on_the_benchmark_inputs():

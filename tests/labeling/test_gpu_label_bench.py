@@ -11,9 +11,18 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-ROWS = ("(a) semantic", "(b) grounded", "(ref) SAM image encoder, SDPA", "(ref) SAM image encoder, original",
-        "(ref) box decoding, one call per batch", "(ref) box decoding, one call per image", "(ref) fusion",
-        "(ref) Mask2Former + DINO", "(c) pipeline", "(d) sam-amg")
+ROWS = (
+    "(a) semantic",
+    "(b) grounded",
+    "(ref) SAM image encoder, SDPA",
+    "(ref) SAM image encoder, original",
+    "(ref) box decoding, one call per batch",
+    "(ref) box decoding, one call per image",
+    "(ref) fusion",
+    "(ref) Mask2Former + DINO",
+    "(c) pipeline",
+    "(d) sam-amg",
+)
 
 
 def _bench():
@@ -98,24 +107,42 @@ def _table_module():
 
 def test_the_table_has_every_row_and_says_why_a_figure_is_missing(tmp_path):
     table = _table_module()
-    label = {"rows": [{"name": "(c) pipeline", "images_s": 6.0, "error": None},
-                      {"name": "(d) sam-amg", "images_s": 2.0, "error": None},
-                      {"name": "(ref) SAM image encoder, SDPA (default)", "images_s": 30.0, "error": None}],
-             "pipeline_over_amg": 3.0, "encoder_flops_per_image": 3e12, "encoder_tflops": 90.0,
-             "bf16_peak_tflops": 989.0, "encoder_peak_share": 90 / 989, "card": "NVIDIA H200"}
+    label = {
+        "rows": [
+            {"name": "(c) pipeline", "images_s": 6.0, "error": None},
+            {"name": "(d) sam-amg", "images_s": 2.0, "error": None},
+            {"name": "(ref) SAM image encoder, SDPA (default)", "images_s": 30.0, "error": None},
+        ],
+        "pipeline_over_amg": 3.0,
+        "encoder_flops_per_image": 3e12,
+        "encoder_tflops": 90.0,
+        "bf16_peak_tflops": 989.0,
+        "encoder_peak_share": 90 / 989,
+        "card": "NVIDIA H200",
+    }
     (tmp_path / "label.json").write_text(json.dumps(label))
     modes = {"mae": {"step_s": 0.1, "images_s": 2560.0}, "c2fmae": {"step_s": 0.125, "images_s": 2048.0}}
-    (tmp_path / "train_cpu.json").write_text(json.dumps({"modes": modes, "loader": {"images_s": 3072.0, "workers": 15}}))
+    (tmp_path / "train_cpu.json").write_text(
+        json.dumps({"modes": modes, "loader": {"images_s": 3072.0, "workers": 15}})
+    )
     (tmp_path / "train_gpu.skipped").write_text("no --decode option\n")
     lines = table.table(tmp_path).splitlines()
     rows = {name: next(line for line in lines if line.startswith(name)) for name, _ in table.ROWS}
     assert "3.00x" in rows["pipeline / SAM AMG loop"] and "(c) 6.0 vs (d) 2.0" in rows["pipeline / SAM AMG loop"]
     assert "9.1%" in rows["SAM encoder: achieved / bf16 dense peak"]
     assert "1.50x" in rows["loader, decode cpu / c2fmae step"] and "1.25x" in rows["c2fmae step / mae step"]
-    assert "n/a" in rows["loader, decode gpu / c2fmae step"] and "no --decode option" in rows["loader, decode gpu / c2fmae step"]
-    assert "n/a" in rows["SAM encoder: SDPA / original attention"] and "not run" in rows["SAM encoder: SDPA / original attention"]
+    assert (
+        "n/a" in rows["loader, decode gpu / c2fmae step"]
+        and "no --decode option" in rows["loader, decode gpu / c2fmae step"]
+    )
+    assert (
+        "n/a" in rows["SAM encoder: SDPA / original attention"]
+        and "not run" in rows["SAM encoder: SDPA / original attention"]
+    )
     (tmp_path / "label.json").unlink()
-    assert "no label.json" in next(line for line in table.table(tmp_path).splitlines() if line.startswith("pipeline / SAM"))
+    assert "no label.json" in next(
+        line for line in table.table(tmp_path).splitlines() if line.startswith("pipeline / SAM")
+    )
 
 
 @pytest.mark.slow
@@ -125,14 +152,19 @@ def test_gpu_all_cpu_smoke_prints_one_table_with_every_row(tmp_path):
     import subprocess
 
     table = _table_module()
-    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_all.sh"), "--cpu-smoke", "--out", str(tmp_path)],
-                          capture_output=True, text=True, env={**os.environ, "PYTHON": sys.executable}, timeout=900)
+    done = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_all.sh"), "--cpu-smoke", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     printed = done.stdout.split("=== gpu_all:")[1].splitlines()
     assert sum(line.startswith("figure ") for line in printed) == 1  # one table
     for name, _ in table.ROWS:
         line = next(line for line in printed if line.startswith(name))
-        value = line[len(name):].split()[0]
+        value = line[len(name) :].split()[0]
         if name.startswith(("SAM encoder: achieved", "loader, decode gpu")):  # no bf16 peak, no GPU decoding on a CPU
             assert value == "n/a", line
         else:

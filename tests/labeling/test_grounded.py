@@ -14,15 +14,17 @@ LOOSE = dict(box_threshold=0.0, text_threshold=0.0, max_boxes=4, extra_prompts=[
 @pytest.fixture(scope="module")
 def backend(grounding_dino_dir, sam):
     """Plain SAM (segment-anything), injected."""
-    return create_backend("instance", "grounded", detector=str(grounding_dino_dir), sam_model=sam,
-                          sam_variant="sam", **LOOSE)
+    return create_backend(
+        "instance", "grounded", detector=str(grounding_dino_dir), sam_model=sam, sam_variant="sam", **LOOSE
+    )
 
 
 @pytest.fixture(scope="module")
 def hq_backend(grounding_dino_dir, sam_hq_dir):
     """HQ-SAM (transformers), loaded from a model folder: the default variant."""
-    return create_backend("instance", "grounded", detector=str(grounding_dino_dir), sam_checkpoint=str(sam_hq_dir),
-                          **LOOSE)
+    return create_backend(
+        "instance", "grounded", detector=str(grounding_dino_dir), sam_checkpoint=str(sam_hq_dir), **LOOSE
+    )
 
 
 @pytest.fixture(params=["sam", "hq"])
@@ -53,11 +55,13 @@ def test_image_encoder_runs_once_per_image_in_one_batch(either, small_photos):
 
 
 def test_thresholds_and_no_prompts_give_no_instances(grounding_dino_dir, sam, small_photos):
-    strict = create_backend("instance", "grounded", detector=str(grounding_dino_dir), sam_model=sam,
-                            sam_variant="sam", box_threshold=1.0)
+    strict = create_backend(
+        "instance", "grounded", detector=str(grounding_dino_dir), sam_model=sam, sam_variant="sam", box_threshold=1.0
+    )
     assert not any(len(i) for i in strict.predict(small_photos, [["cat"]] * len(small_photos)))
-    plain = create_backend("instance", "grounded", detector=str(grounding_dino_dir), sam_model=sam,
-                           sam_variant="sam", box_threshold=0.0)
+    plain = create_backend(
+        "instance", "grounded", detector=str(grounding_dino_dir), sam_model=sam, sam_variant="sam", box_threshold=0.0
+    )
     calls = []
     hook = plain.segmenter.encoder.register_forward_hook(lambda *a: calls.append(1))
     try:
@@ -68,8 +72,16 @@ def test_thresholds_and_no_prompts_give_no_instances(grounding_dino_dir, sam, sm
 
 
 def test_box_selection_drops_are_counted(grounding_dino_dir, sam, small_photos):
-    few = create_backend("instance", "grounded", detector=str(grounding_dino_dir), sam_model=sam,
-                         sam_variant="sam", box_threshold=0.0, nms_iou=1.0, max_boxes=2)
+    few = create_backend(
+        "instance",
+        "grounded",
+        detector=str(grounding_dino_dir),
+        sam_model=sam,
+        sam_variant="sam",
+        box_threshold=0.0,
+        nms_iou=1.0,
+        max_boxes=2,
+    )
     (inst,) = few.predict(small_photos[:1], [["cat"]])
     queries = few.detector.config.num_queries  # threshold 0, no NMS: every query but 2 is over max_boxes
     assert len(inst) == 2 and inst.dropped == {"max_boxes": queries - 2}
@@ -79,9 +91,11 @@ def test_masks_equal_sam_predictor_on_the_same_boxes(backend, small_photos):
     """Three images of different sizes and box counts in one segment() call (one encoder pass, one
     batched box decode) against SamPredictor image by image."""
     images = [small_photos[0], small_photos[1], small_photos[3]]
-    boxes = [torch.tensor([[10.0, 5.0, 80.0, 60.0], [0.0, 0.0, 112.0, 75.0]]),
-             torch.tensor([[5.0, 5.0, 60.0, 40.0], [20.0, 10.0, 30.0, 50.0], [0.0, 0.0, 5.0, 5.0]]),
-             torch.tensor([[0.0, 0.0, 40.0, 3.0]])]
+    boxes = [
+        torch.tensor([[10.0, 5.0, 80.0, 60.0], [0.0, 0.0, 112.0, 75.0]]),
+        torch.tensor([[5.0, 5.0, 60.0, 40.0], [20.0, 10.0, 30.0, 50.0], [0.0, 0.0, 5.0, 5.0]]),
+        torch.tensor([[0.0, 0.0, 40.0, 3.0]]),
+    ]
     ours = backend.segmenter.segment(images, boxes)
     predictor = SamPredictor(backend.segmenter.sam)
     for image, box, mine in zip(images, boxes, ours):
@@ -109,9 +123,15 @@ def test_box_decoding_of_a_batch_equals_decoding_image_by_image(backend):
         refs = []
         for i, part in enumerate(boxes.split(counts)):
             sparse, dense = sam.prompt_encoder(points=None, boxes=part, masks=None)
-            refs.append(sam.mask_decoder(image_embeddings=embeddings[i : i + 1], image_pe=sam.prompt_encoder.get_dense_pe(),
-                                         sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                                         multimask_output=False)[0])
+            refs.append(
+                sam.mask_decoder(
+                    image_embeddings=embeddings[i : i + 1],
+                    image_pe=sam.prompt_encoder.get_dense_pe(),
+                    sparse_prompt_embeddings=sparse,
+                    dense_prompt_embeddings=dense,
+                    multimask_output=False,
+                )[0]
+            )
     assert ours.shape == (sum(counts), 1, 64, 64)
     torch.testing.assert_close(ours, torch.cat(refs), rtol=1e-5, atol=1e-5)
 
@@ -122,8 +142,9 @@ def test_one_prompt_encoder_and_one_mask_decoder_call_per_batch(either, small_ph
         modules = [("prompt", segmenter.sam.prompt_encoder), ("decoder", segmenter.sam.mask_decoder.transformer)]
     else:
         modules = [("prompt", segmenter.model.prompt_encoder), ("decoder", segmenter.model.mask_decoder)]
-    hooks = [module.register_forward_hook(lambda m, args, out, name=name: calls.append(name))
-             for name, module in modules]
+    hooks = [
+        module.register_forward_hook(lambda m, args, out, name=name: calls.append(name)) for name, module in modules
+    ]
     try:
         found = either.predict(small_photos, [["cat"]] * len(small_photos))
     finally:
@@ -140,18 +161,22 @@ def test_hq_masks_equal_the_models_own_forward_on_the_same_boxes(hq_backend, sma
     segmenter = hq_backend.segmenter
     segmenter.hq_token_only = hq_token_only
     images = [small_photos[0], small_photos[1], small_photos[3]]  # 3 sizes, one only 3 rows high
-    boxes = [torch.tensor([[10.0, 5.0, 80.0, 60.0], [0.0, 0.0, 112.0, 75.0], [30.0, 20.0, 40.0, 30.0]]),
-             torch.tensor([[5.0, 5.0, 60.0, 40.0]]),
-             torch.tensor([[0.0, 0.0, 40.0, 3.0], [8.0, 1.0, 20.0, 2.0]])]
+    boxes = [
+        torch.tensor([[10.0, 5.0, 80.0, 60.0], [0.0, 0.0, 112.0, 75.0], [30.0, 20.0, 40.0, 30.0]]),
+        torch.tensor([[5.0, 5.0, 60.0, 40.0]]),
+        torch.tensor([[0.0, 0.0, 40.0, 3.0], [8.0, 1.0, 20.0, 2.0]]),
+    ]
     try:
         with torch.inference_mode():
             ours = segmenter.segment(images, boxes)
             for image, box, mine in zip(images, boxes, ours):
-                inputs = segmenter.processor(images=[image], input_boxes=[box.tolist()], return_tensors="pt",
-                                             input_data_format="channels_last")
+                inputs = segmenter.processor(
+                    images=[image], input_boxes=[box.tolist()], return_tensors="pt", input_data_format="channels_last"
+                )
                 out = segmenter.model(**inputs, multimask_output=False, hq_token_only=hq_token_only)
-                (ref,) = segmenter.processor.post_process_masks(out.pred_masks, inputs["original_sizes"],
-                                                                inputs["reshaped_input_sizes"])
+                (ref,) = segmenter.processor.post_process_masks(
+                    out.pred_masks, inputs["original_sizes"], inputs["reshaped_input_sizes"]
+                )
                 assert mine.shape == (len(box), *image.shape[:2])
                 assert np.array_equal(mine, ref[:, 0].numpy())
                 assert 0 < mine.sum() < mine.size  # neither all-off nor all-on: the comparison means something
@@ -166,7 +191,9 @@ def test_prompts_map_to_their_own_tokens(backend):
     membership = phrase_tokens(spans, tokens["offset_mapping"][0])
     words = backend.processor.tokenizer.convert_ids_to_tokens(tokens["input_ids"][0])
     assert [[w for w, m in zip(words, row) if m] for row in membership.tolist()] == [
-        ["crane", "bird"], ["construction", "crane"], ["sky"],
+        ["crane", "bird"],
+        ["construction", "crane"],
+        ["sky"],
     ]
 
 
@@ -184,16 +211,26 @@ def _probs(rows: dict[int, dict[int, float]], queries: int = 6) -> torch.Tensor:
 
 
 def test_selection_keeps_boxes_by_max_token_and_reads_phrases_from_text_threshold():
-    probs = _probs({
-        0: {1: 0.9, 2: 0.3},  # crane 0.9, bird 0.3 → "crane bird"
-        1: {4: 0.8},  # sky, on query 0's box → removed by NMS
-        2: {4: 0.7, 1: 0.26},  # sky 0.7 + crane just over text_threshold → "crane sky" (text order)
-        3: {0: 0.99, 6: 0.99, 3: 0.99},  # only [CLS], [SEP] and "." are high → no box
-        4: {2: 0.3},  # bird 0.3 < box_threshold → no box
-        5: {1: 0.5},  # crane 0.5, a third place → over max_boxes
-    })
-    boxes = torch.tensor([[0.25, 0.25, 0.2, 0.2], [0.25, 0.26, 0.2, 0.2], [0.75, 0.75, 0.2, 0.2],
-                          [0.5, 0.5, 0.1, 0.1], [0.1, 0.9, 0.1, 0.1], [0.9, 0.1, 0.1, 0.1]])
+    probs = _probs(
+        {
+            0: {1: 0.9, 2: 0.3},  # crane 0.9, bird 0.3 → "crane bird"
+            1: {4: 0.8},  # sky, on query 0's box → removed by NMS
+            2: {4: 0.7, 1: 0.26},  # sky 0.7 + crane just over text_threshold → "crane sky" (text order)
+            3: {0: 0.99, 6: 0.99, 3: 0.99},  # only [CLS], [SEP] and "." are high → no box
+            4: {2: 0.3},  # bird 0.3 < box_threshold → no box
+            5: {1: 0.5},  # crane 0.5, a third place → over max_boxes
+        }
+    )
+    boxes = torch.tensor(
+        [
+            [0.25, 0.25, 0.2, 0.2],
+            [0.25, 0.26, 0.2, 0.2],
+            [0.75, 0.75, 0.2, 0.2],
+            [0.5, 0.5, 0.1, 0.1],
+            [0.1, 0.9, 0.1, 0.1],
+            [0.9, 0.1, 0.1, 0.1],
+        ]
+    )
     got = select_boxes(probs, boxes, TEXT, OFFSETS, SPANS, (100, 200), 0.35, 0.25, 0.7, 2)
     assert got.phrases == ["crane bird", "crane sky"] and got.scores.tolist() == pytest.approx([0.9, 0.7])
     assert got.boxes[0].tolist() == pytest.approx([30.0, 15.0, 70.0, 35.0])
@@ -221,9 +258,15 @@ def test_identity_records_the_sam_variant_and_its_weights(backend, hq_backend, s
 
 @pytest.mark.parametrize(
     "name, width, expected",
-    [("sam_vit_h_4b8939.pth", None, "vit_h"), ("sam_vit_l_0b3195.pth", None, "vit_l"), ("SAM_VIT_B.PTH", None, "vit_b"),
-     ("weights.pth", 1280, "vit_h"), ("weights.pth", 1024, "vit_l"), ("weights.pth", 768, "vit_b"),
-     ("sam_vit_b_renamed.pth", 1280, "vit_h")],  # the weights win over the name
+    [
+        ("sam_vit_h_4b8939.pth", None, "vit_h"),
+        ("sam_vit_l_0b3195.pth", None, "vit_l"),
+        ("SAM_VIT_B.PTH", None, "vit_b"),
+        ("weights.pth", 1280, "vit_h"),
+        ("weights.pth", 1024, "vit_l"),
+        ("weights.pth", 768, "vit_b"),
+        ("sam_vit_b_renamed.pth", 1280, "vit_h"),
+    ],  # the weights win over the name
 )
 def test_sam_variant_from_name_or_weights(name, width, expected):
     state = None if width is None else {"image_encoder.patch_embed.proj.weight": torch.zeros(width, 3, 1, 1)}
@@ -235,8 +278,9 @@ def test_bad_sam_settings_are_one_line_labeling_errors(tmp_path, grounding_dino_
     with pytest.raises(LabelingError, match="variant"):
         sam_kind("weights.pth", {"image_encoder.patch_embed.proj.weight": torch.zeros(96, 3, 1, 1)})
     with pytest.raises(LabelingError, match="SAM checkpoint"):
-        create_backend("instance", "grounded", detector=detector, sam_variant="sam",
-                       sam_checkpoint=str(tmp_path / "x.pth"))
+        create_backend(
+            "instance", "grounded", detector=detector, sam_variant="sam", sam_checkpoint=str(tmp_path / "x.pth")
+        )
     with pytest.raises(LabelingError, match="exactly one"):
         create_backend("instance", "grounded", detector=detector)
     with pytest.raises(LabelingError, match="sam_variant must be one of hq, sam"):

@@ -26,7 +26,6 @@ from labeling.config import load_config
 from labeling.errors import LabelingError
 from labeling.job import _check_resumable, format_report, run_label_job
 from labeling.shard_retry import WORKER_DIED
-
 from tests.datasets_spec.store_fixtures import store_content as _store_content
 
 from .quirky import BAD, make_quirky_imagenet
@@ -98,8 +97,9 @@ def test_rerun_skips_done_shards_and_refuses_other_settings(photo_folder, tmp_pa
     with pytest.raises(LabelingError, match="different min_area"):
         run_label_job(photo_folder, tmp_path / "ds", other, show_progress=False)
     with pytest.raises(LabelingError, match="different input"):
-        run_label_job(photo_folder, tmp_path / "ds", load_config(overrides={"shard_size": 2, "limit": 4}),
-                      show_progress=False)
+        run_label_job(
+            photo_folder, tmp_path / "ds", load_config(overrides={"shard_size": 2, "limit": 4}), show_progress=False
+        )
 
 
 def test_dead_worker_shard_is_retried_and_store_is_identical(photo_folder, tmp_path, ray_session, fault_backends):
@@ -117,8 +117,9 @@ def test_dead_worker_shard_is_retried_and_store_is_identical(photo_folder, tmp_p
     assert _store_content(tmp_path / "faulty") == _store_content(tmp_path / "clean")
 
 
-def test_an_image_that_kills_its_worker_is_recorded_failed_and_the_rest_labeled(photo_folder, tmp_path, ray_session,
-                                                                              fault_backends):
+def test_an_image_that_kills_its_worker_is_recorded_failed_and_the_rest_labeled(
+    photo_folder, tmp_path, ray_session, fault_backends
+):
     import cv2
 
     images = tmp_path / "images"
@@ -142,8 +143,9 @@ def test_job_killed_with_sigkill_resumes_to_the_same_store(photo_folder, tmp_pat
     def c2f_label(out):
         cmd = [sys.executable, "-m", "labeling.cli", str(photo_folder), "-o", str(out), "--shard-size", "1", "--quiet"]
         env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return subprocess.Popen(
+            cmd, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
 
     assert c2f_label(tmp_path / "clean").wait(timeout=300) == 0
     job = c2f_label(tmp_path / "killed")
@@ -160,8 +162,14 @@ def test_job_killed_with_sigkill_resumes_to_the_same_store(photo_folder, tmp_pat
 
 
 def test_transformers_semantic_backend_through_ray(photo_folder, segformer_dir, tmp_path, ray_session):
-    cfg = load_config(overrides={"shard_size": 4, "canvas": 64, "instance": "none",
-                                 "semantic": {"name": "hf", "model": str(segformer_dir)}})
+    cfg = load_config(
+        overrides={
+            "shard_size": 4,
+            "canvas": 64,
+            "instance": "none",
+            "semantic": {"name": "hf", "model": str(segformer_dir)},
+        }
+    )
     report = run_label_job(photo_folder, tmp_path / "ds", cfg, show_progress=False)
     assert report["done"] == 6
     store = open_store(tmp_path / "ds")
@@ -173,15 +181,26 @@ def test_transformers_semantic_backend_through_ray(photo_folder, segformer_dir, 
     assert validate(tmp_path / "ds") == []
 
 
-def test_grounded_hq_sam_instances_and_drop_counts_through_ray(quirky, segformer_dir, grounding_dino_dir,
-                                                               sam_hq_dir, tmp_path, ray_session):
+def test_grounded_hq_sam_instances_and_drop_counts_through_ray(
+    quirky, segformer_dir, grounding_dino_dir, sam_hq_dir, tmp_path, ray_session
+):
     root, good = quirky
-    cfg = load_config(overrides={
-        "shard_size": 3, "canvas": 64, "limit": 6,
-        "semantic": {"name": "hf", "model": str(segformer_dir)},
-        "instance": {"name": "grounded", "detector": str(grounding_dino_dir), "sam_checkpoint": str(sam_hq_dir),
-                     "box_threshold": 0.0, "text_threshold": 0.0, "max_boxes": 3},
-    })
+    cfg = load_config(
+        overrides={
+            "shard_size": 3,
+            "canvas": 64,
+            "limit": 6,
+            "semantic": {"name": "hf", "model": str(segformer_dir)},
+            "instance": {
+                "name": "grounded",
+                "detector": str(grounding_dino_dir),
+                "sam_checkpoint": str(sam_hq_dir),
+                "box_threshold": 0.0,
+                "text_threshold": 0.0,
+                "max_boxes": 3,
+            },
+        }
+    )
     report = run_label_job(root, tmp_path / "ds", cfg, show_progress=False)
     assert report["pending"] == 0 and report["done"] + report["failed"] == 6
     store = open_store(tmp_path / "ds")
@@ -203,16 +222,32 @@ def test_grounded_hq_sam_instances_and_drop_counts_through_ray(quirky, segformer
     assert validate(tmp_path / "ds") == []
 
 
-def test_grounded_prompts_from_a_list_column_and_a_prompt_file(photo_folder, grounding_dino_dir, sam, tmp_path,
-                                                               ray_session):
-    (tmp_path / "list.txt").write_text("".join(
-        f"{photo_folder / n}.jpg\t{p}\n" for n, p in [("astronaut", "person; flag"), ("chelsea", ""), ("coffee", "")]))
+def test_grounded_prompts_from_a_list_column_and_a_prompt_file(
+    photo_folder, grounding_dino_dir, sam, tmp_path, ray_session
+):
+    (tmp_path / "list.txt").write_text(
+        "".join(
+            f"{photo_folder / n}.jpg\t{p}\n"
+            for n, p in [("astronaut", "person; flag"), ("chelsea", ""), ("coffee", "")]
+        )
+    )
     (tmp_path / "prompts.json").write_text(json.dumps({str(photo_folder / "chelsea.jpg"): "tabby cat", "*": "cup"}))
-    cfg = load_config(overrides={
-        "shard_size": 3, "canvas": 64, "prompts": str(tmp_path / "prompts.json"),
-        "instance": {"name": "grounded", "detector": str(grounding_dino_dir), "sam_model": sam, "sam_variant": "sam",
-                     "box_threshold": 0.0, "text_threshold": 0.0, "max_boxes": 4},
-    })
+    cfg = load_config(
+        overrides={
+            "shard_size": 3,
+            "canvas": 64,
+            "prompts": str(tmp_path / "prompts.json"),
+            "instance": {
+                "name": "grounded",
+                "detector": str(grounding_dino_dir),
+                "sam_model": sam,
+                "sam_variant": "sam",
+                "box_threshold": 0.0,
+                "text_threshold": 0.0,
+                "max_boxes": 4,
+            },
+        }
+    )
     run_label_job(tmp_path / "list.txt", tmp_path / "ds", cfg, show_progress=False)
     store = open_store(tmp_path / "ds")
     found = {}
@@ -225,10 +260,18 @@ def test_grounded_prompts_from_a_list_column_and_a_prompt_file(photo_folder, gro
         run_label_job(tmp_path / "list.txt", tmp_path / "ds", cfg, show_progress=False)
 
 
-def test_a_grounded_job_with_images_without_prompts_is_refused_in_one_line(photo_folder, tmp_path, capsys,
-                                                                           ray_session):
-    args = [str(photo_folder), "-o", str(tmp_path / "ds"), "--instance", "grounded",
-            "--set", "instance.detector=unused", "--set", "instance.sam_checkpoint=unused"]
+def test_a_grounded_job_with_images_without_prompts_is_refused_in_one_line(photo_folder, tmp_path, capsys, ray_session):
+    args = [
+        str(photo_folder),
+        "-o",
+        str(tmp_path / "ds"),
+        "--instance",
+        "grounded",
+        "--set",
+        "instance.detector=unused",
+        "--set",
+        "instance.sam_checkpoint=unused",
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "6 of 6 images have no text prompt for the grounded backend" in err
@@ -240,11 +283,21 @@ def test_a_grounded_job_with_images_without_prompts_is_refused_in_one_line(photo
 
 
 def test_sam_amg_instances_through_ray(photo_folder, sam, tmp_path, ray_session):
-    cfg = load_config(overrides={
-        "shard_size": 3, "canvas": 64, "limit": 3,
-        "instance": {"name": "sam-amg", "sam_model": sam, "points_per_side": 4, "pred_iou_thresh": 0.0,
-                     "stability_score_thresh": 0.0, "max_masks": 5},
-    })
+    cfg = load_config(
+        overrides={
+            "shard_size": 3,
+            "canvas": 64,
+            "limit": 3,
+            "instance": {
+                "name": "sam-amg",
+                "sam_model": sam,
+                "points_per_side": 4,
+                "pred_iou_thresh": 0.0,
+                "stability_score_thresh": 0.0,
+                "max_masks": 5,
+            },
+        }
+    )
     report = run_label_job(photo_folder, tmp_path / "ds", cfg, show_progress=False)
     assert report["done"] == 3
     store = open_store(tmp_path / "ds")
@@ -289,12 +342,36 @@ def test_address_joins_an_existing_cluster(photo_folder, tmp_path):
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     ray_bin = Path(sys.executable).with_name("ray")
     head = subprocess.Popen(  # `--block`: the cluster lives as long as this process group
-        [str(ray_bin), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
-         "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
-        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            str(ray_bin),
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        cmd = [sys.executable, "-m", "labeling.cli", str(photo_folder), "-o", str(tmp_path / "ds"),
-               "--address", f"127.0.0.1:{port}", "--shard-size", "2", "--quiet"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "labeling.cli",
+            str(photo_folder),
+            "-o",
+            str(tmp_path / "ds"),
+            "--address",
+            f"127.0.0.1:{port}",
+            "--shard-size",
+            "2",
+            "--quiet",
+        ]
         _wait_for_port(port, head)
         done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]

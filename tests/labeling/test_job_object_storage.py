@@ -76,8 +76,9 @@ def test_job_on_s3_killed_with_sigkill_resumes_to_the_same_store(photo_folder, s
     def c2f_label(out):
         cmd = [sys.executable, "-m", "labeling.cli", str(photo_folder), "-o", str(out), "--shard-size", "1", "--quiet"]
         env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return subprocess.Popen(
+            cmd, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
 
     url = f"{s3_bucket}/killed"
     assert c2f_label(tmp_path / "clean").wait(timeout=300) == 0

@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets_spec import open_store
+from datasets_spec import open_store, storage
 from datasets_spec import schema as S
-from datasets_spec import storage
 from datasets_spec.errors import ConfigError
 from datasets_spec.validate import validate
 from labeling.config import load_config
@@ -57,10 +56,18 @@ def test_a_second_job_on_the_same_store_is_refused_naming_the_holder(photos, tmp
 
 def test_a_dead_holders_lock_is_taken_over(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
-         "from labeling.store_lock import store_lock\n"
-         "with store_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(600)",
-         str(tmp_path / "ds")], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; "
+            "from labeling.store_lock import store_lock\n"
+            "with store_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(600)",
+            str(tmp_path / "ds"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(LabelingError, match=f"PID {holder.pid} "):
@@ -121,8 +128,10 @@ def small_disk(tmp_path):
     """A 1 MiB tmpfs mounted at tmp_path/ds, unmounted afterwards (needs the right to mount)."""
     mount = tmp_path / "ds"
     mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here (needs root)")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
@@ -153,14 +162,15 @@ def test_a_local_ray_leaves_no_session_files_and_removes_those_of_killed_jobs():
     running = tmp_path / f"c2f-ray-{os.getpid()}-x3y4"  # a job still running
     for path in (killed, running):
         (path / "session_old").mkdir(parents=True)
-    script = ("import os, ray; from labeling import cluster\n"
-              "c = cluster.connect(None)\n"
-              "session = ray._private.worker._global_node.get_session_dir_path()\n"
-              "cluster.shutdown(c)\n"
-              "print(session, os.path.exists(session), os.path.exists(c.temp_dir))")
+    script = (
+        "import os, ray; from labeling import cluster\n"
+        "c = cluster.connect(None)\n"
+        "session = ray._private.worker._global_node.get_session_dir_path()\n"
+        "cluster.shutdown(c)\n"
+        "print(session, os.path.exists(session), os.path.exists(c.temp_dir))"
+    )
     env = {**os.environ, "TMPDIR": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     session, session_left, temp_left = out.stdout.split()
     assert Path(session).is_relative_to(tmp_path)
     assert (session_left, temp_left) == ("False", "False")
@@ -178,8 +188,10 @@ def test_a_rerun_labels_damaged_shards_again_and_says_so(photos, tmp_path, ray_s
     assert validate(tmp_path / "ds") != []
     report = run_label_job(photos, tmp_path / "ds", _cfg(), show_progress=False)
     cut_size = cut.stat().st_size  # rewritten whole by now
-    assert report["shards_repaired"] == {"0": "semantic/c/0/0/0 is missing",
-                                         "1": f"{storage.records_path(1)} has {cut_size - 4} bytes, {cut_size} when written"}
+    assert report["shards_repaired"] == {
+        "0": "semantic/c/0/0/0 is missing",
+        "1": f"{storage.records_path(1)} has {cut_size - 4} bytes, {cut_size} when written",
+    }
     assert report["this_run"]["shards"] == 2 and report["done"] == 4
     assert validate(tmp_path / "ds") == []
     after = open_store(tmp_path / "ds")
@@ -188,8 +200,18 @@ def test_a_rerun_labels_damaged_shards_again_and_says_so(photos, tmp_path, ray_s
     assert [after.records(s) for s in range(2)] == before[1]
 
 
-@pytest.mark.parametrize("setting", [{"limit": -1}, {"workers": -5}, {"min_area": -5}, {"limit": 0},
-                                     {"batch_size": 0}, {"gpus_per_worker": -1}, {"canvas": 5000}])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"limit": -1},
+        {"workers": -5},
+        {"min_area": -5},
+        {"limit": 0},
+        {"batch_size": 0},
+        {"gpus_per_worker": -1},
+        {"canvas": 5000},
+    ],
+)
 def test_out_of_range_settings_are_one_line_errors(setting):
     key = next(iter(setting))
     flag = "--" + key.replace("_", "-")
@@ -198,8 +220,11 @@ def test_out_of_range_settings_are_one_line_errors(setting):
 
 
 def test_a_shard_too_large_for_this_machine_is_refused_before_anything_starts(photos, tmp_path):
-    with pytest.raises(LabelingError, match=r"a shard of 4096 images on a 4096-px canvas needs about "
-                                            r"1024\.0 GiB per worker"):
+    with pytest.raises(
+        LabelingError,
+        match=r"a shard of 4096 images on a 4096-px canvas needs about "
+        r"1024\.0 GiB per worker",
+    ):
         run_label_job(photos, tmp_path / "ds", _cfg(shard_size=4096, canvas=4096), show_progress=False)
     assert not (tmp_path / "ds").exists()
 

@@ -29,7 +29,9 @@ def test_list_file_second_column_gives_prompts(tmp_path):
         "b.jpg\n"
         "a.jpg\tSt. Bernard\n"  # a repeated path merges its prompts; "." would split a phrase
         "# c.jpg\tignored\n"
-        "c.jpg\t \n", encoding="utf-8")
+        "c.jpg\t \n",
+        encoding="utf-8",
+    )
     items = {i.key: i.prompts for i in list_images(tmp_path / "list.txt").items}
     assert items == {"a.jpg": ("tabby cat", "sofa", "St Bernard"), "b.jpg": (), "c.jpg": ()}
 
@@ -45,23 +47,36 @@ def test_input_hash_is_unchanged_without_prompts_and_follows_them(tmp_path):
 
 
 def test_prompt_file_most_specific_entry_wins(folder, tmp_path):
-    (tmp_path / "prompts.json").write_text(json.dumps({
-        "birds/": ["bird"], "birds/sea/": "seabird", "birds/heron.jpg": ["heron", "water"], "*": "animal",
-        "dogs/": ["dog"],  # matches nothing: a warning, not an error
-    }))
+    (tmp_path / "prompts.json").write_text(
+        json.dumps(
+            {
+                "birds/": ["bird"],
+                "birds/sea/": "seabird",
+                "birds/heron.jpg": ["heron", "water"],
+                "*": "animal",
+                "dogs/": ["dog"],  # matches nothing: a warning, not an error
+            }
+        )
+    )
     images = apply_prompt_file(list_images(folder), tmp_path / "prompts.json")
     assert {i.key: i.prompts for i in images.items} == {
-        "birds/gull.jpg": ("bird",), "birds/heron.jpg": ("heron", "water"), "birds/sea/tern.jpg": ("seabird",),
-        "cats/tabby.jpg": ("animal",), "misc/x.jpg": ("animal",),
+        "birds/gull.jpg": ("bird",),
+        "birds/heron.jpg": ("heron", "water"),
+        "birds/sea/tern.jpg": ("seabird",),
+        "cats/tabby.jpg": ("animal",),
+        "misc/x.jpg": ("animal",),
     }
     assert apply_prompt_file(list_images(folder), None) == list_images(folder)
 
 
-@pytest.mark.parametrize("content, message", [
-    ("{not json", "cannot read prompts"),
-    ('["bird"]', "must be a JSON object"),
-    ('{"birds/": 3}', "prompts for 'birds/' must be a string or a list of strings"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "cannot read prompts"),
+        ('["bird"]', "must be a JSON object"),
+        ('{"birds/": 3}', "prompts for 'birds/' must be a string or a list of strings"),
+    ],
+)
 def test_bad_prompt_files_are_labeling_errors_naming_the_file(tmp_path, folder, content, message):
     (tmp_path / "p.json").write_text(content)
     with pytest.raises(LabelingError, match=message) as err:

@@ -26,8 +26,9 @@ from labeling.worker import ShardLabeler
 from training.data import DataConfig, build_dataset
 
 
-@pytest.mark.parametrize("shape, orig_hw", [((7, 9), (13, 20)), ((30, 17), (61, 35)), ((5, 5), (5, 5)),
-                                             ((12, 40), (95, 318))])
+@pytest.mark.parametrize(
+    "shape, orig_hw", [((7, 9), (13, 20)), ((30, 17), (61, 35)), ((5, 5), (5, 5)), ((12, 40), (95, 318))]
+)
 def test_upsampled_fields_equal_those_of_the_upsampled_mask(shape, orig_hw):
     rng = np.random.default_rng(sum(shape))
     for density in (0.05, 0.5, 0.95):
@@ -63,8 +64,7 @@ def test_fusion_on_reduced_masks_equals_fusion_on_the_upsampled_masks():
     masks[2, 5:15, 40:58] = True
     scores = np.array([0.9, 0.8, 0.7], np.float32)
     semantic = np.random.default_rng(2).integers(-1, 4, fit(*orig_hw, canvas)).astype(np.int32)
-    reduced = fuse(semantic, Instances(masks, scores, ["a", "b", "c"], "test"), orig_hw, canvas, 4,
-                   image_hw=reduced_hw)
+    reduced = fuse(semantic, Instances(masks, scores, ["a", "b", "c"], "test"), orig_hw, canvas, 4, image_hw=reduced_hw)
     upsampled = np.stack([resize_labels(m.astype(np.uint8), *orig_hw).astype(bool) for m in masks])
     whole = fuse(semantic, Instances(upsampled, scores, ["a", "b", "c"], "test"), orig_hw, canvas, 4)
     assert reduced.orig_hw == whole.orig_hw == orig_hw
@@ -119,9 +119,15 @@ def labeled(tmp_path_factory):
     cfg = LabelConfig(canvas=64, shard_size=3, max_pixels=200_000)
     labeler = ShardLabeler(cfg)
     store = root / "store"
-    create_store(store, [i.key for i in images.items], [i.label for i in images.items],
-                 label_space=labeler.label_space(), canvas=64, shard_size=3,
-                 provenance={"job": cfg.identity()})
+    create_store(
+        store,
+        [i.key for i in images.items],
+        [i.label for i in images.items],
+        label_space=labeler.label_space(),
+        canvas=64,
+        shard_size=3,
+        provenance={"job": cfg.identity()},
+    )
     summary = labeler.label_shard(str(store), 0, str(images.root), list(images.items))
     return store, images.root, summary
 

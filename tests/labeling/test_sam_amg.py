@@ -5,7 +5,12 @@ from labeling.backends import create_backend
 
 def amg(sam, **params):
     return create_backend(
-        "instance", "sam-amg", sam_model=sam, points_per_side=2, pred_iou_thresh=0.0, stability_score_thresh=0.0,
+        "instance",
+        "sam-amg",
+        sam_model=sam,
+        points_per_side=2,
+        pred_iou_thresh=0.0,
+        stability_score_thresh=0.0,
         **params,
     )
 
@@ -56,7 +61,9 @@ def test_checkpoint_loading_picks_the_variant_and_records_the_hash(tmp_path, mon
     from .tiny_models import tiny_sam
 
     built = []
-    monkeypatch.setitem(segment_anything.sam_model_registry, "vit_b", lambda checkpoint=None: built.append(1) or tiny_sam())
+    monkeypatch.setitem(
+        segment_anything.sam_model_registry, "vit_b", lambda checkpoint=None: built.append(1) or tiny_sam()
+    )
     checkpoint = tmp_path / "sam_vit_b_tiny.pth"
     torch.save(tiny_sam().state_dict(), checkpoint)
     backend = create_backend("instance", "sam-amg", sam_checkpoint=str(checkpoint), points_per_side=2)

@@ -17,9 +17,20 @@ def encoder(img_size=160, window=4, table=None) -> ImageEncoderViT:
     """Depth 3 (blocks 0 and 2 windowed, 1 global), grid 10 × 10: windows of 4 need padding. Relative
     position tables random (segment-anything starts them at zero), optionally `table` rows long."""
     torch.manual_seed(0)
-    model = ImageEncoderViT(img_size=img_size, patch_size=16, embed_dim=48, depth=3, num_heads=3, mlp_ratio=2,
-                            out_chans=32, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), qkv_bias=True,
-                            use_rel_pos=True, global_attn_indexes=(1,), window_size=window).eval()
+    model = ImageEncoderViT(
+        img_size=img_size,
+        patch_size=16,
+        embed_dim=48,
+        depth=3,
+        num_heads=3,
+        mlp_ratio=2,
+        out_chans=32,
+        norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+        qkv_bias=True,
+        use_rel_pos=True,
+        global_attn_indexes=(1,),
+        window_size=window,
+    ).eval()
     with torch.no_grad():
         for block in model.blocks:
             for name in ("rel_pos_h", "rel_pos_w"):
@@ -50,8 +61,9 @@ def test_each_block_kind_equals_the_original():
         size = (4, 4) if index == 0 else (10, 10)
         x = torch.randn(3, *size, 48)
         with torch.no_grad():
-            torch.testing.assert_close(fused.blocks[index].attn(x), original.blocks[index].attn(x),
-                                       rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(
+                fused.blocks[index].attn(x), original.blocks[index].attn(x), rtol=1e-5, atol=1e-5
+            )
 
 
 def test_bf16_autocast_stays_within_bf16_rounding_of_the_original():
@@ -110,7 +122,8 @@ def test_sam_compile_compiles_the_image_encoder_in_place(monkeypatch, grounding_
     sam = tiny_sam()
     create_backend("instance", "grounded", detector=str(grounding_dino_dir), sam_model=sam, sam_variant="sam")
     assert compiled == []
-    create_backend("instance", "grounded", detector=str(grounding_dino_dir), sam_model=sam, sam_variant="sam",
-                   sam_compile=True)
+    create_backend(
+        "instance", "grounded", detector=str(grounding_dino_dir), sam_model=sam, sam_variant="sam", sam_compile=True
+    )
     create_backend("instance", "sam-amg", sam_model=sam, sam_compile=True)
     assert compiled == [sam.image_encoder, sam.image_encoder]

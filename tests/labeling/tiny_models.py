@@ -17,8 +17,15 @@ def save_segformer(directory: Path, num_labels: int = 5) -> Path:
 
     torch.manual_seed(0)
     config = SegformerConfig(
-        num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[16, 32], patch_sizes=[7, 3],
-        strides=[4, 2], num_attention_heads=[1, 2], mlp_ratios=[2, 2], decoder_hidden_size=32,
+        num_encoder_blocks=2,
+        depths=[1, 1],
+        sr_ratios=[2, 1],
+        hidden_sizes=[16, 32],
+        patch_sizes=[7, 3],
+        strides=[4, 2],
+        num_attention_heads=[1, 2],
+        mlp_ratios=[2, 2],
+        decoder_hidden_size=32,
         **labels(num_labels, "seg"),
     )
     SegformerForSemanticSegmentation(config).save_pretrained(directory)
@@ -38,13 +45,27 @@ def save_mask2former(directory: Path, num_labels: int = 6) -> Path:
 
     torch.manual_seed(0)
     swin = SwinConfig(
-        image_size=64, patch_size=4, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=4,
+        image_size=64,
+        patch_size=4,
+        embed_dim=16,
+        depths=[1, 1, 1, 1],
+        num_heads=[1, 1, 1, 1],
+        window_size=4,
         out_features=["stage1", "stage2", "stage3", "stage4"],
     )
     config = Mask2FormerConfig(
-        backbone_config=swin, use_pretrained_backbone=False, num_queries=8, hidden_dim=32, mask_feature_size=32,
-        feature_size=32, encoder_layers=1, decoder_layers=2, encoder_feedforward_dim=32, dim_feedforward=32,
-        num_attention_heads=2, **labels(num_labels, "m2f"),
+        backbone_config=swin,
+        use_pretrained_backbone=False,
+        num_queries=8,
+        hidden_dim=32,
+        mask_feature_size=32,
+        feature_size=32,
+        encoder_layers=1,
+        decoder_layers=2,
+        encoder_feedforward_dim=32,
+        dim_feedforward=32,
+        num_attention_heads=2,
+        **labels(num_labels, "m2f"),
     )
     Mask2FormerForUniversalSegmentation(config).save_pretrained(directory)
     Mask2FormerImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}).save_pretrained(directory)
@@ -73,15 +94,32 @@ def save_grounding_dino(directory: Path) -> Path:
     torch.manual_seed(0)
     config = GroundingDinoConfig(
         backbone_config=SwinConfig(
-            image_size=64, patch_size=4, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=4,
+            image_size=64,
+            patch_size=4,
+            embed_dim=16,
+            depths=[1, 1, 1, 1],
+            num_heads=[1, 1, 1, 1],
+            window_size=4,
             out_indices=[2, 3, 4],
         ),
         text_config=BertConfig(
-            vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+            vocab_size=len(vocab),
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
             max_position_embeddings=64,
         ),
-        num_queries=30, encoder_layers=1, decoder_layers=2, d_model=32, encoder_ffn_dim=32, decoder_ffn_dim=32,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_n_points=2, decoder_n_points=2,
+        num_queries=30,
+        encoder_layers=1,
+        decoder_layers=2,
+        d_model=32,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_n_points=2,
+        decoder_n_points=2,
         max_text_len=32,
     )
     GroundingDinoForObjectDetection(config).save_pretrained(directory)
@@ -100,16 +138,31 @@ def tiny_sam():
     torch.manual_seed(0)
     sam = Sam(
         image_encoder=ImageEncoderViT(
-            img_size=256, patch_size=16, embed_dim=96, depth=2, num_heads=2, mlp_ratio=2,
-            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), qkv_bias=True, use_rel_pos=True,
-            global_attn_indexes=(1,), window_size=4, out_chans=64,
+            img_size=256,
+            patch_size=16,
+            embed_dim=96,
+            depth=2,
+            num_heads=2,
+            mlp_ratio=2,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            qkv_bias=True,
+            use_rel_pos=True,
+            global_attn_indexes=(1,),
+            window_size=4,
+            out_chans=64,
         ),
         prompt_encoder=PromptEncoder(
-            embed_dim=64, image_embedding_size=(16, 16), input_image_size=(256, 256), mask_in_chans=4,
+            embed_dim=64,
+            image_embedding_size=(16, 16),
+            input_image_size=(256, 256),
+            mask_in_chans=4,
         ),
         mask_decoder=MaskDecoder(
-            num_multimask_outputs=3, transformer=TwoWayTransformer(depth=1, embedding_dim=64, mlp_dim=128, num_heads=2),
-            transformer_dim=64, iou_head_depth=2, iou_head_hidden_dim=32,
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(depth=1, embedding_dim=64, mlp_dim=128, num_heads=2),
+            transformer_dim=64,
+            iou_head_depth=2,
+            iou_head_hidden_dim=32,
         ),
         pixel_mean=[123.675, 116.28, 103.53],
         pixel_std=[58.395, 57.12, 57.375],
@@ -125,11 +178,22 @@ def save_sam_hq(directory: Path) -> Path:
 
     torch.manual_seed(0)
     config = SamHQConfig(
-        vision_config=dict(hidden_size=96, num_hidden_layers=2, num_attention_heads=2, image_size=256, patch_size=16,
-                           window_size=4, global_attn_indexes=[1], output_channels=64, mlp_dim=192, num_pos_feats=32),
+        vision_config=dict(
+            hidden_size=96,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=256,
+            patch_size=16,
+            window_size=4,
+            global_attn_indexes=[1],
+            output_channels=64,
+            mlp_dim=192,
+            num_pos_feats=32,
+        ),
         prompt_encoder_config=dict(hidden_size=64, image_size=256, patch_size=16, mask_input_channels=4),
-        mask_decoder_config=dict(hidden_size=64, mlp_dim=128, num_hidden_layers=2, num_attention_heads=2,
-                                 iou_head_hidden_dim=32, vit_dim=96),
+        mask_decoder_config=dict(
+            hidden_size=64, mlp_dim=128, num_hidden_layers=2, num_attention_heads=2, iou_head_hidden_dim=32, vit_dim=96
+        ),
     )
     SamHQModel(config).save_pretrained(directory)
     image_processor = SamImageProcessor(size={"longest_edge": 256}, pad_size={"height": 256, "width": 256})
@@ -161,13 +225,31 @@ def save_oneformer(directory: Path, num_labels: int = 4) -> Path:
     torch.manual_seed(0)
     config = OneFormerConfig(
         backbone_config=SwinConfig(
-            image_size=64, patch_size=4, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=4,
+            image_size=64,
+            patch_size=4,
+            embed_dim=16,
+            depths=[1, 1, 1, 1],
+            num_heads=[1, 1, 1, 1],
+            window_size=4,
             out_features=["stage1", "stage2", "stage3", "stage4"],
         ),
-        num_queries=8, hidden_dim=32, conv_dim=32, mask_dim=32, encoder_feedforward_dim=32, encoder_layers=1,
-        decoder_layers=2, dim_feedforward=32, num_attention_heads=2, query_dec_layers=1, text_encoder_width=32,
-        text_encoder_num_layers=1, text_encoder_vocab_size=len(vocab), text_encoder_context_length=16,
-        task_seq_len=16, text_encoder_n_ctx=4, **labels(num_labels, "one"),
+        num_queries=8,
+        hidden_dim=32,
+        conv_dim=32,
+        mask_dim=32,
+        encoder_feedforward_dim=32,
+        encoder_layers=1,
+        decoder_layers=2,
+        dim_feedforward=32,
+        num_attention_heads=2,
+        query_dec_layers=1,
+        text_encoder_width=32,
+        text_encoder_num_layers=1,
+        text_encoder_vocab_size=len(vocab),
+        text_encoder_context_length=16,
+        task_seq_len=16,
+        text_encoder_n_ctx=4,
+        **labels(num_labels, "one"),
     )
     OneFormerForUniversalSegmentation(config).save_pretrained(directory)
     image_processor = OneFormerImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}, num_text=4)

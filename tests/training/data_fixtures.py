@@ -18,8 +18,9 @@ from datasets_spec.records import encode_rle
 from datasets_spec.schema import INSTANCE_NONE, SEMANTIC_IGNORE
 
 NUM_CLASSES = 6
-PALETTE = np.array([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200],
-                    [245, 130, 48], [145, 30, 180]], np.uint8)  # RGB per semantic class
+PALETTE = np.array(
+    [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180]], np.uint8
+)  # RGB per semantic class
 IGNORE_RGB = np.array([128, 128, 128], np.uint8)  # pixels whose class is SEMANTIC_IGNORE
 SIZES = [(48, 80), (80, 48), (64, 64), (40, 100), (100, 60), (56, 72), (90, 90)]  # (H, W) originals
 
@@ -53,15 +54,39 @@ def paint(semantic: np.ndarray) -> np.ndarray:
 
 
 def _result(semantic: np.ndarray, instance: np.ndarray, canvas: int) -> ImageResult:
-    records = [{"id": int(i), "score": 0.9, "box": [0, 0, 1, 1], "area": int((instance == i).sum()),
-                "semantic": None, "source": "test", "prompt": None, "rle": encode_rle(instance == i)}
-               for i in np.unique(instance) if i != INSTANCE_NONE]
-    return ImageResult(labels_to_canvas(semantic, canvas, SEMANTIC_IGNORE),
-                       labels_to_canvas(instance, canvas, INSTANCE_NONE), semantic.shape, records)
+    records = [
+        {
+            "id": int(i),
+            "score": 0.9,
+            "box": [0, 0, 1, 1],
+            "area": int((instance == i).sum()),
+            "semantic": None,
+            "source": "test",
+            "prompt": None,
+            "rle": encode_rle(instance == i),
+        }
+        for i in np.unique(instance)
+        if i != INSTANCE_NONE
+    ]
+    return ImageResult(
+        labels_to_canvas(semantic, canvas, SEMANTIC_IGNORE),
+        labels_to_canvas(instance, canvas, INSTANCE_NONE),
+        semantic.shape,
+        records,
+    )
 
 
-def make_tiny_store(root: Path, *, num_images: int = 14, shard_size: int = 5, canvas: int = 64,
-                    seed: int = 0, pending_shards=(1,), failed=(2,), sizes=SIZES) -> TinyStore:
+def make_tiny_store(
+    root: Path,
+    *,
+    num_images: int = 14,
+    shard_size: int = 5,
+    canvas: int = 64,
+    seed: int = 0,
+    pending_shards=(1,),
+    failed=(2,),
+    sizes=SIZES,
+) -> TinyStore:
     """A store under root/store and PNGs under root/images/<class>/img_<i>.png.
 
     Image i is sizes[i % len(sizes)] (H, W). Shards in `pending_shards` are left unwritten; images
@@ -71,8 +96,14 @@ def make_tiny_store(root: Path, *, num_images: int = 14, shard_size: int = 5, ca
     images = root / "images"
     keys = [f"c{i % 3}/img_{i:03d}.png" for i in range(num_images)]
     store = root / "store"
-    layout = create_store(store, keys, [i % 3 for i in range(num_images)], canvas=canvas,
-                          shard_size=shard_size, label_space={c: f"class{c}" for c in range(NUM_CLASSES)})
+    layout = create_store(
+        store,
+        keys,
+        [i % 3 for i in range(num_images)],
+        canvas=canvas,
+        shard_size=shard_size,
+        label_space={c: f"class{c}" for c in range(NUM_CLASSES)},
+    )
     done = []
     for shard in range(layout.num_shards):
         start, stop = layout.shard_range(shard)
@@ -106,8 +137,14 @@ def make_photo_store(root: Path, photos: list[np.ndarray], canvas: int = 64) -> 
     keys = [f"photo_{i}.png" for i in range(len(photos))]
     store, images = root / "store", root / "images"
     images.mkdir(parents=True)
-    create_store(store, keys, [-1] * len(keys), canvas=canvas, shard_size=len(keys),
-                 label_space={c: f"class{c}" for c in range(NUM_CLASSES)})
+    create_store(
+        store,
+        keys,
+        [-1] * len(keys),
+        canvas=canvas,
+        shard_size=len(keys),
+        label_space={c: f"class{c}" for c in range(NUM_CLASSES)},
+    )
     results = []
     for key, rgb in zip(keys, photos):
         cv2.imwrite(str(images / key), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))

@@ -15,13 +15,29 @@ from training.config import load_config
 from .data_fixtures import TinyStore, make_tiny_store
 
 TINY = [
-    "model.img_size=32", "model.patch_size=8", "model.embed_dim=32", "model.depth=2",
-    "model.num_heads=2", "model.decoder_dim=32", "model.decoder_depth=1", "model.decoder_heads=2",
-    "model.stage_depth=1", "model.semantic_embed_dim=8",
-    "data.img_size=32", "data.num_workers=0",
-    "optim.batch_size=4", "optim.epochs=4", "optim.warmup_epochs=1", "optim.blr=0.05",
-    "engine.log_every=1", "engine.image_every=0", "engine.checkpoint_every=100",
-    "engine.keep_every=0", "engine.device=cpu", "engine.tensorboard=false", "engine.progress=false",
+    "model.img_size=32",
+    "model.patch_size=8",
+    "model.embed_dim=32",
+    "model.depth=2",
+    "model.num_heads=2",
+    "model.decoder_dim=32",
+    "model.decoder_depth=1",
+    "model.decoder_heads=2",
+    "model.stage_depth=1",
+    "model.semantic_embed_dim=8",
+    "data.img_size=32",
+    "data.num_workers=0",
+    "optim.batch_size=4",
+    "optim.epochs=4",
+    "optim.warmup_epochs=1",
+    "optim.blr=0.05",
+    "engine.log_every=1",
+    "engine.image_every=0",
+    "engine.checkpoint_every=100",
+    "engine.keep_every=0",
+    "engine.device=cpu",
+    "engine.tensorboard=false",
+    "engine.progress=false",
 ]
 
 
@@ -41,5 +57,6 @@ def write_tiny_yaml(path: Path, *overrides: str) -> Path:
 @pytest.fixture(scope="module")
 def tiny_store(tmp_path_factory) -> TinyStore:
     """16 done images (4 shards of 4) on a 64 px canvas."""
-    return make_tiny_store(tmp_path_factory.mktemp("engine_store"), num_images=16, shard_size=4,
-                           pending_shards=(), failed=())
+    return make_tiny_store(
+        tmp_path_factory.mktemp("engine_store"), num_images=16, shard_size=4, pending_shards=(), failed=()
+    )

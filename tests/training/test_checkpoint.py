@@ -10,8 +10,17 @@ import pytest
 import torch
 from torch import nn
 
-from training.checkpoint import (LATEST, PREVIOUS, capture_rng, check_compatible, keep_name,
-                                 load_checkpoint, make_state, restore_rng, save_checkpoint)
+from training.checkpoint import (
+    LATEST,
+    PREVIOUS,
+    capture_rng,
+    check_compatible,
+    keep_name,
+    load_checkpoint,
+    make_state,
+    restore_rng,
+    save_checkpoint,
+)
 from training.errors import TrainingError
 
 
@@ -20,9 +29,15 @@ def _state(step: int, width: int = 4) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95))
     model(torch.randn(3, width)).sum().backward()
     opt.step()
-    return make_state(model=model, optimizer=opt, scaler=None,
-                      config={"model": {"width": width}, "optim": {"betas": [0.9, 0.95]}},
-                      step=step, nonfinite=1, num_classes=7)
+    return make_state(
+        model=model,
+        optimizer=opt,
+        scaler=None,
+        config={"model": {"width": width}, "optim": {"betas": [0.9, 0.95]}},
+        step=step,
+        nonfinite=1,
+        num_classes=7,
+    )
 
 
 def test_state_round_trips_with_weights_only(tmp_path):
@@ -100,8 +115,13 @@ def test_checkpoints_from_before_the_new_switches_read_with_their_old_values(tmp
     state["config"]["curriculum"] = {"shape": "linear"}
     save_checkpoint(tmp_path, state)
     config = load_checkpoint(tmp_path)[0]["config"]
-    assert config["model"] == {"width": 4, "decoder_context_embed": False, "patch_bias_init": "zeros",
-                               "init_from": None, "arch": None}
+    assert config["model"] == {
+        "width": 4,
+        "decoder_context_embed": False,
+        "patch_bias_init": "zeros",
+        "init_from": None,
+        "arch": None,
+    }
     assert config["curriculum"] == {"shape": "linear", "mix": "sample"}
     state["config"]["model"]["decoder_context_embed"] = True
     save_checkpoint(tmp_path, state)

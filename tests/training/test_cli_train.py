@@ -53,20 +53,21 @@ def test_foreign_store_and_schema_mismatch(capsys, config, tiny_store, tmp_path)
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "zarr.json").write_text(json.dumps({"zarr_format": 3, "node_type": "group", "attributes": {}}))
-    _assert_one_error(*_run(capsys, *_args(config, foreign, tiny_store.images, tmp_path / "r1")),
-                      "not a c2fmae dataset")
+    _assert_one_error(
+        *_run(capsys, *_args(config, foreign, tiny_store.images, tmp_path / "r1")), "not a c2fmae dataset"
+    )
     future = tmp_path / "future"
     shutil.copytree(tiny_store.path, future)
     doc = json.loads((future / "zarr.json").read_text())
     doc["attributes"]["c2fmae"]["schema_version"] = 99
     (future / "zarr.json").write_text(json.dumps(doc))
-    _assert_one_error(*_run(capsys, *_args(config, future, tiny_store.images, tmp_path / "r2")),
-                      "schema version 99")
+    _assert_one_error(*_run(capsys, *_args(config, future, tiny_store.images, tmp_path / "r2")), "schema version 99")
 
 
 def test_store_without_done_images(capsys, config, tiny_store, tmp_path):
-    create_store(tmp_path / "empty", ["a.png", "b.png"], [0, 0], canvas=64, shard_size=2,
-                 label_space={0: "x"}, provenance={})
+    create_store(
+        tmp_path / "empty", ["a.png", "b.png"], [0, 0], canvas=64, shard_size=2, label_space={0: "x"}, provenance={}
+    )
     code, err = _run(capsys, *_args(config, tmp_path / "empty", tiny_store.images, tmp_path / "run"))
     _assert_one_error(code, err, "no done images")
 
@@ -78,11 +79,11 @@ def test_images_root_without_the_stores_keys(capsys, config, tiny_store, tmp_pat
 
 
 def test_config_typo_and_missing_config(capsys, config, tiny_store, tmp_path):
-    code, err = _run(capsys, *_args(config, tiny_store.path, tiny_store.images, tmp_path / "run",
-                                    "--set", "optim.blr_=1"))
+    code, err = _run(
+        capsys, *_args(config, tiny_store.path, tiny_store.images, tmp_path / "run", "--set", "optim.blr_=1")
+    )
     _assert_one_error(code, err, "'optim.blr_'", "did you mean 'optim.blr'?")
-    code, err = _run(capsys, *_args(tmp_path / "none.yaml", tiny_store.path, tiny_store.images,
-                                    tmp_path / "run"))
+    code, err = _run(capsys, *_args(tmp_path / "none.yaml", tiny_store.path, tiny_store.images, tmp_path / "run"))
     _assert_one_error(code, err, "none.yaml")
     _assert_one_error(*_run(capsys, "--config", config), "required")
 
@@ -95,8 +96,7 @@ def test_corrupt_checkpoint_and_changed_model_shape(capsys, config, tiny_store, 
     _assert_one_error(code, err, "no readable checkpoint", "latest.pt")
     (run / "latest.pt").unlink()
     assert _run(capsys, *_args(config, tiny_store.path, tiny_store.images, run, "--max-steps", 1))[0] == 0
-    code, err = _run(capsys, *_args(config, tiny_store.path, tiny_store.images, run,
-                                    "--set", "model.embed_dim=48"))
+    code, err = _run(capsys, *_args(config, tiny_store.path, tiny_store.images, run, "--set", "model.embed_dim=48"))
     _assert_one_error(code, err, "different model shape", "model.embed_dim: 32 -> 48")
 
 
@@ -112,9 +112,22 @@ def test_rerun_resumes_and_falls_back_from_a_corrupt_latest(capsys, config, tiny
 
 @pytest.mark.slow
 def test_console_script_exit_code_and_single_line(config, tmp_path):
-    proc = subprocess.run([str(C2F_TRAIN), "--config", str(config), "--data", str(tmp_path / "x"),
-                           "--images", str(tmp_path), "--out", str(tmp_path / "run")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            str(C2F_TRAIN),
+            "--config",
+            str(config),
+            "--data",
+            str(tmp_path / "x"),
+            "--images",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith("c2f-train: error: ")
 
@@ -136,15 +149,22 @@ def small_disk(tmp_path):
     """A 256 KiB tmpfs at tmp_path/disk, unmounted afterwards (needs the right to mount)."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here (needs root)")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-@pytest.mark.parametrize("free_kib, what", [(0, "cannot write the run"),  # not even config.yaml fits
-                                            (24, "cannot write a checkpoint")])  # the config and log fit
+@pytest.mark.parametrize(
+    "free_kib, what",
+    [
+        (0, "cannot write the run"),  # not even config.yaml fits
+        (24, "cannot write a checkpoint"),
+    ],
+)  # the config and log fit
 def test_a_full_disk_is_one_line_naming_the_run_dir(capsys, config, tiny_store, small_disk, free_kib, what):
     with open(small_disk / "filler", "wb", buffering=0) as f, pytest.raises(OSError):
         while True:

@@ -65,7 +65,9 @@ def test_wrong_types_are_errors_naming_the_key():
 def test_invalid_values_name_their_key():
     with pytest.raises(ConfigError, match="^--set: optim.batch_size: .*greater than or equal to 1, got 0$"):
         load_config(None, ["optim.batch_size=0"])
-    with pytest.raises(ConfigError, match="^--set: model.mode: Input should be 'c2f', 'parallel' or 'mae', got 'bogus'$"):
+    with pytest.raises(
+        ConfigError, match="^--set: model.mode: Input should be 'c2f', 'parallel' or 'mae', got 'bogus'$"
+    ):
         load_config(None, ["model.mode=bogus"])
     with pytest.raises(ConfigError, match=r"^--set: config: data.img_size \(64\) must equal model.img_size"):
         load_config(None, ["data.img_size=64"])
@@ -97,9 +99,16 @@ def test_saved_config_loads_back_identically(tmp_path):
     assert to_dict(load_config(tmp_path / "config.yaml")) == to_dict(cfg)
 
 
-TRAIN_CONFIGS = ("c2fmae_vit_b16_1600e.yaml", "c2fmae_tiny_cpu.yaml", "mae_vit_b16.yaml",
-                 "parallel_vit_b16.yaml", "mae_tiny_cpu.yaml", "parallel_tiny_cpu.yaml",
-                 "c2fmae_nocurriculum_vit_b16.yaml", "c2fmae_nocurriculum_tiny_cpu.yaml")
+TRAIN_CONFIGS = (
+    "c2fmae_vit_b16_1600e.yaml",
+    "c2fmae_tiny_cpu.yaml",
+    "mae_vit_b16.yaml",
+    "parallel_vit_b16.yaml",
+    "mae_tiny_cpu.yaml",
+    "parallel_tiny_cpu.yaml",
+    "c2fmae_nocurriculum_vit_b16.yaml",
+    "c2fmae_nocurriculum_tiny_cpu.yaml",
+)
 
 
 def test_every_shipped_training_config_loads():
@@ -116,26 +125,31 @@ def test_valid_keys_cover_all_sections():
 def test_ablation_configs_differ_from_c2fmae_in_the_model_mode():
     mae_conventions = {"warmup_from_zero": True, "decay_rule": "mae"}  # MAE's code, only for mae
     for size in ("vit_b16", "tiny_cpu"):
-        base = to_dict(load_config(CONFIGS / ("c2fmae_vit_b16_1600e.yaml" if size == "vit_b16"
-                                              else "c2fmae_tiny_cpu.yaml")))
+        base = to_dict(
+            load_config(CONFIGS / ("c2fmae_vit_b16_1600e.yaml" if size == "vit_b16" else "c2fmae_tiny_cpu.yaml"))
+        )
         for mode in ("mae", "parallel"):
             other = to_dict(load_config(CONFIGS / f"{mode}_{size}.yaml"))
             assert other["model"]["mode"] == mode
             if mode == "mae":
                 assert {k: other["optim"][k] for k in mae_conventions} == mae_conventions
                 other["optim"].update({k: base["optim"][k] for k in mae_conventions})
-            assert {k: v for k, v in other.items() if k not in ("model", "curriculum")} == \
-                {k: v for k, v in base.items() if k not in ("model", "curriculum")}
+            assert {k: v for k, v in other.items() if k not in ("model", "curriculum")} == {
+                k: v for k, v in base.items() if k not in ("model", "curriculum")
+            }
     tiny = load_config(CONFIGS / "c2fmae_tiny_cpu.yaml")
     assert tiny.engine.log_every == 1 and tiny.engine.device == "cpu"
 
 
 def test_nocurriculum_configs_are_c2fmae_with_random_masking_only():
-    for base_name, name in (("c2fmae_vit_b16_1600e.yaml", "c2fmae_nocurriculum_vit_b16.yaml"),
-                            ("c2fmae_tiny_cpu.yaml", "c2fmae_nocurriculum_tiny_cpu.yaml")):
+    for base_name, name in (
+        ("c2fmae_vit_b16_1600e.yaml", "c2fmae_nocurriculum_vit_b16.yaml"),
+        ("c2fmae_tiny_cpu.yaml", "c2fmae_nocurriculum_tiny_cpu.yaml"),
+    ):
         base, cfg = load_config(CONFIGS / base_name), load_config(CONFIGS / name)
-        assert {k: v for k, v in to_dict(cfg).items() if k != "curriculum"} == \
-            {k: v for k, v in to_dict(base).items() if k != "curriculum"}
+        assert {k: v for k, v in to_dict(cfg).items() if k != "curriculum"} == {
+            k: v for k, v in to_dict(base).items() if k != "curriculum"
+        }
         assert cfg.model.mode == "c2f"
         assert all(Curriculum(cfg.curriculum).weights(t / 10) == (0.0, 0.0, 1.0) for t in range(11))
 
@@ -146,8 +160,14 @@ def test_model_arch_fills_the_preset_sizes_in_its_own_layer(tmp_path):
     assert (cfg.model.embed_dim, cfg.model.patch_size, cfg.model.depth) == (tiny["embed_dim"], 8, 2)
     assert cfg.model.timm_model is None
     # a file's explicit ViT-B sizes give way to a later layer's arch, not the other way round
-    child = _write(tmp_path / "child.yaml", {"base": str(CONFIGS / "c2fmae_vit_b16_1600e.yaml"),
-                                             "model": {"arch": "vit_tiny_cpu"}, "data": {"img_size": 64}})
+    child = _write(
+        tmp_path / "child.yaml",
+        {
+            "base": str(CONFIGS / "c2fmae_vit_b16_1600e.yaml"),
+            "model": {"arch": "vit_tiny_cpu"},
+            "data": {"img_size": 64},
+        },
+    )
     assert load_config(child).model.embed_dim == tiny["embed_dim"]
     shipped = load_config(CONFIGS / "c2fmae_tiny_cpu.yaml").model
     assert all(getattr(shipped, key) == value for key, value in tiny.items())
@@ -158,18 +178,25 @@ def test_model_arch_fills_the_preset_sizes_in_its_own_layer(tmp_path):
 def test_a_timm_name_is_only_claimed_when_timm_has_those_sizes():
     assert load_config().model.timm_model == "vit_base_patch16_224"  # found from the sizes
     assert load_config(None, ["model.embed_dim=64"]).model.timm_model is None
-    with pytest.raises(ConfigError, match=r"^--set: model: timm_model 'vit_base_patch16_224' does not match "
-                                          r"this encoder: embed_dim 64 \(timm: 768\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^--set: model: timm_model 'vit_base_patch16_224' does not match "
+        r"this encoder: embed_dim 64 \(timm: 768\)",
+    ):
         load_config(None, ["model.embed_dim=64", "model.timm_model=vit_base_patch16_224"])
     with pytest.raises(ConfigError, match=r"timm_model 'vit_tiny_patch16_224' does not match.*patch_size 8"):
-        load_config(None, ["model.arch=vit_tiny_cpu", "model.timm_model=vit_tiny_patch16_224",
-                           "data.img_size=64"])
+        load_config(None, ["model.arch=vit_tiny_cpu", "model.timm_model=vit_tiny_patch16_224", "data.img_size=64"])
     with pytest.raises(ConfigError, match="is not one of"):
         load_config(None, ["model.timm_model=vit_huge"])
-    claims = {name: load_config(None, [f"model.arch={name}", f"data.img_size={p['img_size']}"]).model.timm_model
-              for name, p in ARCH_PRESETS.items()}
-    assert claims == {"vit_base_patch16": "vit_base_patch16_224", "vit_large_patch16": "vit_large_patch16_224",
-                      "vit_tiny_cpu": None}
+    claims = {
+        name: load_config(None, [f"model.arch={name}", f"data.img_size={p['img_size']}"]).model.timm_model
+        for name, p in ARCH_PRESETS.items()
+    }
+    assert claims == {
+        "vit_base_patch16": "vit_base_patch16_224",
+        "vit_large_patch16": "vit_large_patch16_224",
+        "vit_tiny_cpu": None,
+    }
     assert load_config(CONFIGS / "c2fmae_tiny_cpu.yaml").model.timm_model is None
 
 
@@ -209,11 +236,14 @@ def test_cli_refuses_billion_laughs_and_echoes_no_secret(capsys, tmp_path):
     assert "shadow: a key that is no config name" in err and "s3cr3t" not in err
 
 
-@pytest.mark.parametrize("setting, needle", [
-    ("data.num_workers=-1", "--set: data.num_workers: Input should be greater than or equal to 0, got -1"),
-    ("model.patch_size=0", "--set: model.patch_size: Input should be greater than or equal to 1, got 0"),
-    ("optim.blr_=1", "--set: unknown key 'optim.blr_'; did you mean 'optim.blr'?"),
-])
+@pytest.mark.parametrize(
+    "setting, needle",
+    [
+        ("data.num_workers=-1", "--set: data.num_workers: Input should be greater than or equal to 0, got -1"),
+        ("model.patch_size=0", "--set: model.patch_size: Input should be greater than or equal to 1, got 0"),
+        ("optim.blr_=1", "--set: unknown key 'optim.blr_'; did you mean 'optim.blr'?"),
+    ],
+)
 def test_cli_out_of_range_settings_are_one_line_errors(capsys, tmp_path, setting, needle):
     config = _write(tmp_path / "c.yaml", {})
     assert needle in _train_error(capsys, tmp_path, "--config", config, "--set", setting)

@@ -39,8 +39,9 @@ def tiny(tmp_path_factory):
 def large(tmp_path_factory):
     """Originals 4-6× the canvas side: the canvas is much coarser than the RGB."""
     sizes = [(4 * h, 4 * w) for h, w in SIZES[:4]]
-    return make_tiny_store(tmp_path_factory.mktemp("large"), num_images=8, shard_size=4,
-                           pending_shards=(), failed=(), sizes=sizes)
+    return make_tiny_store(
+        tmp_path_factory.mktemp("large"), num_images=8, shard_size=4, pending_shards=(), failed=(), sizes=sizes
+    )
 
 
 def _rgb(sample, cfg: DataConfig) -> np.ndarray:
@@ -103,7 +104,7 @@ def test_masks_are_the_box_of_the_label_maps_at_original_resolution(large, hflip
         sample = ds[(pos, 4)]
         for name, canvas in (("semantic", view.semantic), ("instance", view.instance)):
             original = labels_from_canvas(canvas, height, width)
-            expected = resize_labels(original[top:top + h, left:left + w], 24, 24).astype(np.int64)
+            expected = resize_labels(original[top : top + h, left : left + w], 24, 24).astype(np.int64)
             expected[expected == SEMANTIC_IGNORE] = -1
             expected = expected[:, ::-1] if flip else expected
             assert np.array_equal(sample[name].numpy(), expected), (pos, name)
@@ -112,8 +113,9 @@ def test_masks_are_the_box_of_the_label_maps_at_original_resolution(large, hflip
 def test_full_crop_without_flip_is_the_decoded_original(tmp_path):
     """Canvas = image size, so the store holds the label maps as painted: the sample must equal them
     (expectation from the fixture's own generator, not from the functions under test)."""
-    data = make_tiny_store(tmp_path, num_images=1, shard_size=1, canvas=90, sizes=[(90, 90)],
-                           pending_shards=(), failed=())
+    data = make_tiny_store(
+        tmp_path, num_images=1, shard_size=1, canvas=90, sizes=[(90, 90)], pending_shards=(), failed=()
+    )
     semantic, instance = label_maps(np.random.default_rng(0), 90, 90)  # what make_tiny_store drew
     cfg = DataConfig(img_size=90, scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip=0.0, num_workers=0)
     sample = build_dataset(cfg, data.path, data.images, seed=0)[(0, 5)]
@@ -152,7 +154,7 @@ def test_rgb_is_cut_from_the_original_not_the_canvas(tmp_path):
         direct = np.asarray(original.crop((left, top, left + w, top + h)).resize((96, 96), Image.BICUBIC))
         assert np.abs(rgb - direct).max() <= 1
         c = [round(v * 64 / 1600) for v in (top, left, h, w)]  # the same box on the old canvas
-        old = cv2.resize(canvas[c[0]:c[0] + c[2], c[1]:c[1] + c[3]], (96, 96), interpolation=cv2.INTER_LINEAR)
+        old = cv2.resize(canvas[c[0] : c[0] + c[2], c[1] : c[1] + c[3]], (96, 96), interpolation=cv2.INTER_LINEAR)
         assert rgb.std() > 60 and rgb.std() > 8 * old.std()
 
 

@@ -27,16 +27,39 @@ def test_two_gloo_processes_match_one_process_with_accumulation(tiny_store, tmp_
     config = write_tiny_yaml(tmp_path / "ddp.yaml", "optim.batch_size=2", "optim.accum_iter=2")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", str(C2F_TRAIN), "--config", str(config),
-         "--data", str(tiny_store.path), "--images", str(tiny_store.images),
-         "--out", str(tmp_path / "ddp"), "--max-steps", str(STEPS)],
-        capture_output=True, text=True, timeout=300, env=env)
+        [
+            str(TORCHRUN),
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(C2F_TRAIN),
+            "--config",
+            str(config),
+            "--data",
+            str(tiny_store.path),
+            "--images",
+            str(tiny_store.images),
+            "--out",
+            str(tmp_path / "ddp"),
+            "--max-steps",
+            str(STEPS),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        engine.train(tiny_config("optim.batch_size=2", "optim.accum_iter=4"), tiny_store.path,
-                     tiny_store.images, tmp_path / "one", max_steps=STEPS)
+        engine.train(
+            tiny_config("optim.batch_size=2", "optim.accum_iter=4"),
+            tiny_store.path,
+            tiny_store.images,
+            tmp_path / "one",
+            max_steps=STEPS,
+        )
     finally:
         torch.set_num_threads(before)
     ddp, one = read_log(tmp_path / "ddp" / "log.jsonl"), read_log(tmp_path / "one" / "log.jsonl")
@@ -48,8 +71,9 @@ def test_two_gloo_processes_match_one_process_with_accumulation(tiny_store, tmp_
     pa = torch.load(tmp_path / "ddp" / "latest.pt", weights_only=True)["model"]
     pb = torch.load(tmp_path / "one" / "latest.pt", weights_only=True)["model"]
     for name in pa:
-        torch.testing.assert_close(_without_key_bias(name, pa[name]), _without_key_bias(name, pb[name]),
-                                   rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            _without_key_bias(name, pa[name]), _without_key_bias(name, pb[name]), rtol=1e-5, atol=1e-5
+        )
 
 
 def _without_key_bias(name: str, value: torch.Tensor) -> torch.Tensor:
@@ -59,7 +83,7 @@ def _without_key_bias(name: str, value: torch.Tensor) -> torch.Tensor:
     value = value.clone()
     if name.endswith("qkv.bias"):
         third = value.shape[0] // 3
-        value[third:2 * third] = 0
+        value[third : 2 * third] = 0
     elif name.endswith(".kv.bias"):
-        value[:value.shape[0] // 2] = 0
+        value[: value.shape[0] // 2] = 0
     return value

@@ -23,20 +23,39 @@ def test_a_few_cpu_steps_reduce_the_loss_and_write_every_channel(tiny_store, tmp
     drawn = []
     real_pictures = C2FMAE.pictures
     monkeypatch.setattr(C2FMAE, "pictures", lambda self, *a: drawn.append(1) or real_pictures(self, *a))
-    cfg = tiny_config("engine.tensorboard=true", "engine.image_every=10", "engine.progress=true",
-                      "optim.epochs=8", "data.num_workers=1")
+    cfg = tiny_config(
+        "engine.tensorboard=true",
+        "engine.image_every=10",
+        "engine.progress=true",
+        "optim.epochs=8",
+        "data.num_workers=1",
+    )
     summary = engine.train(cfg, tiny_store.path, tiny_store.images, tmp_path / "run")
     records = read_log(tmp_path / "run" / "log.jsonl")
     assert [r["step"] for r in records] == list(range(1, 33)) and summary["step"] == 32
     first, last = records[0], records[-1]
     assert sum(r["loss"] for r in records[-4:]) < 0.8 * sum(r["loss"] for r in records[:4])
-    for key in ("epoch", "loss", "loss_rgb", "loss_semantic", "loss_instance", "lr", "w_semantic",
-                "w_instance", "w_random", "images_per_s", "data_wait"):
+    for key in (
+        "epoch",
+        "loss",
+        "loss_rgb",
+        "loss_semantic",
+        "loss_instance",
+        "lr",
+        "w_semantic",
+        "w_instance",
+        "w_random",
+        "images_per_s",
+        "data_wait",
+    ):
         assert key in last, key
     assert first["w_semantic"] == 1.0 and last["w_random"] > 0.5  # curriculum moves with progress
     assert 0 <= last["data_wait"] <= 1 and last["epoch"] == 7
     assert sorted(p.name for p in (tmp_path / "run" / "images").iterdir()) == [
-        "step-0000010.png", "step-0000020.png", "step-0000030.png"]
+        "step-0000010.png",
+        "step-0000020.png",
+        "step-0000030.png",
+    ]
     assert len(drawn) == 3  # pictures are built on the steps that draw, not on every step
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     assert (tmp_path / "run" / "config.yaml").exists() and (tmp_path / "run" / "latest.pt").exists()
@@ -115,8 +134,9 @@ def test_a_non_finite_loss_skips_the_update_and_is_counted(tiny_store, tmp_path,
 def test_too_many_non_finite_losses_abort_with_a_clear_error(tiny_store, tmp_path, monkeypatch):
     _patch_model(monkeypatch, bad={0, 1, 2})
     with pytest.raises(TrainingError, match=r"non-finite on 3 steps.*max_nonfinite=2"):
-        engine.train(tiny_config("engine.max_nonfinite=2"), tiny_store.path, tiny_store.images,
-                     tmp_path / "run", max_steps=5)
+        engine.train(
+            tiny_config("engine.max_nonfinite=2"), tiny_store.path, tiny_store.images, tmp_path / "run", max_steps=5
+        )
 
 
 def test_gradient_accumulation_matches_one_big_batch_schedule(tiny_store, tmp_path):
@@ -152,12 +172,25 @@ def test_gradient_accumulation_matches_one_big_batch_step():
     for batches in ([big], halves):
         torch.manual_seed(0)
         model = _MeanSquare()
-        ctx = StepContext(model=model, optimizer=build_optimizer(model, cfg.optim, 1), scaler=None,
-                          curriculum=Curriculum(cfg.curriculum), device=torch.device("cpu"), amp_dtype=None,
-                          clip_grad=None, seed=0, micro_id=lambda m: m)
+        ctx = StepContext(
+            model=model,
+            optimizer=build_optimizer(model, cfg.optim, 1),
+            scaler=None,
+            curriculum=Curriculum(cfg.curriculum),
+            device=torch.device("cpu"),
+            amp_dtype=None,
+            clip_grad=None,
+            seed=0,
+            micro_id=lambda m: m,
+        )
         result = train_step(ctx, batches, step=0, progress=0.0)
-        runs.append((result.losses["loss"], [p.grad.clone() for p in model.parameters()],
-                     [p.detach().clone() for p in model.parameters()]))
+        runs.append(
+            (
+                result.losses["loss"],
+                [p.grad.clone() for p in model.parameters()],
+                [p.detach().clone() for p in model.parameters()],
+            )
+        )
     (loss_a, grads_a, params_a), (loss_b, grads_b, params_b) = runs
     assert torch.allclose(loss_a, loss_b)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads_a, grads_b))
@@ -167,10 +200,12 @@ def test_gradient_accumulation_matches_one_big_batch_step():
 
 def _synthetic_batch(n: int = 4, size: int = 32, classes: int = 6) -> dict:
     gen = torch.Generator().manual_seed(0)
-    return {"image": torch.randn(n, 3, size, size, generator=gen),
-            "semantic": torch.randint(-1, classes, (n, size, size), generator=gen),
-            "instance": torch.randint(0, 4, (n, size, size), generator=gen),
-            "index": torch.arange(n)}
+    return {
+        "image": torch.randn(n, 3, size, size, generator=gen),
+        "semantic": torch.randint(-1, classes, (n, size, size), generator=gen),
+        "instance": torch.randint(0, 4, (n, size, size), generator=gen),
+        "index": torch.arange(n),
+    }
 
 
 @pytest.mark.parametrize("amp", [torch.bfloat16, None])
@@ -183,15 +218,22 @@ def test_train_step_autocast_and_clipping(amp):
     torch.manual_seed(0)
     model = engine.build_model(cfg.model, num_classes=6)
     before = [p.detach().clone() for p in model.parameters()]
-    ctx = StepContext(model=model, optimizer=build_optimizer(model, cfg.optim, 1), scaler=None,
-                      curriculum=Curriculum(cfg.curriculum), device=torch.device("cpu"),
-                      amp_dtype=amp, clip_grad=0.5, seed=0, micro_id=lambda m: m)
+    ctx = StepContext(
+        model=model,
+        optimizer=build_optimizer(model, cfg.optim, 1),
+        scaler=None,
+        curriculum=Curriculum(cfg.curriculum),
+        device=torch.device("cpu"),
+        amp_dtype=amp,
+        clip_grad=0.5,
+        seed=0,
+        micro_id=lambda m: m,
+    )
     result = train_step(ctx, [_synthetic_batch(), _synthetic_batch()], step=0, progress=0.5)
     assert result.finite and result.grad_norm is not None and result.grad_norm > 0
     assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in result.losses.values())
     assert {"loss", "loss_rgb", "loss_semantic", "loss_instance"} <= set(result.losses)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
-
 
 
 class _Spy(nn.Module):
@@ -216,9 +258,17 @@ def test_train_step_hands_the_curriculum_mix_to_the_model(mix):
     torch.manual_seed(0)
     model = _Spy(engine.build_model(cfg.model, num_classes=6))
     curriculum = Curriculum(cfg.curriculum)
-    ctx = StepContext(model=model, optimizer=build_optimizer(model, cfg.optim, 1), scaler=None,
-                      curriculum=curriculum, device=torch.device("cpu"), amp_dtype=None,
-                      clip_grad=None, seed=0, micro_id=lambda m: m)
+    ctx = StepContext(
+        model=model,
+        optimizer=build_optimizer(model, cfg.optim, 1),
+        scaler=None,
+        curriculum=curriculum,
+        device=torch.device("cpu"),
+        amp_dtype=None,
+        clip_grad=None,
+        seed=0,
+        micro_id=lambda m: m,
+    )
     assert train_step(ctx, [_synthetic_batch()], step=3, progress=0.4).finite
     (strategy,) = model.strategies
     if mix == "patch":

@@ -22,18 +22,46 @@ C2F_TRAIN = Path(sys.executable).with_name("c2f-train")
 def test_two_processes_gather_the_features_of_one(tmp_path):
     encoder = export_tiny_encoder(tmp_path / "encoder.pth")
     train, val = labeled_folders(tmp_path / "data", per_class=5)  # 15 images: uneven split over 2 ranks
-    common = ["eval", "--encoder", str(encoder), "--train", str(train), "--val", str(val),
-              "--set", "run.num_workers=0", "--set", "run.progress=false"]
+    common = [
+        "eval",
+        "--encoder",
+        str(encoder),
+        "--train",
+        str(train),
+        "--val",
+        str(val),
+        "--set",
+        "run.num_workers=0",
+        "--set",
+        "run.progress=false",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for protocol, extra in (("linear", ["--set", "linear.epochs=5"]),
-                            ("finetune", ["--set", "finetune.epochs=1", "--set", "finetune.batch_size=4"])):
-        proc = subprocess.run([str(TORCHRUN), "--standalone", "--nproc_per_node", "2", str(C2F_TRAIN),
-                               *common, "--protocol", protocol, "--out", str(tmp_path / "ddp"), *extra],
-                              capture_output=True, text=True, timeout=300, env=env)
+    for protocol, extra in (
+        ("linear", ["--set", "linear.epochs=5"]),
+        ("finetune", ["--set", "finetune.epochs=1", "--set", "finetune.batch_size=4"]),
+    ):
+        proc = subprocess.run(
+            [
+                str(TORCHRUN),
+                "--standalone",
+                "--nproc_per_node",
+                "2",
+                str(C2F_TRAIN),
+                *common,
+                "--protocol",
+                protocol,
+                "--out",
+                str(tmp_path / "ddp"),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert proc.stdout.count("\n") == 1  # rank 0 prints the summary, rank 1 stays quiet
-    assert main([*common, "--protocol", "linear", "--out", str(tmp_path / "one"),
-                 "--set", "linear.epochs=5"]) == 0
+    assert main([*common, "--protocol", "linear", "--out", str(tmp_path / "one"), "--set", "linear.epochs=5"]) == 0
     ddp = json.loads((tmp_path / "ddp" / "linear.json").read_text())
     one = json.loads((tmp_path / "one" / "linear.json").read_text())
     assert ddp["world_size"] == 2 and one["world_size"] == 1

@@ -80,8 +80,14 @@ def _store_with_images(root, name: str, count: int, seed: int):
         semantics.append(semantic)
     store = root / f"{name}_store"
     create_store(store, keys, [-1] * count, label_space={0: "red", 1: "blue"}, canvas=32, shard_size=count)
-    write_shard(store, 0, [ImageResult(semantic=s, instance=np.zeros((32, 32), np.uint16),
-                                       orig_hw=(32, 32), records=[]) for s in semantics])
+    write_shard(
+        store,
+        0,
+        [
+            ImageResult(semantic=s, instance=np.zeros((32, 32), np.uint16), orig_hw=(32, 32), records=[])
+            for s in semantics
+        ],
+    )
     return images, store
 
 
@@ -90,11 +96,36 @@ def test_dense_command_scores_against_a_store(tmp_path):
     train_images, train_store = _store_with_images(tmp_path, "train", 8, seed=0)
     val_images, val_store = _store_with_images(tmp_path, "val", 4, seed=1)
     # one DataLoader worker: it reads the store that this process opened (no fork: tensorstore)
-    assert main(["eval", "--encoder", str(encoder), "--protocol", "dense", "--train", str(train_images),
-                 "--val", str(val_images), "--out", str(tmp_path / "out"), "--set", "run.num_workers=1",
-                 "--set", "run.progress=false",
-                 "--set", f"dense.train_labels={train_store}", "--set", f"dense.val_labels={val_store}",
-                 "--set", "dense.epochs=40", "--set", "dense.lr=0.01"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--encoder",
+                str(encoder),
+                "--protocol",
+                "dense",
+                "--train",
+                str(train_images),
+                "--val",
+                str(val_images),
+                "--out",
+                str(tmp_path / "out"),
+                "--set",
+                "run.num_workers=1",
+                "--set",
+                "run.progress=false",
+                "--set",
+                f"dense.train_labels={train_store}",
+                "--set",
+                f"dense.val_labels={val_store}",
+                "--set",
+                "dense.epochs=40",
+                "--set",
+                "dense.lr=0.01",
+            ]
+        )
+        == 0
+    )
     result = json.loads((tmp_path / "out" / "dense.json").read_text())
     assert result["num_classes"] == 2 and result["label_space"] == {"0": "red", "1": "blue"}
     assert (result["num_train"], result["num_val"]) == (8, 4)
@@ -104,8 +135,23 @@ def test_dense_command_scores_against_a_store(tmp_path):
 def test_dense_with_a_store_of_other_images_is_one_line(tmp_path, capsys):
     encoder = export_tiny_encoder(tmp_path / "encoder.pth")
     _, store = _store_with_images(tmp_path, "train", 4, seed=0)
-    code = main(["eval", "--encoder", str(encoder), "--protocol", "dense", "--train", str(tmp_path),
-                 "--val", str(tmp_path), *QUIET, "--set", f"dense.train_labels={store}",
-                 "--set", f"dense.val_labels={store}"])
+    code = main(
+        [
+            "eval",
+            "--encoder",
+            str(encoder),
+            "--protocol",
+            "dense",
+            "--train",
+            str(tmp_path),
+            "--val",
+            str(tmp_path),
+            *QUIET,
+            "--set",
+            f"dense.train_labels={store}",
+            "--set",
+            f"dense.val_labels={store}",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "is not an image under" in err

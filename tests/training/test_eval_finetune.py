@@ -13,9 +13,22 @@ from training.cli import main
 from .eval_fixtures import export_tiny_encoder, labeled_folders
 
 # 18 images, batch 6: 3 steps per epoch, 2 epochs; mixup, cutmix, RandAugment, erasing all on
-TINY = ["--set", "run.num_workers=0", "--set", "run.progress=false", "--set", "finetune.epochs=2",
-        "--set", "finetune.warmup_epochs=1", "--set", "finetune.batch_size=6",
-        "--set", "finetune.checkpoint_every=1", "--set", "finetune.blr=0.05"]
+TINY = [
+    "--set",
+    "run.num_workers=0",
+    "--set",
+    "run.progress=false",
+    "--set",
+    "finetune.epochs=2",
+    "--set",
+    "finetune.warmup_epochs=1",
+    "--set",
+    "finetune.batch_size=6",
+    "--set",
+    "finetune.checkpoint_every=1",
+    "--set",
+    "finetune.blr=0.05",
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +39,23 @@ def inputs(tmp_path_factory):
 
 def _finetune(inputs, out, *extra) -> int:
     encoder, train, val = inputs
-    return main(["eval", "--encoder", str(encoder), "--protocol", "finetune", "--train", str(train),
-                 "--val", str(val), "--out", str(out), *TINY, *extra])
+    return main(
+        [
+            "eval",
+            "--encoder",
+            str(encoder),
+            "--protocol",
+            "finetune",
+            "--train",
+            str(train),
+            "--val",
+            str(val),
+            "--out",
+            str(out),
+            *TINY,
+            *extra,
+        ]
+    )
 
 
 def test_a_stopped_and_resumed_run_ends_bit_identical(inputs, tmp_path):

@@ -51,8 +51,22 @@ def test_close_neighbours_outvote_many_far_ones():
 
 def test_knn_command_writes_its_result(encoder, folders, tmp_path, capsys):
     train, val = folders
-    code = main(["eval", "--encoder", str(encoder), "--protocol", "knn", "--train", str(train),
-                 "--val", str(val), "--out", str(tmp_path), *QUIET])
+    code = main(
+        [
+            "eval",
+            "--encoder",
+            str(encoder),
+            "--protocol",
+            "knn",
+            "--train",
+            str(train),
+            "--val",
+            str(val),
+            "--out",
+            str(tmp_path),
+            *QUIET,
+        ]
+    )
     assert code == 0
     result = json.loads((tmp_path / "knn.json").read_text())
     assert result["metrics"]["top1"] == 100.0  # solid colours: even a random ViT separates them
@@ -70,8 +84,25 @@ def test_imagenet_flat_validation_layout_gives_the_same_result(encoder, folders,
         rows.append(f"ILSVRC2012_val_{i:08d},{image.parent.name} 0 0 5 5")
     (tmp_path / "LOC_val_solution.csv").write_text("\n".join(rows) + "\n")
     for name, folder in (("folders", val), ("flat", flat)):
-        assert main(["eval", "--encoder", str(encoder), "--protocol", "knn", "--train", str(train),
-                     "--val", str(folder), "--out", str(tmp_path / name), *QUIET]) == 0
+        assert (
+            main(
+                [
+                    "eval",
+                    "--encoder",
+                    str(encoder),
+                    "--protocol",
+                    "knn",
+                    "--train",
+                    str(train),
+                    "--val",
+                    str(folder),
+                    "--out",
+                    str(tmp_path / name),
+                    *QUIET,
+                ]
+            )
+            == 0
+        )
     by_folder = json.loads((tmp_path / "folders" / "knn.json").read_text())["metrics"]
     by_solution = json.loads((tmp_path / "flat" / "knn.json").read_text())["metrics"]
     assert by_folder == by_solution
@@ -79,21 +110,43 @@ def test_imagenet_flat_validation_layout_gives_the_same_result(encoder, folders,
 
 def test_a_timm_vits_own_state_dict_is_accepted(folders, tmp_path, capsys):
     train, val = folders
-    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8,
-                            num_classes=7)  # random weights, with a classifier head
+    vit = timm.create_model(
+        "vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, num_classes=7
+    )  # random weights, with a classifier head
     torch.save(vit.state_dict(), tmp_path / "timm_vit.pth")
-    args = ["eval", "--encoder", str(tmp_path / "timm_vit.pth"), "--protocol", "knn", "--train",
-            str(train), "--val", str(val), *QUIET]
+    args = [
+        "eval",
+        "--encoder",
+        str(tmp_path / "timm_vit.pth"),
+        "--protocol",
+        "knn",
+        "--train",
+        str(train),
+        "--val",
+        str(val),
+        *QUIET,
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "encoder.timm_model" in err
-    assert main(args + ["--set", "encoder.timm_model=vit_tiny_patch16_224",
-                        "--set", "encoder.timm_kwargs={img_size: 32, patch_size: 8}"]) == 0
+    assert (
+        main(
+            args
+            + [
+                "--set",
+                "encoder.timm_model=vit_tiny_patch16_224",
+                "--set",
+                "encoder.timm_kwargs={img_size: 32, patch_size: 8}",
+            ]
+        )
+        == 0
+    )
     assert 0 <= json.loads(capsys.readouterr().out)["top1"] <= 100
 
 
-@pytest.mark.parametrize("problem", ["missing encoder", "unknown val class", "wrong architecture",
-                                     "corrupt image in a worker"])
+@pytest.mark.parametrize(
+    "problem", ["missing encoder", "unknown val class", "wrong architecture", "corrupt image in a worker"]
+)
 def test_bad_input_is_one_line(encoder, folders, tmp_path, capsys, problem):
     train, val = folders
     args = {"encoder": str(encoder), "train": str(train), "val": str(val), "extra": []}
@@ -110,8 +163,21 @@ def test_bad_input_is_one_line(encoder, folders, tmp_path, capsys, problem):
         (tmp_path / "val" / "red" / "000.png").write_bytes(b"not a png")
         args["val"] = str(tmp_path / "val")
         args["extra"] = ["--set", "run.num_workers=1"]
-    code = main(["eval", "--encoder", args["encoder"], "--protocol", "knn", "--train", args["train"],
-                 "--val", args["val"], *QUIET, *args["extra"]])
+    code = main(
+        [
+            "eval",
+            "--encoder",
+            args["encoder"],
+            "--protocol",
+            "knn",
+            "--train",
+            args["train"],
+            "--val",
+            args["val"],
+            *QUIET,
+            *args["extra"],
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("c2f-train: error: ") and err.count("\n") == 1
     if problem == "corrupt image in a worker":

@@ -45,8 +45,26 @@ def test_the_frozen_encoder_is_unchanged_and_only_the_head_moves(tmp_path, monke
         return held["model"]
 
     monkeypatch.setattr(runner, "load_encoder", spy)
-    assert main(["eval", "--encoder", str(encoder), "--protocol", "linear", "--train", str(train),
-                 "--val", str(val), "--out", str(tmp_path / "out"), *QUIET, *SHORT]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--encoder",
+                str(encoder),
+                "--protocol",
+                "linear",
+                "--train",
+                str(train),
+                "--val",
+                str(val),
+                "--out",
+                str(tmp_path / "out"),
+                *QUIET,
+                *SHORT,
+            ]
+        )
+        == 0
+    )
     after = held["model"].state_dict()
     assert all(torch.equal(after[k], v) for k, v in held["before"].items())
     trained = torch.load(tmp_path / "out" / "linear_head.pth", weights_only=True)

@@ -50,9 +50,23 @@ def test_the_ground_truth_store_joins_the_image_folders(tmp_path):
 @pytest.mark.slow
 def test_quick_run_scores_every_method(tmp_path, capsys):
     # --quick, smaller still: what is checked is that every stage runs and reports, not the scores
-    result = _load("replicate_small").main(["--quick", "--seeds", "1", "--threads", "1", "--out", str(tmp_path),
-                                            "--size", "train=32", "val=20", "epochs=2", "linear_epochs=10",
-                                            "dense_epochs=10"])
+    result = _load("replicate_small").main(
+        [
+            "--quick",
+            "--seeds",
+            "1",
+            "--threads",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--size",
+            "train=32",
+            "val=20",
+            "epochs=2",
+            "linear_epochs=10",
+            "dense_epochs=10",
+        ]
+    )
     methods = ["random-init", "mae", "parallel", "c2fmae", "c2fmae-nocurr", "c2fmae-gt"]
     assert list(result["summary"]) == methods
     for metrics in result["summary"].values():

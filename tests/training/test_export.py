@@ -46,9 +46,12 @@ def same_computation(vit, model, input_size, dtype=torch.float64) -> None:
     image = torch.randn(1, *input_size, generator=torch.Generator().manual_seed(0), dtype=dtype)
     tol = 1e-10 if dtype == torch.float64 else 1e-5
     with torch.no_grad():
-        torch.testing.assert_close(vit.to(dtype).eval().forward_features(image),
-                                   model.to(dtype).eval().forward_features(image),
-                                   rtol=tol, atol=tol)
+        torch.testing.assert_close(
+            vit.to(dtype).eval().forward_features(image),
+            model.to(dtype).eval().forward_features(image),
+            rtol=tol,
+            atol=tol,
+        )
 
 
 def test_export_command(run_dir, tmp_path, capsys):

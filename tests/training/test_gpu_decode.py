@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from datasets_spec.errors import ConfigError
-from training.config import load_config
 import torch
 from PIL import Image
 from skimage import data
@@ -22,10 +19,12 @@ from torch.utils.data import default_collate
 
 from datasets_spec import ImageResult, create_store, write_shard
 from datasets_spec.decode import decode_crop, jpeg_crop
+from datasets_spec.errors import ConfigError
 from datasets_spec.geometry import labels_to_canvas
 from datasets_spec.records import encode_rle
 from datasets_spec.schema import INSTANCE_NONE, SEMANTIC_IGNORE
 from training.cli import main
+from training.config import load_config
 from training.data import DataConfig, build_dataset, loader_kwargs
 from training.data.gpu_decode import collate, crop_resize, decode_batch, decode_jpegs, require_cuda
 from training.data.transforms import draw
@@ -37,9 +36,15 @@ from .engine_fixtures import tiny_store, write_tiny_yaml  # noqa: F401  (fixture
 RGB_MAX_DIFF = 3 + 1e-3  # levels, with slack for the float normalisation
 RGB_MEAN_DIFF = 0.1
 # EXIF orientation → the PIL transpose that turns the oriented photo into the stored one
-_STORE_AS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-             4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
-             6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270}
+_STORE_AS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
 
 
 def photo(height: int, width: int) -> Image.Image:
@@ -89,22 +94,49 @@ def mixed_store(tmp_path_factory):
     """A store of JPEGs in several EXIF orientations, a grey JPEG, a CMYK JPEG and a PNG, with
     blocky label maps, canvas 64."""
     root = tmp_path_factory.mktemp("mixed")
-    files = [("o1.jpg", 1, "RGB"), ("o6.jpg", 6, "RGB"), ("o3.jpg", 3, "RGB"), ("o8.jpg", 8, "RGB"),
-             ("o5.jpg", 5, "RGB"), ("grey.jpg", 1, "L"), ("cmyk.jpg", 1, "CMYK"), ("plain.png", 1, "RGB")]
+    files = [
+        ("o1.jpg", 1, "RGB"),
+        ("o6.jpg", 6, "RGB"),
+        ("o3.jpg", 3, "RGB"),
+        ("o8.jpg", 8, "RGB"),
+        ("o5.jpg", 5, "RGB"),
+        ("grey.jpg", 1, "L"),
+        ("cmyk.jpg", 1, "CMYK"),
+        ("plain.png", 1, "RGB"),
+    ]
     sizes = [(90, 130), (120, 80), (77, 101), (100, 100), (64, 150), (96, 72), (80, 120), (110, 70)]
     keys = [name for name, _, _ in files]
     store = root / "store"
-    create_store(store, keys, [0] * len(keys), canvas=64, shard_size=len(keys),
-                 label_space={c: f"class{c}" for c in range(6)})
+    create_store(
+        store, keys, [0] * len(keys), canvas=64, shard_size=len(keys), label_space={c: f"class{c}" for c in range(6)}
+    )
     rng, results = np.random.default_rng(0), []
     for (name, orientation, mode), (height, width) in zip(files, sizes):
-        save_oriented(photo(height, width).convert(mode), root / name, orientation,
-                      "PNG" if name.endswith(".png") else "JPEG")
+        save_oriented(
+            photo(height, width).convert(mode), root / name, orientation, "PNG" if name.endswith(".png") else "JPEG"
+        )
         semantic, instance = label_maps(rng, height, width)
-        records = [{"id": int(i), "score": 0.9, "box": [0, 0, 1, 1], "area": 1, "semantic": None,
-                    "source": "test", "prompt": None, "rle": encode_rle(instance == i)} for i in (1, 2)]
-        results.append(ImageResult(labels_to_canvas(semantic, 64, SEMANTIC_IGNORE),
-                                   labels_to_canvas(instance, 64, INSTANCE_NONE), (height, width), records))
+        records = [
+            {
+                "id": int(i),
+                "score": 0.9,
+                "box": [0, 0, 1, 1],
+                "area": 1,
+                "semantic": None,
+                "source": "test",
+                "prompt": None,
+                "rle": encode_rle(instance == i),
+            }
+            for i in (1, 2)
+        ]
+        results.append(
+            ImageResult(
+                labels_to_canvas(semantic, 64, SEMANTIC_IGNORE),
+                labels_to_canvas(instance, 64, INSTANCE_NONE),
+                (height, width),
+                records,
+            )
+        )
     write_shard(store, 0, results)
     return store, root
 
@@ -137,8 +169,9 @@ def test_gpu_mode_batches_equal_cpu_mode_batches(mixed_store):
 def test_gpu_mode_loader_kwargs_collate_the_raw_batch(mixed_store):
     store, root = mixed_store
     cfg = DataConfig(img_size=32, num_workers=0, decode="gpu")
-    loader = torch.utils.data.DataLoader(build_dataset(cfg, store, root, seed=0), batch_size=4,
-                                         sampler=[(p, 0) for p in range(8)], **loader_kwargs(cfg))
+    loader = torch.utils.data.DataLoader(
+        build_dataset(cfg, store, root, seed=0), batch_size=4, sampler=[(p, 0) for p in range(8)], **loader_kwargs(cfg)
+    )
     batches = [decode_batch(b, torch.device("cpu"), cfg) for b in loader]
     assert [b["image"].shape for b in batches] == [(4, 3, 32, 32)] * 2
     assert torch.cat([b["index"] for b in batches]).tolist() == list(range(8))
@@ -154,8 +187,22 @@ def test_gpu_decode_without_cuda_is_one_line_at_start(capsys, tiny_store, tmp_pa
         require_cuda(DataConfig(decode="gpu"), torch.device("cpu"))
     require_cuda(DataConfig(decode="cpu"), torch.device("cpu"))
     config = write_tiny_yaml(tmp_path / "tiny.yaml")
-    code = main(["--config", str(config), "--data", str(tiny_store.path), "--images", str(tiny_store.images),
-                 "--out", str(tmp_path / "run"), "--set", "data.decode=gpu", "--set", "engine.device=cpu"])
+    code = main(
+        [
+            "--config",
+            str(config),
+            "--data",
+            str(tiny_store.path),
+            "--images",
+            str(tiny_store.images),
+            "--out",
+            str(tmp_path / "run"),
+            "--set",
+            "data.decode=gpu",
+            "--set",
+            "engine.device=cpu",
+        ]
+    )
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "data.decode=gpu needs a CUDA device" in lines[0], lines
     assert not (tmp_path / "run" / "latest.pt").exists()
@@ -189,7 +236,7 @@ def test_a_jpeg_that_fails_to_decode_in_the_step_names_the_batchs_images(mixed_s
     store, root = mixed_store
     cfg = DataConfig(img_size=32, num_workers=0, decode="gpu")
     raw = collate(build_dataset(cfg, store, root, seed=0).__getitems__([(0, 0), (1, 0)]))
-    raw["jpeg"][raw["jpeg_end"][0] - 600:raw["jpeg_end"][0]] = 0  # the first file's scan data zeroed
+    raw["jpeg"][raw["jpeg_end"][0] - 600 : raw["jpeg_end"][0]] = 0  # the first file's scan data zeroed
     raw["jpeg"][200:400] = 0xFF
     with pytest.raises(TrainingError, match=r"decoding the JPEGs of store images \[0, 1\] on cpu failed: "):
         decode_batch(raw, torch.device("cpu"), cfg)

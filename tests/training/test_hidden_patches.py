@@ -15,14 +15,14 @@ from training.models.c2fmae import TARGETS
 
 TINY_CLASSES = 5  # as in conftest.tiny_train_batch
 N = 4
-STRATEGIES = {"random": torch.full((N,), RANDOM), "semantic": torch.full((N,), SEMANTIC),
-              "instance": torch.full((N,), INSTANCE),
-              "patch-mix": torch.tensor([[0.4, 0.3, 0.3]]).expand(N, 3)}
-VARIANTS = {"tokens": {}, "sum": {"input_fusion": "sum"},
-            "per-modality": {"per_modality_masking": True}}
+STRATEGIES = {
+    "random": torch.full((N,), RANDOM),
+    "semantic": torch.full((N,), SEMANTIC),
+    "instance": torch.full((N,), INSTANCE),
+    "patch-mix": torch.tensor([[0.4, 0.3, 0.3]]).expand(N, 3),
+}
+VARIANTS = {"tokens": {}, "sum": {"input_fusion": "sum"}, "per-modality": {"per_modality_masking": True}}
 INPUTS = {"rgb": "image", "semantic": "semantic", "instance": "instance"}
-
-
 
 
 def pixel_mask(patch_mask: torch.Tensor, patch: int) -> torch.Tensor:
@@ -57,11 +57,9 @@ def make(cfg, **changes):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_masked_patch_content_never_reaches_the_encoder(strategy, variant, tiny_model_cfg,
-                                                        tiny_train_batch):
+def test_masked_patch_content_never_reaches_the_encoder(strategy, variant, tiny_model_cfg, tiny_train_batch):
     model = make(tiny_model_cfg, **VARIANTS[variant])
-    masks = model.mask_patches(tiny_train_batch, STRATEGIES[strategy],
-                               torch.Generator().manual_seed(1))
+    masks = model.mask_patches(tiny_train_batch, STRATEGIES[strategy], torch.Generator().manual_seed(1))
     changed = replace_patches(tiny_train_batch, masks, tiny_model_cfg.patch_size, True, seed=2)
     with torch.no_grad():
         latent = model.forward_encoder(tiny_train_batch, masks)
@@ -70,11 +68,9 @@ def test_masked_patch_content_never_reaches_the_encoder(strategy, variant, tiny_
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_visible_targets_do_not_change_the_loss(strategy, variant, tiny_model_cfg,
-                                                tiny_train_batch):
+def test_visible_targets_do_not_change_the_loss(strategy, variant, tiny_model_cfg, tiny_train_batch):
     model = make(tiny_model_cfg, **VARIANTS[variant])
-    masks = model.mask_patches(tiny_train_batch, STRATEGIES[strategy],
-                               torch.Generator().manual_seed(1))
+    masks = model.mask_patches(tiny_train_batch, STRATEGIES[strategy], torch.Generator().manual_seed(1))
     changed = replace_patches(tiny_train_batch, masks, tiny_model_cfg.patch_size, False, seed=3)
     with torch.no_grad():
         preds = model.forward_decoder(model.forward_encoder(tiny_train_batch, masks), masks)

@@ -36,8 +36,11 @@ def _descendants(pid: int) -> set[int]:
 
 
 def _alive(pids: set[int]) -> set[int]:
-    return {p for p in pids if Path(f"/proc/{p}").exists()
-            and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"}
+    return {
+        p
+        for p in pids
+        if Path(f"/proc/{p}").exists() and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    }
 
 
 def _at_least(count: int, pids: set[int]) -> set[int] | None:
@@ -58,9 +61,21 @@ def _wait_for(condition, what: str):
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_killing_the_trainer_ends_its_loader_workers(tiny_store, tmp_path, sig):
     config = write_tiny_yaml(tmp_path / "c.yaml", "data.num_workers=2", "optim.epochs=100000")
-    trainer = subprocess.Popen([str(C2F_TRAIN), "--config", str(config), "--data", str(tiny_store.path),
-                                "--images", str(tiny_store.images), "--out", str(tmp_path / "run")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    trainer = subprocess.Popen(
+        [
+            str(C2F_TRAIN),
+            "--config",
+            str(config),
+            "--data",
+            str(tiny_store.path),
+            "--images",
+            str(tiny_store.images),
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     helpers: set[int] = set()
     try:
         # the fork server, its two workers and the resource tracker

@@ -26,8 +26,18 @@ from training.optim import Schedule, build_optimizer
 from .engine_fixtures import tiny_config, tiny_store  # noqa: F401  (fixture)
 
 # decoder narrower than the encoder and with another head count, so no transpose goes unnoticed
-CFG = ModelConfig.from_arch("vit_tiny_cpu", mode="mae", img_size=32, patch_size=8, embed_dim=32,
-                            depth=2, num_heads=4, decoder_dim=16, decoder_depth=2, decoder_heads=2)
+CFG = ModelConfig.from_arch(
+    "vit_tiny_cpu",
+    mode="mae",
+    img_size=32,
+    patch_size=8,
+    embed_dim=32,
+    depth=2,
+    num_heads=4,
+    decoder_dim=16,
+    decoder_depth=2,
+    decoder_heads=2,
+)
 
 
 # ------------------------------------------------------- MAE, re-implemented from the paper
@@ -55,8 +65,7 @@ def mae_checkpoint(cfg: ModelConfig, seed: int = 0) -> dict:
         return torch.randn(*shape, generator=g) * std
 
     def linear(name: str, n_out: int, n_in: int) -> dict:
-        return {f"{name}.weight": rand(n_out, n_in, std=n_in ** -0.5),
-                f"{name}.bias": rand(n_out, std=0.1)}
+        return {f"{name}.weight": rand(n_out, n_in, std=n_in**-0.5), f"{name}.bias": rand(n_out, std=0.1)}
 
     def norm(name: str, dim: int) -> dict:
         return {f"{name}.weight": 1 + rand(dim, std=0.1), f"{name}.bias": rand(dim, std=0.1)}
@@ -69,9 +78,12 @@ def mae_checkpoint(cfg: ModelConfig, seed: int = 0) -> dict:
             out |= linear(f"{name}.{i}.mlp.fc1", hidden, dim) | linear(f"{name}.{i}.mlp.fc2", dim, hidden)
         return out
 
-    state = {"cls_token": rand(1, 1, d, std=0.02), "pos_embed": mae_sincos(d, cfg.grid).float(),
-             "patch_embed.proj.weight": rand(d, 3, p, p, std=(3 * p * p) ** -0.5),
-             "patch_embed.proj.bias": rand(d, std=0.1)}
+    state = {
+        "cls_token": rand(1, 1, d, std=0.02),
+        "pos_embed": mae_sincos(d, cfg.grid).float(),
+        "patch_embed.proj.weight": rand(d, 3, p, p, std=(3 * p * p) ** -0.5),
+        "patch_embed.proj.bias": rand(d, std=0.1),
+    }
     state |= blocks("blocks", cfg.depth, d) | norm("norm", d)
     state |= {"mask_token": rand(1, 1, dd, std=0.02), "decoder_pos_embed": mae_sincos(dd, cfg.grid).float()}
     state |= linear("decoder_embed", dd, d) | blocks("decoder_blocks", cfg.decoder_depth, dd)
@@ -178,8 +190,7 @@ def test_position_tables_are_maes():
     model = build_model(CFG, num_classes=1)
     close = dict(rtol=0, atol=1e-6)
     torch.testing.assert_close(model.pos_embed.double(), mae_sincos(CFG.embed_dim, CFG.grid), **close)
-    torch.testing.assert_close(model.decoder_pos_embed.double(),
-                               mae_sincos(CFG.decoder_dim, CFG.grid)[:, 1:], **close)
+    torch.testing.assert_close(model.decoder_pos_embed.double(), mae_sincos(CFG.decoder_dim, CFG.grid)[:, 1:], **close)
 
 
 def test_a_perfect_normalised_prediction_pictures_as_the_image():
@@ -188,8 +199,7 @@ def test_a_perfect_normalised_prediction_pictures_as_the_image():
     masks = our_masks(torch.rand(2, CFG.num_patches), CFG)["rgb"]
     ids = masks.ids_masked()
     pred = normalise_patches(take(model.patchify(images), ids))
-    torch.testing.assert_close(model.picture_rgb({"image": images}, pred, ids), images,
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model.picture_rgb({"image": images}, pred, ids), images, rtol=1e-5, atol=1e-5)
 
 
 def test_c2fmae_takes_the_encoder_and_rgb_path_and_initialises_the_rest(mae_file):
@@ -201,8 +211,13 @@ def test_c2fmae_takes_the_encoder_and_rgb_path_and_initialises_the_rest(mae_file
     report = load_mae_checkpoint(model, str(mae_file))
     mae = torch.load(mae_file, weights_only=True)["model"]
     ours = model.state_dict()
-    for name in ("cls_token", "patch_embed.proj.weight", "blocks.1.mlp.fc2.weight", "norm.bias",
-                 "decoder_embed.weight"):
+    for name in (
+        "cls_token",
+        "patch_embed.proj.weight",
+        "blocks.1.mlp.fc2.weight",
+        "norm.bias",
+        "decoder_embed.weight",
+    ):
         assert torch.equal(ours[name], mae[name]) and name in report["loaded"]
     assert torch.equal(ours["heads.rgb.weight"], mae["decoder_pred.weight"])
     unused, left = set(report["unused"]), report["fresh"]
@@ -218,12 +233,15 @@ def broken(mae_file, change) -> str:
     return str(mae_file)
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda s: s.pop("decoder_pred.bias"), "missing 'decoder_pred.bias'"),
-    (lambda s: s.update({"head.weight": torch.zeros(3, 32)}), "unexpected 'head.weight'"),
-    (lambda s: s.update({"mask_token": torch.zeros(1, 1, 8)}), "'mask_token' has shape (1, 1, 8)"),
-    (lambda s: s["decoder_pos_embed"].add_(1), "cls row"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda s: s.pop("decoder_pred.bias"), "missing 'decoder_pred.bias'"),
+        (lambda s: s.update({"head.weight": torch.zeros(3, 32)}), "unexpected 'head.weight'"),
+        (lambda s: s.update({"mask_token": torch.zeros(1, 1, 8)}), "'mask_token' has shape (1, 1, 8)"),
+        (lambda s: s["decoder_pos_embed"].add_(1), "cls row"),
+    ],
+)
 def test_an_mae_checkpoint_that_does_not_fit_is_one_line_naming_the_key(mae_file, change, message):
     with pytest.raises(TrainingError, match="model.init_from") as err:
         load_mae_checkpoint(build_model(CFG, num_classes=1), broken(mae_file, change))
@@ -246,8 +264,7 @@ def test_a_file_that_is_not_a_checkpoint_is_one_line(tmp_path):
 
 
 def test_a_run_checkpoint_is_refused_as_init(tmp_path):
-    torch.save({"format": 1, "step": 3, "model": {}, "optimizer": {}, "config": {}},
-               tmp_path / "latest.pt")
+    torch.save({"format": 1, "step": 3, "model": {}, "optimizer": {}, "config": {}}, tmp_path / "latest.pt")
     with pytest.raises(TrainingError, match="c2f-train checkpoint"):
         load_mae_checkpoint(build_model(CFG, num_classes=1), str(tmp_path / "latest.pt"))
 
@@ -265,8 +282,7 @@ def test_a_run_starts_from_the_mae_checkpoint_and_resuming_does_not_read_it(tiny
     assert torch.equal(state["model"]["blocks.1.attn.qkv.weight"], mae["blocks.1.attn.qkv.weight"])
     assert torch.equal(state["model"]["heads.rgb.bias"], mae["decoder_pred.bias"])
     path.unlink()
-    summary = engine.train(tiny_config(*overrides), tiny_store.path, tiny_store.images, run,
-                           max_steps=2)
+    summary = engine.train(tiny_config(*overrides), tiny_store.path, tiny_store.images, run, max_steps=2)
     assert summary["step"] == 2 and summary["steps_run"] == 1
 
 
@@ -286,14 +302,14 @@ def test_mae_decay_rule_decays_the_learned_tokens():
         opt = build_optimizer(model, OptimConfig(weight_decay=0.05, decay_rule=rule), world_size=1)
         return [{names[id(p)] for p in g["params"]} for g in opt.param_groups]
 
-    (decay, keep), (mae_decay, mae_keep) = groups("model"), groups("mae")
+    (_, keep), (mae_decay, mae_keep) = groups("model"), groups("mae")
     assert {"cls_token", "mask_token"} <= keep and {"cls_token", "mask_token"} <= mae_decay
     assert mae_keep == {n for n, p in model.named_parameters() if p.ndim == 1}
     assert "pos_embed" not in mae_decay | mae_keep  # fixed tables are not optimised at all
 
 
 def test_patch_bias_init_torch_keeps_pytorchs_default_range():
-    bound = (3 * CFG.patch_size ** 2) ** -0.5
+    bound = (3 * CFG.patch_size**2) ** -0.5
     torch.manual_seed(0)
     bias = build_model(dataclasses.replace(CFG, patch_bias_init="torch"), 1).patch_embed.proj.bias
     assert bias.abs().max() <= bound and bias.abs().max() > bound / 2
@@ -309,5 +325,4 @@ def test_mae_configs_switch_on_maes_conventions():
         assert (cfg.model.mode, cfg.model.patch_bias_init) == ("mae", "torch")
         assert cfg.optim.warmup_from_zero and cfg.optim.decay_rule == "mae"
     c2f = load_config(root / "c2fmae_vit_b16_1600e.yaml")
-    assert (c2f.model.patch_bias_init, c2f.optim.warmup_from_zero, c2f.optim.decay_rule) == \
-        ("zeros", False, "model")
+    assert (c2f.model.patch_bias_init, c2f.optim.warmup_from_zero, c2f.optim.decay_rule) == ("zeros", False, "model")

@@ -13,7 +13,7 @@ def reference_mode(labels: torch.Tensor, patch: int) -> torch.Tensor:
     out = []
     for i in range(0, h, patch):
         for j in range(0, w, patch):
-            vals = labels[i:i + patch, j:j + patch].flatten()
+            vals = labels[i : i + patch, j : j + patch].flatten()
             vals = vals[vals >= 0]
             if vals.numel() == 0:
                 out.append(-1)
@@ -43,8 +43,12 @@ def random_maps(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tenso
     g = torch.Generator().manual_seed(seed)
     sem = torch.randint(-1, 4, (n, size // 4, size // 4), generator=g)
     inst = torch.randint(-1, 3, (n, size // 4, size // 4), generator=g)
-    up = (lambda m: m.repeat_interleave(4, 1).repeat_interleave(4, 2))
-    return up(sem), up(inst)
+    return _up4(sem), _up4(inst)
+
+
+def _up4(maps: torch.Tensor) -> torch.Tensor:
+    """[N, h, w] → [N, 4h, 4w], each value repeated over a 4 × 4 block."""
+    return maps.repeat_interleave(4, 1).repeat_interleave(4, 2)
 
 
 def test_patch_mode_matches_reference_and_ignores_negative():
@@ -61,8 +65,15 @@ def test_patch_mode_matches_reference_and_ignores_negative():
 def test_every_sample_keeps_exactly_len_keep(ratio):
     sem, inst = random_maps(6, 32, seed=1)
     strategy = torch.tensor([0, 1, 2, 0, 1, 2])
-    m = generate_masks(strategy, num_patches=16, mask_ratio=ratio, patch_size=8, semantic=sem,
-                       instance=inst, generator=torch.Generator().manual_seed(0))
+    m = generate_masks(
+        strategy,
+        num_patches=16,
+        mask_ratio=ratio,
+        patch_size=8,
+        semantic=sem,
+        instance=inst,
+        generator=torch.Generator().manual_seed(0),
+    )
     k = num_keep(16, ratio)
     assert k == int(16 * (1 - ratio))
     assert m.ids_keep.shape == (6, k)
@@ -75,8 +86,15 @@ def test_every_sample_keeps_exactly_len_keep(ratio):
 def test_batched_equals_per_sample_reference():
     sem, inst = random_maps(9, 32, seed=2)
     strategy = torch.tensor([0, 1, 2] * 3)
-    m = generate_masks(strategy, num_patches=16, mask_ratio=0.75, patch_size=8, semantic=sem,
-                       instance=inst, generator=torch.Generator().manual_seed(3))
+    m = generate_masks(
+        strategy,
+        num_patches=16,
+        mask_ratio=0.75,
+        patch_size=8,
+        semantic=sem,
+        instance=inst,
+        generator=torch.Generator().manual_seed(3),
+    )
     noise, keys = draw_uniforms(9, 16, torch.Generator().manual_seed(3), torch.device("cpu"))
     for n in range(9):
         # labels are pooled on the stride-4 grid: the centre pixel of each 4x4 cell
@@ -96,13 +114,27 @@ def test_guided_masks_hide_whole_segments_first():
     inst[:, 8:24, 8:24] = 7
     for seed in range(4):
         gen = torch.Generator().manual_seed(seed)
-        m = generate_masks(torch.zeros(64, dtype=torch.long), num_patches=16, mask_ratio=0.75,
-                           patch_size=8, semantic=sem, instance=inst, generator=gen)
+        m = generate_masks(
+            torch.zeros(64, dtype=torch.long),
+            num_patches=16,
+            mask_ratio=0.75,
+            patch_size=8,
+            semantic=sem,
+            instance=inst,
+            generator=gen,
+        )
         hidden = m.mask.reshape(64, 2, 2, 2, 2).permute(0, 1, 3, 2, 4).reshape(64, 4, 4).sum(-1)
         # 12 hidden patches = exactly three whole quadrants, the fourth fully visible
         assert torch.equal(hidden.sort(1).values, torch.tensor([0, 4, 4, 4]).expand(64, 4))
-        m = generate_masks(torch.ones(64, dtype=torch.long), num_patches=16, mask_ratio=0.25,
-                           patch_size=8, semantic=sem, instance=inst, generator=gen)
+        m = generate_masks(
+            torch.ones(64, dtype=torch.long),
+            num_patches=16,
+            mask_ratio=0.25,
+            patch_size=8,
+            semantic=sem,
+            instance=inst,
+            generator=gen,
+        )
         obj = m.mask.reshape(64, 4, 4)[:, 1:3, 1:3].sum((1, 2))
         # 13 segments (the object + 12 background singletons) and 4 hidden patches: the object
         # is hidden whole in some samples and left whole in others
@@ -112,20 +144,31 @@ def test_guided_masks_hide_whole_segments_first():
 def test_at_most_one_segment_is_split():
     sem, _ = random_maps(32, 64, seed=7)
     sem = sem.clamp(min=0)
-    m = generate_masks(torch.zeros(32, dtype=torch.long), num_patches=64, mask_ratio=0.75,
-                       patch_size=8, semantic=sem, generator=torch.Generator().manual_seed(0))
+    m = generate_masks(
+        torch.zeros(32, dtype=torch.long),
+        num_patches=64,
+        mask_ratio=0.75,
+        patch_size=8,
+        semantic=sem,
+        generator=torch.Generator().manual_seed(0),
+    )
     labels = patch_mode(sem, 8)
     for n in range(32):
-        split = [v for v in labels[n].unique()
-                 if 0 < m.mask[n][labels[n] == v].mean() < 1]
+        split = [v for v in labels[n].unique() if 0 < m.mask[n][labels[n] == v].mean() < 1]
         assert len(split) <= 1
 
 
 def test_guided_segment_order_is_random_across_samples():
     sem = torch.zeros(200, 32, 32, dtype=torch.long)
     sem[:, :, 16:] = 1
-    m = generate_masks(torch.zeros(200, dtype=torch.long), num_patches=16, mask_ratio=0.5,
-                       patch_size=8, semantic=sem, generator=torch.Generator().manual_seed(0))
+    m = generate_masks(
+        torch.zeros(200, dtype=torch.long),
+        num_patches=16,
+        mask_ratio=0.5,
+        patch_size=8,
+        semantic=sem,
+        generator=torch.Generator().manual_seed(0),
+    )
     left_hidden = m.mask.reshape(200, 4, 4)[:, :, :2].sum((1, 2)) == 8
     assert 60 < int(left_hidden.sum()) < 140
 
@@ -135,17 +178,24 @@ def test_seeded_generator_is_deterministic_and_seed_sensitive():
     strategy = torch.tensor([0, 1, 2, 1])
 
     def run(seed):
-        return generate_masks(strategy, num_patches=16, mask_ratio=0.75, patch_size=8,
-                              semantic=sem, instance=inst,
-                              generator=torch.Generator().manual_seed(seed))
+        return generate_masks(
+            strategy,
+            num_patches=16,
+            mask_ratio=0.75,
+            patch_size=8,
+            semantic=sem,
+            instance=inst,
+            generator=torch.Generator().manual_seed(seed),
+        )
 
     assert torch.equal(run(5).mask, run(5).mask)
     assert not torch.equal(run(5).mask, run(6).mask)
 
 
 def test_random_masking_needs_no_maps_and_guided_does():
-    m = generate_masks(torch.full((3,), RANDOM), num_patches=16, mask_ratio=0.75,
-                       generator=torch.Generator().manual_seed(0))
+    m = generate_masks(
+        torch.full((3,), RANDOM), num_patches=16, mask_ratio=0.75, generator=torch.Generator().manual_seed(0)
+    )
     assert m.mask.sum() == 36
     with pytest.raises(ValueError, match="instance-guided"):
         generate_masks(torch.full((3,), INSTANCE), num_patches=16, mask_ratio=0.75)
@@ -154,17 +204,29 @@ def test_random_masking_needs_no_maps_and_guided_does():
 def mix(weights, n: int, sem=None, inst=None, seed: int = 0, ratio: float = 0.75, grid: int = 4):
     """Patch-mixing masks for n samples with the weights (alpha_S, alpha_I, alpha_R)."""
     w = torch.tensor([weights], dtype=torch.float32).expand(n, 3)
-    return generate_masks(w, num_patches=grid * grid, mask_ratio=ratio, patch_size=8,
-                          semantic=sem, instance=inst, generator=torch.Generator().manual_seed(seed))
+    return generate_masks(
+        w,
+        num_patches=grid * grid,
+        mask_ratio=ratio,
+        patch_size=8,
+        semantic=sem,
+        instance=inst,
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
-@pytest.mark.parametrize("weights, strategy", [((1.0, 0.0, 0.0), SEMANTIC),
-                                               ((0.0, 0.0, 1.0), RANDOM)])
+@pytest.mark.parametrize("weights, strategy", [((1.0, 0.0, 0.0), SEMANTIC), ((0.0, 0.0, 1.0), RANDOM)])
 def test_patch_mixing_at_the_corners_equals_the_pure_strategy(weights, strategy):
     sem, inst = random_maps(16, 32, seed=8)
-    pure = generate_masks(torch.full((16,), strategy), num_patches=16, mask_ratio=0.75,
-                          patch_size=8, semantic=sem, instance=inst,
-                          generator=torch.Generator().manual_seed(5))
+    pure = generate_masks(
+        torch.full((16,), strategy),
+        num_patches=16,
+        mask_ratio=0.75,
+        patch_size=8,
+        semantic=sem,
+        instance=inst,
+        generator=torch.Generator().manual_seed(5),
+    )
     mixed = mix(weights, 16, sem, inst, seed=5)
     assert all(torch.equal(a, b) for a, b in zip(pure, mixed))
 
@@ -172,11 +234,24 @@ def test_patch_mixing_at_the_corners_equals_the_pure_strategy(weights, strategy)
 def test_patch_mixing_weights_apply_per_sample():
     sem, inst = random_maps(6, 32, seed=9)
     rows = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]] * 3)
-    mixed = generate_masks(rows, num_patches=16, mask_ratio=0.75, patch_size=8, semantic=sem,
-                           instance=inst, generator=torch.Generator().manual_seed(2))
-    pure = generate_masks(torch.tensor([SEMANTIC, RANDOM] * 3), num_patches=16, mask_ratio=0.75,
-                          patch_size=8, semantic=sem, instance=inst,
-                          generator=torch.Generator().manual_seed(2))
+    mixed = generate_masks(
+        rows,
+        num_patches=16,
+        mask_ratio=0.75,
+        patch_size=8,
+        semantic=sem,
+        instance=inst,
+        generator=torch.Generator().manual_seed(2),
+    )
+    pure = generate_masks(
+        torch.tensor([SEMANTIC, RANDOM] * 3),
+        num_patches=16,
+        mask_ratio=0.75,
+        patch_size=8,
+        semantic=sem,
+        instance=inst,
+        generator=torch.Generator().manual_seed(2),
+    )
     assert torch.equal(mixed.mask, pure.mask)
 
 
@@ -196,8 +271,10 @@ def test_patch_mixing_hides_whole_segments_more_often_than_random():
     block = torch.arange(1, 17).reshape(4, 4).repeat_interleave(16, 0).repeat_interleave(16, 1)
     sem, inst = quad[None].repeat(100, 1, 1), block[None].repeat(100, 1, 1)
     labels = patch_mode(inst, 8)
-    share = {w: unsplit_fraction(mix(w, 100, sem, inst, seed=1, grid=8).mask, labels)
-             for w in ((0.0, 0.0, 1.0), (0.4, 0.3, 0.3), (0.0, 1.0, 0.0))}
+    share = {
+        w: unsplit_fraction(mix(w, 100, sem, inst, seed=1, grid=8).mask, labels)
+        for w in ((0.0, 0.0, 1.0), (0.4, 0.3, 0.3), (0.0, 1.0, 0.0))
+    }
     assert share[(0.0, 0.0, 1.0)] + 0.2 < share[(0.4, 0.3, 0.3)] < share[(0.0, 1.0, 0.0)]
 
 

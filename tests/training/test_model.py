@@ -5,15 +5,14 @@ import dataclasses
 import pytest
 import torch
 
+from tests.training.test_losses import relabel
 from training.layers.adapters import InstanceAdapter, SemanticAdapter
 from training.masking.generator import masks_from_order
-from training.models import build_model, create_model, list_models, ModelConfig
+from training.models import ModelConfig, build_model, create_model, list_models
 from training.models.config import ARCH_PRESETS
 from training.models.encoder_io import build_timm_vit
 from training.optim import param_groups
 from training.patches import gather_patches
-
-from tests.training.test_losses import relabel
 
 MIXED = torch.tensor([0, 1, 2, 0])
 TINY_CLASSES = 5  # as in conftest.tiny_train_batch
@@ -60,8 +59,7 @@ def stage_param(model, stage):
 
 
 @pytest.mark.parametrize("mode, reaches", [("c2f", True), ("parallel", False)])
-def test_rgb_loss_reaches_the_semantic_stage_only_in_c2f(mode, reaches, tiny_model_cfg,
-                                                         tiny_train_batch):
+def test_rgb_loss_reaches_the_semantic_stage_only_in_c2f(mode, reaches, tiny_model_cfg, tiny_train_batch):
     model = make(tiny_model_cfg, mode=mode)
     run(model, tiny_train_batch)["losses"]["rgb"].backward()
     for stage in ("semantic", "instance"):
@@ -71,8 +69,7 @@ def test_rgb_loss_reaches_the_semantic_stage_only_in_c2f(mode, reaches, tiny_mod
 
 
 @pytest.mark.parametrize("mode, changes", [("c2f", True), ("parallel", False)])
-def test_changing_stage_one_output_changes_stage_two(mode, changes, tiny_model_cfg,
-                                                     tiny_train_batch):
+def test_changing_stage_one_output_changes_stage_two(mode, changes, tiny_model_cfg, tiny_train_batch):
     model = make(tiny_model_cfg, mode=mode).eval()
     seen = []
     model.stages["instance"].register_forward_hook(lambda m, i, o: seen.append(o.detach()))
@@ -93,10 +90,10 @@ def swap_two_visible(masks):
 @pytest.mark.parametrize("mode", ["c2f", "parallel"])
 @pytest.mark.parametrize("fusion", ["tokens", "sum"])
 def test_moving_visible_tokens_changes_the_prediction_only_with_context_embed(
-        mode, fusion, tiny_model_cfg, tiny_train_batch):
+    mode, fusion, tiny_model_cfg, tiny_train_batch
+):
     for embed in (True, False):
-        model = make(tiny_model_cfg, mode=mode, input_fusion=fusion,
-                     decoder_context_embed=embed).eval()
+        model = make(tiny_model_cfg, mode=mode, input_fusion=fusion, decoder_context_embed=embed).eval()
         masks = model.mask_patches(tiny_train_batch, MIXED, torch.Generator().manual_seed(0))
         moved = dict.fromkeys(masks, swap_two_visible(masks["rgb"]))
         assert torch.equal(moved["rgb"].ids_masked(), masks["rgb"].ids_masked())
@@ -120,14 +117,12 @@ def test_the_decoder_knows_which_input_a_token_came_from(tiny_model_cfg, tiny_tr
 
 
 def test_mae_mode_has_no_context_embedding(tiny_model_cfg):
-    names = [set(make(tiny_model_cfg, mode="mae", decoder_context_embed=embed).state_dict())
-             for embed in (True, False)]
+    names = [set(make(tiny_model_cfg, mode="mae", decoder_context_embed=embed).state_dict()) for embed in (True, False)]
     assert names[0] == names[1] and not any("source" in n for n in names[0])
     assert "decoder_source_embed.weight" in make(tiny_model_cfg).state_dict()
 
 
-def test_instance_embedding_and_loss_are_invariant_to_relabeling(tiny_model_cfg,
-                                                                 tiny_train_batch):
+def test_instance_embedding_and_loss_are_invariant_to_relabeling(tiny_model_cfg, tiny_train_batch):
     relabeled = dict(tiny_train_batch, instance=relabel(tiny_train_batch["instance"], seed=3))
     assert not torch.equal(relabeled["instance"], tiny_train_batch["instance"])
     adapter = InstanceAdapter(8, 16)
@@ -141,12 +136,13 @@ def test_instance_embedding_and_loss_are_invariant_to_relabeling(tiny_model_cfg,
 
 def test_adapters_embed_visible_patches_like_the_full_grid(tiny_train_batch):
     ids_keep = torch.tensor([[0, 5, 9, 15]] * 4)
-    for adapter, labels in ((SemanticAdapter(TINY_CLASSES, 8, 16, 4), "semantic"),
-                            (InstanceAdapter(8, 16), "instance")):
+    for adapter, labels in (
+        (SemanticAdapter(TINY_CLASSES, 8, 16, 4), "semantic"),
+        (InstanceAdapter(8, 16), "instance"),
+    ):
         full = adapter(tiny_train_batch[labels])
         assert full.shape == (4, 16, 16)
-        assert torch.allclose(adapter(tiny_train_batch[labels], ids_keep),
-                              gather_patches(full, ids_keep))
+        assert torch.allclose(adapter(tiny_train_batch[labels], ids_keep), gather_patches(full, ids_keep))
 
 
 def test_same_generator_seed_gives_the_same_step(tiny_model_cfg, tiny_train_batch):
@@ -173,8 +169,7 @@ def test_a_few_cpu_steps_reduce_the_loss(mode, tiny_model_cfg, tiny_train_batch)
 @pytest.mark.parametrize("changes", [{"per_modality_masking": True}, {"input_fusion": "sum"}])
 def test_masking_and_fusion_options(changes, tiny_model_cfg, tiny_train_batch):
     model = make(tiny_model_cfg, **changes)
-    latent = model.forward_encoder(tiny_train_batch,
-                                   model.mask_patches(tiny_train_batch, MIXED, None))
+    latent = model.forward_encoder(tiny_train_batch, model.mask_patches(tiny_train_batch, MIXED, None))
     assert latent.shape[1] == 1 + (4 if changes.get("input_fusion") == "sum" else 12)
     run(model, tiny_train_batch)["loss"].backward()
 
@@ -198,8 +193,15 @@ def test_bf16_autocast_keeps_losses_fp32(tiny_model_cfg, tiny_train_batch):
 def test_no_weight_decay_and_param_groups(tiny_model_cfg):
     model = make(tiny_model_cfg)
     skip = model.no_weight_decay()
-    assert {"cls_token", "pos_embed", "decoder_pos_embed", "norm.weight", "grid_token",
-            "semantic_embed.class_embed.weight", "blocks.0.attn.qkv.bias"} <= skip
+    assert {
+        "cls_token",
+        "pos_embed",
+        "decoder_pos_embed",
+        "norm.weight",
+        "grid_token",
+        "semantic_embed.class_embed.weight",
+        "blocks.0.attn.qkv.bias",
+    } <= skip
     assert "blocks.0.attn.qkv.weight" not in skip and "heads.rgb.weight" not in skip
     decay, no_decay = param_groups(model, 0.05)  # what the engine builds its optimizer from
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -219,8 +221,7 @@ def test_encoder_export_loads_strict_into_timm_and_matches(tiny_model_cfg, tiny_
     vit = load_into_timm(model)
     image = tiny_train_batch["image"]
     with torch.no_grad():
-        assert torch.allclose(vit.forward_features(image), model.forward_features(image),
-                              atol=1e-5)
+        assert torch.allclose(vit.forward_features(image), model.forward_features(image), atol=1e-5)
 
 
 @pytest.mark.slow
@@ -232,8 +233,7 @@ def test_vit_base_encoder_loads_into_vit_base_patch16_224():
 
 
 def test_registry_names_and_errors():
-    assert {"c2fmae_vit_base_patch16", "mae_vit_base_patch16", "parallel_vit_tiny_cpu"} <= \
-        set(list_models())
+    assert {"c2fmae_vit_base_patch16", "mae_vit_base_patch16", "parallel_vit_tiny_cpu"} <= set(list_models())
     with pytest.raises(ValueError, match="c2fmae_vit_base_patch16"):
         create_model("c2fmae_vit_bse_patch16", num_classes=3)
     with pytest.raises(ValueError, match="embed_dims"):

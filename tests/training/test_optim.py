@@ -61,7 +61,13 @@ def test_no_decay_on_norms_biases_and_tokens():
     names = {id(p): n for n, p in model.named_parameters()}
     assert {names[id(p)] for p in decay["params"]} == {"proj.weight"}
     assert {names[id(p)] for p in no_decay["params"]} == {
-        "pos_embed", "cls_token", "proj.bias", "norm.weight", "norm.bias", "decoder.mask_token"}
+        "pos_embed",
+        "cls_token",
+        "proj.bias",
+        "norm.weight",
+        "norm.bias",
+        "decoder.mask_token",
+    }
     assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.05, 0.0)
 
 

@@ -58,8 +58,7 @@ def uninterrupted(tiny_store, tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("killed_at", [3, 4, 5, 6])  # after a record; a checkpoint; neither; both
-def test_a_run_killed_at_any_step_resumes_to_the_same_log(tiny_store, uninterrupted, tmp_path,
-                                                          monkeypatch, killed_at):
+def test_a_run_killed_at_any_step_resumes_to_the_same_log(tiny_store, uninterrupted, tmp_path, monkeypatch, killed_at):
     cfg, run_dir = tiny_config(*INTERVALS), tmp_path / "run"
     _kill_after(monkeypatch, killed_at)
     with pytest.raises(_Killed):

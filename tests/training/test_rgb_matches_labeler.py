@@ -25,8 +25,14 @@ def labeled(tmp_path_factory):
     images = list_images(root / "imagenet")
     labeler = ShardLabeler(LabelConfig(canvas=64, shard_size=4))
     store = root / "store"
-    layout = create_store(store, [i.key for i in images.items], [i.label for i in images.items],
-                          label_space=labeler.label_space(), canvas=64, shard_size=4)
+    layout = create_store(
+        store,
+        [i.key for i in images.items],
+        [i.label for i in images.items],
+        label_space=labeler.label_space(),
+        canvas=64,
+        shard_size=4,
+    )
     for shard in range(layout.num_shards):
         labeler.label_shard(str(store), shard, str(images.root), list(images.items[slice(*layout.shard_range(shard))]))
     return store, images.root, good

@@ -13,7 +13,7 @@ def _steps(sampler: ResumableSampler) -> list[list[int]]:
     items = list(sampler)
     per_step = sampler.batch_size * sampler.accum_iter
     assert all(epoch == sampler.epoch for _, epoch in items)
-    return [[i for i, _ in items[k:k + per_step]] for k in range(0, len(items), per_step)]
+    return [[i for i, _ in items[k : k + per_step]] for k in range(0, len(items), per_step)]
 
 
 def test_each_epoch_is_a_permutation_reshuffled_per_epoch():
@@ -38,7 +38,7 @@ def test_ranks_are_disjoint_equal_and_cover_the_global_batch_of_one_process():
     for k in range(4):
         assert not set(r0[k]) & set(r1[k])
         # global micro-batch g = micro x world + rank: rank r's micro m = one process's micro 2m + r
-        micro = [one_steps[k][j:j + 3] for j in range(0, 12, 3)]
+        micro = [one_steps[k][j : j + 3] for j in range(0, 12, 3)]
         assert r0[k] == micro[0] + micro[2] and r1[k] == micro[1] + micro[3]
 
 
@@ -47,7 +47,7 @@ def test_starting_mid_epoch_continues_the_same_order():
     s.set_epoch(5)
     full = list(s)
     s.set_epoch(5, start_step=3)
-    assert list(s) == full[3 * 4:] and len(s) == len(full) - 12
+    assert list(s) == full[3 * 4 :] and len(s) == len(full) - 12
 
 
 def test_too_small_dataset_and_bad_start_are_errors():

@@ -26,12 +26,15 @@ def _output(batch: dict, instance_embedding: bool) -> dict:
     """A fake model output for a patch size of 16: [N, 16] mask and stride-4 predictions."""
     n = batch["image"].shape[0]
     gen = torch.Generator().manual_seed(0)
-    instance = (torch.randn(n, 3, 16, 16, generator=gen) if instance_embedding
-                else batch["instance"][:, ::4, ::4])
-    return {"mask": (torch.rand(n, 16, generator=gen) > 0.25).float(),
-            "pred": {"rgb": batch["image"] + 0.1 * torch.randn(batch["image"].shape, generator=gen),
-                     "semantic": torch.randn(n, 6, 16, 16, generator=gen),
-                     "instance": instance}}
+    instance = torch.randn(n, 3, 16, 16, generator=gen) if instance_embedding else batch["instance"][:, ::4, ::4]
+    return {
+        "mask": (torch.rand(n, 16, generator=gen) > 0.25).float(),
+        "pred": {
+            "rgb": batch["image"] + 0.1 * torch.randn(batch["image"].shape, generator=gen),
+            "semantic": torch.randn(n, 6, 16, 16, generator=gen),
+            "instance": instance,
+        },
+    }
 
 
 @pytest.mark.parametrize("embedding", [False, True])
@@ -46,8 +49,8 @@ def test_grid_shows_input_and_greys_masked_patches(batch, tmp_path):
     out["mask"][0] = 0
     out["mask"][0, 0] = 1  # only the top-left 16 × 16 patch of the first image is removed
     image = cv2.cvtColor(cv2.imread(str(save_grid(tmp_path / "g.png", batch, out))), cv2.COLOR_BGR2RGB)
-    first_input = image[HEADER:HEADER + 64, :64]
-    visible = image[HEADER:HEADER + 64, 64 + GAP:2 * 64 + GAP]
+    first_input = image[HEADER : HEADER + 64, :64]
+    visible = image[HEADER : HEADER + 64, 64 + GAP : 2 * 64 + GAP]
     assert (visible[:16, :16] == 128).all()
     assert np.array_equal(visible[16:], first_input[16:])
 
@@ -56,7 +59,7 @@ def test_missing_predictions_leave_blank_tiles(batch, tmp_path):
     out = {"mask": torch.zeros(batch["image"].shape[0], 16), "pred": {"rgb": batch["image"]}}
     image = cv2.imread(str(save_grid(tmp_path / "mae.png", batch, out, max_images=2)))
     assert image.shape[0] == HEADER + 2 * (64 + GAP) - GAP
-    sem_pred = image[HEADER:HEADER + 64, 3 * (64 + GAP):3 * (64 + GAP) + 64]
+    sem_pred = image[HEADER : HEADER + 64, 3 * (64 + GAP) : 3 * (64 + GAP) + 64]
     assert (sem_pred == 220).all()
 
 

@@ -43,7 +43,7 @@ class DataConfig:
     key_check: Count = 32
 
     @pydantic.model_validator(mode="after")
-    def _ordered(self) -> "DataConfig":
+    def _ordered(self) -> DataConfig:
         if not 0 < self.scale[0] <= self.scale[1] <= 1:
             raise ValueError(f"data.scale must satisfy 0 < min <= max <= 1, got {self.scale}")
         if not 0 < self.ratio[0] <= self.ratio[1]:

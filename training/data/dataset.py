@@ -86,8 +86,9 @@ class StoreDataset(Dataset):
     def rgb(self, pos: int, box, out_hw) -> np.ndarray:
         """The box (top, left, h, w) of position `pos`'s original image resized to out_hw (oh, ow):
         [oh, ow, 3] uint8, through the decoder the labeler used (docs/dataset-format.md)."""
-        return decode_crop(self.image_path(pos), box, out_hw, self.orig_hw[pos], draft=self.cfg.jpeg_draft,
-                           max_pixels=self.max_pixels)
+        return decode_crop(
+            self.image_path(pos), box, out_hw, self.orig_hw[pos], draft=self.cfg.jpeg_draft, max_pixels=self.max_pixels
+        )
 
     def _sample(self, pos: int, epoch: int, semantic: np.ndarray, instance: np.ndarray) -> dict:
         """Draw the box and flip, decode the RGB through the box, map the box onto the canvas masks.
@@ -99,11 +100,12 @@ class StoreDataset(Dataset):
         sem, inst = crop_masks(semantic, instance, self.orig_hw[pos], self.valid_hw[pos], box, size)
         if flip:
             sem, inst = sem[:, ::-1], inst[:, ::-1]
-        return {**self._pixels(pos, box, flip),
-                "semantic": torch.from_numpy(np.ascontiguousarray(sem)),
-                "instance": torch.from_numpy(np.ascontiguousarray(inst)),
-                "index": torch.tensor(index, dtype=torch.int64)}
-
+        return {
+            **self._pixels(pos, box, flip),
+            "semantic": torch.from_numpy(np.ascontiguousarray(sem)),
+            "instance": torch.from_numpy(np.ascontiguousarray(inst)),
+            "index": torch.tensor(index, dtype=torch.int64),
+        }
 
     def _pixels(self, pos: int, box, flip: bool) -> dict:
         """{"image": [3, s, s] float32 normalised} of the box, flipped; with data.decode: gpu what
@@ -133,8 +135,10 @@ def check_images_root(root: Path, keys: np.ndarray, count: int) -> None:
     picks = np.unique(np.linspace(0, len(keys) - 1, max(1, min(count, len(keys)))).astype(np.int64))
     missing = [keys[i].decode("utf-8") for i in picks if not (root / keys[i].decode("utf-8")).is_file()]
     if missing:
-        raise ValueError(f"{root}: no image file for store key '{missing[0]}' "
-                         f"({len(missing)} of {len(picks)} sampled keys missing; is this the labeled root?)")
+        raise ValueError(
+            f"{root}: no image file for store key '{missing[0]}' "
+            f"({len(missing)} of {len(picks)} sampled keys missing; is this the labeled root?)"
+        )
 
 
 def build_dataset(cfg: DataConfig, store_path, images_root, seed: int) -> StoreDataset:

@@ -71,10 +71,12 @@ def decode_batch(batch: dict, device: torch.device, cfg: DataConfig) -> dict:
     at = [i for i in range(len(ends)) if ends[i] > starts[i]]
     if at:
         try:
-            decoded = decode_jpegs([batch["jpeg"][starts[i]:ends[i]] for i in at], device)
+            decoded = decode_jpegs([batch["jpeg"][starts[i] : ends[i]] for i in at], device)
         except RuntimeError as exc:
-            raise TrainingError(f"decoding the JPEGs of store images {batch['index'][at].tolist()} on {device} "
-                                f"failed: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+            raise TrainingError(
+                f"decoding the JPEGs of store images {batch['index'][at].tolist()} on {device} "
+                f"failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+            ) from None
         for i, pixels in zip(at, decoded):
             image[i] = crop_resize(pixels, batch["crop"][i].tolist(), size)
     if len(batch["rgb_at"]):
@@ -100,7 +102,7 @@ def crop_resize(pixels: torch.Tensor, crop, size: int) -> torch.Tensor:
     swap, flip_x, flip_y (orientation), flip (the augmentation) → [3, size, size] float32 levels
     0..255, whole numbers (as the CPU path's uint8)."""
     top, left, height, width, swap, flip_x, flip_y, flip = (int(v) for v in crop)
-    cut = pixels[:, top:top + height, left:left + width]
+    cut = pixels[:, top : top + height, left : left + width]
     axes = [axis for axis, on in ((2, flip_x), (1, flip_y)) if on]
     cut = cut.flip(axes) if axes else cut
     cut = cut.transpose(1, 2) if swap else cut
@@ -129,12 +131,10 @@ def _taps(src: int, dst: int) -> int:
 def _resize(image: torch.Tensor, size) -> torch.Tensor:
     """[1, 3, h, w] → [1, 3, *size] float whole levels 0..255: one of PIL's two passes (it resamples
     each axis on its own, rounding to whole levels in between)."""
-    return F.interpolate(image, size=size, mode="bicubic", antialias=True,
-                         align_corners=False).round_().clamp_(0, 255)
+    return F.interpolate(image, size=size, mode="bicubic", antialias=True, align_corners=False).round_().clamp_(0, 255)
 
 
 def require_cuda(cfg: DataConfig, device: torch.device) -> None:
     """Refuse data.decode: gpu on a device that is not CUDA (one line, for the start of a run)."""
     if cfg.decode == "gpu" and torch.device(device).type != "cuda":
-        raise TrainingError(f"data.decode=gpu needs a CUDA device, this run is on {device}: "
-                         "set data.decode=cpu")
+        raise TrainingError(f"data.decode=gpu needs a CUDA device, this run is on {device}: set data.decode=cpu")

@@ -22,7 +22,6 @@ import numpy as np
 
 from datasets_spec.geometry import canvas_index
 from datasets_spec.schema import SEMANTIC_IGNORE
-
 from training.ignore import IGNORE
 
 from .config import DataConfig
@@ -34,8 +33,9 @@ def draw(rng: np.random.Generator, orig_hw, cfg: DataConfig) -> tuple[tuple[int,
     return box, bool(rng.random() < cfg.hflip)
 
 
-def sample_crop(rng: np.random.Generator, height: int, width: int, scale, ratio,
-                tries: int = 10) -> tuple[int, int, int, int]:
+def sample_crop(
+    rng: np.random.Generator, height: int, width: int, scale, ratio, tries: int = 10
+) -> tuple[int, int, int, int]:
     """A RandomResizedCrop box inside a height × width image (MAE's parameter sampling).
 
     Up to `tries` times: area fraction ~ U(scale), log aspect (w/h) ~ U(log ratio); accept the first

@@ -14,8 +14,18 @@ from typing import Annotated, Literal
 
 import pydantic
 
-from datasets_spec.config_files import (Bool, Count, Float, Fraction, NonNegative, Positive,
-                                        PositiveFloat, Probability, Str, section)
+from datasets_spec.config_files import (
+    Bool,
+    Count,
+    Float,
+    Fraction,
+    NonNegative,
+    Positive,
+    PositiveFloat,
+    Probability,
+    Str,
+    section,
+)
 
 UpToOne = Annotated[float, pydantic.Strict(), pydantic.Field(gt=0, le=1)]
 

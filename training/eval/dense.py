@@ -62,8 +62,10 @@ class StoreLabeledImages(Dataset):
         self.std = np.asarray(std, np.float32).reshape(3, 1, 1)
         first = self.root / str(self.keys[self.indices[0]])
         if not first.is_file():
-            raise TrainingError(f"{labels}: its key {self.keys[self.indices[0]]!r} is not an image "
-                                f"under {self.root} (is --train/--val the store's image root?)")
+            raise TrainingError(
+                f"{labels}: its key {self.keys[self.indices[0]]!r} is not an image "
+                f"under {self.root} (is --train/--val the store's image root?)"
+            )
 
     @property
     def num_classes(self) -> int:
@@ -77,23 +79,26 @@ class StoreLabeledImages(Dataset):
         rgb = np.asarray(load_image(self.root / str(self.keys[index])))
         image = image_to_canvas(rgb, self.size).transpose(2, 0, 1).astype(np.float32) / 255.0
         semantic = resize_labels(self.store.read(index).semantic, self.size, self.size)
-        cells = semantic[self.stride // 2::self.stride, self.stride // 2::self.stride].astype(np.int64)
+        cells = semantic[self.stride // 2 :: self.stride, self.stride // 2 :: self.stride].astype(np.int64)
         cells[cells == SEMANTIC_IGNORE] = IGNORE
         return torch.from_numpy((image - self.mean) / self.std), torch.from_numpy(cells)
 
 
 def open_labeled(labels: str | None, role: str, images_root, img_size: int, stride: int, mean, std):
     if not labels:
-        raise TrainingError(f"the dense probe needs --set dense.{role}_labels=STORE (a c2fmae store "
-                            f"whose keys are paths under --{role})")
+        raise TrainingError(
+            f"the dense probe needs --set dense.{role}_labels=STORE (a c2fmae store "
+            f"whose keys are paths under --{role})"
+        )
     try:
         return StoreLabeledImages(labels, images_root, img_size, stride, mean, std)
     except StoreError as exc:
         raise TrainingError(str(exc)) from None
 
 
-def train_dense(feats: torch.Tensor, targets: torch.Tensor, num_classes: int, cfg: DenseConfig,
-                seed: int, progress: bool = False) -> DenseHead:
+def train_dense(
+    feats: torch.Tensor, targets: torch.Tensor, num_classes: int, cfg: DenseConfig, seed: int, progress: bool = False
+) -> DenseHead:
     """Fit a DenseHead on feats [N, L, D] to targets [N, g * r, g * r] (-1 ignore) with AdamW."""
     torch.manual_seed(seed)
     cells = targets.shape[-1] // math.isqrt(feats.shape[1])
@@ -102,13 +107,18 @@ def train_dense(feats: torch.Tensor, targets: torch.Tensor, num_classes: int, cf
     steps_per_epoch = math.ceil(len(feats) / batch)
     optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     warmup = cfg.warmup_epochs * steps_per_epoch
-    schedule = CosineLRScheduler(optimizer, t_initial=max(1, cfg.epochs * steps_per_epoch - warmup),
-                                 warmup_t=warmup, warmup_prefix=True, t_in_epochs=False)
+    schedule = CosineLRScheduler(
+        optimizer,
+        t_initial=max(1, cfg.epochs * steps_per_epoch - warmup),
+        warmup_t=warmup,
+        warmup_prefix=True,
+        t_in_epochs=False,
+    )
     gen, loss_fn, step = generator(seed), nn.CrossEntropyLoss(ignore_index=IGNORE), 0
     for _ in tqdm(range(cfg.epochs), desc="dense probe", unit="epoch", disable=not progress):
         order = torch.randperm(len(feats), generator=gen)
         for start in range(0, len(feats), batch):
-            idx = order[start:start + batch]
+            idx = order[start : start + batch]
             schedule.step_update(step)
             loss = loss_fn(head(feats[idx]), targets[idx])
             optimizer.zero_grad(set_to_none=True)
@@ -119,11 +129,10 @@ def train_dense(feats: torch.Tensor, targets: torch.Tensor, num_classes: int, cf
 
 
 @torch.no_grad()
-def score_dense(head: DenseHead, feats: torch.Tensor, targets: torch.Tensor,
-                chunk: int = 256) -> dict[str, float]:
+def score_dense(head: DenseHead, feats: torch.Tensor, targets: torch.Tensor, chunk: int = 256) -> dict[str, float]:
     """mIoU and pixel accuracy of the head's argmax over feats [N, L, D] against targets [N, h, w]."""
     conf = torch.zeros(head.num_classes, head.num_classes, dtype=torch.int64)
     for start in range(0, len(feats), chunk):
-        pred = head(feats[start:start + chunk]).argmax(dim=1)
-        conf += confusion(pred, targets[start:start + chunk], head.num_classes)
+        pred = head(feats[start : start + chunk]).argmax(dim=1)
+        conf += confusion(pred, targets[start : start + chunk], head.num_classes)
     return segmentation_scores(conf)

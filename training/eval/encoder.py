@@ -43,10 +43,11 @@ def read_spec(path: str | Path, cfg: EncoderConfig) -> EncoderSpec:
     meta = _read_meta(path.with_suffix(".json"))
     name = cfg.timm_model or meta.get("timm_model")
     if not name and not meta.get("timm_kwargs"):
-        raise TrainingError(f"{path}: no {path.with_suffix('.json').name} beside it; name the "
-                            "architecture with --set encoder.timm_model=NAME (e.g. vit_base_patch16_224)")
-    kwargs = {k: v for k, v in {**meta.get("timm_kwargs", {}), **cfg.timm_kwargs}.items()
-              if k != "num_classes"}
+        raise TrainingError(
+            f"{path}: no {path.with_suffix('.json').name} beside it; name the "
+            "architecture with --set encoder.timm_model=NAME (e.g. vit_base_patch16_224)"
+        )
+    kwargs = {k: v for k, v in {**meta.get("timm_kwargs", {}), **cfg.timm_kwargs}.items() if k != "num_classes"}
     probe = _create(name, kwargs)
     img_size = int(probe.patch_embed.img_size[0])
     mean = tuple(cfg.mean or meta.get("mean") or IMAGENET_MEAN)
@@ -72,8 +73,9 @@ def load_encoder(spec: EncoderSpec, **create_kwargs) -> nn.Module:
         raise TrainingError(f"{spec.path}: does not fit {spec.timm_model} {spec.timm_kwargs}: it {what}")
     for key, value in weights.items():
         if value.shape != own[key].shape:
-            raise TrainingError(f"{spec.path}: {key} has shape {tuple(value.shape)}, "
-                                f"{spec.timm_model} expects {tuple(own[key].shape)}")
+            raise TrainingError(
+                f"{spec.path}: {key} has shape {tuple(value.shape)}, {spec.timm_model} expects {tuple(own[key].shape)}"
+            )
     model.load_state_dict(weights, strict=False)
     return model
 
@@ -106,8 +108,7 @@ def _create(name: str | None, kwargs: dict) -> nn.Module:
     try:
         model = build_timm_vit(name, kwargs)
     except (RuntimeError, TypeError, ValueError) as exc:
-        raise TrainingError(f"cannot build timm model {name or 'VisionTransformer'!r} with {kwargs}: "
-                            f"{exc}") from None
+        raise TrainingError(f"cannot build timm model {name or 'VisionTransformer'!r} with {kwargs}: {exc}") from None
     if not hasattr(model, "patch_embed") or not hasattr(model, "blocks"):
         raise TrainingError(f"timm model {name!r} is not a ViT (c2f-train eval needs patch tokens)")
     return model

@@ -31,8 +31,9 @@ def patch_features(tokens: torch.Tensor, prefix: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def extract(forward, dataset: Dataset, info: DistInfo, *, batch_size: int, num_workers: int,
-            progress: bool, desc: str) -> tuple[torch.Tensor, torch.Tensor]:
+def extract(
+    forward, dataset: Dataset, info: DistInfo, *, batch_size: int, num_workers: int, progress: bool, desc: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Run `forward(images [B, 3, H, W]) -> [B, ...]` over every item (image, target) of `dataset`.
 
     Returns (outputs [N, ...] float32, targets [N, ...]) on the CPU, identical on every rank. The
@@ -56,8 +57,11 @@ def worker_options(num_workers: int) -> dict:
     store), as training/data does; and they exit when this process dies (parent_watch)."""
     if num_workers == 0:
         return {"num_workers": 0}
-    return {"num_workers": num_workers, "multiprocessing_context": "forkserver",
-            "worker_init_fn": functools.partial(exit_with_trainer, trainer_pid=os.getpid())}
+    return {
+        "num_workers": num_workers,
+        "multiprocessing_context": "forkserver",
+        "worker_init_fn": functools.partial(exit_with_trainer, trainer_pid=os.getpid()),
+    }
 
 
 def read_batches(loader: DataLoader):

@@ -59,14 +59,19 @@ class SeededSamples(Dataset):
         return self.dataset[index]
 
 
-def finetune(spec: EncoderSpec, cfg: EvalConfig, train: LabeledFolder, val: LabeledFolder,
-             info: distributed.DistInfo, out_dir: Path) -> dict:
+def finetune(
+    spec: EncoderSpec,
+    cfg: EvalConfig,
+    train: LabeledFolder,
+    val: LabeledFolder,
+    info: distributed.DistInfo,
+    out_dir: Path,
+) -> dict:
     """Fine-tune the encoder of `spec` on `train`, evaluate on `val`; resumes from OUT/finetune."""
     ft, seed, run_dir = cfg.finetune, cfg.run.seed, out_dir / "finetune"
     num_classes = len(train.classes)
     torch.manual_seed(seed)
-    model = load_encoder(spec, num_classes=num_classes, drop_path_rate=ft.drop_path,
-                         global_pool=ft.global_pool)
+    model = load_encoder(spec, num_classes=num_classes, drop_path_rate=ft.drop_path, global_pool=ft.global_pool)
     nn.init.trunc_normal_(model.head.weight, std=2e-5)  # MAE's head initialisation
     sampler, per_rank = _sampler(len(train.items), ft, info, seed)
     optimizer = _optimizer(model, ft, per_rank * info.world_size)
@@ -77,31 +82,46 @@ def finetune(spec: EncoderSpec, cfg: EvalConfig, train: LabeledFolder, val: Labe
     spe = sampler.steps_per_epoch
     total = ft.epochs * spe
     stop = min(total, ft.max_steps or total)
-    schedule = CosineLRScheduler(optimizer, t_initial=max(1, total - ft.warmup_epochs * spe), lr_min=ft.min_lr,
-                                 warmup_t=ft.warmup_epochs * spe, warmup_prefix=True, t_in_epochs=False)
+    schedule = CosineLRScheduler(
+        optimizer,
+        t_initial=max(1, total - ft.warmup_epochs * spe),
+        lr_min=ft.min_lr,
+        warmup_t=ft.warmup_epochs * spe,
+        warmup_prefix=True,
+        t_in_epochs=False,
+    )
     mixup, loss_fn = _mixing(ft, num_classes)
     dataset = SeededSamples(FolderDataset(train, _train_transform(spec, ft)), seed)
     val_set = FolderDataset(val, _eval_transform(spec, cfg))
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=stop, initial=step, desc="finetune", unit="step",
-               disable=not (cfg.run.progress and info.is_main))
+    bar = tqdm(total=stop, initial=step, desc="finetune", unit="step", disable=not (cfg.run.progress and info.is_main))
     history = []
     while step < stop:
         sampler.set_epoch(*divmod(step, spe))
-        loader = DataLoader(dataset, batch_size=per_rank, sampler=sampler, drop_last=True,
-                            **worker_options(cfg.run.num_workers))
+        loader = DataLoader(
+            dataset, batch_size=per_rank, sampler=sampler, drop_last=True, **worker_options(cfg.run.num_workers)
+        )
         for images, labels in read_batches(loader):
             ddp.train()
             schedule.step_update(step)
-            loss = _train_step(ddp, optimizer, images.to(info.device), labels.to(info.device),
-                               mixup, loss_fn, ft, derive_seed(seed, STEP, step, info.rank))
+            loss = _train_step(
+                ddp,
+                optimizer,
+                images.to(info.device),
+                labels.to(info.device),
+                mixup,
+                loss_fn,
+                ft,
+                derive_seed(seed, STEP, step, info.rank),
+            )
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
             if step % spe == 0 and ft.eval_every_epochs and (step // spe) % ft.eval_every_epochs == 0:
-                history.append({"step": step, "epoch": step // spe, "loss": loss,
-                                **_evaluate(model, val_set, cfg, info)})
+                history.append(
+                    {"step": step, "epoch": step // spe, "loss": loss, **_evaluate(model, val_set, cfg, info)}
+                )
                 _log(run_dir, history[-1], info)
             if step % ft.checkpoint_every == 0 or step == stop:
                 _save(run_dir, model, optimizer, cfg, step, info)
@@ -109,10 +129,17 @@ def finetune(spec: EncoderSpec, cfg: EvalConfig, train: LabeledFolder, val: Labe
                 break
     bar.close()
     final = history[-1] if history and history[-1]["step"] == step else _evaluate(model, val_set, cfg, info)
-    return {"top1": final["top1"], "top5": final["top5"], "step": step, "total_steps": total,
-            "best_top1": max([h["top1"] for h in history] + [final["top1"]]),
-            "lr": ft.blr * per_rank * info.world_size / 256, "batch_size": per_rank * info.world_size,
-            "steps_per_epoch": spe, "checkpoint_dir": str(run_dir)}
+    return {
+        "top1": final["top1"],
+        "top5": final["top5"],
+        "step": step,
+        "total_steps": total,
+        "best_top1": max([h["top1"] for h in history] + [final["top1"]]),
+        "lr": ft.blr * per_rank * info.world_size / 256,
+        "batch_size": per_rank * info.world_size,
+        "steps_per_epoch": spe,
+        "checkpoint_dir": str(run_dir),
+    }
 
 
 def _train_step(model, optimizer, images, labels, mixup, loss_fn, ft: FinetuneConfig, seed: int) -> float:
@@ -134,8 +161,15 @@ def _train_step(model, optimizer, images, labels, mixup, loss_fn, ft: FinetuneCo
 @torch.no_grad()
 def _evaluate(model: nn.Module, val_set: Dataset, cfg: EvalConfig, info) -> dict:
     model.eval()
-    logits, labels = extract(model, val_set, info, batch_size=cfg.run.feature_batch,
-                             num_workers=cfg.run.num_workers, progress=False, desc="eval")
+    logits, labels = extract(
+        model,
+        val_set,
+        info,
+        batch_size=cfg.run.feature_batch,
+        num_workers=cfg.run.num_workers,
+        progress=False,
+        desc="eval",
+    )
     return topk_accuracy(logits, labels)
 
 
@@ -146,22 +180,27 @@ def _sampler(size: int, ft: FinetuneConfig, info, seed: int) -> tuple[ResumableS
         per_rank -= per_rank % 2  # timm's batch mixup pairs samples
     if per_rank < 1:
         raise TrainingError(f"{size} training images cannot fill one batch per process")
-    return ResumableSampler(size, batch_size=per_rank, rank=info.rank, world_size=info.world_size,
-                            seed=seed), per_rank
+    return ResumableSampler(size, batch_size=per_rank, rank=info.rank, world_size=info.world_size, seed=seed), per_rank
 
 
 def _optimizer(model: nn.Module, ft: FinetuneConfig, batch: int) -> torch.optim.Optimizer:
-    groups = param_groups_layer_decay(model, weight_decay=ft.weight_decay, layer_decay=ft.layer_decay,
-                                      no_weight_decay_list=model.no_weight_decay())
+    groups = param_groups_layer_decay(
+        model, weight_decay=ft.weight_decay, layer_decay=ft.layer_decay, no_weight_decay_list=model.no_weight_decay()
+    )
     return torch.optim.AdamW(groups, lr=ft.blr * batch / 256, betas=ft.betas)
 
 
 def _mixing(ft: FinetuneConfig, num_classes: int):
     """(Mixup or None, loss): MAE uses SoftTargetCrossEntropy with mixup, else label smoothing."""
     if ft.mixup > 0 or ft.cutmix > 0:
-        mixup = Mixup(mixup_alpha=ft.mixup, cutmix_alpha=ft.cutmix, prob=ft.mixup_prob,
-                      switch_prob=ft.mixup_switch_prob, label_smoothing=ft.smoothing,
-                      num_classes=num_classes)
+        mixup = Mixup(
+            mixup_alpha=ft.mixup,
+            cutmix_alpha=ft.cutmix,
+            prob=ft.mixup_prob,
+            switch_prob=ft.mixup_switch_prob,
+            label_smoothing=ft.smoothing,
+            num_classes=num_classes,
+        )
         return mixup, SoftTargetCrossEntropy()
     if ft.smoothing > 0:
         return None, LabelSmoothingCrossEntropy(smoothing=ft.smoothing)
@@ -169,14 +208,28 @@ def _mixing(ft: FinetuneConfig, num_classes: int):
 
 
 def _train_transform(spec: EncoderSpec, ft: FinetuneConfig):
-    return create_transform(spec.img_size, is_training=True, auto_augment=ft.auto_augment,
-                            interpolation="bicubic", re_prob=ft.reprob, re_mode="pixel", re_count=1,
-                            mean=spec.mean, std=spec.std)
+    return create_transform(
+        spec.img_size,
+        is_training=True,
+        auto_augment=ft.auto_augment,
+        interpolation="bicubic",
+        re_prob=ft.reprob,
+        re_mode="pixel",
+        re_count=1,
+        mean=spec.mean,
+        std=spec.std,
+    )
 
 
 def _eval_transform(spec: EncoderSpec, cfg: EvalConfig):
-    return create_transform(spec.img_size, is_training=False, interpolation="bicubic",
-                            crop_pct=cfg.encoder.crop_pct, mean=spec.mean, std=spec.std)
+    return create_transform(
+        spec.img_size,
+        is_training=False,
+        interpolation="bicubic",
+        crop_pct=cfg.encoder.crop_pct,
+        mean=spec.mean,
+        std=spec.std,
+    )
 
 
 def _resume(run_dir: Path, model: nn.Module, optimizer, cfg: EvalConfig) -> int:
@@ -185,8 +238,9 @@ def _resume(run_dir: Path, model: nn.Module, optimizer, cfg: EvalConfig) -> int:
         return 0
     state, path = found
     if state["config"] != _identity(cfg):
-        raise TrainingError(f"{path} was written with other eval settings; use a new --out "
-                            "or the original --set values")
+        raise TrainingError(
+            f"{path} was written with other eval settings; use a new --out or the original --set values"
+        )
     try:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -197,15 +251,26 @@ def _resume(run_dir: Path, model: nn.Module, optimizer, cfg: EvalConfig) -> int:
 
 def _identity(cfg: EvalConfig) -> dict:
     """The settings a resumed run must share with the run that wrote the checkpoint."""
-    recipe = {k: v for k, v in to_dict(cfg.finetune).items()
-              if k not in ("max_steps", "checkpoint_every", "eval_every_epochs")}
+    recipe = {
+        k: v
+        for k, v in to_dict(cfg.finetune).items()
+        if k not in ("max_steps", "checkpoint_every", "eval_every_epochs")
+    }
     return {"encoder": to_dict(cfg.encoder), "finetune": recipe, "seed": cfg.run.seed}
 
 
 def _save(run_dir: Path, model: nn.Module, optimizer, cfg: EvalConfig, step: int, info) -> None:
     if info.is_main:
-        save_checkpoint(run_dir, {"format": FORMAT, "step": step, "model": model.state_dict(),
-                                  "optimizer": optimizer.state_dict(), "config": _identity(cfg)})
+        save_checkpoint(
+            run_dir,
+            {
+                "format": FORMAT,
+                "step": step,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "config": _identity(cfg),
+            },
+        )
     distributed.barrier()
 
 

@@ -9,8 +9,14 @@ from training.eval.config import KnnConfig
 
 
 @torch.no_grad()
-def knn_scores(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, num_classes: int,
-               cfg: KnnConfig, chunk: int = 1024) -> torch.Tensor:
+def knn_scores(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    num_classes: int,
+    cfg: KnnConfig,
+    chunk: int = 1024,
+) -> torch.Tensor:
     """Class votes [M, C] for test_x [M, D] from train_x [N, D] with labels train_y [N].
 
     Each of the k most cosine-similar training samples votes for its class with weight
@@ -19,7 +25,7 @@ def knn_scores(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tenso
     k = min(cfg.k, len(train_x))
     out = []
     for start in range(0, len(test_x), chunk):
-        sim, idx = (test_x[start:start + chunk] @ train_x.T).topk(k, dim=1)  # [m, k]
+        sim, idx = (test_x[start : start + chunk] @ train_x.T).topk(k, dim=1)  # [m, k]
         votes = torch.zeros(len(sim), num_classes)
         out.append(votes.scatter_add_(1, train_y[idx].long(), (sim / cfg.temperature).exp()))
     return torch.cat(out)

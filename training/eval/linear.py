@@ -7,9 +7,10 @@ matrix only (`always_adapt`, because the recipe has no weight decay), the bias g
 SGD. LARS steps are 0.001 * lr relative to |w|: with the few, small-lr steps of a small data set the
 head hardly leaves its random initialisation, so `optimizer: auto` (the default) uses it only for
 batches of `lars_min_batch` or more and otherwise SGD with momentum (the small-batch probes of
-MoCo v3 and DINO use SGD too), with the same lr rule and schedule. Features are extracted once without augmentation: the encoder is frozen, so this is the same
-probe at a fraction of the cost (MAE augments with crop + flip; on small data that matters little
-next to the cost of re-encoding every epoch).
+MoCo v3 and DINO use SGD too), with the same lr rule and schedule. Features are extracted once
+without augmentation: the encoder is frozen, so this is the same probe at a fraction of the cost
+(MAE augments with crop + flip; on small data that matters little next to the cost of re-encoding
+every epoch).
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ class ProbeHead(nn.Sequential):
         nn.init.zeros_(self[1].bias)
 
 
-def train_probe(feats: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg: LinearConfig,
-                seed: int, progress: bool = False) -> ProbeHead:
+def train_probe(
+    feats: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg: LinearConfig, seed: int, progress: bool = False
+) -> ProbeHead:
     """Train a ProbeHead on feats [N, D] with labels [N]; the same seed gives the same head."""
     torch.manual_seed(seed)
     head = ProbeHead(feats.shape[1], num_classes)
@@ -44,14 +46,19 @@ def train_probe(feats: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg
     steps_per_epoch = math.ceil(len(feats) / batch)
     optimizer = _optimizer(head, cfg, batch)
     warmup = cfg.warmup_epochs * steps_per_epoch
-    schedule = CosineLRScheduler(optimizer, t_initial=max(1, cfg.epochs * steps_per_epoch - warmup),
-                                 warmup_t=warmup, warmup_prefix=True, t_in_epochs=False)
+    schedule = CosineLRScheduler(
+        optimizer,
+        t_initial=max(1, cfg.epochs * steps_per_epoch - warmup),
+        warmup_t=warmup,
+        warmup_prefix=True,
+        t_in_epochs=False,
+    )
     gen, loss_fn, step = generator(seed), nn.CrossEntropyLoss(), 0
     head.train()
     for _ in tqdm(range(cfg.epochs), desc="linear probe", unit="epoch", disable=not progress):
         order = torch.randperm(len(feats), generator=gen)
         for start in range(0, len(feats), batch):
-            idx = order[start:start + batch]
+            idx = order[start : start + batch]
             if len(idx) < 2:  # BatchNorm needs two samples for batch statistics
                 continue
             schedule.step_update(step)
@@ -64,7 +71,7 @@ def train_probe(feats: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg
 
 
 def probe_optimizer(cfg: LinearConfig, batch: int) -> str:
-    """"lars" or "sgd": what `cfg.optimizer` means for this batch size."""
+    """ "lars" or "sgd": what `cfg.optimizer` means for this batch size."""
     if cfg.optimizer != "auto":
         return cfg.optimizer
     return "lars" if batch >= cfg.lars_min_batch else "sgd"
@@ -74,8 +81,12 @@ def _optimizer(head: ProbeHead, cfg: LinearConfig, batch: int) -> torch.optim.Op
     lr = cfg.blr * batch / 256
     linear = head[1]
     if probe_optimizer(cfg, batch) == "sgd":
-        return torch.optim.SGD(head.parameters(), lr=lr, momentum=cfg.momentum,
-                               weight_decay=cfg.weight_decay)
-    return Lars([{"params": [linear.weight], "weight_decay": cfg.weight_decay, "always_adapt": True},
-                 {"params": [linear.bias], "weight_decay": 0.0, "always_adapt": False}],
-                lr=lr, momentum=cfg.momentum)
+        return torch.optim.SGD(head.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return Lars(
+        [
+            {"params": [linear.weight], "weight_decay": cfg.weight_decay, "always_adapt": True},
+            {"params": [linear.bias], "weight_decay": 0.0, "always_adapt": False},
+        ],
+        lr=lr,
+        momentum=cfg.momentum,
+    )

@@ -16,7 +16,7 @@ def confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> tor
     """pred, target: [...] class ids (target -1 = ignore) -> confusion counts [C, C] (target, pred)."""
     keep = target >= 0
     flat = target[keep].long() * num_classes + pred[keep].long()
-    return torch.bincount(flat, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+    return torch.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
 def segmentation_scores(conf: torch.Tensor) -> dict[str, float]:
@@ -26,6 +26,8 @@ def segmentation_scores(conf: torch.Tensor) -> dict[str, float]:
     union = conf.sum(0) + conf.sum(1) - tp
     present = union > 0
     iou = tp[present] / union[present]
-    return {"miou": iou.mean().item() if present.any() else 0.0,
-            "pixel_accuracy": (tp.sum() / conf.sum().clamp(min=1)).item(),
-            "classes_scored": int(present.sum())}
+    return {
+        "miou": iou.mean().item() if present.any() else 0.0,
+        "pixel_accuracy": (tp.sum() / conf.sum().clamp(min=1)).item(),
+        "classes_scored": int(present.sum()),
+    }

@@ -1,7 +1,7 @@
 """`run_eval`: one protocol on one encoder, in one process or under torchrun, with a JSON result.
 
-    run_eval("knn", "encoder.pth", "data/train", "data/val", out="results", cfg=EvalConfig())
-    -> results/knn.json: {"protocol", "metrics": {...}, "encoder": {...}, "num_train", ...}
+run_eval("knn", "encoder.pth", "data/train", "data/val", out="results", cfg=EvalConfig())
+-> results/knn.json: {"protocol", "metrics": {...}, "encoder": {...}, "num_train", ...}
 """
 
 from __future__ import annotations
@@ -30,8 +30,14 @@ from training.eval.metrics import topk_accuracy
 PROTOCOLS = ("knn", "linear", "finetune", "dense")
 
 
-def run_eval(protocol: str, encoder: str | Path, train: str | Path, val: str | Path,
-             out: str | Path | None = None, cfg: EvalConfig | None = None) -> dict:
+def run_eval(
+    protocol: str,
+    encoder: str | Path,
+    train: str | Path,
+    val: str | Path,
+    out: str | Path | None = None,
+    cfg: EvalConfig | None = None,
+) -> dict:
     """Evaluate the encoder at `encoder` with `protocol`; writes OUT/{protocol}.json when `out` is set."""
     cfg = cfg or EvalConfig()
     if protocol not in PROTOCOLS:
@@ -43,10 +49,19 @@ def run_eval(protocol: str, encoder: str | Path, train: str | Path, val: str | P
     try:
         out = Path(out) if out is not None else None
         body = _PROTOCOLS[protocol](spec, cfg, Path(train), Path(val), info, out)
-        result = {"protocol": protocol, **body, "encoder": _describe(spec), "train": str(train),
-                  "val": str(val), "world_size": info.world_size,
-                  "config": {"run": to_dict(cfg.run), "encoder": to_dict(cfg.encoder),
-                             protocol: to_dict(getattr(cfg, protocol))}}
+        result = {
+            "protocol": protocol,
+            **body,
+            "encoder": _describe(spec),
+            "train": str(train),
+            "val": str(val),
+            "world_size": info.world_size,
+            "config": {
+                "run": to_dict(cfg.run),
+                "encoder": to_dict(cfg.encoder),
+                protocol: to_dict(getattr(cfg, protocol)),
+            },
+        }
         if out is not None and info.is_main:
             _write_json(out / f"{protocol}.json", result)
         return result
@@ -56,8 +71,7 @@ def run_eval(protocol: str, encoder: str | Path, train: str | Path, val: str | P
 
 def _knn(spec, cfg, train, val, info, out) -> dict:
     (xt, yt), (xv, yv), classes = _pooled(spec, cfg, train, val, info)
-    return {"metrics": topk_accuracy(knn_scores(xt, yt, xv, len(classes), cfg.knn), yv),
-            **_counts(yt, yv, classes)}
+    return {"metrics": topk_accuracy(knn_scores(xt, yt, xv, len(classes), cfg.knn), yv), **_counts(yt, yv, classes)}
 
 
 def _linear(spec, cfg, train, val, info, out) -> dict:
@@ -69,9 +83,13 @@ def _linear(spec, cfg, train, val, info, out) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         torch.save(head.state_dict(), out / "linear_head.pth")
     batch = min(cfg.linear.batch_size, len(xt))
-    return {"metrics": metrics, "lr": cfg.linear.blr * batch / 256, "batch_size": batch,
-            "optimizer": probe_optimizer(cfg.linear, batch),
-            **_counts(yt, yv, classes)}
+    return {
+        "metrics": metrics,
+        "lr": cfg.linear.blr * batch / 256,
+        "batch_size": batch,
+        "optimizer": probe_optimizer(cfg.linear, batch),
+        **_counts(yt, yv, classes),
+    }
 
 
 def _dense(spec, cfg, train, val, info, out) -> dict:
@@ -79,26 +97,39 @@ def _dense(spec, cfg, train, val, info, out) -> dict:
     patch = int(model.patch_embed.patch_size[0])
     if patch % dc.stride:
         raise TrainingError(f"dense.stride {dc.stride} must divide the patch size {patch}")
-    sets = [open_labeled(labels, role, root, spec.img_size, dc.stride, spec.mean, spec.std)
-            for labels, role, root in ((dc.train_labels, "train", train), (dc.val_labels, "val", val))]
+    sets = [
+        open_labeled(labels, role, root, spec.img_size, dc.stride, spec.mean, spec.std)
+        for labels, role, root in ((dc.train_labels, "train", train), (dc.val_labels, "val", val))
+    ]
     if sets[0].store.label_space != sets[1].store.label_space:
         raise TrainingError(f"{dc.train_labels} and {dc.val_labels} have different label spaces")
     prefix = model.num_prefix_tokens
-    feats = [_extract(lambda x: patch_features(model.forward_features(x), prefix), ds, cfg, info, role)
-             for ds, role in zip(sets, ("train", "val"))]
+    feats = [
+        _extract(lambda x: patch_features(model.forward_features(x), prefix), ds, cfg, info, role)
+        for ds, role in zip(sets, ("train", "val"))
+    ]
     num_classes = sets[0].num_classes
     head = train_dense(*feats[0], num_classes, dc, cfg.run.seed, _bar(cfg, info))
-    return {"metrics": score_dense(head, *feats[1]), "train_metrics": score_dense(head, *feats[0]),
-            "num_train": len(sets[0]), "num_val": len(sets[1]), "num_classes": num_classes,
-            "label_space": {str(k): v for k, v in sorted(sets[0].store.label_space.items())}}
+    return {
+        "metrics": score_dense(head, *feats[1]),
+        "train_metrics": score_dense(head, *feats[0]),
+        "num_train": len(sets[0]),
+        "num_val": len(sets[1]),
+        "num_classes": num_classes,
+        "label_space": {str(k): v for k, v in sorted(sets[0].store.label_space.items())},
+    }
 
 
 def _finetune(spec, cfg, train, val, info, out) -> dict:
     train_folder = scan_folder(train)
     val_folder = scan_folder(val, train_folder.classes)
     metrics = finetune(spec, cfg, train_folder, val_folder, info, out)
-    return {"metrics": metrics, "num_train": len(train_folder.items), "num_val": len(val_folder.items),
-            "num_classes": len(train_folder.classes)}
+    return {
+        "metrics": metrics,
+        "num_train": len(train_folder.items),
+        "num_val": len(val_folder.items),
+        "num_classes": len(train_folder.classes),
+    }
 
 
 _PROTOCOLS = {"knn": _knn, "linear": _linear, "finetune": _finetune, "dense": _dense}
@@ -109,21 +140,36 @@ def _pooled(spec: EncoderSpec, cfg: EvalConfig, train: Path, val: Path, info):
     train_folder = scan_folder(train)
     val_folder = scan_folder(val, train_folder.classes)
     model = load_encoder(spec).to(info.device).eval()
-    transform = create_transform(spec.img_size, is_training=False, interpolation="bicubic",
-                                 crop_pct=cfg.encoder.crop_pct, mean=spec.mean, std=spec.std)
+    transform = create_transform(
+        spec.img_size,
+        is_training=False,
+        interpolation="bicubic",
+        crop_pct=cfg.encoder.crop_pct,
+        mean=spec.mean,
+        std=spec.std,
+    )
     prefix, pool = model.num_prefix_tokens, cfg.encoder.pool
 
     def forward(x):
         return pooled_features(model.forward_features(x), prefix, pool)
 
-    return (_extract(forward, FolderDataset(train_folder, transform), cfg, info, "train"),
-            _extract(forward, FolderDataset(val_folder, transform), cfg, info, "val"),
-            train_folder.classes)
+    return (
+        _extract(forward, FolderDataset(train_folder, transform), cfg, info, "train"),
+        _extract(forward, FolderDataset(val_folder, transform), cfg, info, "val"),
+        train_folder.classes,
+    )
 
 
 def _extract(forward, dataset, cfg: EvalConfig, info, role: str):
-    return extract(forward, dataset, info, batch_size=cfg.run.feature_batch,
-                   num_workers=cfg.run.num_workers, progress=cfg.run.progress, desc=f"features ({role})")
+    return extract(
+        forward,
+        dataset,
+        info,
+        batch_size=cfg.run.feature_batch,
+        num_workers=cfg.run.num_workers,
+        progress=cfg.run.progress,
+        desc=f"features ({role})",
+    )
 
 
 def _counts(train_labels, val_labels, classes) -> dict:

@@ -72,8 +72,7 @@ class CascadeStage(nn.Module):
         return self.norm(x)
 
 
-def scatter_to_grid(features: torch.Tensor, ids: torch.Tensor, fill: torch.Tensor,
-                    pos: torch.Tensor) -> torch.Tensor:
+def scatter_to_grid(features: torch.Tensor, ids: torch.Tensor, fill: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     """Place a stage's output back on the token grid.
 
     features: [N, M, D] at patch indices ids: [N, M]; fill: [1, 1, D] token for the other

@@ -46,11 +46,12 @@ class CurriculumConfig:
         (b1, b2), (w1, w2) = self.boundaries, self.crossfades
         edges = (0.0, b1 - w1 / 2, b1 + w1 / 2, b2 - w2 / 2, b2 + w2 / 2, 1.0)
         if any(lo > hi for lo, hi in zip(edges, edges[1:])):
-            raise ValueError("curriculum crossfades must be ordered, non-negative and inside "
-                             f"[0, 1]: boundaries={self.boundaries}, crossfades={self.crossfades}")
+            raise ValueError(
+                "curriculum crossfades must be ordered, non-negative and inside "
+                f"[0, 1]: boundaries={self.boundaries}, crossfades={self.crossfades}"
+            )
         if not math.isclose(sum(self.constant_weights), 1.0, abs_tol=1e-6):
-            raise ValueError("constant_weights must be 3 non-negative numbers summing to 1: "
-                             f"{self.constant_weights}")
+            raise ValueError(f"constant_weights must be 3 non-negative numbers summing to 1: {self.constant_weights}")
         return self
 
 
@@ -78,8 +79,9 @@ class Curriculum:
         to_random = _ramp(t, cfg.boundaries[1], cfg.crossfades[1], cfg.shape)
         return 1.0 - to_instance, to_instance - to_random, to_random
 
-    def sample(self, n: int, progress: float, generator: torch.Generator | None = None,
-               device: torch.device | str = "cpu") -> torch.Tensor:
+    def sample(
+        self, n: int, progress: float, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
         """mix sample: strategy [n] int64 (0 semantic, 1 instance, 2 random), drawn i.i.d. from
         weights(t) with one uniform per sample from ``generator`` (drawn on its device).
         mix patch: [n, 3] float32, weights(t) for every sample (no draw)."""

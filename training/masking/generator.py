@@ -45,7 +45,7 @@ class Masks(NamedTuple):
 
     def ids_masked(self) -> torch.Tensor:
         """[N, L - len_keep] indices of the removed patches, in shuffle order."""
-        return self.ids_restore.argsort(dim=1)[:, self.ids_keep.shape[1]:]
+        return self.ids_restore.argsort(dim=1)[:, self.ids_keep.shape[1] :]
 
 
 def num_keep(num_patches: int, mask_ratio: float) -> int:
@@ -109,8 +109,9 @@ def masks_from_order(ids_shuffle: torch.Tensor, len_keep: int) -> Masks:
     return Masks(ids_shuffle[:, :len_keep], mask.gather(1, ids_restore), ids_restore)
 
 
-def draw_uniforms(n: int, num_patches: int, generator: torch.Generator | None,
-                  device: torch.device, count: int = 2) -> tuple[torch.Tensor, ...]:
+def draw_uniforms(
+    n: int, num_patches: int, generator: torch.Generator | None, device: torch.device, count: int = 2
+) -> tuple[torch.Tensor, ...]:
     """``count`` [N, L] uniforms ((noise, keys) by default), drawn on the generator's device,
     moved to ``device``."""
     source = generator.device if generator is not None else device
@@ -124,17 +125,21 @@ def guided_keys(patch_labels: torch.Tensor, keys: torch.Tensor, background: int)
     return keys.gather(1, segment_ids(patch_labels, patch_labels < background))
 
 
-def masks_from_uniforms(strategy: torch.Tensor, noise: torch.Tensor, keys: torch.Tensor,
-                        len_keep: int, semantic_patches: torch.Tensor | None = None,
-                        instance_patches: torch.Tensor | None = None) -> Masks:
+def masks_from_uniforms(
+    strategy: torch.Tensor,
+    noise: torch.Tensor,
+    keys: torch.Tensor,
+    len_keep: int,
+    semantic_patches: torch.Tensor | None = None,
+    instance_patches: torch.Tensor | None = None,
+) -> Masks:
     """Deterministic core of ``generate_masks``.
 
     strategy: [N]; noise, keys: [N, L] uniforms; semantic_patches / instance_patches: [N, L]
     mode-pooled labels (needed only if some sample uses that strategy).
     """
     primary = torch.zeros_like(noise)
-    for sid, patches, background in ((SEMANTIC, semantic_patches, 0),
-                                     (INSTANCE, instance_patches, 1)):
+    for sid, patches, background in ((SEMANTIC, semantic_patches, 0), (INSTANCE, instance_patches, 1)):
         chosen = (strategy == sid)[:, None]
         if patches is None:
             if bool(chosen.any()):
@@ -144,9 +149,14 @@ def masks_from_uniforms(strategy: torch.Tensor, noise: torch.Tensor, keys: torch
     return masks_from_order(lexsort(primary, noise), len_keep)
 
 
-def mixed_keys(weights: torch.Tensor, noise: torch.Tensor, keys: torch.Tensor,
-               instance_keys: torch.Tensor, semantic_patches: torch.Tensor | None = None,
-               instance_patches: torch.Tensor | None = None) -> torch.Tensor:
+def mixed_keys(
+    weights: torch.Tensor,
+    noise: torch.Tensor,
+    keys: torch.Tensor,
+    instance_keys: torch.Tensor,
+    semantic_patches: torch.Tensor | None = None,
+    instance_patches: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Primary key of patch mixing: [N, L] = alpha_S * k_S + alpha_I * k_I + alpha_R * noise.
 
     weights: [N, 3] (alpha_S, alpha_I, alpha_R); noise, keys, instance_keys: [N, L] uniforms
@@ -155,9 +165,11 @@ def mixed_keys(weights: torch.Tensor, noise: torch.Tensor, keys: torch.Tensor,
     """
     weights = weights.to(noise)
     primary = weights[:, 2:] * noise
-    for col, patches, seg_keys, background in ((SEMANTIC, semantic_patches, keys, 0),
-                                                (INSTANCE, instance_patches, instance_keys, 1)):
-        alpha = weights[:, col:col + 1]
+    for col, patches, seg_keys, background in (
+        (SEMANTIC, semantic_patches, keys, 0),
+        (INSTANCE, instance_patches, instance_keys, 1),
+    ):
+        alpha = weights[:, col : col + 1]
         if patches is None:
             if bool((alpha > 0).any()):
                 raise ValueError(f"{STRATEGY_NAMES[col]}-guided masking needs its label map")
@@ -166,25 +178,34 @@ def mixed_keys(weights: torch.Tensor, noise: torch.Tensor, keys: torch.Tensor,
     return primary
 
 
-def generate_masks(strategy: torch.Tensor, *, num_patches: int, mask_ratio: float,
-                   patch_size: int | None = None, semantic: torch.Tensor | None = None,
-                   instance: torch.Tensor | None = None, label_stride: int = 4,
-                   generator: torch.Generator | None = None) -> Masks:
+def generate_masks(
+    strategy: torch.Tensor,
+    *,
+    num_patches: int,
+    mask_ratio: float,
+    patch_size: int | None = None,
+    semantic: torch.Tensor | None = None,
+    instance: torch.Tensor | None = None,
+    label_stride: int = 4,
+    generator: torch.Generator | None = None,
+) -> Masks:
     """Mask a batch, each sample with its own strategy, without a loop over samples.
 
     strategy: [N] int64, or [N, 3] float patch-mixing weights; semantic / instance: [N, H, W]
     int64 label maps (-1 ignore; instance 0 = no instance). Segments are their mode over each
-    ``patch_size`` patch, counted on the centre pixels of its ``label_stride`` cells (the grid
-    the dense targets use; 16x fewer pixels to sort at stride 4). Random numbers come from ``generator``: two [N, L] uniforms
-    per call, whatever the strategies, and a third (instance segment keys) with mixing weights.
+    ``patch_size`` patch, counted on the centre pixels of its ``label_stride`` cells (the grid the dense
+    targets use; 16x fewer pixels to sort at stride 4). Random numbers come from ``generator``: two
+    [N, L] uniforms per call, whatever the strategies, and a third (instance segment keys) with
+    mixing weights.
     """
     mixing = strategy.is_floating_point()
     if mixing and (strategy.dim() != 2 or strategy.shape[1] != 3):
         raise ValueError(f"patch-mixing weights must be [N, 3], got {list(strategy.shape)}")
     n, device = strategy.shape[0], strategy.device
     noise, keys = draw_uniforms(n, num_patches, generator, device)
-    pooled = [None if labels is None else pool_patches(labels, patch_size, label_stride)
-              for labels in (semantic, instance)]
+    pooled = [
+        None if labels is None else pool_patches(labels, patch_size, label_stride) for labels in (semantic, instance)
+    ]
     len_keep = num_keep(num_patches, mask_ratio)
     if mixing:
         instance_keys = draw_uniforms(n, num_patches, generator, device, count=1)[0]

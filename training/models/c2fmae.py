@@ -20,9 +20,8 @@ from training.layers.patch_embed import rgb_patch_embed, sincos_pos_embed
 from training.losses import instance_loss, patch_stats, rgb_loss, semantic_loss
 from training.masking import RANDOM, Masks, generate_masks
 from training.models.config import ModelConfig
-from training.patches import (LABEL_STRIDE, gather_patches, label_patches, patchify, unpatchify,
-                              unpatchify_labels)
 from training.models.encoder_io import EncoderExportMixin
+from training.patches import LABEL_STRIDE, gather_patches, label_patches, patchify, unpatchify, unpatchify_labels
 
 TARGETS = ("semantic", "instance", "rgb")
 
@@ -45,28 +44,28 @@ class C2FMAE(EncoderExportMixin, nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
         pos = torch.cat([torch.zeros(1, d), sincos_pos_embed(d, grid)])[None]
         self.pos_embed = nn.Parameter(pos, requires_grad=False)
-        self.blocks = nn.Sequential(*[vit_block(d, cfg.num_heads, cfg.mlp_ratio)
-                                      for _ in range(cfg.depth)])
+        self.blocks = nn.Sequential(*[vit_block(d, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth)])
         self.norm = nn.LayerNorm(d, eps=1e-6)
         # decoder
         self.decoder_embed = nn.Linear(d, dd)
         self.decoder_pos_embed = nn.Parameter(sincos_pos_embed(dd, grid)[None], requires_grad=False)
         if cfg.mode == "mae":
             self.mask_token = nn.Parameter(torch.zeros(1, 1, dd))
-            self.decoder_blocks = nn.Sequential(*[vit_block(dd, cfg.decoder_heads, cfg.mlp_ratio)
-                                                  for _ in range(cfg.decoder_depth)])
+            self.decoder_blocks = nn.Sequential(
+                *[vit_block(dd, cfg.decoder_heads, cfg.mlp_ratio) for _ in range(cfg.decoder_depth)]
+            )
             self.decoder_norm = nn.LayerNorm(dd, eps=1e-6)
         else:
             if cfg.mode == "c2f":
                 self.grid_token = nn.Parameter(torch.zeros(1, 1, dd))
-            self.stages = nn.ModuleDict({t: CascadeStage(dd, cfg.stage_depth, cfg.decoder_heads,
-                                                         cfg.mlp_ratio) for t in TARGETS})
+            self.stages = nn.ModuleDict(
+                {t: CascadeStage(dd, cfg.stage_depth, cfg.decoder_heads, cfg.mlp_ratio) for t in TARGETS}
+            )
             if cfg.decoder_context_embed:
                 sources = 1 if cfg.input_fusion == "sum" else len(TARGETS)
                 self.decoder_source_embed = nn.Embedding(sources, dd)
         cells = (p // LABEL_STRIDE) ** 2
-        out = {"semantic": cells * num_classes, "instance": cells * cfg.instance_embed_dim,
-               "rgb": p * p * 3}
+        out = {"semantic": cells * num_classes, "instance": cells * cfg.instance_embed_dim, "rgb": p * p * 3}
         self.heads = nn.ModuleDict({t: nn.Linear(dd, out[t]) for t in self.targets})
         self.init_weights()
 
@@ -91,8 +90,7 @@ class C2FMAE(EncoderExportMixin, nn.Module):
             nn.init.uniform_(proj.bias, -bound, bound)
 
     # ---------------------------------------------------------------- forward
-    def forward(self, batch: dict, strategy: torch.Tensor,
-                generator: torch.Generator | None = None) -> dict:
+    def forward(self, batch: dict, strategy: torch.Tensor, generator: torch.Generator | None = None) -> dict:
         """batch: the training batch contract (docs/contracts.md); strategy: [N] masking
         strategy per sample, or [N, 3] per-patch mixing weights (see ``generate_masks``);
         ignored in mae mode (always random)."""
@@ -100,24 +98,35 @@ class C2FMAE(EncoderExportMixin, nn.Module):
         latent = self.forward_encoder(batch, masks)
         preds = self.forward_decoder(latent, masks)
         losses = self.forward_loss(batch, preds, masks)
-        weights = {"semantic": self.cfg.semantic_loss_weight,
-                   "instance": self.cfg.instance_loss_weight, "rgb": self.cfg.rgb_loss_weight}
-        return {"loss": sum(weights[t] * losses[t] for t in self.targets), "losses": losses,
-                "mask": masks["rgb"].mask, "preds": preds, "masks": masks}
+        weights = {
+            "semantic": self.cfg.semantic_loss_weight,
+            "instance": self.cfg.instance_loss_weight,
+            "rgb": self.cfg.rgb_loss_weight,
+        }
+        return {
+            "loss": sum(weights[t] * losses[t] for t in self.targets),
+            "losses": losses,
+            "mask": masks["rgb"].mask,
+            "preds": preds,
+            "masks": masks,
+        }
 
-    def mask_patches(self, batch: dict, strategy: torch.Tensor,
-                     generator: torch.Generator | None) -> dict[str, Masks]:
+    def mask_patches(self, batch: dict, strategy: torch.Tensor, generator: torch.Generator | None) -> dict[str, Masks]:
         """One ``Masks`` per target; the same object for all unless ``per_modality_masking``."""
         cfg = self.cfg
         if cfg.mode == "mae":
             strategy = torch.full((strategy.shape[0],), RANDOM, device=strategy.device)
-        maps = {} if cfg.mode == "mae" else {"semantic": batch["semantic"],
-                                             "instance": batch["instance"]}
+        maps = {} if cfg.mode == "mae" else {"semantic": batch["semantic"], "instance": batch["instance"]}
 
         def draw() -> Masks:
-            return generate_masks(strategy, num_patches=cfg.num_patches,
-                                  mask_ratio=cfg.mask_ratio, patch_size=cfg.patch_size,
-                                  generator=generator, **maps)
+            return generate_masks(
+                strategy,
+                num_patches=cfg.num_patches,
+                mask_ratio=cfg.mask_ratio,
+                patch_size=cfg.patch_size,
+                generator=generator,
+                **maps,
+            )
 
         if cfg.per_modality_masking:
             return {t: draw() for t in self.targets}
@@ -143,8 +152,7 @@ class C2FMAE(EncoderExportMixin, nn.Module):
         if self.cfg.input_fusion == "sum":
             shared = masks["rgb"].ids_keep
             return self.run_encoder([sum(tokens.values()) + gather_patches(pos, shared)])
-        return self.run_encoder([tokens[t] + gather_patches(pos, masks[t].ids_keep)
-                                 for t in self.targets])
+        return self.run_encoder([tokens[t] + gather_patches(pos, masks[t].ids_keep) for t in self.targets])
 
     def forward_features(self, image: torch.Tensor) -> torch.Tensor:
         """RGB only, no masking (downstream use): image [N, 3, H, W] -> [N, 1 + L, D],
@@ -157,8 +165,7 @@ class C2FMAE(EncoderExportMixin, nn.Module):
         return self.norm(self.blocks(torch.cat([cls, *tokens], dim=1)))
 
     # ---------------------------------------------------------------- decoder
-    def forward_decoder(self, latent: torch.Tensor,
-                        masks: dict[str, Masks]) -> dict[str, torch.Tensor]:
+    def forward_decoder(self, latent: torch.Tensor, masks: dict[str, Masks]) -> dict[str, torch.Tensor]:
         """latent: [N, 1 + T, D] -> head outputs per target at its masked patches [N, M, out].
         H = decoder_embed(latent), plus ``context_embed`` on the tokens after cls when
         ``decoder_context_embed`` (cross-attention alone cannot tell where a token sits)."""
@@ -168,11 +175,9 @@ class C2FMAE(EncoderExportMixin, nn.Module):
         if self.cfg.decoder_context_embed:
             h = torch.cat([h[:, :1], h[:, 1:] + self.context_embed(masks).to(h.dtype)], dim=1)
         ids = {t: masks[t].ids_masked() for t in TARGETS}
-        pos = {t: gather_patches(self.decoder_pos_embed.expand(h.shape[0], -1, -1), ids[t])
-               for t in TARGETS}
+        pos = {t: gather_patches(self.decoder_pos_embed.expand(h.shape[0], -1, -1), ids[t]) for t in TARGETS}
         f_sem = self.stages["semantic"](pos["semantic"], h)
-        f_inst = self.stages["instance"](pos["instance"],
-                                         self.stage_context(h, f_sem, ids["semantic"]))
+        f_inst = self.stages["instance"](pos["instance"], self.stage_context(h, f_sem, ids["semantic"]))
         f_rgb = self.stages["rgb"](pos["rgb"], self.stage_context(h, f_inst, ids["instance"]))
         features = {"semantic": f_sem, "instance": f_inst, "rgb": f_rgb}
         return {t: self.heads[t](features[t]) for t in TARGETS}
@@ -183,11 +188,9 @@ class C2FMAE(EncoderExportMixin, nn.Module):
         sources = ("rgb",) if self.cfg.input_fusion == "sum" else TARGETS
         pos = self.decoder_pos_embed.expand(masks["rgb"].ids_keep.shape[0], -1, -1)
         source = self.decoder_source_embed.weight
-        return torch.cat([gather_patches(pos, masks[t].ids_keep) + source[i]
-                          for i, t in enumerate(sources)], dim=1)
+        return torch.cat([gather_patches(pos, masks[t].ids_keep) + source[i] for i, t in enumerate(sources)], dim=1)
 
-    def stage_context(self, h: torch.Tensor, prev: torch.Tensor,
-                      prev_ids: torch.Tensor) -> torch.Tensor:
+    def stage_context(self, h: torch.Tensor, prev: torch.Tensor, prev_ids: torch.Tensor) -> torch.Tensor:
         """K = V for the next stage: c2f: H (+) scatter(F_prev) [N, T + L, Dd]; parallel: H."""
         if self.cfg.mode == "parallel":
             return h
@@ -206,8 +209,9 @@ class C2FMAE(EncoderExportMixin, nn.Module):
         return gather_patches(x, masks.ids_masked())
 
     # ---------------------------------------------------------------- losses
-    def forward_loss(self, batch: dict, preds: dict[str, torch.Tensor],
-                     masks: dict[str, Masks]) -> dict[str, torch.Tensor]:
+    def forward_loss(
+        self, batch: dict, preds: dict[str, torch.Tensor], masks: dict[str, Masks]
+    ) -> dict[str, torch.Tensor]:
         """Per-target losses on the masked patches: name -> scalar (fp32)."""
         cfg, out = self.cfg, {}
         for t in self.targets:
@@ -217,8 +221,12 @@ class C2FMAE(EncoderExportMixin, nn.Module):
             elif t == "semantic":
                 out[t] = semantic_loss(preds[t].unflatten(-1, (target.shape[-1], -1)), target)
             else:
-                out[t] = instance_loss(preds[t].unflatten(-1, (target.shape[-1], -1)), target,
-                                         cfg.instance_pull_margin, cfg.instance_push_margin)
+                out[t] = instance_loss(
+                    preds[t].unflatten(-1, (target.shape[-1], -1)),
+                    target,
+                    cfg.instance_pull_margin,
+                    cfg.instance_push_margin,
+                )
         return out
 
     def targets_of(self, batch: dict, target: str) -> torch.Tensor:
@@ -244,10 +252,8 @@ class C2FMAE(EncoderExportMixin, nn.Module):
         preds, masks = out["preds"], out["masks"]
         drawn = {"rgb": self.picture_rgb(batch, preds["rgb"], masks["rgb"].ids_masked())}
         if self.cfg.mode != "mae":
-            drawn["semantic"] = self.picture_semantic(batch, preds["semantic"],
-                                                    masks["semantic"].ids_masked())
-            drawn["instance"] = self.picture_instance(preds["instance"],
-                                                    masks["instance"].ids_masked())
+            drawn["semantic"] = self.picture_semantic(batch, preds["semantic"], masks["semantic"].ids_masked())
+            drawn["instance"] = self.picture_instance(preds["instance"], masks["instance"].ids_masked())
         return drawn
 
     def picture_rgb(self, batch: dict, pred: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -260,8 +266,7 @@ class C2FMAE(EncoderExportMixin, nn.Module):
             pred = pred * std + mean
         return self.unpatchify(paste(target, ids, pred))
 
-    def picture_semantic(self, batch: dict, logits: torch.Tensor,
-                         ids: torch.Tensor) -> torch.Tensor:
+    def picture_semantic(self, batch: dict, logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """Argmax class ids at masked patches, the target elsewhere: [N, H/4, W/4]."""
         labels = self.targets_of(batch, "semantic")
         argmax = logits.unflatten(-1, (labels.shape[-1], -1)).argmax(-1)
@@ -283,8 +288,7 @@ class C2FMAE(EncoderExportMixin, nn.Module):
 def vit_block(dim: int, num_heads: int, mlp_ratio: float) -> Block:
     """timm's pre-norm ViT block with qkv bias and LayerNorm eps 1e-6, as MAE's and timm's
     ``VisionTransformer`` (timm's ``Block`` default norm has changed across versions)."""
-    return Block(dim, num_heads, mlp_ratio, qkv_bias=True,
-                 norm_layer=functools.partial(nn.LayerNorm, eps=1e-6))
+    return Block(dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=functools.partial(nn.LayerNorm, eps=1e-6))
 
 
 def paste(grid: torch.Tensor, ids: torch.Tensor, values: torch.Tensor) -> torch.Tensor:

@@ -32,9 +32,18 @@ ARCH_PRESETS: dict[str, dict] = {
     "vit_base_patch16": dict(img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12),
     "vit_large_patch16": dict(img_size=224, patch_size=16, embed_dim=1024, depth=24, num_heads=16),
     # runs a training step in well under a second on two CPU cores
-    "vit_tiny_cpu": dict(img_size=64, patch_size=8, embed_dim=64, depth=4, num_heads=4,
-                         decoder_dim=64, decoder_depth=2, decoder_heads=4, stage_depth=1,
-                         semantic_embed_dim=16),
+    "vit_tiny_cpu": dict(
+        img_size=64,
+        patch_size=8,
+        embed_dim=64,
+        depth=4,
+        num_heads=4,
+        decoder_dim=64,
+        decoder_depth=2,
+        decoder_heads=4,
+        stage_depth=1,
+        semantic_embed_dim=16,
+    ),
 }
 
 
@@ -102,8 +111,9 @@ class ModelConfig:
         if self.input_fusion == "sum" and self.per_modality_masking:
             raise ValueError("input_fusion 'sum' needs one shared mask (per_modality_masking off)")
         if self.img_size % self.patch_size or self.patch_size % 4:
-            raise ValueError(f"need img_size % patch_size == 0 and patch_size % 4 == 0, got "
-                             f"{self.img_size} and {self.patch_size}")
+            raise ValueError(
+                f"need img_size % patch_size == 0 and patch_size % 4 == 0, got {self.img_size} and {self.patch_size}"
+            )
         self._check_timm_name()
         return self
 
@@ -114,14 +124,17 @@ class ModelConfig:
         if self.timm_model is None:
             return
         if self.timm_model not in TIMM_VITS:
-            raise ValueError(f"timm_model {self.timm_model!r} is not one of {sorted(TIMM_VITS)} "
-                             "(null: export records the VisionTransformer arguments)")
+            raise ValueError(
+                f"timm_model {self.timm_model!r} is not one of {sorted(TIMM_VITS)} "
+                "(null: export records the VisionTransformer arguments)"
+            )
         sizes = {**TIMM_VITS[self.timm_model], "mlp_ratio": 4.0}
         if not self._has_sizes(sizes):
-            differs = [f"{k} {getattr(self, k)} (timm: {v})" for k, v in sizes.items()
-                       if getattr(self, k) != v]
-            raise ValueError(f"timm_model {self.timm_model!r} does not match this encoder: "
-                             f"{', '.join(differs)}; set timm_model: auto or null")
+            differs = [f"{k} {getattr(self, k)} (timm: {v})" for k, v in sizes.items() if getattr(self, k) != v]
+            raise ValueError(
+                f"timm_model {self.timm_model!r} does not match this encoder: "
+                f"{', '.join(differs)}; set timm_model: auto or null"
+            )
 
     def _has_sizes(self, sizes: dict) -> bool:
         return self.mlp_ratio == 4.0 and all(getattr(self, k) == v for k, v in sizes.items())
@@ -139,4 +152,4 @@ class ModelConfig:
     @property
     def num_patches(self) -> int:
         """L = grid ** 2."""
-        return self.grid ** 2
+        return self.grid**2

@@ -41,10 +41,12 @@ def load_mae_checkpoint(model: nn.Module, path: str) -> dict[str, list[str]]:
     with torch.no_grad():
         for name, value in take.items():
             ours[name].copy_(value)
-    report = {"loaded": sorted(take), "unused": sorted(set(state) - set(take)),
-              "fresh": sorted(set(ours) - set(take))}
-    log.info("initialised from MAE checkpoint %s: loaded %s; not used from it: %s; fresh: %s",
-             path, *(_summary(report[k]) for k in ("loaded", "unused", "fresh")))
+    report = {"loaded": sorted(take), "unused": sorted(set(state) - set(take)), "fresh": sorted(set(ours) - set(take))}
+    log.info(
+        "initialised from MAE checkpoint %s: loaded %s; not used from it: %s; fresh: %s",
+        path,
+        *(_summary(report[k]) for k in ("loaded", "unused", "fresh")),
+    )
     return report
 
 
@@ -55,15 +57,20 @@ def read_mae_state(path: str) -> dict[str, torch.Tensor]:
     except FileNotFoundError:
         raise TrainingError(f"model.init_from: no such file {path}") from None
     except Exception as exc:  # torch raises many types for damaged or foreign files
-        raise TrainingError(f"model.init_from: cannot read {path} ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})") from None
+        raise TrainingError(
+            f"model.init_from: cannot read {path} ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})"
+        ) from None
     if isinstance(obj, dict) and {"optimizer", "step", "config"} <= set(obj):
-        raise TrainingError(f"model.init_from: {path} is a c2f-train checkpoint, not MAE's; "
-                            "to continue that run, pass its run directory as --out")
+        raise TrainingError(
+            f"model.init_from: {path} is a c2f-train checkpoint, not MAE's; "
+            "to continue that run, pass its run directory as --out"
+        )
     state = obj.get("model", obj) if isinstance(obj, dict) else obj
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise TrainingError(f"model.init_from: {path} is not an MAE checkpoint "
-                            "(expected {'model': {name: tensor}})")
+        raise TrainingError(
+            f"model.init_from: {path} is not an MAE checkpoint (expected {{'model': {{name: tensor}}}})"
+        )
     return state
 
 
@@ -75,8 +82,9 @@ def to_our_names(state: dict[str, torch.Tensor], path: str) -> dict[str, torch.T
             name = "heads.rgb." + name.removeprefix("decoder_pred.")
         elif name == "decoder_pos_embed":
             if value.dim() != 3 or value[:, 0].abs().max() > 0:
-                raise TrainingError(f"model.init_from: {path}: decoder_pos_embed "
-                                    f"{tuple(value.shape)} lacks MAE's all-zero cls row")
+                raise TrainingError(
+                    f"model.init_from: {path}: decoder_pos_embed {tuple(value.shape)} lacks MAE's all-zero cls row"
+                )
             value = value[:, 1:]
         out[name] = value
     return out
@@ -86,14 +94,17 @@ def _require_fit(state: dict, ours: dict, needed: set[str], path: str, strict: b
     """TrainingError naming (by MAE's name) the first of ``needed`` that ``state`` lacks or
     shapes differently, or (``strict``) the first name of ``state`` that ``ours`` lacks."""
     problems = [f"missing {_mae_name(k)!r}" for k in sorted(needed - set(state))]
-    problems += [f"{_mae_name(k)!r} has shape {tuple(state[k].shape)}, this model "
-                 f"{tuple(ours[k].shape)}" for k in sorted(needed & set(state))
-                 if state[k].shape != ours[k].shape]
+    problems += [
+        f"{_mae_name(k)!r} has shape {tuple(state[k].shape)}, this model {tuple(ours[k].shape)}"
+        for k in sorted(needed & set(state))
+        if state[k].shape != ours[k].shape
+    ]
     if strict:
         problems += [f"unexpected {_mae_name(k)!r}" for k in sorted(set(state) - set(ours))]
     if problems:
-        raise TrainingError(f"model.init_from: {path} does not fit this model "
-                            f"({len(problems)} problems; first: {problems[0]})")
+        raise TrainingError(
+            f"model.init_from: {path} does not fit this model ({len(problems)} problems; first: {problems[0]})"
+        )
 
 
 def _mae_name(name: str) -> str:
