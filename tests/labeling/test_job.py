@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -341,6 +342,7 @@ def test_address_joins_an_existing_cluster(photo_folder, tmp_path):
     port = _free_port()
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     ray_bin = Path(sys.executable).with_name("ray")
+    temp = Path(tempfile.mkdtemp(prefix="c2ft-"))  # short: Ray's socket paths must fit 107 bytes
     head = subprocess.Popen(  # `--block`: the cluster lives as long as this process group
         [
             str(ray_bin),
@@ -352,6 +354,7 @@ def test_address_joins_an_existing_cluster(photo_folder, tmp_path):
             "--num-cpus=2",
             "--include-dashboard=false",
             "--disable-usage-stats",
+            f"--temp-dir={temp}",
         ],
         env=env,
         start_new_session=True,
@@ -378,8 +381,9 @@ def test_address_joins_an_existing_cluster(photo_folder, tmp_path):
         assert "6 done, 0 failed, 0 pending" in done.stdout
         assert head.poll() is None  # the job left the cluster running
     finally:
-        os.killpg(head.pid, signal.SIGTERM)
+        os.killpg(head.pid, signal.SIGKILL)  # a graceful stop takes Ray half a minute
         head.wait(timeout=60)
+        shutil.rmtree(temp, ignore_errors=True)
         # Ray leaves its "current cluster" pointer behind; drop it so no later ray.init() follows it.
         current = Path(tempfile.gettempdir(), "ray", "ray_current_cluster")
         if current.is_file() and current.read_text().strip().endswith(f":{port}"):
