@@ -21,6 +21,7 @@ from datasets_spec import schema as S
 from datasets_spec.validate import validate
 from labeling import cluster
 from labeling.cli import main
+from tests.system import small_tmpfs
 
 ROOT = Path(__file__).resolve().parents[2]
 C2F_LABEL = Path(sys.executable).with_name("c2f-label")
@@ -166,15 +167,8 @@ def test_exit_0_with_failed_images_and_1_with_shards_left_pending(capsys, photos
 @pytest.fixture
 def small_disk(tmp_path):
     """A 1 MiB tmpfs at tmp_path/ds (the store itself; its job lock lies beside it, on tmp_path)."""
-    mount = tmp_path / "ds"
-    mount.mkdir()
-    if (
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True).returncode
-        != 0
-    ):
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    with small_tmpfs(tmp_path / "ds", "1m") as mount:
+        yield mount
 
 
 def _complete_store_on(disk: Path, capsys, argv: list) -> None:

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,9 +22,10 @@ from datasets_spec.validate import validate
 from labeling import probe
 from labeling.config import load_config
 from labeling.errors import LabelingError
+from tests.datasets_spec.store_fixtures import store_content as _store_content
+from tests.system import free_port, wait_for_port
 
 from .fault_backends import NODE_ENV, scratch
-from .test_job import _store_content
 
 ROOT = Path(__file__).resolve().parents[2]
 RAY = Path(sys.executable).with_name("ray")
@@ -58,7 +58,7 @@ class Cluster:
 
     def __init__(self, tmp_path: Path, images: Path):
         self.images = images
-        self.port = _free_port()
+        self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.dirs = {name: tmp_path / name for name in ("head", "second")}
         self.nodes: dict[str, subprocess.Popen] = {}
@@ -68,7 +68,7 @@ class Cluster:
     def start(self) -> None:
         head = [str(RAY), "start", "--head", f"--port={self.port}", "--include-dashboard=false"]
         self._start("head", head, FAST_HEALTH_CHECKS)
-        _wait_for_port(self.port, self.nodes["head"])
+        wait_for_port(self.port, self.nodes["head"])
         self._start(
             "second",
             [sys.executable, str(ROOT / "tests/labeling/ray_node.py"), "start", f"--address={self.address}"],
@@ -156,24 +156,6 @@ def cluster(tmp_path, images):
 def _finish(job: subprocess.Popen) -> tuple[int, dict | None, str]:
     out, err = job.communicate(timeout=LIMIT_S)  # Ray may print a line of its own before the report
     return job.returncode, (json.loads(out.splitlines()[-1]) if job.returncode == 0 else None), err
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_port(port: int, process: subprocess.Popen) -> None:
-    """Until the head's GCS accepts connections (it takes a few seconds to start)."""
-    deadline = time.monotonic() + LIMIT_S
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            assert process.poll() is None and time.monotonic() < deadline, "the Ray head did not start"
-            time.sleep(0.2)
 
 
 @pytest.mark.slow

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from labeling.errors import LabelingError
 from labeling.job import _check_resumable, format_report, run_label_job
 from labeling.shard_retry import WORKER_DIED
 from tests.datasets_spec.store_fixtures import store_content as _store_content
+from tests.system import free_port, wait_for_port
 
 from .quirky import BAD, make_quirky_imagenet
 
@@ -319,27 +319,9 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "unknown semantic backend 'clasic'; valid names: classic, hf" in capsys.readouterr().err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_port(port: int, process: subprocess.Popen, limit_s: float = 120) -> None:
-    """Until the head's GCS accepts connections (it takes a few seconds to start)."""
-    deadline = time.monotonic() + limit_s
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            assert process.poll() is None and time.monotonic() < deadline, "the Ray head did not start"
-            time.sleep(0.2)
-
-
 @pytest.mark.slow
 def test_address_joins_an_existing_cluster(photo_folder, tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     ray_bin = Path(sys.executable).with_name("ray")
     temp = Path(tempfile.mkdtemp(prefix="c2ft-"))  # short: Ray's socket paths must fit 107 bytes
@@ -375,7 +357,7 @@ def test_address_joins_an_existing_cluster(photo_folder, tmp_path):
             "2",
             "--quiet",
         ]
-        _wait_for_port(port, head)
+        wait_for_port(port, head)
         done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
         assert "6 done, 0 failed, 0 pending" in done.stdout

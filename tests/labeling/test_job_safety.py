@@ -24,6 +24,7 @@ from labeling.config import load_config
 from labeling.errors import LabelingError
 from labeling.job import _worker_count, run_label_job
 from labeling.store_lock import lock_path, store_lock
+from tests.system import small_tmpfs
 from training.data import DataConfig, build_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,16 +126,9 @@ def test_bad_backend_parameters_stop_the_job_at_once(photos, tmp_path, ray_sessi
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 1 MiB tmpfs mounted at tmp_path/ds, unmounted afterwards (needs the right to mount)."""
-    mount = tmp_path / "ds"
-    mount.mkdir()
-    if (
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True).returncode
-        != 0
-    ):
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    """A 1 MiB tmpfs mounted at tmp_path/ds, unmounted afterwards."""
+    with small_tmpfs(tmp_path / "ds", "1m") as mount:
+        yield mount
 
 
 @pytest.mark.parametrize("fault", ["read-only", "full"])

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from datasets_spec import create_store
+from tests.system import small_tmpfs
 from training.cli import main
 from training.logs import read_log
 
@@ -146,16 +147,9 @@ def test_image_broken_after_the_start_is_one_line(capsys, tiny_store, tmp_path, 
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 256 KiB tmpfs at tmp_path/disk, unmounted afterwards (needs the right to mount)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if (
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True).returncode
-        != 0
-    ):
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    """A 256 KiB tmpfs at tmp_path/disk, unmounted afterwards."""
+    with small_tmpfs(tmp_path / "disk", "256k") as mount:
+        yield mount
 
 
 @pytest.mark.parametrize(
