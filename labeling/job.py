@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import math
 import os
 import time
 from collections import Counter, deque
@@ -237,12 +236,19 @@ def _start_workers(cfg: LabelConfig) -> list:
 
 def _worker_count(cfg: LabelConfig) -> int:
     """Workers to start: `cfg.workers` (0 = one per GPU share, or 1 on CPU), capped by what the
-    cluster can place at once, since an actor that can never be placed waits forever."""
+    cluster's nodes can place at once (an actor never spans nodes, and one that can never be
+    placed waits forever)."""
     have = cluster.resources()
     need = {"CPU": cfg.cpus_per_worker, "GPU": cfg.gpus_per_worker}
-    fits = min(math.floor(have.get(r, 0.0) / n + 1e-9) for r, n in need.items() if n > 0)
+    fits = cluster.capacity(cfg)
     if fits < 1:
-        short = next(r for r, n in need.items() if n > 0 and have.get(r, 0.0) < n)
+        short = next((r for r, n in need.items() if n > 0 and have.get(r, 0.0) < n), None)
+        if short is None:
+            asked = " and ".join(f"{n:g} {r}" for r, n in need.items() if n > 0)
+            raise LabelingError(
+                f"each label worker needs {asked} on one node, and no node of the Ray cluster has that "
+                f"much free: lower cpus_per_worker / gpus_per_worker or add larger nodes"
+            )
         raise LabelingError(
             f"each label worker needs {need[short]:g} {short}, but the Ray cluster has "
             f"{have.get(short, 0.0):g}: lower {short.lower()}s_per_worker or add nodes"

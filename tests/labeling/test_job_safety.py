@@ -20,6 +20,7 @@ from datasets_spec import open_store, storage
 from datasets_spec import schema as S
 from datasets_spec.errors import ConfigError
 from datasets_spec.validate import validate
+from labeling import cluster
 from labeling.config import load_config
 from labeling.errors import LabelingError
 from labeling.job import _worker_count, run_label_job
@@ -108,6 +109,18 @@ def test_more_workers_than_the_cluster_can_place_are_capped_with_a_warning(ray_s
         assert _worker_count(_cfg(workers=cpus + 1)) == cpus
     assert f"{cpus + 1} workers asked for, but the cluster can place {cpus}" in caplog.text
     assert _worker_count(_cfg(workers=1)) == 1
+
+
+def test_workers_are_counted_per_node(monkeypatch, caplog):
+    """Two nodes of 3 CPUs hold one 2-CPU worker each: 2, not the 3 that the 6 CPUs in all suggest."""
+    nodes = [{"Alive": True, "Resources": {"CPU": 3.0}}] * 2 + [{"Alive": False, "Resources": {"CPU": 8.0}}]
+    monkeypatch.setattr(cluster.ray, "nodes", lambda: nodes)
+    monkeypatch.setattr(cluster.ray, "cluster_resources", lambda: {"CPU": 6.0})
+    with caplog.at_level(logging.WARNING, logger="labeling.job"):
+        assert _worker_count(_cfg(workers=3, cpus_per_worker=2)) == 2
+    assert "3 workers asked for, but the cluster can place 2" in caplog.text
+    with pytest.raises(LabelingError, match="needs 4 CPU on one node, and no node of the Ray cluster has that much"):
+        _worker_count(_cfg(cpus_per_worker=4))
 
 
 def test_a_worker_needing_a_missing_resource_is_refused(ray_session):
