@@ -9,6 +9,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from . import storage
+from .checksums import SUMS_NAME
 from .cli_boundary import OK, PROBLEMS, ArgumentParser, add_verbose_flag, run, setup_logging
 from .coco_export import export_coco
 from .errors import StoreError
@@ -99,10 +101,16 @@ def _verify(args) -> int:
 
 
 def _require_dir(path: str, what: str) -> None:
-    """A missing store or release is an input error (exit 2), as for every other command; what
-    validate and verify find inside one is their report (exit 1)."""
-    if "://" not in path and not Path(path).is_dir():
-        raise StoreError(f"{path}: no such {what} directory")
+    """A missing store or release, or object storage that cannot be reached, is an input error
+    (exit 2), as for every other command; what validate and verify find inside one is their
+    report (exit 1)."""
+    if not storage.is_url(path):
+        if not Path(path).is_dir():
+            raise StoreError(f"{path}: no such {what} directory")
+        return
+    first = "zarr.json" if what == "dataset" else SUMS_NAME
+    if not storage.exists(path, first):  # an unreachable endpoint raises: the boundary's one line
+        raise StoreError(f"{path}: no such {what} (no {first})")
 
 
 def _report(path, problems: list[str], sep: str, ok: str) -> int:
