@@ -123,13 +123,11 @@ class RayShardLabeler(ShardLabeler):
 
 def make_worker(cfg: LabelConfig):
     """A label worker actor: models load once in it. The driver replaces a dead one and retries its shard."""
-    # storage.ENVIRONMENT: workers write the store where the driver would (endpoint, credentials)
-    env = {k: os.environ[k] for k in ("HF_HUB_OFFLINE", *storage.ENVIRONMENT) if k in os.environ}
     actor = ray.remote(RayShardLabeler).options(
         num_cpus=cfg.cpus_per_worker,
         num_gpus=cfg.gpus_per_worker,
         max_restarts=0,  # the driver decides about retries, per shard
-        runtime_env={"env_vars": env} if env else None,
+        runtime_env=_runtime_env(),
     )
     device = "cuda" if cfg.gpus_per_worker > 0 else None
     return actor.remote(cfg, device)
@@ -204,13 +202,23 @@ def node_died(exc: Exception) -> bool:
     return isinstance(exc, ray.exceptions.RayActorError) and "because its node has died" in str(exc)
 
 
+def _runtime_env() -> dict | None:
+    """What the driver's environment passes on to workers and probes: storage.ENVIRONMENT, so they
+    reach the store where the driver does (endpoint, credentials), and the hub's offline switch."""
+    env = {k: os.environ[k] for k in ("HF_HUB_OFFLINE", *storage.ENVIRONMENT) if k in os.environ}
+    return {"env_vars": env} if env else None
+
+
 def run_on_nodes(fn, nodes: list[tuple[str, str]], *args) -> list[tuple[object, str | None]]:
-    """Run `fn(*args)` once on each node of `nodes` (pinned there), all at once. Returns
-    (result, None) or (None, the task's one-line failure) per node, in order."""
+    """Run `fn(*args)` once on each node of `nodes` (pinned there), all at once, in the workers'
+    environment. Returns (result, None) or (None, the task's one-line failure) per node, in order."""
     task = ray.remote(fn)
     refs = [
         task.options(
-            num_cpus=0, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)
+            num_cpus=0,
+            max_retries=0,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+            runtime_env=_runtime_env(),
         ).remote(*args)
         for node_id, _ in nodes
     ]

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from datasets_spec import open_store
+from datasets_spec import open_store, storage
 from datasets_spec.validate import validate
 from labeling import probe
 from labeling.config import load_config
@@ -201,6 +201,11 @@ def test_a_node_that_sees_another_dataset_directory_is_refused_before_anything_i
     code, report, err = _finish(cluster.label(cluster.dirs["head"] / "ds", {"shard_size": 2, "workers": 2}))
     assert code == 0 and report["done"] == 6, err[-3000:]  # an absolute path both nodes share passes
     assert list(open_store(cluster.dirs["head"] / "ds").done_shards()) == [0, 1, 2]
+
+
+def test_the_probe_reaches_object_storage_with_the_drivers_credentials(ray_session, images, s3_bucket):
+    probe.check_nodes(f"{s3_bucket}/ds", images / "coins.png", load_config())  # the node reads and writes there
+    assert storage.list_all(s3_bucket) == []  # and leaves nothing behind
 
 
 def test_the_probe_leaves_nothing_behind_and_names_an_unreadable_image(images, tmp_path, ray_session):
