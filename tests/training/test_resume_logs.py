@@ -39,6 +39,18 @@ def _kill_after(monkeypatch, step: int) -> None:
     monkeypatch.setattr(engine, "_after_step", after)
 
 
+@pytest.fixture(autouse=True)
+def event_files_in_run_order():
+    """TensorBoard reads a run's event files in name order; a name holds the time in whole seconds,
+    the PID and a process-wide counter that sorts as text (…10 before …9). The runs of one test
+    start in one process, often within a second: count from 100 so that their names sort in order."""
+    from tensorboard.summary.writer import event_file_writer
+
+    with pytest.MonkeyPatch.context() as patch:  # its own: tests here undo their `monkeypatch` midway
+        patch.setattr(event_file_writer, "_global_uid", event_file_writer.AtomicCounter(100))
+        yield
+
+
 def _log(run_dir) -> list[list]:
     return [[r[k] for k in KEYS] for r in read_log(run_dir / "log.jsonl")]
 
