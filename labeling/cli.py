@@ -15,7 +15,8 @@ from datasets_spec.cli_boundary import OK, PROBLEMS, ArgumentParser, add_verbose
 
 from .config import load_config
 from .errors import LabelingError
-from .job import format_report, run_label_job
+from .job import run_label_job
+from .report import format_report
 
 PROG = "c2f-label"
 

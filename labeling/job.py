@@ -8,32 +8,29 @@ inputs, so a job killed at any moment and run again produces the same store.
 
 from __future__ import annotations
 
-import errno
-import json
 import logging
 import os
 import time
 from collections import Counter, deque
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 from tqdm import tqdm
 
 from datasets_spec import StoreError, create_store, open_store, storage
-from datasets_spec import schema as S
-from datasets_spec.decode import MAX_PIXELS, retryable
-from datasets_spec.info import format_dropped, reason_kind
+from datasets_spec.cli_boundary import DISK_ERRNOS
+from datasets_spec.decode import retryable
 from datasets_spec.meta import package_version
 from datasets_spec.shard_writer import forget_shard
 from datasets_spec.stale import remove_stale_files
 
 from . import cluster, probe
 from .backends import require_backend, uses_prompts
-from .backends.base import model_reference
-from .config import RUN_ONLY, LabelConfig
+from .config import LabelConfig
 from .errors import LabelingError
+from .identity import check_resumable, job_identity
 from .prompts import apply_prompt_file, check_prompts
+from .report import build_report, save_report
 from .shard_retry import NO_NODE_LEFT, label_image_by_image
 from .sources import ImageList, list_images
 from .store_lock import store_lock
@@ -42,7 +39,6 @@ log = logging.getLogger(__name__)
 
 _BYTES_PER_SHARD_PIXEL = 16  # a worker's label maps per canvas pixel: uint16 pair + working copies
 # Errors of the disk the store lives on: every other shard would meet them too.
-_DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
 
 
 def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = True) -> dict:
@@ -65,20 +61,20 @@ def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = Tru
 
 
 def _label(image_list: ImageList, output, cfg: LabelConfig, show_progress: bool) -> dict:
-    job_identity = _job_identity(cfg, image_list)
+    identity = job_identity(cfg, image_list)
     try:
         exists = storage.root_exists(output)
     except OSError as exc:  # object storage that cannot be reached (the message names the URL)
         raise LabelingError(f"cannot read the output store: {exc}") from None
     if exists:
-        _check_resumable(output, job_identity)
+        check_resumable(output, identity)
     started = cluster.connect(cfg.address)
     try:
         if cfg.address:  # a cluster: refuse a DATASET or images some worker node cannot reach
             probe.check_nodes(output, image_list.root / image_list.items[0].key, cfg)
         workers = _start_workers(cfg)
         if not exists:
-            _create(output, image_list, cfg, job_identity, workers[0])
+            _create(output, image_list, cfg, identity, workers[0])
         store = open_store(output)
         repaired, retried = _forget_damaged_and_retryable(output, store)
         pending = store.pending_shards()
@@ -88,7 +84,7 @@ def _label(image_list: ImageList, output, cfg: LabelConfig, show_progress: bool)
             "labeling %d pending shard(s) of %d on %d worker(s)", len(pending), store.layout.num_shards, len(workers)
         )
         summaries, given_up = _run(cfg, workers, output, image_list.root, plan, show_progress)
-        report = _report(
+        report = build_report(
             open_store(output),
             summaries,
             given_up,
@@ -100,7 +96,7 @@ def _label(image_list: ImageList, output, cfg: LabelConfig, show_progress: bool)
         report["retried"] = retried
     finally:
         cluster.shutdown(started)
-    _save_report(output, report)
+    save_report(output, report)
     return report
 
 
@@ -180,53 +176,6 @@ def _limited(image_list: ImageList, limit: int | None) -> ImageList:
     return image_list if limit is None else replace(image_list, items=image_list.items[:limit])
 
 
-def _job_identity(cfg: LabelConfig, image_list: ImageList) -> dict:
-    """What a rerun must match: settings, the input list, and the contents of local model files."""
-    identity = cfg.identity()
-    for role in ("semantic", "instance"):
-        params = (identity[role] or {}).get("params", {})
-        for key, value in params.items():
-            is_file = isinstance(value, str) and Path(value).exists()
-            # A local model is known by its contents, so moving it does not block a resume.
-            params[key] = {"sha256": model_reference(value)["sha256"]} if is_file else _jsonable(value)
-    identity["input"] = {"count": len(image_list.items), "sha256": image_list.sha256}
-    return identity
-
-
-def _jsonable(value):
-    """A parameter as JSON: objects passed from Python (e.g. a built model) by their type name."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return f"<{type(value).__module__}.{type(value).__qualname__}>"
-
-
-def _check_resumable(output, job_identity: dict) -> None:
-    try:
-        stored = open_store(output).provenance.get("job")
-    except StoreError as exc:
-        raise LabelingError(f"{output}: exists but cannot be resumed: {exc}") from None
-    if isinstance(stored, dict):  # stores from before the limit was a setting had this ceiling
-        stored = {"max_pixels": MAX_PIXELS, **stored}
-    stored, job_identity = (_labels_identity(x) for x in (stored, job_identity))
-    if stored != job_identity:
-        differs = sorted(k for k in job_identity if (stored or {}).get(k) != job_identity[k])
-        raise LabelingError(
-            f"{output}: was labeled with a different {', '.join(differs) or 'job'}; results are never mixed: "
-            "rerun with the original inputs and settings, or write to a new output"
-        )
-
-
-def _labels_identity(identity):
-    """The part of a job identity that decides the labels (RUN_ONLY settings may change)."""
-    if not isinstance(identity, dict):
-        return identity
-    return {k: v for k, v in identity.items() if k not in RUN_ONLY}
-
-
 def _start_workers(cfg: LabelConfig) -> list:
     """Start the workers and wait until each has built its models: bad backend parameters or a
     missing model file are one clear error before any shard is handed out."""
@@ -270,13 +219,13 @@ def _worker_count(cfg: LabelConfig) -> int:
     return min(want, fits)
 
 
-def _create(output, image_list: ImageList, cfg: LabelConfig, job_identity: dict, worker) -> None:
+def _create(output, image_list: ImageList, cfg: LabelConfig, identity: dict, worker) -> None:
     backends = cluster.get(cluster.submit(worker, "identities"))
     label_space = cluster.get(cluster.submit(worker, "label_space"))
     provenance = {
-        "job": job_identity,
+        "job": identity,
         "backends": backends,
-        "input": {"kind": image_list.kind, "root": str(image_list.root), **job_identity["input"]},
+        "input": {"kind": image_list.kind, "root": str(image_list.root), **identity["input"]},
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "labeler": f"c2fmae {package_version()}",
     }
@@ -383,7 +332,7 @@ def _unfixable(exc: Exception) -> str | None:
     if reason:
         return f"a label worker could not start: {reason}"
     text = str(exc)
-    for code in _DISK_ERRNOS:
+    for code in DISK_ERRNOS:
         if os.strerror(code) in text:
             return f"the store's disk refused a write ({os.strerror(code)})"
     return None
@@ -405,70 +354,3 @@ def _after_fault(cfg, worker, exc, live: int) -> list:
 def _one_line(exc: Exception) -> str:
     lines = [line for line in str(exc).strip().splitlines() if line.strip()]
     return f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:300]
-
-
-def _report(store, summaries, given_up, seconds, workers, skipped) -> dict:
-    status = store.status()
-    labeled = sum(s["done"] + s["failed"] for s in summaries)
-    reasons = Counter(reason_kind(reason) for s in summaries for _, reason in s["failures"])
-    dropped = sum((Counter(s["dropped"]) for s in summaries), Counter())
-    return {
-        "store": str(store.path),
-        "images": store.layout.num_images,
-        "done": int((status == S.DONE).sum()),
-        "failed": int((status == S.FAILED).sum()),
-        "pending": int((status == S.PENDING).sum()),
-        "this_run": {
-            "images": labeled,
-            "shards": len(summaries),
-            "shards_skipped": skipped,
-            "seconds": round(seconds, 3),
-            "images_per_s": round(labeled / seconds, 3) if seconds else None,
-            "workers": workers,
-            "shards_by_node": dict(Counter(s["node"] for s in summaries if "node" in s)),
-        },
-        "failures_by_reason": dict(reasons.most_common()),
-        "dropped": dict(sorted(dropped.items())),
-        "failures": [{"key": k, "reason": r} for s in summaries for k, r in s["failures"]],
-        "shards_given_up": {str(k): v for k, v in sorted(given_up.items())},
-    }
-
-
-def _save_report(output, report: dict) -> str | None:
-    """Write the report into the store's reports/; on a read-only or full disk, say so and go on
-    (the report is also printed, and the store itself is complete). Returns where it went."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    rel = storage.report_path(f"label-{stamp}.json")
-    try:
-        storage.write_bytes(output, rel, json.dumps(report, indent=1, ensure_ascii=False).encode())
-    except (OSError, ValueError) as exc:  # ValueError: tensorstore's error for a refused request
-        reason = exc.strerror if isinstance(exc, OSError) else str(exc).splitlines()[0][:200]
-        log.warning("could not save the job report to %s (%s)", storage.join(output, rel), reason)
-        return None
-    return storage.join(output, rel)
-
-
-def format_report(report: dict) -> str:
-    """The final summary a person reads."""
-    run = report["this_run"]
-    rate = f"{run['images_per_s']:.2f} images/s" if run["images_per_s"] else "n/a"
-    lines = [
-        f"labeled {run['images']} images in {run['seconds']:.1f} s ({rate}, {run['workers']} worker(s)); "
-        f"{run['shards_skipped']} shard(s) already done",
-        f"store {report['store']}: {report['images']} images, {report['done']} done, "
-        f"{report['failed']} failed, {report['pending']} pending",
-    ]
-    if report["failures_by_reason"]:
-        lines.append("failures: " + "; ".join(f"{r} ×{n}" for r, n in report["failures_by_reason"].items()))
-    if report["dropped"]:
-        lines.append("instances dropped: " + format_dropped(report["dropped"]))
-    if report.get("retried"):
-        lines.append(
-            f"retried {len(report['retried'])} image(s) that had failed for reasons that can "
-            "go away (the file system refused a read)"
-        )
-    for shard, reason in report.get("shards_repaired", {}).items():
-        lines.append(f"shard {shard} was damaged ({reason}) and has been labeled again")
-    for shard, reason in report["shards_given_up"].items():
-        lines.append(f"shard {shard} left pending after repeated faults: {reason} (rerun to retry)")
-    return "\n".join(lines)

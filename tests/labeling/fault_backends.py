@@ -5,7 +5,7 @@ the `fault_backends` fixture (which undoes it), so a job can name these backends
 ones. Each behaves exactly like `classic` until it dies, and its identity does not depend on whether
 it died, so a faulty run can be compared with a clean one byte for byte. Their control files live in
 `scratch(name)`: a parameter that is a path would enter the job's identity by its contents (see
-labeling.job._job_identity).
+labeling.identity.job_identity).
 """
 
 from __future__ import annotations

@@ -24,7 +24,9 @@ from datasets_spec.validate import validate
 from labeling.cli import main
 from labeling.config import load_config
 from labeling.errors import LabelingError
-from labeling.job import _check_resumable, format_report, run_label_job
+from labeling.identity import check_resumable
+from labeling.job import run_label_job
+from labeling.report import format_report
 from labeling.shard_retry import WORKER_DIED
 from tests.datasets_spec.store_fixtures import store_content as _store_content
 from tests.system import free_port, wait_for_port
@@ -93,7 +95,7 @@ def test_rerun_skips_done_shards_and_refuses_other_settings(photo_folder, tmp_pa
     assert run_label_job(photo_folder, tmp_path / "ds", faster, show_progress=False)["this_run"]["images"] == 0
     recorded = open_store(tmp_path / "ds").provenance["job"]
     assert (recorded["batch_size"], recorded["device"]) == (8, "cpu")  # provenance keeps the first run's
-    _check_resumable(tmp_path / "ds", {**recorded, "device": "cuda", "batch_size": 64})  # a GPU may finish it
+    check_resumable(tmp_path / "ds", {**recorded, "device": "cuda", "batch_size": 64})  # a GPU may finish it
     other = load_config(overrides={"shard_size": 2, "min_area": 9})
     with pytest.raises(LabelingError, match="different min_area"):
         run_label_job(photo_folder, tmp_path / "ds", other, show_progress=False)

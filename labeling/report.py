@@ -1,0 +1,82 @@
+"""A label job's report: the JSON kept in the store's reports/ and the summary a person reads."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from datetime import UTC, datetime
+
+from datasets_spec import schema as S
+from datasets_spec import storage
+from datasets_spec.info import format_dropped, reason_kind
+
+log = logging.getLogger(__name__)
+
+
+def build_report(store, summaries, given_up, seconds, workers, skipped) -> dict:
+    """The job's summary as JSON: the store's counts and this run's (summaries: the shards' own)."""
+    status = store.status()
+    labeled = sum(s["done"] + s["failed"] for s in summaries)
+    reasons = Counter(reason_kind(reason) for s in summaries for _, reason in s["failures"])
+    dropped = sum((Counter(s["dropped"]) for s in summaries), Counter())
+    return {
+        "store": str(store.path),
+        "images": store.layout.num_images,
+        "done": int((status == S.DONE).sum()),
+        "failed": int((status == S.FAILED).sum()),
+        "pending": int((status == S.PENDING).sum()),
+        "this_run": {
+            "images": labeled,
+            "shards": len(summaries),
+            "shards_skipped": skipped,
+            "seconds": round(seconds, 3),
+            "images_per_s": round(labeled / seconds, 3) if seconds else None,
+            "workers": workers,
+            "shards_by_node": dict(Counter(s["node"] for s in summaries if "node" in s)),
+        },
+        "failures_by_reason": dict(reasons.most_common()),
+        "dropped": dict(sorted(dropped.items())),
+        "failures": [{"key": k, "reason": r} for s in summaries for k, r in s["failures"]],
+        "shards_given_up": {str(k): v for k, v in sorted(given_up.items())},
+    }
+
+
+def save_report(output, report: dict) -> str | None:
+    """Write the report into the store's reports/; on a read-only or full disk, say so and go on
+    (the report is also printed, and the store itself is complete). Returns where it went."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    rel = storage.report_path(f"label-{stamp}.json")
+    try:
+        storage.write_bytes(output, rel, json.dumps(report, indent=1, ensure_ascii=False).encode())
+    except (OSError, ValueError) as exc:  # ValueError: tensorstore's error for a refused request
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc).splitlines()[0][:200]
+        log.warning("could not save the job report to %s (%s)", storage.join(output, rel), reason)
+        return None
+    return storage.join(output, rel)
+
+
+def format_report(report: dict) -> str:
+    """The final summary a person reads."""
+    run = report["this_run"]
+    rate = f"{run['images_per_s']:.2f} images/s" if run["images_per_s"] else "n/a"
+    lines = [
+        f"labeled {run['images']} images in {run['seconds']:.1f} s ({rate}, {run['workers']} worker(s)); "
+        f"{run['shards_skipped']} shard(s) already done",
+        f"store {report['store']}: {report['images']} images, {report['done']} done, "
+        f"{report['failed']} failed, {report['pending']} pending",
+    ]
+    if report["failures_by_reason"]:
+        lines.append("failures: " + "; ".join(f"{r} ×{n}" for r, n in report["failures_by_reason"].items()))
+    if report["dropped"]:
+        lines.append("instances dropped: " + format_dropped(report["dropped"]))
+    if report.get("retried"):
+        lines.append(
+            f"retried {len(report['retried'])} image(s) that had failed for reasons that can "
+            "go away (the file system refused a read)"
+        )
+    for shard, reason in report.get("shards_repaired", {}).items():
+        lines.append(f"shard {shard} was damaged ({reason}) and has been labeled again")
+    for shard, reason in report["shards_given_up"].items():
+        lines.append(f"shard {shard} left pending after repeated faults: {reason} (rerun to retry)")
+    return "\n".join(lines)
