@@ -63,14 +63,14 @@ def probe_node(root: str, relpath: str, token: bytes, image_path: str) -> str | 
     except FileNotFoundError:
         return f"{_where(root, relpath)}: the probe file the driver wrote there is missing on this node"
     except OSError as exc:
-        return f"{_where(root, relpath)}: {exc.strerror or exc}"
+        return _failed(_where(root, relpath), exc)
     own, mine = f"{relpath}-{socket.gethostname()}-{os.getpid()}", secrets.token_hex(16).encode()
     try:
         storage.write_bytes(root, own, mine)
         if storage.read_bytes(root, own) != mine:
             return f"{_where(root, own)}: reads back other bytes than this node wrote"
     except OSError as exc:
-        return f"{_where(root, own)}: {exc.strerror or exc}"
+        return _failed(_where(root, own), exc)
     finally:
         storage.delete(root, own)
     try:
@@ -79,6 +79,12 @@ def probe_node(root: str, relpath: str, token: bytes, image_path: str) -> str | 
     except OSError as exc:
         return f"the input image {image_path}: {exc.strerror or exc}"
     return None
+
+
+def _failed(where: str, exc: OSError) -> str:
+    """`where: reason`; object storage's errors already start with the object's URL."""
+    reason = str(exc.strerror or exc)
+    return reason if reason.startswith(where) else f"{where}: {reason}"
 
 
 def _where(root: str, relpath: str) -> str:
