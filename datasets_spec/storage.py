@@ -37,6 +37,8 @@ ENVIRONMENT = (
     "AWS_PROFILE",
     "C2F_S3_CONDITIONAL_WRITE",
     "GOOGLE_APPLICATION_CREDENTIALS",
+    "TENSORSTORE_GCS_HTTP_URL",  # another GCS endpoint (a private one, an emulator)
+    "GOOGLE_AUTH_TOKEN_FOR_TESTING",  # tensorstore's fixed token for such an endpoint
 )
 _KVSTORES: dict[tuple, ts.KvStore] = {}
 
@@ -306,15 +308,16 @@ def list_names(root, folder: str) -> list[str]:
             if base.is_dir()
             else []
         )
+    # The range is only a hint: a server may list more (some emulators ignore it), and tensorstore's
+    # own prefix stripping aborts the process on a key shorter than the prefix, so strip here.
+    prefix = f"{folder}/".encode()
     keys = _result(
-        _kvstore(root).list(
-            ts.KvStore.KeyRange(inclusive_min=f"{folder}/", exclusive_max=f"{folder}0"),
-            strip_prefix_length=len(folder) + 1,
-        ),
+        _kvstore(root).list(ts.KvStore.KeyRange(inclusive_min=prefix, exclusive_max=f"{folder}0".encode())),
         root,
         folder,
     )
-    return sorted(k.decode() for k in keys if b"/" not in k)
+    names = (k[len(prefix) :] for k in keys if k.startswith(prefix))
+    return sorted(n.decode() for n in names if b"/" not in n)
 
 
 def list_all(root) -> list[str]:

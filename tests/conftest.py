@@ -1,5 +1,6 @@
 """Settings for the whole suite: no network, Ray bound to loopback, one torch thread."""
 
+import json
 import logging
 import os
 import re
@@ -51,6 +52,41 @@ def fault_backends(monkeypatch):
     monkeypatch.setattr(backends, "_REGISTRY", dict(backends._REGISTRY))
     fault_backends.register()
     return fault_backends
+
+
+@pytest.fixture(scope="session")
+def gcs_endpoint():
+    """A GCS emulator on loopback for the session, in memory: its endpoint URL."""
+    from gcp_storage_emulator.server import create_server
+
+    from tests.system import free_port
+
+    port = free_port()
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def gcs_bucket(gcs_endpoint, monkeypatch, request):
+    """A fresh bucket on the loopback GCS emulator (one per test: the emulator lists a bucket's
+    objects without tensorstore's key range), tensorstore pointed at it (TENSORSTORE_GCS_HTTP_URL;
+    a placeholder token instead of Google credentials), inherited by subprocesses and passed on to
+    Ray workers. Returns its URL, "gs://NAME"."""
+    import urllib.request
+
+    monkeypatch.setenv("TENSORSTORE_GCS_HTTP_URL", gcs_endpoint)
+    monkeypatch.setenv("GOOGLE_AUTH_TOKEN_FOR_TESTING", "emulator")
+    name = f"c2f-{re.sub('[^a-z0-9]+', '-', request.node.name.lower())[:40].strip('-')}-{os.getpid()}"
+    create = urllib.request.Request(
+        f"{gcs_endpoint}/storage/v1/b?project=c2f",
+        data=json.dumps({"name": name}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    urllib.request.urlopen(create).close()
+    return f"gs://{name}"
 
 
 @pytest.fixture(scope="session")
