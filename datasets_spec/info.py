@@ -58,17 +58,17 @@ def format_info(summary: dict) -> str:
         f"{summary['labels_known']} images with a class label",
     ]
     if summary["failure_reasons"]:
-        lines.append("failures   " + "; ".join(f"{k} ×{v}" for k, v in summary["failure_reasons"].items()))
+        lines.append("failures   " + format_counts(summary["failure_reasons"]))
     if summary["dropped"]:
-        lines.append("dropped    " + format_dropped(summary["dropped"]))
+        lines.append("dropped    " + format_counts(summary["dropped"]))
     for key, value in sorted(summary["provenance"].items()):
         lines.append(f"provenance {key}: {_short(value)}")
     return "\n".join(lines)
 
 
-def format_dropped(dropped: dict[str, int]) -> str:
-    """{"nms": 3, "overlap": 1} → "nms ×3; overlap ×1": candidate instances removed, by reason."""
-    return "; ".join(f"{reason} ×{count}" for reason, count in dropped.items())
+def format_counts(counts: dict[str, int]) -> str:
+    """{"nms": 3, "overlap": 1} → "nms ×3; overlap ×1": counts by reason (failures, dropped instances)."""
+    return "; ".join(f"{reason} ×{count}" for reason, count in counts.items())
 
 
 def _short(value, limit: int = 160) -> str:

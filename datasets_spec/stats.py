@@ -11,7 +11,7 @@ from collections import Counter
 import numpy as np
 
 from . import schema as S
-from .info import reason_kind
+from .info import format_counts, reason_kind
 from .reader import Store
 from .shard_blocks import run_tasks, shard_blocks, shard_task
 
@@ -190,7 +190,7 @@ def format_stats(st: dict, top: int = 10) -> str:
         more = " …" if len(never) > 8 else ""
         lines.append(f"unseen     {len(never)} classes never predicted: {', '.join(never[:8])}{more}")
     if st["failures"]:
-        lines.append("failures   " + "; ".join(f"{k} ×{v}" for k, v in st["failures"].items()))
+        lines.append("failures   " + format_counts(st["failures"]))
     return "\n".join(lines)
 
 

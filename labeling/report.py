@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from datasets_spec import schema as S
 from datasets_spec import storage
-from datasets_spec.info import format_dropped, reason_kind
+from datasets_spec.info import format_counts, reason_kind
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +67,9 @@ def format_report(report: dict) -> str:
         f"{report['failed']} failed, {report['pending']} pending",
     ]
     if report["failures_by_reason"]:
-        lines.append("failures: " + "; ".join(f"{r} ×{n}" for r, n in report["failures_by_reason"].items()))
+        lines.append("failures: " + format_counts(report["failures_by_reason"]))
     if report["dropped"]:
-        lines.append("instances dropped: " + format_dropped(report["dropped"]))
+        lines.append("instances dropped: " + format_counts(report["dropped"]))
     if report.get("retried"):
         lines.append(
             f"retried {len(report['retried'])} image(s) that had failed for reasons that can "

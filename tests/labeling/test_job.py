@@ -19,7 +19,7 @@ import pytest
 from datasets_spec import open_store
 from datasets_spec import schema as S
 from datasets_spec.geometry import fit
-from datasets_spec.info import format_dropped, format_info, info
+from datasets_spec.info import format_counts, format_info, info
 from datasets_spec.validate import validate
 from labeling.cli import main
 from labeling.config import load_config
@@ -220,7 +220,7 @@ def test_grounded_hq_sam_instances_and_drop_counts_through_ray(
     instances = sum(total.values()) - total["speck_pieces"]
     assert instances + len(records) == 30 * report["done"] and total["max_boxes"] > 0
     assert report["dropped"] == info(store)["dropped"] == dict(sorted(total.items()))
-    assert "instances dropped: " + format_dropped(report["dropped"]) in format_report(report)
+    assert "instances dropped: " + format_counts(report["dropped"]) in format_report(report)
     assert "dropped    max_boxes ×" in format_info(info(store))
     assert validate(tmp_path / "ds") == []
 
