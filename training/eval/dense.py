@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from timm.scheduler import CosineLRScheduler
 from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
@@ -28,6 +27,7 @@ from training.errors import TrainingError
 from training.eval.config import DenseConfig
 from training.eval.folders import load_image
 from training.eval.metrics import confusion, segmentation_scores
+from training.eval.schedule import cosine_schedule
 from training.ignore import IGNORE
 from training.seeding import generator
 
@@ -106,14 +106,7 @@ def train_dense(
     batch = min(cfg.batch_size, len(feats))
     steps_per_epoch = math.ceil(len(feats) / batch)
     optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    warmup = cfg.warmup_epochs * steps_per_epoch
-    schedule = CosineLRScheduler(
-        optimizer,
-        t_initial=max(1, cfg.epochs * steps_per_epoch - warmup),
-        warmup_t=warmup,
-        warmup_prefix=True,
-        t_in_epochs=False,
-    )
+    schedule = cosine_schedule(optimizer, cfg.epochs, cfg.warmup_epochs, steps_per_epoch)
     gen, loss_fn, step = generator(seed), nn.CrossEntropyLoss(ignore_index=IGNORE), 0
     for _ in tqdm(range(cfg.epochs), desc="dense probe", unit="epoch", disable=not progress):
         order = torch.randperm(len(feats), generator=gen)

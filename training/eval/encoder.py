@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from timm.data import create_transform
 from torch import nn
 
 from training.errors import TrainingError
@@ -33,6 +34,19 @@ class EncoderSpec:
     img_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+
+
+def eval_transform(spec: EncoderSpec, crop_pct: float):
+    """timm's evaluation transform for the encoder's input: bicubic resize to img_size / crop_pct,
+    centre crop, the encoder's mean/std. PIL image → tensor [3, img_size, img_size]."""
+    return create_transform(
+        spec.img_size,
+        is_training=False,
+        interpolation="bicubic",
+        crop_pct=crop_pct,
+        mean=spec.mean,
+        std=spec.std,
+    )
 
 
 def read_spec(path: str | Path, cfg: EncoderConfig) -> EncoderSpec:

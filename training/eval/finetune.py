@@ -23,7 +23,6 @@ import torch
 from timm.data import Mixup, create_transform
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import param_groups_layer_decay
-from timm.scheduler import CosineLRScheduler
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
@@ -33,10 +32,11 @@ from training.checkpoint import FORMAT, load_checkpoint, save_checkpoint
 from training.config import to_dict
 from training.errors import TrainingError
 from training.eval.config import EvalConfig, FinetuneConfig
-from training.eval.encoder import EncoderSpec, load_encoder
+from training.eval.encoder import EncoderSpec, eval_transform, load_encoder
 from training.eval.features import extract, read_batches, worker_options
 from training.eval.folders import FolderDataset, LabeledFolder
 from training.eval.metrics import topk_accuracy
+from training.eval.schedule import cosine_schedule
 from training.sampler import ResumableSampler
 from training.seeding import derive_seed
 
@@ -82,17 +82,10 @@ def finetune(
     spe = sampler.steps_per_epoch
     total = ft.epochs * spe
     stop = min(total, ft.max_steps or total)
-    schedule = CosineLRScheduler(
-        optimizer,
-        t_initial=max(1, total - ft.warmup_epochs * spe),
-        lr_min=ft.min_lr,
-        warmup_t=ft.warmup_epochs * spe,
-        warmup_prefix=True,
-        t_in_epochs=False,
-    )
+    schedule = cosine_schedule(optimizer, ft.epochs, ft.warmup_epochs, spe, lr_min=ft.min_lr)
     mixup, loss_fn = _mixing(ft, num_classes)
     dataset = SeededSamples(FolderDataset(train, _train_transform(spec, ft)), seed)
-    val_set = FolderDataset(val, _eval_transform(spec, cfg))
+    val_set = FolderDataset(val, eval_transform(spec, cfg.encoder.crop_pct))
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=stop, initial=step, desc="finetune", unit="step", disable=not (cfg.run.progress and info.is_main))
@@ -216,17 +209,6 @@ def _train_transform(spec: EncoderSpec, ft: FinetuneConfig):
         re_prob=ft.reprob,
         re_mode="pixel",
         re_count=1,
-        mean=spec.mean,
-        std=spec.std,
-    )
-
-
-def _eval_transform(spec: EncoderSpec, cfg: EvalConfig):
-    return create_transform(
-        spec.img_size,
-        is_training=False,
-        interpolation="bicubic",
-        crop_pct=cfg.encoder.crop_pct,
         mean=spec.mean,
         std=spec.std,
     )

@@ -19,11 +19,11 @@ import math
 
 import torch
 from timm.optim import Lars
-from timm.scheduler import CosineLRScheduler
 from torch import nn
 from tqdm import tqdm
 
 from training.eval.config import LinearConfig
+from training.eval.schedule import cosine_schedule
 from training.seeding import generator
 
 
@@ -45,14 +45,7 @@ def train_probe(
     batch = min(cfg.batch_size, len(feats))
     steps_per_epoch = math.ceil(len(feats) / batch)
     optimizer = _optimizer(head, cfg, batch)
-    warmup = cfg.warmup_epochs * steps_per_epoch
-    schedule = CosineLRScheduler(
-        optimizer,
-        t_initial=max(1, cfg.epochs * steps_per_epoch - warmup),
-        warmup_t=warmup,
-        warmup_prefix=True,
-        t_in_epochs=False,
-    )
+    schedule = cosine_schedule(optimizer, cfg.epochs, cfg.warmup_epochs, steps_per_epoch)
     gen, loss_fn, step = generator(seed), nn.CrossEntropyLoss(), 0
     head.train()
     for _ in tqdm(range(cfg.epochs), desc="linear probe", unit="epoch", disable=not progress):

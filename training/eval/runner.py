@@ -12,14 +12,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from timm.data import create_transform
 
 from training import distributed
 from training.config import to_dict
 from training.errors import TrainingError
 from training.eval.config import EvalConfig
 from training.eval.dense import open_labeled, score_dense, train_dense
-from training.eval.encoder import EncoderSpec, load_encoder, read_spec
+from training.eval.encoder import EncoderSpec, eval_transform, load_encoder, read_spec
 from training.eval.features import extract, patch_features, pooled_features
 from training.eval.finetune import finetune
 from training.eval.folders import FolderDataset, scan_folder
@@ -140,14 +139,7 @@ def _pooled(spec: EncoderSpec, cfg: EvalConfig, train: Path, val: Path, info):
     train_folder = scan_folder(train)
     val_folder = scan_folder(val, train_folder.classes)
     model = load_encoder(spec).to(info.device).eval()
-    transform = create_transform(
-        spec.img_size,
-        is_training=False,
-        interpolation="bicubic",
-        crop_pct=cfg.encoder.crop_pct,
-        mean=spec.mean,
-        std=spec.std,
-    )
+    transform = eval_transform(spec, cfg.encoder.crop_pct)
     prefix, pool = model.num_prefix_tokens, cfg.encoder.pool
 
     def forward(x):
