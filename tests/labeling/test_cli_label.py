@@ -23,6 +23,8 @@ from labeling import cluster
 from labeling.cli import main
 from tests.system import small_tmpfs
 
+from .photo_files import write_photos
+
 ROOT = Path(__file__).resolve().parents[2]
 C2F_LABEL = Path(sys.executable).with_name("c2f-label")
 
@@ -30,14 +32,7 @@ C2F_LABEL = Path(sys.executable).with_name("c2f-label")
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     """Four small real photos in a plain folder."""
-    import cv2
-    from skimage import data
-
-    root = tmp_path_factory.mktemp("photos")
-    for name in ("astronaut", "chelsea", "coffee", "rocket"):
-        small = cv2.resize(getattr(data, name)(), None, fx=0.1, fy=0.1, interpolation=cv2.INTER_AREA)
-        cv2.imwrite(str(root / f"{name}.png"), cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
-    return root
+    return write_photos(tmp_path_factory.mktemp("photos"), ("astronaut", "chelsea", "coffee", "rocket"), 0.1, ".png")
 
 
 def _label(capsys, *argv) -> tuple[int, str, str]:

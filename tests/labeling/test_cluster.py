@@ -26,6 +26,7 @@ from tests.datasets_spec.store_fixtures import store_content as _store_content
 from tests.system import free_port, wait_for_port
 
 from .fault_backends import NODE_ENV, scratch
+from .photo_files import write_photos
 
 ROOT = Path(__file__).resolve().parents[2]
 RAY = Path(sys.executable).with_name("ray")
@@ -41,15 +42,9 @@ FAST_HEALTH_CHECKS = {
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     """Six small real photos, absolute path (every node of the cluster reads them)."""
-    import cv2
-    from skimage import data
-
-    root = tmp_path_factory.mktemp("photos")
-    for name in ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins"):
-        image = getattr(data, name)()
-        small = cv2.resize(image, None, fx=0.2, fy=0.2, interpolation=cv2.INTER_AREA)
-        cv2.imwrite(str(root / f"{name}.png"), small)
-    return root
+    return write_photos(
+        tmp_path_factory.mktemp("photos"), ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins"), 0.2, ".png"
+    )
 
 
 class Cluster:

@@ -31,6 +31,7 @@ from labeling.shard_retry import WORKER_DIED
 from tests.datasets_spec.store_fixtures import store_content as _store_content
 from tests.system import free_port, wait_for_port
 
+from .photo_files import write_photos
 from .quirky import BAD, make_quirky_imagenet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,17 +46,9 @@ def quirky(tmp_path_factory):
 @pytest.fixture(scope="module")
 def photo_folder(tmp_path_factory):
     """Six small real photos in a plain folder (label -1): fast inputs for the model backends."""
-    import cv2
-    from skimage import data
-
-    root = tmp_path_factory.mktemp("photos")
-    for name in ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins"):
-        image = getattr(data, name)()
-        small = cv2.resize(image, None, fx=0.2, fy=0.2, interpolation=cv2.INTER_AREA)
-        if small.ndim == 3:
-            small = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
-        cv2.imwrite(str(root / f"{name}.jpg"), small)
-    return root
+    return write_photos(
+        tmp_path_factory.mktemp("photos"), ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins"), 0.2, ".jpg"
+    )
 
 
 def test_classic_labels_quirky_imagenet_folder(quirky, tmp_path, ray_session):

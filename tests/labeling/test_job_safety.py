@@ -28,20 +28,15 @@ from labeling.store_lock import lock_path, store_lock
 from tests.system import small_tmpfs
 from training.data import DataConfig, build_dataset
 
+from .photo_files import write_photos
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     """Four small real photos in a plain folder."""
-    import cv2
-    from skimage import data
-
-    root = tmp_path_factory.mktemp("photos")
-    for name in ("astronaut", "chelsea", "coffee", "rocket"):
-        small = cv2.resize(getattr(data, name)(), None, fx=0.15, fy=0.15, interpolation=cv2.INTER_AREA)
-        cv2.imwrite(str(root / f"{name}.png"), cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
-    return root
+    return write_photos(tmp_path_factory.mktemp("photos"), ("astronaut", "chelsea", "coffee", "rocket"), 0.15, ".png")
 
 
 def _cfg(**overrides):
