@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before anything imports transformers / huggingface_hub
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -69,3 +71,16 @@ def sam_hq_dir(tmp_path_factory):
     from .tiny_models import save_sam_hq
 
     return save_sam_hq(tmp_path_factory.mktemp("sam_hq"))
+
+
+@pytest.fixture
+def hold_events():
+    """A fresh control folder of the `hold` test backend (fault_backends.Hold) with `hold` set: a
+    job labeling with it holds on its image until the test removes `hold`."""
+    from tests.labeling.fault_backends import scratch
+
+    events = scratch(f"hold-{uuid.uuid4().hex}")
+    events.mkdir()
+    (events / "hold").touch()
+    yield events
+    shutil.rmtree(events, ignore_errors=True)

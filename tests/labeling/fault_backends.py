@@ -93,4 +93,22 @@ class Gate(ClassicSemantic):
         return super().predict(images, sizes)
 
 
-BACKENDS = {"crash-once": CrashOnce, "poison": Poison, "fails": Fails, "gate": Gate}
+class Hold(ClassicSemantic):
+    """While the file `scratch(events)/hold` exists, a batch holding an image `height` pixels high
+    writes its process id into `held` beside it and waits until `hold` is gone, so a test can
+    interrupt or kill a job at a known point: the shards before that image written, the rest not."""
+
+    def __init__(self, events: str, height: int):
+        super().__init__()
+        self.events, self.height = scratch(events), height
+
+    def predict(self, images, sizes):
+        if any(image.shape[0] == self.height for image in images):
+            if (self.events / "hold").exists():
+                (self.events / "held").write_text(str(os.getpid()))
+            while (self.events / "hold").exists():
+                time.sleep(0.05)
+        return super().predict(images, sizes)
+
+
+BACKENDS = {"crash-once": CrashOnce, "poison": Poison, "fails": Fails, "gate": Gate, "hold": Hold}

@@ -11,7 +11,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,12 +20,13 @@ from datasets_spec import schema as S
 from datasets_spec.validate import validate
 from labeling import cluster
 from labeling.cli import main
+from tests.datasets_spec.store_fixtures import store_content
 from tests.system import small_tmpfs
 
+from .label_cli import hold_args, release, start_held
 from .photo_files import write_photos
 
 ROOT = Path(__file__).resolve().parents[2]
-C2F_LABEL = Path(sys.executable).with_name("c2f-label")
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +48,6 @@ def _one_error(code: int, err: str, *needles: str) -> str:
     for needle in needles:
         assert needle in err, err
     return err
-
-
-def _content(path: Path) -> dict:
-    """Everything a store holds but its job reports and its creation time."""
-    content = {
-        p.relative_to(path): p.read_bytes()
-        for p in sorted(path.rglob("*"))
-        if p.is_file() and S.REPORTS_DIR not in p.relative_to(path).parts
-    }
-    root = json.loads(content.pop(Path("zarr.json")))
-    del root["attributes"]["c2fmae"]["provenance"]["created_at"]
-    return {**content, "zarr.json": root}
 
 
 @pytest.mark.parametrize(
@@ -230,46 +218,24 @@ def test_a_new_store_on_a_full_disk_is_one_line(capsys, photos, tmp_path, ray_se
 
 
 @pytest.mark.slow
-def test_ctrl_c_exits_130_with_the_resume_command_and_the_rerun_completes_the_store(capsys, tmp_path, ray_session):
-    images = tmp_path / "images"
-    assert (
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "datasets_spec.cli",
-                "synth",
-                tmp_path / "unused",
-                "--images",
-                images,
-                "--count",
-                "24",
-            ],
-            cwd=ROOT,
-            capture_output=True,
-        ).returncode
-        == 0
-    )
-    argv = [str(images), "-o", str(tmp_path / "ds"), "--shard-size", "1", "--quiet", "-vv"]
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    job = subprocess.Popen(
-        [C2F_LABEL, *argv], cwd=ROOT, env=env, start_new_session=True, stderr=subprocess.PIPE, text=True
-    )
+def test_ctrl_c_exits_130_with_the_resume_command_and_the_rerun_completes_the_store(
+    capsys, photos, tmp_path, ray_session, fault_backends, hold_events
+):
+    argv = [str(photos), "-o", str(tmp_path / "ds"), "--shard-size", "1", "--quiet", *hold_args(hold_events, 40)]
+    job = start_held(argv, hold_events, stderr=subprocess.PIPE, text=True)  # held on coffee.png, 3rd of 4
     try:
-        for line in job.stderr:  # -vv: a debug line per shard written; interrupt after the first
-            if line.startswith("c2f-label: debug: shard 0 written"):
-                os.killpg(job.pid, signal.SIGINT)  # Ctrl-C: the whole foreground process group
-                break
-        rest = job.stderr.read()
-        assert job.wait(timeout=300) == 130
+        os.killpg(job.pid, signal.SIGINT)  # Ctrl-C: the whole foreground process group
+        _, err = job.communicate(timeout=300)
+        assert job.returncode == 130, err
     finally:
         if job.poll() is None:
             os.killpg(job.pid, signal.SIGKILL)
-    lines = [line for line in rest.splitlines() if not line.startswith("c2f-label: debug: ")]
-    assert lines == [f"c2f-label: interrupted; to resume, run: {shlex.join(['c2f-label', *argv])}"], rest
-    assert 1 <= len(open_store(tmp_path / "ds").done_shards()) < 24  # interrupted midway
-    resume = shlex.split(lines[0].split("to resume, run: ", 1)[1])
+    assert err.splitlines() == [f"c2f-label: interrupted; to resume, run: {shlex.join(['c2f-label', *argv])}"], err
+    done = open_store(tmp_path / "ds").done_shards()
+    assert done and set(done) <= {0, 1}  # interrupted midway: nothing of the held image or after it
+    release(hold_events)
+    resume = shlex.split(err.split("to resume, run: ", 1)[1])
     assert _label(capsys, *resume[1:])[0] == 0
-    assert _label(capsys, images, "-o", tmp_path / "clean", "--shard-size", 1, "--quiet")[0] == 0
-    assert _content(tmp_path / "ds") == _content(tmp_path / "clean")
+    assert _label(capsys, *argv[:2], tmp_path / "clean", *argv[3:])[0] == 0
+    assert store_content(tmp_path / "ds") == store_content(tmp_path / "clean")
     assert validate(tmp_path / "ds") == []

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from labeling.job import run_label_job
 from labeling.store_lock import store_lock
 from tests.datasets_spec.store_fixtures import store_content
 
+from .label_cli import hold_args, hold_config, release, start_held
 from .test_job import photo_folder  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,23 +72,18 @@ def test_c2f_label_refuses_a_url_without_a_prefix_or_a_bucket_in_one_line(photo_
 
 
 @pytest.mark.slow
-def test_job_on_s3_killed_with_sigkill_resumes_to_the_same_store(photo_folder, s3_bucket, tmp_path):
-    def c2f_label(out):
-        cmd = [sys.executable, "-m", "labeling.cli", str(photo_folder), "-o", str(out), "--shard-size", "1", "--quiet"]
-        env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-        return subprocess.Popen(
-            cmd, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-
+def test_job_on_s3_killed_with_sigkill_resumes_to_the_same_store(
+    photo_folder, s3_bucket, tmp_path, ray_session, fault_backends, hold_events
+):
     url = f"{s3_bucket}/killed"
-    assert c2f_label(tmp_path / "clean").wait(timeout=300) == 0
-    job = c2f_label(url)
-    deadline = time.monotonic() + 300
-    while len(storage.marker_shards(storage.list_names(url, "markers"))) < 2:  # wait for real progress
-        assert job.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
+    argv = [photo_folder, "-o", url, "--shard-size", "1", "--quiet", *hold_args(hold_events, 80)]
+    job = start_held(argv, hold_events, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # on coffee.jpg
     os.killpg(job.pid, signal.SIGKILL)  # the driver and its local Ray, mid-job
     job.wait()
-    assert 2 <= len(open_store(url).done_shards()) <= 6
-    assert c2f_label(url).wait(timeout=300) == 0
+    done = open_store(url).done_shards()
+    assert done and set(done) <= {0, 1, 2}  # the held image is the fourth of six
+    release(hold_events)
+    cfg = load_config(overrides={"shard_size": 1, "semantic": hold_config(hold_events, 80)})
+    assert run_label_job(photo_folder, url, cfg, show_progress=False)["this_run"]["shards"] == 6 - len(done)
+    run_label_job(photo_folder, tmp_path / "clean", cfg, show_progress=False)
     assert store_content(url) == store_content(tmp_path / "clean")
