@@ -10,9 +10,9 @@
 #
 # Steps: gpu_label.py (labeling stages, SAM encoder SDPA vs original and its share of the bf16
 # peak, batched vs per-image box decoding), gpu_train.py --decode cpu (mae and c2fmae steps + the
-# loader), gpu_train.py --decode gpu (c2fmae step + the loader; skipped with a note where
-# gpu_train.py has no --decode, and in --cpu-smoke). A failing step leaves its rows n/a, the
-# table is printed anyway, and the exit status is that of the first failing step.
+# loader), gpu_train.py --decode gpu (c2fmae step + the loader; not in --cpu-smoke). A failing
+# step leaves its rows n/a, the table is printed anyway, and the exit status is that of the first
+# failing step.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,20 +59,13 @@ fi
 
 step "gpu_label" "$label_limit" "$py" benchmarks/gpu_label.py "${label_args[@]}" --json "$out/label.json"
 
-train_help=$("$py" benchmarks/gpu_train.py --help 2>/dev/null || true)
-if [[ $train_help == *--decode* ]]; then
-  step "gpu_train --decode cpu" "$train_limit" "$py" benchmarks/gpu_table.py train "$out/train_cpu.json" -- \
-    "${train_args[@]}" --modes mae c2fmae --decode cpu
-  if ((smoke)); then
-    echo "--cpu-smoke: --decode gpu not run (no GPU)" >"$out/train_gpu.skipped"
-  else
-    step "gpu_train --decode gpu" "$train_limit" "$py" benchmarks/gpu_table.py train "$out/train_gpu.json" -- \
-      "${train_args[@]}" --modes c2fmae --decode gpu
-  fi
+step "gpu_train --decode cpu" "$train_limit" "$py" benchmarks/gpu_table.py train "$out/train_cpu.json" -- \
+  "${train_args[@]}" --modes mae c2fmae --decode cpu
+if ((smoke)); then
+  echo "--cpu-smoke: --decode gpu not run (no GPU)" >"$out/train_gpu.skipped"
 else
-  step "gpu_train (no --decode option: CPU decoding)" "$train_limit" "$py" benchmarks/gpu_table.py train "$out/train_cpu.json" -- \
-    "${train_args[@]}" --modes mae c2fmae
-  echo "gpu_train.py has no --decode option here: GPU decoding not measured" >"$out/train_gpu.skipped"
+  step "gpu_train --decode gpu" "$train_limit" "$py" benchmarks/gpu_table.py train "$out/train_gpu.json" -- \
+    "${train_args[@]}" --modes c2fmae --decode gpu
 fi
 
 echo

@@ -59,24 +59,6 @@ def test_a_failing_stage_is_one_line_and_the_report_goes_on(capsys):
     assert f"on 8 GPUs: pipeline {1_281_167 / 120 / 3600:.1f} h" in out
 
 
-@pytest.mark.slow
-def test_tiny_run_prints_every_stage_and_the_ratios(tmp_path, capsys):
-    code = _bench().main(["--tiny", "--budget-s", "0.5", "--json", str(tmp_path / "result.json")])
-    out = capsys.readouterr().out
-    assert code == 0, out
-    for row in ROWS:
-        line = next(line for line in out.splitlines() if line.startswith(row))
-        assert float(line[46:].split()[0]) > 0, line  # images/s
-    assert "ratio pipeline / sam-amg:" in out and "on 8 GPUs: pipeline" in out and "goal >= 15 images/s" in out
-    assert "pipeline / models alone" in out
-    assert "n/a" not in "".join(line for line in out.splitlines() if "of the bf16 dense peak" not in line)
-    result = json.loads((tmp_path / "result.json").read_text())
-    assert [r["error"] for r in result["rows"]] == [None] * len(ROWS)
-    assert result["pipeline_over_amg"] > 0 and result["encoder_sdpa_over_original"] > 0
-    assert result["boxes_batched_over_per_image"] > 0 and result["encoder_flops_per_image"] > 0
-    assert result["encoder_peak_share"] is None  # no bf16 peak for a CPU
-
-
 def test_encoder_flops_are_the_matmuls_and_convolutions_of_the_vit():
     """FlopCounterMode's count for a tiny encoder against the count by hand: patch embedding, per
     block qkv + proj + MLP + attention (windowed blocks on 4 × 4 windows, block 1 global) + the
@@ -169,3 +151,22 @@ def test_gpu_all_cpu_smoke_prints_one_table_with_every_row(tmp_path):
             assert value == "n/a", line
         else:
             assert value.endswith(("x", "%")) and float(value.rstrip("x%")) > 0, line
+    _check_label_run(done.stdout, json.loads((tmp_path / "label.json").read_text()))
+    train = json.loads((tmp_path / "train_cpu.json").read_text())
+    assert set(train["modes"]) == {"c2fmae", "mae"} and all(r["step_s"] > 0 for r in train["modes"].values())
+    assert train["loader"]["images_s"] > 0 and train["loader"]["decode"] == "cpu"
+
+
+def _check_label_run(out: str, result: dict) -> None:
+    """What benchmarks/gpu_label.py --tiny printed (`out`) and wrote as JSON (`result`)."""
+    for row in ROWS:
+        line = next(line for line in out.splitlines() if line.startswith(row))
+        assert float(line[46:].split()[0]) > 0, line  # images/s
+    assert "ratio pipeline / sam-amg:" in out and "on 8 GPUs: pipeline" in out and "goal >= 15 images/s" in out
+    assert "pipeline / models alone" in out
+    label_lines = out.split("=== gpu_all:")[0].splitlines()
+    assert "n/a" not in "".join(line for line in label_lines if "of the bf16 dense peak" not in line)
+    assert [r["error"] for r in result["rows"]] == [None] * len(ROWS)
+    assert result["pipeline_over_amg"] > 0 and result["encoder_sdpa_over_original"] > 0
+    assert result["boxes_batched_over_per_image"] > 0 and result["encoder_flops_per_image"] > 0
+    assert result["encoder_peak_share"] is None  # no bf16 peak for a CPU
