@@ -3,7 +3,7 @@
     c2f-train --config CONFIG --data DATASET --images IMAGES --out RUN_DIR
               [--max-steps N] [--seed S] [--set key=value ...]
     c2f-train export RUN_DIR -o encoder.pth
-    c2f-train eval --encoder encoder.pth --protocol {knn,linear,finetune,dense} --train DIR --val DIR
+    c2f-train eval --encoder encoder.pth --protocol {knn,linear,finetune,dense}... --train DIR --val DIR
                    [--out RESULTS_DIR] [--config EVAL_YAML] [--set key=value ...]
 
 A user mistake is one line on stderr, `c2f-train: error: ...`, and exit code 2; never a traceback
@@ -74,7 +74,9 @@ def eval_parser() -> argparse.ArgumentParser:
         "a timm ViT state dict with --set encoder.timm_model=NAME); see docs/evaluation.md.",
     )
     p.add_argument("--encoder", required=True, help="encoder .pth (encoder.json beside it is read)")
-    p.add_argument("--protocol", required=True, choices=PROTOCOLS)
+    p.add_argument(
+        "--protocol", required=True, nargs="+", choices=PROTOCOLS, help="one or more, run in turn (e.g. knn linear)"
+    )
     p.add_argument("--train", required=True, help="training images: class folders (dense: store image root)")
     p.add_argument("--val", required=True, help="validation images, same layout (or ImageNet's flat val)")
     p.add_argument("--out", default=None, help="results directory: PROTOCOL.json (finetune: checkpoints)")
@@ -141,12 +143,13 @@ def _eval(args: argparse.Namespace) -> int:
     import json
 
     from training.config import load_config
-    from training.eval import EvalConfig, run_eval
+    from training.eval import EvalConfig, run_evals
 
     cfg = load_config(args.config, args.overrides, cls=EvalConfig)
-    result = run_eval(args.protocol, args.encoder, args.train, args.val, args.out, cfg)
+    results = run_evals(args.protocol, args.encoder, args.train, args.val, args.out, cfg)
     if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps({"protocol": result["protocol"], **result["metrics"]}))
+        for result in results:
+            print(json.dumps({"protocol": result["protocol"], **result["metrics"]}))
     return 0
 
 

@@ -4,6 +4,6 @@ See docs/evaluation.md. Entry point: `run_eval(protocol, encoder, train, val, ou
 """
 
 from training.eval.config import EvalConfig
-from training.eval.runner import PROTOCOLS, run_eval
+from training.eval.runner import PROTOCOLS, run_eval, run_evals
 
-__all__ = ["EvalConfig", "PROTOCOLS", "run_eval"]
+__all__ = ["EvalConfig", "PROTOCOLS", "run_eval", "run_evals"]

@@ -1,4 +1,5 @@
-"""`run_eval`: one protocol on one encoder, in one process or under torchrun, with a JSON result.
+"""`run_eval`: one protocol on one encoder, in one process or under torchrun, with a JSON result
+(`run_evals`: several protocols in turn, the process group joined once).
 
 run_eval("knn", "encoder.pth", "data/train", "data/val", out="results", cfg=EvalConfig())
 -> results/knn.json: {"protocol", "metrics": {...}, "encoder": {...}, "num_train", ...}
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -38,34 +40,51 @@ def run_eval(
     cfg: EvalConfig | None = None,
 ) -> dict:
     """Evaluate the encoder at `encoder` with `protocol`; writes OUT/{protocol}.json when `out` is set."""
+    return run_evals([protocol], encoder, train, val, out, cfg)[0]
+
+
+def run_evals(
+    protocols: Sequence[str],
+    encoder: str | Path,
+    train: str | Path,
+    val: str | Path,
+    out: str | Path | None = None,
+    cfg: EvalConfig | None = None,
+) -> list[dict]:
+    """`run_eval` for each of `protocols` in turn, in one process group; a result per protocol."""
     cfg = cfg or EvalConfig()
-    if protocol not in PROTOCOLS:
-        raise TrainingError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
-    if protocol == "finetune" and out is None:
+    for protocol in protocols:
+        if protocol not in PROTOCOLS:
+            raise TrainingError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    if "finetune" in protocols and out is None:
         raise TrainingError("finetune needs --out (its checkpoints live there)")
     spec = read_spec(encoder, cfg.encoder)
     info = distributed.init_distributed(cfg.run.device)
     try:
         out = Path(out) if out is not None else None
-        body = _PROTOCOLS[protocol](spec, cfg, Path(train), Path(val), info, out)
-        result = {
-            "protocol": protocol,
-            **body,
-            "encoder": _describe(spec),
-            "train": str(train),
-            "val": str(val),
-            "world_size": info.world_size,
-            "config": {
-                "run": to_dict(cfg.run),
-                "encoder": to_dict(cfg.encoder),
-                protocol: to_dict(getattr(cfg, protocol)),
-            },
-        }
-        if out is not None and info.is_main:
-            _write_json(out / f"{protocol}.json", result)
-        return result
+        return [_evaluate(protocol, spec, cfg, Path(train), Path(val), info, out) for protocol in protocols]
     finally:
         distributed.cleanup()
+
+
+def _evaluate(protocol: str, spec: EncoderSpec, cfg: EvalConfig, train: Path, val: Path, info, out) -> dict:
+    body = _PROTOCOLS[protocol](spec, cfg, train, val, info, out)
+    result = {
+        "protocol": protocol,
+        **body,
+        "encoder": _describe(spec),
+        "train": str(train),
+        "val": str(val),
+        "world_size": info.world_size,
+        "config": {
+            "run": to_dict(cfg.run),
+            "encoder": to_dict(cfg.encoder),
+            protocol: to_dict(getattr(cfg, protocol)),
+        },
+    }
+    if out is not None and info.is_main:
+        _write_json(out / f"{protocol}.json", result)
+    return result
 
 
 def _knn(spec, cfg, train, val, info, out) -> dict:
