@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -28,7 +26,6 @@ from labeling.job import run_label_job
 from labeling.report import format_report
 from labeling.shard_retry import WORKER_DIED
 from tests.datasets_spec.store_fixtures import store_content as _store_content
-from tests.system import free_port, wait_for_port
 
 from .label_cli import hold_args, hold_config, release, start_held
 from .photo_files import write_photos
@@ -310,54 +307,17 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_address_joins_an_existing_cluster(photo_folder, tmp_path):
-    port = free_port()
+def test_address_joins_an_existing_cluster(photo_folder, tmp_path, ray_session):
+    address = ray_session.get_runtime_context().gcs_address  # this session's local cluster
+    assert address.startswith("127.0.0.1:")
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    ray_bin = Path(sys.executable).with_name("ray")
-    temp = Path(tempfile.mkdtemp(prefix="c2ft-"))  # short: Ray's socket paths must fit 107 bytes
-    head = subprocess.Popen(  # `--block`: the cluster lives as long as this process group
-        [
-            str(ray_bin),
-            "start",
-            "--head",
-            "--block",
-            "--node-ip-address=127.0.0.1",
-            f"--port={port}",
-            "--num-cpus=2",
-            "--include-dashboard=false",
-            "--disable-usage-stats",
-            f"--temp-dir={temp}",
-        ],
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        cmd = [
-            sys.executable,
-            "-m",
-            "labeling.cli",
-            str(photo_folder),
-            "-o",
-            str(tmp_path / "ds"),
-            "--address",
-            f"127.0.0.1:{port}",
-            "--shard-size",
-            "2",
-            "--quiet",
-        ]
-        wait_for_port(port, head)
-        done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-2000:]
-        assert "6 done, 0 failed, 0 pending" in done.stdout
-        assert head.poll() is None  # the job left the cluster running
-    finally:
-        os.killpg(head.pid, signal.SIGKILL)  # a graceful stop takes Ray half a minute
-        head.wait(timeout=60)
-        shutil.rmtree(temp, ignore_errors=True)
-        # Ray leaves its "current cluster" pointer behind; drop it so no later ray.init() follows it.
-        current = Path(tempfile.gettempdir(), "ray", "ray_current_cluster")
-        if current.is_file() and current.read_text().strip().endswith(f":{port}"):
-            current.unlink()
+    cmd = [sys.executable, "-m", "labeling.cli", photo_folder, "-o", tmp_path / "ds", "--address", address]
+    cmd += ["--shard-size", "2", "--quiet"]
+    job = subprocess.Popen(list(map(str, cmd)), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = job.communicate(timeout=300)
+    assert job.returncode == 0, err[-2000:]
+    assert b"6 done, 0 failed, 0 pending" in out
+    drivers = [j["DriverPid"] for j in ray_session._private.state.jobs()]  # the cluster's job table
+    assert job.pid in drivers  # it ran on this cluster
+    assert ray_session.cluster_resources()["CPU"] == 2  # and left it running
     assert validate(tmp_path / "ds") == []
