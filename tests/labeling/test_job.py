@@ -149,27 +149,7 @@ def test_job_killed_with_sigkill_resumes_to_the_same_store(
     assert _store_content(killed) == _store_content(tmp_path / "clean")
 
 
-def test_transformers_semantic_backend_through_ray(photo_folder, segformer_dir, tmp_path, ray_session):
-    cfg = load_config(
-        overrides={
-            "shard_size": 4,
-            "canvas": 64,
-            "instance": "none",
-            "semantic": {"name": "hf", "model": str(segformer_dir)},
-        }
-    )
-    report = run_label_job(photo_folder, tmp_path / "ds", cfg, show_progress=False)
-    assert report["done"] == 6
-    store = open_store(tmp_path / "ds")
-    assert store.label_space == {i: f"seg{i}" for i in range(5)}
-    assert store.provenance["job"]["semantic"]["params"]["model"]["sha256"]
-    view = store.read(0)
-    h, w = view.valid_hw
-    assert set(np.unique(view.semantic[:h, :w])) <= set(range(5)) and (view.instance == 0).all()
-    assert validate(tmp_path / "ds") == []
-
-
-def test_grounded_hq_sam_instances_and_drop_counts_through_ray(
+def test_hf_semantic_and_grounded_hq_sam_instances_and_drop_counts_through_ray(
     quirky, segformer_dir, grounding_dino_dir, sam_hq_dir, tmp_path, ray_session
 ):
     root, good = quirky
@@ -192,6 +172,11 @@ def test_grounded_hq_sam_instances_and_drop_counts_through_ray(
     report = run_label_job(root, tmp_path / "ds", cfg, show_progress=False)
     assert report["pending"] == 0 and report["done"] + report["failed"] == 6
     store = open_store(tmp_path / "ds")
+    assert store.label_space == {i: f"seg{i}" for i in range(5)}  # the semantic model's classes
+    assert len(store.provenance["job"]["semantic"]["params"]["model"]["sha256"]) == 64
+    view = store.read(int(store.done_indices()[0]))
+    h, w = view.valid_hw
+    assert set(np.unique(view.semantic[:h, :w])) <= set(range(5))
     assert store.provenance["backends"]["instance"]["sam_variant"] == "hq"
     assert len(store.provenance["job"]["instance"]["params"]["sam_checkpoint"]["sha256"]) == 64
     records = [r for s in store.done_shards() for r in store.records(s)]
