@@ -154,12 +154,18 @@ def small_disk(tmp_path):
         yield mount
 
 
-def _complete_store_on(disk: Path, capsys, argv: list) -> None:
-    """Label `argv`'s job beside `disk` and copy the store onto it (the mount point exists, and a
-    job refuses to resume a folder that is not a store)."""
-    made = disk.with_name("made")
-    assert _label(capsys, *[made if a == disk else a for a in argv])[0] == 0
-    shutil.copytree(made, disk, dirs_exist_ok=True)
+@pytest.fixture(scope="module")
+def complete_store(photos, tmp_path_factory, ray_session) -> Path:
+    """The store of `c2f-label PHOTOS --shard-size 2`, labeled once for the disk tests to copy."""
+    made = tmp_path_factory.mktemp("complete") / "ds"
+    assert main([str(photos), "-o", str(made), "--shard-size", "2", "--quiet"]) == 0
+    return made
+
+
+def _complete_store_on(disk: Path, complete_store: Path) -> None:
+    """A copy of `complete_store` on `disk` (the mount point exists, and a job refuses to resume a
+    folder that is not a store)."""
+    shutil.copytree(complete_store, disk, dirs_exist_ok=True)
 
 
 def _fill(disk: Path) -> None:
@@ -177,11 +183,9 @@ def _break_disk(disk: Path, fault: str) -> str:
 
 
 @pytest.mark.parametrize("fault", ["read-only", "full"])
-def test_pending_shards_on_a_full_or_read_only_disk_are_one_line(
-    capsys, photos, tmp_path, ray_session, small_disk, fault
-):
+def test_pending_shards_on_a_full_or_read_only_disk_are_one_line(capsys, photos, complete_store, small_disk, fault):
     argv = [photos, "-o", small_disk, "--shard-size", 2, "--quiet"]
-    _complete_store_on(small_disk, capsys, argv)
+    _complete_store_on(small_disk, complete_store)
     for marker in (small_disk / S.MARKERS_DIR).glob("shard-*.json"):
         marker.unlink()  # every shard pending again, as after a job killed at once
     reason = _break_disk(small_disk, fault)
@@ -192,10 +196,10 @@ def test_pending_shards_on_a_full_or_read_only_disk_are_one_line(
 
 @pytest.mark.parametrize("fault", ["read-only", "full"])
 def test_rerunning_a_complete_store_on_a_full_or_read_only_disk_warns_once(
-    capsys, photos, tmp_path, ray_session, small_disk, fault
+    capsys, photos, complete_store, small_disk, fault
 ):
     argv = [photos, "-o", small_disk, "--shard-size", 2, "--quiet"]
-    _complete_store_on(small_disk, capsys, argv)
+    _complete_store_on(small_disk, complete_store)
     reports = sorted((small_disk / S.REPORTS_DIR).iterdir())
     reason = _break_disk(small_disk, fault)
     code, out, err = _label(capsys, *argv)

@@ -25,7 +25,6 @@ from labeling.config import load_config
 from labeling.errors import LabelingError
 from labeling.job import _worker_count, run_label_job
 from labeling.store_lock import lock_path, store_lock
-from tests.system import small_tmpfs
 from training.data import DataConfig, build_dataset
 
 from .photo_files import write_photos
@@ -121,41 +120,6 @@ def test_workers_are_counted_per_node(monkeypatch, caplog):
 def test_a_worker_needing_a_missing_resource_is_refused(ray_session):
     with pytest.raises(LabelingError, match="needs 1 GPU, but the Ray cluster has 0"):
         _worker_count(_cfg(gpus_per_worker=1))
-
-
-@pytest.mark.parametrize("param", ["clusters=100", "no_such_parameter=1"])
-def test_bad_backend_parameters_stop_the_job_at_once(photos, tmp_path, ray_session, param):
-    cfg = _cfg()
-    key, value = param.split("=")
-    cfg.semantic.params[key] = int(value)
-    with pytest.raises(LabelingError, match="a label worker could not start"):
-        run_label_job(photos, tmp_path / "ds", cfg, show_progress=False)
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 1 MiB tmpfs mounted at tmp_path/ds, unmounted afterwards."""
-    with small_tmpfs(tmp_path / "ds", "1m") as mount:
-        yield mount
-
-
-@pytest.mark.parametrize("fault", ["read-only", "full"])
-def test_a_full_or_read_only_disk_stops_the_job_at_once(photos, tmp_path, ray_session, small_disk, fault):
-    run_label_job(photos, tmp_path / "made", _cfg(), show_progress=False)
-    for marker in (tmp_path / "made" / S.MARKERS_DIR).glob("shard-*.json"):
-        marker.unlink()  # every shard pending again, as if the job had been killed at once
-    shutil.copytree(tmp_path / "made", small_disk, dirs_exist_ok=True)
-    if fault == "read-only":
-        subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
-    else:
-        with open(small_disk / "filler", "wb") as f, pytest.raises(OSError):
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-    reason = "Read-only file system" if fault == "read-only" else "No space left on device"
-    with pytest.raises(LabelingError, match=rf"shard \d: the store's disk refused a write \({reason}\)"):
-        run_label_job(photos, small_disk, _cfg(), show_progress=False)
-    assert len(open_store(small_disk).done_shards()) == 0
 
 
 def test_a_local_ray_leaves_no_session_files_and_removes_those_of_killed_jobs():
