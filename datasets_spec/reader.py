@@ -148,11 +148,6 @@ class Store:
                 return f"{rel} has {size} bytes, {recorded['size']} when written"
         return None
 
-    def damaged_shards(self) -> dict[int, str]:
-        """{shard: reason} for the done shards that `shard_damage` finds damaged."""
-        found = {shard: self.shard_damage(shard) for shard in self.done_shards()}
-        return {shard: reason for shard, reason in found.items() if reason}
-
     def iter_shards(self):
         """Yield (shard, start, stop) for every shard, in order."""
         for shard in range(self.layout.num_shards):

@@ -15,7 +15,9 @@ from typing import Annotated, Any
 
 import pydantic
 
-from datasets_spec.config_files import Count, Positive, Str, build, merge_layers, parse_sets, read_config_chain, section
+from datasets_spec.config_build import build
+from datasets_spec.config_fields import Count, Positive, Str, section
+from datasets_spec.config_layers import merge_layers, parse_sets, read_config_chain
 from datasets_spec.decode import DEFAULT_MAX_PIXELS, MAX_PIXELS
 
 ROLES = ("semantic", "instance")

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from datasets_spec import ImageResult, create_store, storage, write_shard
+from datasets_spec import ImageResult, create_store, open_store, storage, write_shard
 from datasets_spec import schema as S
 from datasets_spec.records import encode_rle
 from datasets_spec.synthetic import image_result, synth_image
@@ -46,6 +46,13 @@ def make_store(path, n: int = 40, canvas: int = 32, shard_size: int = 8, seed: i
         for shard in range(layout.num_shards):
             write_shard(path, shard, results[slice(*layout.shard_range(shard))])
     return layout, keys, results
+
+
+def damage_by_shard(path) -> dict[int, str | None]:
+    """{shard: what `Store.shard_damage` finds damaged, None if intact} for every done shard,
+    asked as the labeling job asks it (with the marker it has read)."""
+    store = open_store(path)
+    return {shard: store.shard_damage(shard, store.marker(shard)) for shard in store.done_shards()}
 
 
 def noise_result(canvas: int, rng: np.random.Generator) -> ImageResult:

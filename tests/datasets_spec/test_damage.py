@@ -11,7 +11,7 @@ import pytest
 from datasets_spec import StoreError, open_store, storage, tsio
 from datasets_spec import schema as S
 
-from .store_fixtures import make_store
+from .store_fixtures import damage_by_shard, make_store
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def store(tmp_path):
 
 
 def test_an_intact_store_has_no_damaged_shards(store):
-    assert open_store(store).damaged_shards() == {}
+    assert damage_by_shard(store) == {0: None, 1: None, 2: None}
 
 
 def test_deleted_and_truncated_files_are_found_by_size_alone(store):
@@ -31,8 +31,7 @@ def test_deleted_and_truncated_files_are_found_by_size_alone(store):
     cut.write_bytes(cut.read_bytes()[:-3])
     orig_hw = store / "orig_hw/c/0/0"
     orig_hw.write_bytes(orig_hw.read_bytes()[:-1])
-    damaged = open_store(store).damaged_shards()
-    assert damaged == {
+    assert damage_by_shard(store) == {
         0: f"orig_hw/c/0/0 has {orig_hw.stat().st_size} bytes, {orig_hw.stat().st_size + 1} when written",
         1: "semantic/c/1/0/0 is missing",
         2: f"{storage.records_path(2)} has {cut.stat().st_size} bytes, {cut.stat().st_size + 3} when written",
@@ -44,9 +43,17 @@ def test_a_marker_from_before_file_lists_still_checks_its_records(store):
     doc = json.loads(marker.read_text())
     del doc["files"]
     marker.write_text(json.dumps(doc))
-    assert open_store(store).damaged_shards() == {}
+    assert damage_by_shard(store) == {0: None, 1: None, 2: None}
     (store / storage.records_path(1)).unlink()
-    assert open_store(store).damaged_shards() == {1: f"{storage.records_path(1)} is missing"}
+    assert damage_by_shard(store) == {0: None, 1: f"{storage.records_path(1)} is missing", 2: None}
+
+
+def test_an_unreadable_marker_is_named(store):
+    (store / storage.marker_path(2)).write_text("{not json")
+    reader = open_store(store)
+    with pytest.raises(StoreError):
+        reader.marker(2)
+    assert reader.shard_damage(2).startswith("its marker is unreadable (")  # the job passes no marker then
 
 
 def test_attributes_that_disagree_with_the_arrays_are_refused_at_open(store):

@@ -10,7 +10,7 @@ from datasets_spec.errors import ConfigError
 from labeling.cli import main
 from labeling.config import BackendConfig, LabelConfig, load_config
 
-from ..datasets_spec.test_config_files import BILLION_LAUGHS, SECRET
+from ..datasets_spec.config_fixtures import BILLION_LAUGHS, SECRET
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

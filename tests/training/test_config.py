@@ -14,7 +14,7 @@ from training.masking import Curriculum
 from training.models import ARCH_PRESETS, build_model
 from training.models.encoder_io import build_timm_vit
 
-from ..datasets_spec.test_config_files import BILLION_LAUGHS, SECRET
+from ..datasets_spec.config_fixtures import BILLION_LAUGHS, SECRET
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
