@@ -22,6 +22,7 @@ from .config import DataConfig
 from .gpu_decode import collate, raw_pixels
 from .parent_watch import exit_with
 from .transforms import crop_masks, draw, normalize
+from .worker_start import worker_context
 
 
 class StoreDataset(Dataset):
@@ -166,7 +167,7 @@ def loader_kwargs(cfg: DataConfig) -> dict:
     """
     workers = cfg.num_workers > 0
     return {
-        "multiprocessing_context": "forkserver" if workers else None,
+        "multiprocessing_context": worker_context() if workers else None,
         "num_workers": cfg.num_workers,
         "prefetch_factor": cfg.prefetch_factor if workers else None,
         "persistent_workers": workers,

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from training.data.parent_watch import exit_with_trainer
+from training.data.worker_start import worker_context
 from training.distributed import DistInfo
 from training.errors import TrainingError
 
@@ -59,7 +60,8 @@ def worker_options(num_workers: int) -> dict:
         return {"num_workers": 0}
     return {
         "num_workers": num_workers,
-        "multiprocessing_context": "forkserver",
+        "persistent_workers": True,  # fine-tuning's epochs reuse them; and they stop at once after a worker error
+        "multiprocessing_context": worker_context(),
         "worker_init_fn": functools.partial(exit_with_trainer, trainer_pid=os.getpid()),
     }
 

@@ -1,0 +1,22 @@
+"""How loader workers start: forked from a fork server that has imported torch and the data
+pipeline once, so that each worker begins by a fork rather than by importing them again (about
+2 s of CPU per worker here; benchmarks/loader_start.py measures it).
+
+The fork server never opens a store: tensorstore aborts a forked child once the parent has used it,
+which is why workers never fork from the trainer itself (see training/data/dataset.loader_kwargs).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from multiprocessing.context import BaseContext
+
+PRELOAD = ("__main__", "torch", "training.data.dataset", "training.eval.folders")
+
+
+def worker_context() -> BaseContext:
+    """The multiprocessing context for DataLoader workers. The preload takes effect when the
+    process starts its fork server, at its first loader with workers."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(PRELOAD))
+    return context
