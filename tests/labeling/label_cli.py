@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -53,6 +54,29 @@ def release(events: Path) -> None:
         assert time.monotonic() < deadline, f"the held worker (process {pid}) outlived its job"
         time.sleep(0.05)
     (events / "hold").unlink()
+
+
+def kill_and_resume(images: Path, output, clean: Path, events: Path, height: int, before: int) -> None:
+    """SIGKILL `c2f-label IMAGES -o OUTPUT --shard-size 1` (driver and local Ray) while it holds on
+    the image `height` pixels high, the `before`-th in list order; then rerun the job here, and
+    check it labeled only what was left and that OUTPUT equals a clean run's store at `clean`."""
+    from datasets_spec import open_store
+    from labeling.config import load_config
+    from labeling.job import run_label_job
+    from tests.datasets_spec.store_fixtures import store_content
+
+    argv = [images, "-o", output, "--shard-size", "1", "--quiet", *hold_args(events, height)]
+    job = start_held(argv, events, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    done = open_store(output).done_shards()
+    assert done and set(done) <= set(range(before)), done  # nothing of the held image or after it
+    release(events)
+    cfg = load_config(overrides={"shard_size": 1, "semantic": hold_config(events, height)})
+    report = run_label_job(images, output, cfg, show_progress=False)
+    assert report["this_run"]["shards"] == report["images"] - len(done)  # only what was left
+    run_label_job(images, clean, cfg, show_progress=False)
+    assert store_content(output) == store_content(clean)
 
 
 def _running(pid: int) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections import Counter
@@ -27,7 +26,7 @@ from labeling.report import format_report
 from labeling.shard_retry import WORKER_DIED
 from tests.datasets_spec.store_fixtures import store_content as _store_content
 
-from .label_cli import hold_args, hold_config, release, start_held
+from .label_cli import kill_and_resume
 from .photo_files import write_photos
 from .quirky import BAD, make_quirky_imagenet
 
@@ -135,18 +134,7 @@ def test_an_image_that_kills_its_worker_is_recorded_failed_and_the_rest_labeled(
 def test_job_killed_with_sigkill_resumes_to_the_same_store(
     photo_folder, tmp_path, ray_session, fault_backends, hold_events
 ):
-    killed = tmp_path / "killed"
-    argv = [photo_folder, "-o", killed, "--shard-size", "1", "--quiet", *hold_args(hold_events, 80)]
-    job = start_held(argv, hold_events, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # on coffee.jpg
-    os.killpg(job.pid, signal.SIGKILL)  # the driver and its local Ray, mid-job
-    job.wait()
-    done = open_store(killed).done_shards()
-    assert done and set(done) <= {0, 1, 2}  # the held image is the fourth of six
-    release(hold_events)
-    cfg = load_config(overrides={"shard_size": 1, "semantic": hold_config(hold_events, 80)})
-    assert run_label_job(photo_folder, killed, cfg, show_progress=False)["this_run"]["shards"] == 6 - len(done)
-    run_label_job(photo_folder, tmp_path / "clean", cfg, show_progress=False)
-    assert _store_content(killed) == _store_content(tmp_path / "clean")
+    kill_and_resume(photo_folder, tmp_path / "killed", tmp_path / "clean", hold_events, 80, before=3)  # coffee.jpg
 
 
 def test_hf_semantic_and_grounded_hq_sam_instances_and_drop_counts_through_ray(

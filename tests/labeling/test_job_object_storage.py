@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from labeling.job import run_label_job
 from labeling.store_lock import store_lock
 from tests.datasets_spec.store_fixtures import store_content
 
-from .label_cli import hold_args, hold_config, release, start_held
+from .label_cli import kill_and_resume
 from .test_job import photo_folder  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,15 +74,4 @@ def test_c2f_label_refuses_a_url_without_a_prefix_or_a_bucket_in_one_line(photo_
 def test_job_on_s3_killed_with_sigkill_resumes_to_the_same_store(
     photo_folder, s3_bucket, tmp_path, ray_session, fault_backends, hold_events
 ):
-    url = f"{s3_bucket}/killed"
-    argv = [photo_folder, "-o", url, "--shard-size", "1", "--quiet", *hold_args(hold_events, 80)]
-    job = start_held(argv, hold_events, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # on coffee.jpg
-    os.killpg(job.pid, signal.SIGKILL)  # the driver and its local Ray, mid-job
-    job.wait()
-    done = open_store(url).done_shards()
-    assert done and set(done) <= {0, 1, 2}  # the held image is the fourth of six
-    release(hold_events)
-    cfg = load_config(overrides={"shard_size": 1, "semantic": hold_config(hold_events, 80)})
-    assert run_label_job(photo_folder, url, cfg, show_progress=False)["this_run"]["shards"] == 6 - len(done)
-    run_label_job(photo_folder, tmp_path / "clean", cfg, show_progress=False)
-    assert store_content(url) == store_content(tmp_path / "clean")
+    kill_and_resume(photo_folder, f"{s3_bucket}/killed", tmp_path / "clean", hold_events, 80, before=3)  # coffee.jpg
