@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -14,9 +9,8 @@ from training import engine
 from training.logs import read_log
 
 from .engine_fixtures import tiny_config, tiny_store, write_tiny_yaml  # noqa: F401  (fixture)
+from .torchrun import torchrun_c2f_train
 
-TORCHRUN = Path(sys.executable).with_name("torchrun")
-C2F_TRAIN = Path(sys.executable).with_name("c2f-train")
 STEPS = 3
 
 
@@ -25,31 +19,10 @@ def test_two_gloo_processes_match_one_process_with_accumulation(tiny_store, tmp_
     # 2 processes x batch 2 x accum 2 == 1 process x batch 2 x accum 4: same samples, masks and lr
     # (global batch 8: 2 steps per epoch, so 3 steps also cross an epoch boundary)
     config = write_tiny_yaml(tmp_path / "ddp.yaml", "optim.batch_size=2", "optim.accum_iter=2")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [
-            str(TORCHRUN),
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            str(C2F_TRAIN),
-            "--config",
-            str(config),
-            "--data",
-            str(tiny_store.path),
-            "--images",
-            str(tiny_store.images),
-            "--out",
-            str(tmp_path / "ddp"),
-            "--max-steps",
-            str(STEPS),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
+    torchrun_c2f_train(
+        *("--config", config, "--data", tiny_store.path, "--images", tiny_store.images),
+        *("--out", tmp_path / "ddp", "--max-steps", STEPS),
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from training.cli import main
 
 from .eval_fixtures import export_tiny_encoder, labeled_folders
-
-TORCHRUN = Path(sys.executable).with_name("torchrun")
-C2F_TRAIN = Path(sys.executable).with_name("c2f-train")
+from .torchrun import torchrun_c2f_train
 
 
 @pytest.mark.slow
@@ -35,28 +29,11 @@ def test_two_processes_gather_the_features_of_one(tmp_path):
         "--set",
         "run.progress=false",
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [
-            str(TORCHRUN),
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            str(C2F_TRAIN),
-            *common,
-            "--protocol",
-            "linear",
-            "finetune",
-            "--out",
-            str(tmp_path / "ddp"),
-            *("--set", "linear.epochs=5", "--set", "finetune.epochs=1", "--set", "finetune.batch_size=4"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
+    proc = torchrun_c2f_train(
+        *common,
+        *("--protocol", "linear", "finetune", "--out", tmp_path / "ddp"),
+        *("--set", "linear.epochs=5", "--set", "finetune.epochs=1", "--set", "finetune.batch_size=4"),
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
     printed = [json.loads(line)["protocol"] for line in proc.stdout.splitlines()]
     assert printed == ["linear", "finetune"]  # rank 0 prints a line per protocol, rank 1 stays quiet
     assert main([*common, "--protocol", "linear", "--out", str(tmp_path / "one"), "--set", "linear.epochs=5"]) == 0
