@@ -1,6 +1,6 @@
 """How loader workers start: forked from a fork server that has imported torch and the data
-pipeline once, so that each worker begins by a fork rather than by importing them again (about
-2 s of CPU per worker here; benchmarks/loader_start.py measures it).
+pipeline once, so that each worker begins by a fork rather than by importing them again
+(benchmarks/loader_start.py measures it; the figures are in docs/performance.md).
 
 The fork server never opens a store: tensorstore aborts a forked child once the parent has used it,
 which is why workers never fork from the trainer itself (see training/data/dataset.loader_kwargs).

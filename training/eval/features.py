@@ -60,7 +60,7 @@ def worker_options(num_workers: int) -> dict:
         return {"num_workers": 0}
     return {
         "num_workers": num_workers,
-        "persistent_workers": True,  # fine-tuning's epochs reuse them; and they stop at once after a worker error
+        "persistent_workers": True,  # fine-tuning's epochs reuse them
         "multiprocessing_context": worker_context(),
         "worker_init_fn": functools.partial(exit_with_trainer, trainer_pid=os.getpid()),
     }
