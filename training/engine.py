@@ -192,6 +192,7 @@ def _next_micro(batches, accum_iter: int, step: int) -> list:
         return [next(batches) for _ in range(accum_iter)]
     except (OSError, ValueError, StoreError) as exc:  # from a loader worker: its traceback as text
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        exc.__traceback__ = None  # its frames hold the loader: let it stop its workers when the run ends
         raise TrainingError(
             f"reading the data for step {step + 1} failed: {lines[-1] if lines else exc!r}; "
             "fix or restore the file, then rerun to resume from the latest checkpoint"

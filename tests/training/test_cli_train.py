@@ -18,6 +18,7 @@ from training.cli import main
 from training.logs import read_log
 
 from .engine_fixtures import tiny_store, write_tiny_yaml  # noqa: F401  (fixture)
+from .worker_processes import workers_left_by
 
 C2F_TRAIN = Path(sys.executable).with_name("c2f-train")
 
@@ -141,7 +142,12 @@ def test_image_broken_after_the_start_is_one_line(capsys, tiny_store, tmp_path, 
     victims = sorted(p for p in images.rglob("*") if p.is_file())
     for victim in victims:  # every image: the first batch must meet one
         victim.write_bytes(victim.read_bytes()[:40])
-    code, err = _run(capsys, *_args(config, tiny_store.path, images, tmp_path / "run", "--max-steps", "2"))
+    args = _args(config, tiny_store.path, images, tmp_path / "run", "--max-steps", "2")
+    if workers:
+        (code, err), left = workers_left_by(lambda: _run(capsys, *args))
+        assert left == []  # stopped with the run, not at a later garbage collection (5 s wait)
+    else:
+        code, err = _run(capsys, *args)
     _assert_one_error(code, err, "reading the data for step 1 failed", "cannot read image")
 
 

@@ -15,6 +15,7 @@ from training.eval.knn import knn_scores
 from training.eval.metrics import topk_accuracy
 
 from .eval_fixtures import export_tiny_encoder, labeled_folders
+from .worker_processes import workers_left_by
 
 QUIET = ["--set", "run.num_workers=0", "--set", "run.progress=false"]
 
@@ -182,3 +183,15 @@ def test_bad_input_is_one_line(encoder, folders, tmp_path, capsys, problem):
     assert code == 2 and err.startswith("c2f-train: error: ") and err.count("\n") == 1
     if problem == "corrupt image in a worker":
         assert "000.png: cannot read image" in err
+
+
+def test_a_worker_error_stops_the_workers_at_once(encoder, folders, tmp_path, capsys):
+    """Not at some later garbage collection, which found the loader's queues closed and then
+    waited 5 s for workers that never heard of the shutdown."""
+    train, val = folders
+    shutil.copytree(val, tmp_path / "val")
+    (tmp_path / "val" / "red" / "000.png").write_bytes(b"not a png")
+    argv = ["eval", "--encoder", encoder, "--protocol", "knn", "--train", train, "--val", tmp_path / "val"]
+    code, workers = workers_left_by(lambda: main([*argv, *QUIET, "--set", "run.num_workers=1"]))
+    assert code == 2 and workers == []
+    assert "000.png: cannot read image" in capsys.readouterr().err

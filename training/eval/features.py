@@ -67,7 +67,8 @@ def worker_options(num_workers: int) -> dict:
 
 
 def read_batches(loader: DataLoader):
-    """Iterate `loader`; an image that fails inside a worker becomes one TrainingError line."""
+    """Iterate `loader`; an image that fails inside a worker becomes one TrainingError line, its
+    workers stopped first."""
     batches = iter(loader)
     while True:
         try:
@@ -76,7 +77,13 @@ def read_batches(loader: DataLoader):
             return
         except (TrainingError, OSError, ValueError) as exc:  # worker errors arrive with a traceback
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-            raise TrainingError(lines[-1] if lines else repr(exc)) from None
+            message = lines[-1] if lines else repr(exc)
+            exc.__traceback__ = None  # its frames hold `batches`
+            break
+    # The workers stop now; left to a later garbage collection, their queues may close first and
+    # the shutdown waits 5 s for workers that never hear of it.
+    del batches
+    raise TrainingError(message)
 
 
 def _gather(local: torch.Tensor, total: int, info: DistInfo) -> torch.Tensor:
