@@ -1,8 +1,6 @@
 import gzip
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +10,10 @@ import zarr
 from datasets_spec import create_store, open_store, write_shard
 from datasets_spec.cli import main
 from datasets_spec.validate import validate
+from scripts.make_samples import make_samples
 
 from .store_fixtures import LABEL_SPACE, make_results
 
-ROOT = Path(__file__).resolve().parents[2]
 ARRAYS = ("semantic", "instance", "status", "orig_hw", "valid_hw", "key", "label")
 
 
@@ -89,19 +87,7 @@ def _contents(path: Path) -> dict:
 
 @pytest.mark.slow
 def test_merge_equals_one_run_of_classic_on_the_same_images(tmp_path, ray_session):
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "make_samples.py"),
-            str(tmp_path / "all"),
-            "--per-class",
-            "2",
-            "--side",
-            "96",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    make_samples(tmp_path / "all", per_class=2, side=96)
     classes = sorted(p.name for p in (tmp_path / "all" / "train").iterdir())
     for part, wnids in (("a", classes[:2]), ("b", classes[2:])):
         for wnid in wnids:
