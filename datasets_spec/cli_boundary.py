@@ -88,6 +88,18 @@ def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_set_flag(parser: argparse.ArgumentParser, example: str) -> None:
+    """`--set KEY=VALUE`, repeatable, into `args.overrides` (a list of strings)."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a config key, e.g. --set {example} (repeatable)",
+    )
+
+
 def setup_logging(prog: str, verbose: int = 0, default: int = logging.WARNING) -> None:
     """One stderr handler on the root logger, `PROG: level: message`, replacing an earlier one.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from datasets_spec.cli_boundary import OK, PROBLEMS, ArgumentParser, add_verbose_flag, run, setup_logging
+from datasets_spec.cli_boundary import OK, PROBLEMS, ArgumentParser, add_set_flag, add_verbose_flag, run, setup_logging
 
 from .config import load_config
 from .errors import LabelingError
@@ -47,13 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help='JSON text prompts per image key, folder/ or "*", e.g. {"birds/": ["bird"]} (grounded)',
     )
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. --set semantic.model=PATH or --set min_area=16",
-    )
+    add_set_flag(p, "semantic.model=PATH")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_verbose_flag(p)
     return p
@@ -85,7 +79,7 @@ def main(argv=None) -> int:
 def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(PROG, args.verbose)
-    cfg = load_config(args.config, _overrides(args), args.set)
+    cfg = load_config(args.config, _overrides(args), args.overrides)
     report = run_label_job(args.images, args.output, cfg, show_progress=not args.quiet)
     print(format_report(report))
     return PROBLEMS if report["shards_given_up"] or report["pending"] else OK

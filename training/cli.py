@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 
-from datasets_spec.cli_boundary import DISK_ERRNOS, add_verbose_flag, run, setup_logging
+from datasets_spec.cli_boundary import DISK_ERRNOS, add_set_flag, add_verbose_flag, run, setup_logging
 from datasets_spec.cli_boundary import ArgumentParser as _Parser
 from training.errors import TrainingError
 
@@ -42,14 +42,7 @@ def train_parser() -> argparse.ArgumentParser:
         help="stop after N optimizer steps in total (schedules are unchanged)",
     )
     p.add_argument("--seed", type=int, default=None, help="same as --set engine.seed=S")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set optim.blr=1e-3 (repeatable)",
-    )
+    add_set_flag(p, "optim.blr=1e-3")
     add_verbose_flag(p)
     return p
 
@@ -81,14 +74,7 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", required=True, help="validation images, same layout (or ImageNet's flat val)")
     p.add_argument("--out", default=None, help="results directory: PROTOCOL.json (finetune: checkpoints)")
     p.add_argument("--config", default=None, help="YAML of eval settings (sections as --set keys)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a setting, e.g. --set knn.k=10 (repeatable)",
-    )
+    add_set_flag(p, "knn.k=10")
     return p
 
 
