@@ -14,6 +14,11 @@ from training.models.factory import create_model
 COLOURS = {"blue": (30, 60, 220), "green": (40, 200, 60), "red": (220, 40, 30)}
 
 
+def eval_argv(encoder, protocol: str, train, val) -> list:
+    """`c2f-train eval` arguments: ENCODER measured with PROTOCOL on TRAIN and VAL (options follow)."""
+    return ["eval", "--encoder", encoder, "--protocol", protocol, "--train", train, "--val", val]
+
+
 def export_tiny_encoder(path: Path, seed: int = 0) -> Path:
     """A 32 px, patch-8, 32-wide, 2-block ViT from the model registry, written as `c2f-train
     export` does (encoder.pth + encoder.json)."""

@@ -14,7 +14,7 @@ from training.eval.config import DenseConfig
 from training.eval.dense import DenseHead, score_dense, train_dense
 from training.eval.metrics import confusion, segmentation_scores
 
-from .eval_fixtures import export_tiny_encoder
+from .eval_fixtures import eval_argv, export_tiny_encoder
 
 QUIET = ["--set", "run.num_workers=0", "--set", "run.progress=false"]
 
@@ -99,15 +99,7 @@ def test_dense_command_scores_against_a_store(tmp_path):
     assert (
         main(
             [
-                "eval",
-                "--encoder",
-                str(encoder),
-                "--protocol",
-                "dense",
-                "--train",
-                str(train_images),
-                "--val",
-                str(val_images),
+                *eval_argv(encoder, "dense", train_images, val_images),
                 "--out",
                 str(tmp_path / "out"),
                 "--set",
@@ -137,15 +129,7 @@ def test_dense_with_a_store_of_other_images_is_one_line(tmp_path, capsys):
     _, store = _store_with_images(tmp_path, "train", 4, seed=0)
     code = main(
         [
-            "eval",
-            "--encoder",
-            str(encoder),
-            "--protocol",
-            "dense",
-            "--train",
-            str(tmp_path),
-            "--val",
-            str(tmp_path),
+            *eval_argv(encoder, "dense", tmp_path, tmp_path),
             *QUIET,
             "--set",
             f"dense.train_labels={store}",

@@ -10,7 +10,7 @@ import torch
 from training.checkpoint import load_checkpoint
 from training.cli import main
 
-from .eval_fixtures import export_tiny_encoder, labeled_folders
+from .eval_fixtures import eval_argv, export_tiny_encoder, labeled_folders
 
 # 18 images, batch 6: 3 steps per epoch, 2 epochs; mixup, cutmix, RandAugment, erasing all on
 TINY = [
@@ -41,15 +41,7 @@ def _finetune(inputs, out, *extra) -> int:
     encoder, train, val = inputs
     return main(
         [
-            "eval",
-            "--encoder",
-            str(encoder),
-            "--protocol",
-            "finetune",
-            "--train",
-            str(train),
-            "--val",
-            str(val),
+            *eval_argv(encoder, "finetune", train, val),
             "--out",
             str(out),
             *TINY,

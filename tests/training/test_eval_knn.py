@@ -14,7 +14,7 @@ from training.eval.config import KnnConfig
 from training.eval.knn import knn_scores
 from training.eval.metrics import topk_accuracy
 
-from .eval_fixtures import export_tiny_encoder, labeled_folders
+from .eval_fixtures import eval_argv, export_tiny_encoder, labeled_folders
 from .worker_processes import workers_left_by
 
 QUIET = ["--set", "run.num_workers=0", "--set", "run.progress=false"]
@@ -54,15 +54,7 @@ def test_knn_command_writes_its_result(encoder, folders, tmp_path, capsys):
     train, val = folders
     code = main(
         [
-            "eval",
-            "--encoder",
-            str(encoder),
-            "--protocol",
-            "knn",
-            "--train",
-            str(train),
-            "--val",
-            str(val),
+            *eval_argv(encoder, "knn", train, val),
             "--out",
             str(tmp_path),
             *QUIET,
@@ -88,15 +80,7 @@ def test_imagenet_flat_validation_layout_gives_the_same_result(encoder, folders,
         assert (
             main(
                 [
-                    "eval",
-                    "--encoder",
-                    str(encoder),
-                    "--protocol",
-                    "knn",
-                    "--train",
-                    str(train),
-                    "--val",
-                    str(folder),
+                    *eval_argv(encoder, "knn", train, folder),
                     "--out",
                     str(tmp_path / name),
                     *QUIET,
@@ -116,15 +100,7 @@ def test_a_timm_vits_own_state_dict_is_accepted(folders, tmp_path, capsys):
     )  # random weights, with a classifier head
     torch.save(vit.state_dict(), tmp_path / "timm_vit.pth")
     args = [
-        "eval",
-        "--encoder",
-        str(tmp_path / "timm_vit.pth"),
-        "--protocol",
-        "knn",
-        "--train",
-        str(train),
-        "--val",
-        str(val),
+        *eval_argv(tmp_path / "timm_vit.pth", "knn", train, val),
         *QUIET,
     ]
     assert main(args) == 2
@@ -166,15 +142,7 @@ def test_bad_input_is_one_line(encoder, folders, tmp_path, capsys, problem):
         args["extra"] = ["--set", "run.num_workers=1"]
     code = main(
         [
-            "eval",
-            "--encoder",
-            args["encoder"],
-            "--protocol",
-            "knn",
-            "--train",
-            args["train"],
-            "--val",
-            args["val"],
+            *eval_argv(args["encoder"], "knn", args["train"], args["val"]),
             *QUIET,
             *args["extra"],
         ]
@@ -191,7 +159,7 @@ def test_a_worker_error_stops_the_workers_at_once(encoder, folders, tmp_path, ca
     train, val = folders
     shutil.copytree(val, tmp_path / "val")
     (tmp_path / "val" / "red" / "000.png").write_bytes(b"not a png")
-    argv = ["eval", "--encoder", encoder, "--protocol", "knn", "--train", train, "--val", tmp_path / "val"]
+    argv = eval_argv(encoder, "knn", train, tmp_path / "val")
     code, workers = workers_left_by(lambda: main([*argv, *QUIET, "--set", "run.num_workers=1"]))
     assert code == 2 and workers == []
     assert "000.png: cannot read image" in capsys.readouterr().err

@@ -13,7 +13,7 @@ from training.eval.encoder import load_encoder
 from training.eval.linear import ProbeHead, train_probe
 from training.eval.metrics import topk_accuracy
 
-from .eval_fixtures import export_tiny_encoder, labeled_folders
+from .eval_fixtures import eval_argv, export_tiny_encoder, labeled_folders
 
 QUIET = ["--set", "run.num_workers=0", "--set", "run.progress=false"]
 SHORT = ["--set", "linear.epochs=3", "--set", "linear.warmup_epochs=1"]
@@ -48,15 +48,7 @@ def test_the_frozen_encoder_is_unchanged_and_only_the_head_moves(tmp_path, monke
     assert (
         main(
             [
-                "eval",
-                "--encoder",
-                str(encoder),
-                "--protocol",
-                "linear",
-                "--train",
-                str(train),
-                "--val",
-                str(val),
+                *eval_argv(encoder, "linear", train, val),
                 "--out",
                 str(tmp_path / "out"),
                 *QUIET,
