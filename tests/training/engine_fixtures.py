@@ -46,6 +46,11 @@ def tiny_config(*overrides: str):
     return load_config(None, [*TINY, *overrides])
 
 
+def train_argv(config, store, images, out, *extra) -> list[str]:
+    """`c2f-train` arguments: train with CONFIG on STORE (images under IMAGES) into OUT, then `extra`."""
+    return [str(a) for a in ("--config", config, "--data", store, "--images", images, "--out", out, *extra)]
+
+
 def write_tiny_yaml(path: Path, *overrides: str) -> Path:
     """The tiny settings as a YAML config file (for CLI tests)."""
     from training.config import save_config

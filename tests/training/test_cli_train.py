@@ -17,7 +17,7 @@ from tests.system import small_tmpfs
 from training.cli import main
 from training.logs import read_log
 
-from .engine_fixtures import tiny_store, write_tiny_yaml  # noqa: F401  (fixture)
+from .engine_fixtures import tiny_store, train_argv, write_tiny_yaml  # noqa: F401  (fixture)
 from .worker_processes import workers_left_by
 
 C2F_TRAIN = Path(sys.executable).with_name("c2f-train")
@@ -34,10 +34,6 @@ def _run(capsys, *argv) -> tuple[int, str]:
     return code, err
 
 
-def _args(config, store, images, out, *extra):
-    return ["--config", config, "--data", store, "--images", images, "--out", out, *extra]
-
-
 def _assert_one_error(code: int, err: str, *needles: str) -> None:
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, err
@@ -47,7 +43,7 @@ def _assert_one_error(code: int, err: str, *needles: str) -> None:
 
 
 def test_missing_store(capsys, config, tiny_store, tmp_path):
-    code, err = _run(capsys, *_args(config, tmp_path / "nope", tiny_store.images, tmp_path / "run"))
+    code, err = _run(capsys, *train_argv(config, tmp_path / "nope", tiny_store.images, tmp_path / "run"))
     _assert_one_error(code, err, "nope")
 
 
@@ -56,36 +52,38 @@ def test_foreign_store_and_schema_mismatch(capsys, config, tiny_store, tmp_path)
     foreign.mkdir()
     (foreign / "zarr.json").write_text(json.dumps({"zarr_format": 3, "node_type": "group", "attributes": {}}))
     _assert_one_error(
-        *_run(capsys, *_args(config, foreign, tiny_store.images, tmp_path / "r1")), "not a c2fmae dataset"
+        *_run(capsys, *train_argv(config, foreign, tiny_store.images, tmp_path / "r1")), "not a c2fmae dataset"
     )
     future = tmp_path / "future"
     shutil.copytree(tiny_store.path, future)
     doc = json.loads((future / "zarr.json").read_text())
     doc["attributes"]["c2fmae"]["schema_version"] = 99
     (future / "zarr.json").write_text(json.dumps(doc))
-    _assert_one_error(*_run(capsys, *_args(config, future, tiny_store.images, tmp_path / "r2")), "schema version 99")
+    _assert_one_error(
+        *_run(capsys, *train_argv(config, future, tiny_store.images, tmp_path / "r2")), "schema version 99"
+    )
 
 
 def test_store_without_done_images(capsys, config, tiny_store, tmp_path):
     create_store(
         tmp_path / "empty", ["a.png", "b.png"], [0, 0], canvas=64, shard_size=2, label_space={0: "x"}, provenance={}
     )
-    code, err = _run(capsys, *_args(config, tmp_path / "empty", tiny_store.images, tmp_path / "run"))
+    code, err = _run(capsys, *train_argv(config, tmp_path / "empty", tiny_store.images, tmp_path / "run"))
     _assert_one_error(code, err, "no done images")
 
 
 def test_images_root_without_the_stores_keys(capsys, config, tiny_store, tmp_path):
     (tmp_path / "other").mkdir()
-    code, err = _run(capsys, *_args(config, tiny_store.path, tmp_path / "other", tmp_path / "run"))
+    code, err = _run(capsys, *train_argv(config, tiny_store.path, tmp_path / "other", tmp_path / "run"))
     _assert_one_error(code, err, "c0/img_000.png")
 
 
 def test_config_typo_and_missing_config(capsys, config, tiny_store, tmp_path):
     code, err = _run(
-        capsys, *_args(config, tiny_store.path, tiny_store.images, tmp_path / "run", "--set", "optim.blr_=1")
+        capsys, *train_argv(config, tiny_store.path, tiny_store.images, tmp_path / "run", "--set", "optim.blr_=1")
     )
     _assert_one_error(code, err, "'optim.blr_'", "did you mean 'optim.blr'?")
-    code, err = _run(capsys, *_args(tmp_path / "none.yaml", tiny_store.path, tiny_store.images, tmp_path / "run"))
+    code, err = _run(capsys, *train_argv(tmp_path / "none.yaml", tiny_store.path, tiny_store.images, tmp_path / "run"))
     _assert_one_error(code, err, "none.yaml")
     _assert_one_error(*_run(capsys, "--config", config), "required")
 
@@ -94,17 +92,19 @@ def test_corrupt_checkpoint_and_changed_model_shape(capsys, config, tiny_store, 
     run = tmp_path / "run"
     run.mkdir()
     (run / "latest.pt").write_bytes(b"\x00" * 64)
-    code, err = _run(capsys, *_args(config, tiny_store.path, tiny_store.images, run))
+    code, err = _run(capsys, *train_argv(config, tiny_store.path, tiny_store.images, run))
     _assert_one_error(code, err, "no readable checkpoint", "latest.pt")
     (run / "latest.pt").unlink()
-    assert _run(capsys, *_args(config, tiny_store.path, tiny_store.images, run, "--max-steps", 1))[0] == 0
-    code, err = _run(capsys, *_args(config, tiny_store.path, tiny_store.images, run, "--set", "model.embed_dim=48"))
+    assert _run(capsys, *train_argv(config, tiny_store.path, tiny_store.images, run, "--max-steps", 1))[0] == 0
+    code, err = _run(
+        capsys, *train_argv(config, tiny_store.path, tiny_store.images, run, "--set", "model.embed_dim=48")
+    )
     _assert_one_error(code, err, "different model shape", "model.embed_dim: 32 -> 48")
 
 
 def test_rerun_resumes_and_falls_back_from_a_corrupt_latest(capsys, config, tiny_store, tmp_path):
     run = tmp_path / "run"
-    args = _args(config, tiny_store.path, tiny_store.images, run, "--set", "engine.checkpoint_every=1")
+    args = train_argv(config, tiny_store.path, tiny_store.images, run, "--set", "engine.checkpoint_every=1")
     assert _run(capsys, *args, "--max-steps", 3)[0] == 0
     (run / "latest.pt").write_bytes(b"torn write")
     code, err = _run(capsys, *args, "--max-steps", 4)
@@ -115,17 +115,7 @@ def test_rerun_resumes_and_falls_back_from_a_corrupt_latest(capsys, config, tiny
 @pytest.mark.slow
 def test_console_script_exit_code_and_single_line(config, tmp_path):
     proc = subprocess.run(
-        [
-            str(C2F_TRAIN),
-            "--config",
-            str(config),
-            "--data",
-            str(tmp_path / "x"),
-            "--images",
-            str(tmp_path),
-            "--out",
-            str(tmp_path / "run"),
-        ],
+        [str(C2F_TRAIN), *train_argv(config, tmp_path / "x", tmp_path, tmp_path / "run")],
         capture_output=True,
         text=True,
         timeout=120,
@@ -142,7 +132,7 @@ def test_image_broken_after_the_start_is_one_line(capsys, tiny_store, tmp_path, 
     victims = sorted(p for p in images.rglob("*") if p.is_file())
     for victim in victims:  # every image: the first batch must meet one
         victim.write_bytes(victim.read_bytes()[:40])
-    args = _args(config, tiny_store.path, images, tmp_path / "run", "--max-steps", "2")
+    args = train_argv(config, tiny_store.path, images, tmp_path / "run", "--max-steps", "2")
     if workers:
         (code, err), left = workers_left_by(lambda: _run(capsys, *args))
         assert left == []  # stopped with the run, not at a later garbage collection (5 s wait)
@@ -171,7 +161,7 @@ def test_a_full_disk_is_one_line_naming_the_run_dir(capsys, config, tiny_store, 
             f.write(b"\0" * 4096)
     os.truncate(small_disk / "filler", (small_disk / "filler").stat().st_size - free_kib * 1024)
     run = small_disk / "run"
-    code, err = _run(capsys, *_args(config, tiny_store.path, tiny_store.images, run, "--max-steps", 1))
+    code, err = _run(capsys, *train_argv(config, tiny_store.path, tiny_store.images, run, "--max-steps", 1))
     _assert_one_error(code, err, f"{run}: {what} (No space left on device)")
     assert not run.exists() or not list(run.glob("*.pt")) and not list(run.glob(".tmp-*"))
 
@@ -179,7 +169,7 @@ def test_a_full_disk_is_one_line_naming_the_run_dir(capsys, config, tiny_store, 
 def test_latest_checkpoint_that_is_a_directory_is_one_line(capsys, config, tiny_store, tmp_path):
     run = tmp_path / "run"
     (run / "latest.pt").mkdir(parents=True)
-    code, err = _run(capsys, *_args(config, tiny_store.path, tiny_store.images, run, "--max-steps", 1))
+    code, err = _run(capsys, *train_argv(config, tiny_store.path, tiny_store.images, run, "--max-steps", 1))
     _assert_one_error(code, err, "latest.pt", "Is a directory")
 
 
@@ -190,7 +180,7 @@ def test_ctrl_c_is_exit_130_with_the_command_that_resumes(capsys, config, tiny_s
         raise KeyboardInterrupt
 
     monkeypatch.setattr(training.engine, "train", interrupted)
-    args = [str(a) for a in _args(config, tiny_store.path, tiny_store.images, tmp_path / "my run", "--seed", 3)]
+    args = [str(a) for a in train_argv(config, tiny_store.path, tiny_store.images, tmp_path / "my run", "--seed", 3)]
     code, err = _run(capsys, *args)
     assert code == 130, err
     assert err == f"c2f-train: interrupted; to resume, run: c2f-train {shlex.join(args)}\n"

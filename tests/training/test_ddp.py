@@ -8,7 +8,7 @@ import torch
 from training import engine
 from training.logs import read_log
 
-from .engine_fixtures import tiny_config, tiny_store, write_tiny_yaml  # noqa: F401  (fixture)
+from .engine_fixtures import tiny_config, tiny_store, train_argv, write_tiny_yaml  # noqa: F401  (fixture)
 from .torchrun import torchrun_c2f_train
 
 STEPS = 3
@@ -19,10 +19,7 @@ def test_two_gloo_processes_match_one_process_with_accumulation(tiny_store, tmp_
     # 2 processes x batch 2 x accum 2 == 1 process x batch 2 x accum 4: same samples, masks and lr
     # (global batch 8: 2 steps per epoch, so 3 steps also cross an epoch boundary)
     config = write_tiny_yaml(tmp_path / "ddp.yaml", "optim.batch_size=2", "optim.accum_iter=2")
-    torchrun_c2f_train(
-        *("--config", config, "--data", tiny_store.path, "--images", tiny_store.images),
-        *("--out", tmp_path / "ddp", "--max-steps", STEPS),
-    )
+    torchrun_c2f_train(*train_argv(config, tiny_store.path, tiny_store.images, tmp_path / "ddp", "--max-steps", STEPS))
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

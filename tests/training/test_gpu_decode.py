@@ -31,7 +31,7 @@ from training.data.transforms import draw
 from training.errors import TrainingError
 
 from .data_fixtures import label_maps
-from .engine_fixtures import tiny_store, write_tiny_yaml  # noqa: F401  (fixture)
+from .engine_fixtures import tiny_store, train_argv, write_tiny_yaml  # noqa: F401  (fixture)
 
 RGB_MAX_DIFF = 3 + 1e-3  # levels, with slack for the float normalisation
 RGB_MEAN_DIFF = 0.1
@@ -189,14 +189,7 @@ def test_gpu_decode_without_cuda_is_one_line_at_start(capsys, tiny_store, tmp_pa
     config = write_tiny_yaml(tmp_path / "tiny.yaml")
     code = main(
         [
-            "--config",
-            str(config),
-            "--data",
-            str(tiny_store.path),
-            "--images",
-            str(tiny_store.images),
-            "--out",
-            str(tmp_path / "run"),
+            *train_argv(config, tiny_store.path, tiny_store.images, tmp_path / "run"),
             "--set",
             "data.decode=gpu",
             "--set",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .engine_fixtures import tiny_store, write_tiny_yaml  # noqa: F401  (fixture)
+from .engine_fixtures import tiny_store, train_argv, write_tiny_yaml  # noqa: F401  (fixture)
 
 C2F_TRAIN = Path(sys.executable).with_name("c2f-train")
 DEADLINE_S = 120  # generous: a loaded 2-core machine; the workers go within a second when idle
@@ -62,17 +62,7 @@ def _wait_for(condition, what: str):
 def test_killing_the_trainer_ends_its_loader_workers(tiny_store, tmp_path, sig):
     config = write_tiny_yaml(tmp_path / "c.yaml", "data.num_workers=2", "optim.epochs=100000")
     trainer = subprocess.Popen(
-        [
-            str(C2F_TRAIN),
-            "--config",
-            str(config),
-            "--data",
-            str(tiny_store.path),
-            "--images",
-            str(tiny_store.images),
-            "--out",
-            str(tmp_path / "run"),
-        ],
+        [str(C2F_TRAIN), *train_argv(config, tiny_store.path, tiny_store.images, tmp_path / "run")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

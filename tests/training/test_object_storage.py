@@ -6,7 +6,7 @@ from datasets_spec import storage
 from training.cli import main as c2f_train
 from training.logs import read_log
 
-from .engine_fixtures import tiny_store, write_tiny_yaml  # noqa: F401  (fixture)
+from .engine_fixtures import tiny_store, train_argv, write_tiny_yaml  # noqa: F401  (fixture)
 
 
 def test_training_from_a_store_on_s3_matches_training_from_the_local_copy(tiny_store, s3_bucket, tmp_path):
@@ -16,19 +16,7 @@ def test_training_from_a_store_on_s3_matches_training_from_the_local_copy(tiny_s
     # no loader workers (TINY): a forkserver started by an earlier test lacks this test's S3 settings
     config = write_tiny_yaml(tmp_path / "tiny.yaml")
     for data, out in ((url, "remote"), (str(tiny_store.path), "local")):
-        argv = [
-            "--config",
-            str(config),
-            "--data",
-            data,
-            "--images",
-            str(tiny_store.images),
-            "--out",
-            str(tmp_path / out),
-            "--max-steps",
-            "3",
-        ]
-        assert c2f_train(argv) == 0
+        assert c2f_train(train_argv(config, data, tiny_store.images, tmp_path / out, "--max-steps", 3)) == 0
     remote, local = read_log(tmp_path / "remote" / "log.jsonl"), read_log(tmp_path / "local" / "log.jsonl")
     assert [r["step"] for r in remote] == [1, 2, 3]
     assert [r["loss"] for r in remote] == [r["loss"] for r in local]
