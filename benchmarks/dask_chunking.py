@@ -5,7 +5,7 @@ same store, with the local threaded scheduler, four ways:
   images      dask.array.from_zarr as is: one block per inner chunk, i.e. one image per task
   rechunked   the same array, .rechunk() to one shard per block before reducing
   shards      from_zarr(chunks=(K, S, S)): one block per shard, read by zarr-python
-  store       datasets_spec.shard_blocks.mask_arrays: one block per shard read through Store.read_masks
+  store       dataset_tools.dask_shards.mask_arrays: one block per shard read through Store.read_masks
               (tensorstore); what c2f-data stats and eval use
 All numbers come from one run, side by side; read the ratios.
 
@@ -24,9 +24,9 @@ import dask
 import dask.array as da
 import numpy as np
 
+from dataset_tools.dask_shards import mask_arrays
+from dataset_tools.synthetic import LABEL_SPACE, image_result, synth_image
 from datasets_spec import create_store, open_store, write_shard
-from datasets_spec.shard_blocks import mask_arrays
-from datasets_spec.synthetic import LABEL_SPACE, image_result, synth_image
 
 CLASSES = len(LABEL_SPACE)
 

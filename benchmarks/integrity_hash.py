@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
+from dataset_tools.synthetic import image_result, synth_image
 from datasets_spec.shard_writer import pixels_crc32
-from datasets_spec.synthetic import image_result, synth_image
 
 
 def shard_slabs(images: int, canvas: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

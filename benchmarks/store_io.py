@@ -22,8 +22,8 @@ import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
 
+from dataset_tools.synthetic import LABEL_SPACE, image_result, synth_image
 from datasets_spec import create_store, open_store, write_shard
-from datasets_spec.synthetic import LABEL_SPACE, image_result, synth_image
 
 POOL = 128  # distinct mask pairs, reused cyclically
 _POOL: list = []  # this process's masks, made before any timing starts

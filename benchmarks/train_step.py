@@ -34,10 +34,10 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
+from dataset_tools.synthetic import LABEL_SPACE, image_result, synth_image  # noqa: E402
 from datasets_spec import create_store, open_store, write_shard  # noqa: E402
 from datasets_spec.decode import decode_crop, decode_image  # noqa: E402
 from datasets_spec.geometry import image_to_canvas, resize_labels  # noqa: E402
-from datasets_spec.synthetic import LABEL_SPACE, image_result, synth_image  # noqa: E402
 from training.data import DataConfig, StoreDataset, build_dataset, loader_kwargs  # noqa: E402
 from training.data.transforms import draw, normalize, sample_crop  # noqa: E402
 from training.models import create_model  # noqa: E402

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from . import schema as S
 from . import storage
+from ._array_io import write_skeleton
 from .errors import StoreError
 from .meta import build_attrs
-from .tsio import write_skeleton
 
 
 def create_store(

@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 
-from .completeness import incomplete
+from ._truncation import incomplete
 from .errors import StoreError
 from .geometry import fit
 
@@ -82,7 +82,7 @@ def decode_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """The whole image at `path` → [H, W, 3] uint8 RGB (a writable array), H × W after orientation.
 
     Also refuses, as "truncated image file", a PNG or JPEG whose data stops early yet ends properly
-    (datasets_spec.completeness: PIL would pad it silently).
+    (datasets_spec._truncation: PIL would pad it silently).
     """
     with _opened(path, max_pixels) as (image, _):
         try:

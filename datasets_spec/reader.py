@@ -9,8 +9,8 @@ from functools import cached_property
 
 import numpy as np
 
+from . import _array_io, storage
 from . import schema as S
-from . import storage, tsio
 from .errors import StoreError
 from .geometry import fit_many
 from .meta import read_meta
@@ -95,7 +95,7 @@ class Store:
     def _array(self, name: str):
         if name not in self._arrays:
             try:
-                self._arrays[name] = tsio.open_array(storage.join(self.path, name))
+                self._arrays[name] = _array_io.open_array(storage.join(self.path, name))
             except ValueError as exc:
                 raise StoreError(f"{storage.join(self.path, name)}: cannot open ({exc})") from None
         return self._arrays[name]
@@ -172,7 +172,7 @@ class Store:
 
     @cached_property
     def _stored_status(self) -> np.ndarray:
-        return tsio.read_range(self._array(S.STATUS), 0, self.layout.num_images)
+        return _array_io.read_range(self._array(S.STATUS), 0, self.layout.num_images)
 
     def keys(self) -> np.ndarray:
         """str [N]: image paths relative to the image root."""
@@ -180,23 +180,23 @@ class Store:
 
     @cached_property
     def _all_keys(self) -> np.ndarray:
-        return np.array(tsio.read_strings(self.path, S.KEY, 0, self.layout.num_images).tolist(), dtype=str)
+        return np.array(_array_io.read_strings(self.path, S.KEY, 0, self.layout.num_images).tolist(), dtype=str)
 
     def shard_keys(self, shard: int) -> list[str]:
         """Keys of one shard's images, without reading every key of the store."""
         return [str(k) for k in self._shard_keys(shard)]
 
     def _read_shard_keys(self, shard: int) -> np.ndarray:
-        return tsio.read_strings(self.path, S.KEY, *self.layout.shard_range(shard)).tolist()
+        return _array_io.read_strings(self.path, S.KEY, *self.layout.shard_range(shard)).tolist()
 
     def labels(self) -> np.ndarray:
         """int32 [N]: ImageNet class index, -1 unknown."""
-        return tsio.read_range(self._array(S.LABEL), 0, self.layout.num_images)
+        return _array_io.read_range(self._array(S.LABEL), 0, self.layout.num_images)
 
     def geometry(self) -> tuple[np.ndarray, np.ndarray]:
         """(orig_hw [N, 2], valid_hw [N, 2]) int32."""
         n = self.layout.num_images
-        return tsio.read_range(self._array(S.ORIG_HW), 0, n), tsio.read_range(self._array(S.VALID_HW), 0, n)
+        return _array_io.read_range(self._array(S.ORIG_HW), 0, n), _array_io.read_range(self._array(S.VALID_HW), 0, n)
 
     # --- random access ------------------------------------------------------------------
     def read(self, index: int, records: bool = False) -> ImageView:
@@ -227,7 +227,7 @@ class Store:
         """Masks of many images with all reads in flight: (semantic, instance), each [B, S, S] uint16."""
         indices = [self._check_index(i) for i in indices]
         try:
-            semantic, instance = tsio.read_items([self._array(S.SEMANTIC), self._array(S.INSTANCE)], indices)
+            semantic, instance = _array_io.read_items([self._array(S.SEMANTIC), self._array(S.INSTANCE)], indices)
         except ValueError:  # tensorstore's error for unreadable or corrupt chunk data
             raise self._read_error(indices) from None
         return semantic, instance
@@ -238,7 +238,7 @@ class Store:
         for shard in sorted({self.layout.shard_of(i) for i in indices}):
             mine = [i for i in indices if self.layout.shard_of(i) == shard]
             try:
-                tsio.read_items([self._array(S.SEMANTIC), self._array(S.INSTANCE)], mine)
+                _array_io.read_items([self._array(S.SEMANTIC), self._array(S.INSTANCE)], mine)
             except ValueError as exc:
                 failing.append(shard)
                 first = first or str(exc).splitlines()[0][:200]
@@ -271,7 +271,7 @@ class Store:
         start, stop = self.layout.shard_range(shard)
         names = (S.SEMANTIC, S.INSTANCE, S.ORIG_HW, S.VALID_HW)
         try:
-            return {n: tsio.read_range(self._array(n), start, stop) for n in names}
+            return {n: _array_io.read_range(self._array(n), start, stop) for n in names}
         except ValueError as exc:
             raise StoreError(f"{self.path}: shard {shard} unreadable ({str(exc).splitlines()[0][:200]})") from None
 

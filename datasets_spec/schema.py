@@ -67,3 +67,9 @@ class Layout:
 
     def shard_of(self, index: int) -> int:
         return index // self.shard_size
+
+
+def reason_kind(reason: str) -> str:
+    """A failure reason is "KIND: detail" (status=failed, recorded in the shard's marker); its KIND,
+    so counts group similar failures."""
+    return reason.split(":", 1)[0].strip()

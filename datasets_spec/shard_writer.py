@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _array_io, storage
 from . import schema as S
-from . import storage, tsio
 from .errors import StoreError
 from .geometry import fit
 from .meta import read_meta
@@ -56,14 +56,14 @@ def write_shard(path, shard: int, results: Sequence[ImageResult]) -> dict:
     start, stop = meta.layout.shard_range(shard)
     if len(results) != stop - start:
         raise StoreError(f"{root}: shard {shard} holds {stop - start} images, got {len(results)} results")
-    keys = tsio.read_strings(root, S.KEY, start, stop)
+    keys = _array_io.read_strings(root, S.KEY, start, stop)
     slabs, records, failures = _assemble(meta, shard, start, keys, results)
     forget_shard(root, shard)
-    arrays = {name: tsio.open_array(storage.join(root, name), write=True) for name in slabs}
-    tsio.write_slabs([(arrays[n], start, slabs[n]) for n in (S.SEMANTIC, S.INSTANCE, S.ORIG_HW, S.VALID_HW)])
+    arrays = {name: _array_io.open_array(storage.join(root, name), write=True) for name in slabs}
+    _array_io.write_slabs([(arrays[n], start, slabs[n]) for n in (S.SEMANTIC, S.INSTANCE, S.ORIG_HW, S.VALID_HW)])
     records_rel = storage.records_path(shard)
     records_sha, count = write_records(root, records_rel, records)
-    tsio.write_slabs([(arrays[S.STATUS], start, slabs[S.STATUS])])
+    _array_io.write_slabs([(arrays[S.STATUS], start, slabs[S.STATUS])])
     marker = {
         "schema_version": S.SCHEMA_VERSION,
         "shard": shard,

@@ -6,8 +6,8 @@ import hashlib
 
 import numpy as np
 
+from . import _array_io, storage
 from . import schema as S
-from . import storage, tsio
 from .errors import StoreError
 from .geometry import fit
 from .meta import read_meta
@@ -81,7 +81,7 @@ def _check_arrays(path, layout: S.Layout, rechunk: str | None = None) -> list[st
 
 def _check_sharding(name: str, doc: dict, layout: S.Layout, rechunk: str | None) -> list[str]:
     s = layout.canvas
-    outer, inner = tsio.chunking(doc)
+    outer, inner = _array_io.chunking(doc)
     if rechunk in RELEASE_CHUNKS:  # a release rewritten by c2f-data publish --rechunk: plain chunks, no shards
         expected = RELEASE_CHUNKS[rechunk](layout)
         if outer != expected or inner:

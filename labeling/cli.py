@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from datasets_spec.cli_boundary import OK, PROBLEMS, ArgumentParser, add_set_flag, add_verbose_flag, run, setup_logging
+from datasets_spec.errors import StoreError
+from plumbing.cli_boundary import OK, PROBLEMS, ArgumentParser, add_set_flag, add_verbose_flag, run, setup_logging
 
 from .config import load_config
 from .errors import LabelingError
@@ -71,9 +72,9 @@ def _overrides(args) -> dict:
 
 
 def main(argv=None) -> int:
-    """Exit codes and error lines as in datasets_spec.cli_boundary; Ctrl-C names the rerun."""
+    """Exit codes and error lines as in plumbing.cli_boundary; Ctrl-C names the rerun."""
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
-    return run(PROG, lambda: _main(argv), errors=(LabelingError,), resume=[PROG, *argv])
+    return run(PROG, lambda: _main(argv), errors=(StoreError, LabelingError), resume=[PROG, *argv])
 
 
 def _main(argv: list[str]) -> int:

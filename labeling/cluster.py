@@ -19,7 +19,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from datasets_spec import storage
-from datasets_spec.stale import pid_alive
+from plumbing.processes import pid_alive
 
 from .config import LabelConfig
 from .errors import LabelingError

@@ -15,10 +15,10 @@ from typing import Annotated, Any
 
 import pydantic
 
-from datasets_spec.config_build import build
-from datasets_spec.config_fields import Count, Positive, Str, section
-from datasets_spec.config_layers import merge_layers, parse_sets, read_config_chain
 from datasets_spec.decode import DEFAULT_MAX_PIXELS, MAX_PIXELS
+from plumbing.config_build import build
+from plumbing.config_fields import Count, Positive, Str, section
+from plumbing.config_layers import merge_layers, parse_sets, read_config_chain
 
 ROLES = ("semantic", "instance")
 # Settings of how labels are computed, not of what they are: a store may be resumed with others

@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 from tqdm import tqdm
 
 from datasets_spec import StoreError, create_store, open_store, storage
-from datasets_spec.cli_boundary import DISK_ERRNOS
 from datasets_spec.decode import retryable
 from datasets_spec.meta import package_version
 from datasets_spec.shard_writer import forget_shard
-from datasets_spec.stale import remove_stale_files
+from datasets_spec.stale_files import remove_stale_files
+from plumbing.cli_boundary import DISK_ERRNOS
 
 from . import cluster, probe
 from .backends import require_backend, uses_prompts

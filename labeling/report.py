@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 from datasets_spec import schema as S
 from datasets_spec import storage
-from datasets_spec.info import format_counts, reason_kind
+from datasets_spec.schema import reason_kind
+from plumbing.cli_boundary import format_counts
 
 log = logging.getLogger(__name__)
 

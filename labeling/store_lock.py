@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from datasets_spec import storage
-from datasets_spec.stale import pid_alive
+from plumbing.processes import pid_alive
 
 from .errors import LabelingError
 

@@ -7,7 +7,7 @@
                    [--out RESULTS_DIR] [--config EVAL_YAML] [--set key=value ...]
 
 A user mistake is one line on stderr, `c2f-train: error: ...`, and exit code 2; never a traceback
-(datasets_spec.cli_boundary). Ctrl-C exits with 130 and names the command that resumes.
+(plumbing.cli_boundary). Ctrl-C exits with 130 and names the command that resumes.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import logging
 import os
 import sys
 
-from datasets_spec.cli_boundary import DISK_ERRNOS, add_set_flag, add_verbose_flag, run, setup_logging
-from datasets_spec.cli_boundary import ArgumentParser as _Parser
+from datasets_spec.errors import StoreError
+from plumbing.cli_boundary import DISK_ERRNOS, add_set_flag, add_verbose_flag, run, setup_logging
+from plumbing.cli_boundary import ArgumentParser as _Parser
 from training.errors import TrainingError
 
 PROG = "c2f-train"
@@ -81,7 +82,7 @@ def eval_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     resumes = argv[:1] not in (["export"], ["eval"])
-    return run(PROG, lambda: _main(argv), errors=(TrainingError,), resume=[PROG, *argv] if resumes else None)
+    return run(PROG, lambda: _main(argv), errors=(StoreError, TrainingError), resume=[PROG, *argv] if resumes else None)
 
 
 def _main(argv: list[str]) -> int:

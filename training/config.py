@@ -1,4 +1,4 @@
-"""Typed, strictly merged training configuration (pydantic dataclasses, built by datasets_spec.config_build).
+"""Typed, strictly merged training configuration (pydantic dataclasses, built by plumbing.config_build).
 
 Layers, later wins: defaults (the published MAE recipe) <- a YAML file (which may name a `base:`
 YAML, relative to itself) <- `--set a.b=c` overrides (values read as YAML). `model.arch` names a
@@ -17,9 +17,9 @@ from typing import Any, Literal
 import pydantic
 import yaml
 
-from datasets_spec.config_build import build
-from datasets_spec.config_fields import Bool, Count, Fraction, NonNegative, Positive, PositiveFloat, section
-from datasets_spec.config_layers import parse_sets, read_config_chain
+from plumbing.config_build import build
+from plumbing.config_fields import Bool, Count, Fraction, NonNegative, Positive, PositiveFloat, section
+from plumbing.config_layers import parse_sets, read_config_chain
 from training.data.config import DataConfig
 from training.masking.curriculum import CurriculumConfig
 from training.models.config import ModelConfig, with_arch

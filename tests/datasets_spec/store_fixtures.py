@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 
+from dataset_tools.synthetic import image_result, synth_image
 from datasets_spec import ImageResult, create_store, open_store, storage, write_shard
 from datasets_spec import schema as S
 from datasets_spec.records import encode_rle
-from datasets_spec.synthetic import image_result, synth_image
 
 LABEL_SPACE = {0: "sky", 1: "ground", 2: "disc", 3: "box", 4: "triangle"}
 

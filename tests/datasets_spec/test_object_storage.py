@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import zarr
 
+from dataset_tools.cli import main as c2f_data
 from datasets_spec import StoreError, create_store, open_store, storage
 from datasets_spec import schema as S
-from datasets_spec.cli import main as c2f_data
 from datasets_spec.validate import validate
 
 from .store_fixtures import LABEL_SPACE, damage_by_shard, make_store, store_content

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import zarr
 
+from dataset_tools.cli import main
+from datasets_spec import _array_io, storage
 from datasets_spec import schema as S
-from datasets_spec import storage, tsio
-from datasets_spec.cli import main
 from datasets_spec.records import read_records, write_records
 from datasets_spec.shard_writer import file_inventory, pixels_crc32
 from datasets_spec.validate import validate
@@ -46,10 +46,10 @@ def _rewrite_records(path, shard, edit):
 def _rewrite_pixels(path, shard, name, edit):
     """Change a shard's pixels and re-sign the marker, as a buggy foreign writer would."""
     start, stop = S.Layout(24, 8, 32).shard_range(shard)
-    arrays = {n: tsio.open_array(path / n, write=True) for n in S.PIXEL_ARRAYS}
-    slab = tsio.read_range(arrays[name], start, stop)
-    tsio.write_slabs([(arrays[name], start, edit(slab))])
-    sem, inst = (tsio.read_range(arrays[n], start, stop) for n in (S.SEMANTIC, S.INSTANCE))
+    arrays = {n: _array_io.open_array(path / n, write=True) for n in S.PIXEL_ARRAYS}
+    slab = _array_io.read_range(arrays[name], start, stop)
+    _array_io.write_slabs([(arrays[name], start, edit(slab))])
+    sem, inst = (_array_io.read_range(arrays[n], start, stop) for n in (S.SEMANTIC, S.INSTANCE))
     _edit_marker(path, shard, pixels_crc32=pixels_crc32(sem, inst), files=file_inventory(path, shard))
 
 
@@ -103,10 +103,10 @@ def test_done_shard_with_unreadable_data(store):
 
 
 def test_done_shard_with_silently_changed_data(store):
-    arr = tsio.open_array(store / S.SEMANTIC, write=True)
-    slab = tsio.read_range(arr, 0, 8)
+    arr = _array_io.open_array(store / S.SEMANTIC, write=True)
+    slab = _array_io.read_range(arr, 0, 8)
     slab[0, 0, 0] = 1 if slab[0, 0, 0] != 1 else 0
-    tsio.write_slabs([(arr, 0, slab)])
+    _array_io.write_slabs([(arr, 0, slab)])
     assert validate(store) == ["shard 0: semantic/c/0/0/0 changed since it was written (size or checksum)"]
     marker = store / storage.marker_path(0)
     doc = json.loads(marker.read_text())
@@ -149,10 +149,10 @@ def test_semantic_ids_outside_label_space(store):
 
 
 def test_pending_status_inside_a_complete_shard(store):
-    arr = tsio.open_array(store / S.STATUS, write=True)
-    status = tsio.read_range(arr, 8, 16)
+    arr = _array_io.open_array(store / S.STATUS, write=True)
+    status = _array_io.read_range(arr, 8, 16)
     status[2] = S.PENDING
-    tsio.write_slabs([(arr, 8, status)])
+    _array_io.write_slabs([(arr, 8, status)])
     problems = validate(store)
     assert problems[0] == "shard 1: marked complete but 1 image(s) have status pending"
     assert problems[1].startswith("shard 1: status says 5 done / 2 failed, marker says 6 / 2")
@@ -164,8 +164,8 @@ def test_failed_image_without_reason(store):
 
 
 def test_unknown_status_code(store):
-    arr = tsio.open_array(store / S.STATUS, write=True)
-    tsio.write_slabs([(arr, 16, np.full(8, 7, np.uint8))])
+    arr = _array_io.open_array(store / S.STATUS, write=True)
+    _array_io.write_slabs([(arr, 16, np.full(8, 7, np.uint8))])
     problems = validate(store)
     assert problems[0] == "status: image 16 has unknown status code 7"
 

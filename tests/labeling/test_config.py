@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from datasets_spec.errors import ConfigError
 from labeling.cli import main
 from labeling.config import BackendConfig, LabelConfig, load_config
+from plumbing.errors import ConfigError
 
-from ..datasets_spec.config_fixtures import BILLION_LAUGHS, SECRET
+from ..plumbing.config_fixtures import BILLION_LAUGHS, SECRET
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dataset_tools.info import format_info, info
 from datasets_spec import open_store
 from datasets_spec import schema as S
 from datasets_spec.geometry import fit
-from datasets_spec.info import format_counts, format_info, info
 from datasets_spec.validate import validate
 from labeling.cli import main
 from labeling.config import load_config
@@ -24,6 +24,7 @@ from labeling.identity import check_resumable
 from labeling.job import run_label_job
 from labeling.report import format_report
 from labeling.shard_retry import WORKER_DIED
+from plumbing.cli_boundary import format_counts
 from tests.datasets_spec.store_fixtures import store_content as _store_content
 
 from .label_cli import kill_and_resume

@@ -18,13 +18,13 @@ from PIL import Image
 
 from datasets_spec import open_store, storage
 from datasets_spec import schema as S
-from datasets_spec.errors import ConfigError
 from datasets_spec.validate import validate
 from labeling import cluster
 from labeling.config import load_config
 from labeling.errors import LabelingError
 from labeling.job import _worker_count, run_label_job
 from labeling.store_lock import lock_path, store_lock
+from plumbing.errors import ConfigError
 from training.data import DataConfig, build_dataset
 
 from .photo_files import write_photos

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from datasets_spec.errors import ConfigError
+from plumbing.errors import ConfigError
 from training.cli import main
 from training.config import TrainConfig, load_config, parse_overrides, save_config, to_dict, valid_keys
 from training.masking import Curriculum
 from training.models import ARCH_PRESETS, build_model
 from training.models.encoder_io import build_timm_vit
 
-from ..datasets_spec.config_fixtures import BILLION_LAUGHS, SECRET
+from ..plumbing.config_fixtures import BILLION_LAUGHS, SECRET
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -19,10 +19,10 @@ from torch.utils.data import default_collate
 
 from datasets_spec import ImageResult, create_store, write_shard
 from datasets_spec.decode import decode_crop, jpeg_crop
-from datasets_spec.errors import ConfigError
 from datasets_spec.geometry import labels_to_canvas
 from datasets_spec.records import encode_rle
 from datasets_spec.schema import INSTANCE_NONE, SEMANTIC_IGNORE
+from plumbing.errors import ConfigError
 from training.cli import main
 from training.config import load_config
 from training.data import DataConfig, build_dataset, loader_kwargs

@@ -6,7 +6,7 @@ from typing import Literal
 
 import pydantic
 
-from datasets_spec.config_fields import Bool, Count, Float, Positive, PositiveFloat, Probability, section
+from plumbing.config_fields import Bool, Count, Float, Positive, PositiveFloat, Probability, section
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -14,7 +14,7 @@ import select
 import threading
 import time
 
-from datasets_spec.stale import pid_alive
+from plumbing.processes import pid_alive
 
 POLL_SECONDS = 1.0
 

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 import pydantic
 
-from datasets_spec.config_fields import (
+from plumbing.config_fields import (
     Bool,
     Count,
     Float,

@@ -20,7 +20,7 @@ import pydantic
 import torch
 from PIL import Image, ImageDraw
 
-from datasets_spec.config_fields import Float, section
+from plumbing.config_fields import Float, section
 from training.masking.generator import STRATEGY_NAMES
 
 SHAPES = ("linear", "cosine", "constant")

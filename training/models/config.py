@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 import pydantic
 
-from datasets_spec.config_fields import Bool, Float, Positive, Str, section
+from plumbing.config_fields import Bool, Float, Positive, Str, section
 
 MODES = ("c2f", "parallel", "mae")
 FUSIONS = ("tokens", "sum")

@@ -1,0 +1,115 @@
+"""COCO instance-segmentation JSON from a store, written as a stream (c2f-data export-coco).
+
+images: one per done image, id = store index + 1, file_name = key, original width and height.
+annotations: one per record: RLE at original size, bbox [x, y, w, h], area, score, iscrowd 0;
+category_id = the record's semantic class id (class-aware; instances without a class are left
+out and counted) or 1 (class-agnostic). categories: the label space, or one "object".
+The file is written shard by shard (nothing dataset-sized is held in memory), then renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from tqdm import tqdm
+
+from datasets_spec import schema as S
+from datasets_spec import storage
+from datasets_spec.errors import StoreError
+from datasets_spec.reader import Store
+
+AGNOSTIC_CATEGORY = {"id": 1, "name": "object", "supercategory": "object"}
+
+
+def categories(store: Store, class_agnostic: bool) -> list[dict]:
+    if class_agnostic:
+        return [AGNOSTIC_CATEGORY]
+    return [{"id": k, "name": v, "supercategory": ""} for k, v in sorted(store.label_space.items())]
+
+
+def iter_images(store: Store) -> Iterator[dict]:
+    """COCO `images` entries of the done images, in store order."""
+    status = store.status()
+    orig_hw, _ = store.geometry()
+    for shard, start, stop in store.iter_shards():
+        if not (status[start:stop] == S.DONE).any():
+            continue
+        for j, key in enumerate(store.shard_keys(shard)):
+            i = start + j
+            if status[i] == S.DONE:
+                yield {"id": i + 1, "file_name": key, "height": int(orig_hw[i, 0]), "width": int(orig_hw[i, 1])}
+
+
+def iter_annotations(store: Store, class_agnostic: bool, skipped: list | None = None, progress=None) -> Iterator[dict]:
+    """COCO `annotations` (with scores) from the records, shard by shard; ids count from 1.
+
+    skipped: optional one-element list, incremented for each instance without a class (class-aware).
+    progress: optional callable(1) after each shard.
+    """
+    ann_id = 0
+    for shard in store.done_shards():
+        for rec in store.records(shard):
+            category = 1 if class_agnostic else rec.get("semantic")
+            if category is None:
+                if skipped is not None:
+                    skipped[0] += 1
+                continue
+            ann_id += 1
+            yield annotation(rec, ann_id, rec["index"] + 1, int(category))
+        if progress:
+            progress(1)
+
+
+def annotation(rec: dict, ann_id: int, image_id: int, category: int) -> dict:
+    """One record as a COCO annotation with its score (usable as a detection)."""
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": category,
+        "segmentation": rec["rle"],
+        "area": float(rec["area"]),
+        "bbox": [float(v) for v in rec["box"]],
+        "iscrowd": 0,
+        "score": float(rec["score"]),
+    }
+
+
+def export_coco(store: Store, out, *, class_agnostic: bool = False, progress: bool = True) -> dict:
+    """Write the COCO JSON of `store` to `out`; return counts {images, annotations, skipped_unclassed}."""
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    counts, skipped = {"images": 0, "annotations": 0}, [0]
+    try:
+        with (
+            open(tmp, "w") as f,
+            tqdm(total=len(store.done_shards()), desc="export", unit="shard", disable=not progress) as bar,
+        ):
+            head = {
+                "info": {"description": f"c2fmae pseudo-labels of {storage.name(store.path)}", "version": "1"},
+                "licenses": [],
+                "categories": categories(store, class_agnostic),
+            }
+            f.write(json.dumps(head)[:-1])
+            counts["images"] = _write_list(f, "images", iter_images(store))
+            counts["annotations"] = _write_list(
+                f, "annotations", iter_annotations(store, class_agnostic, skipped, bar.update)
+            )
+            f.write("}\n")
+        os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"{out}: cannot write ({exc})") from None
+    return {**counts, "skipped_unclassed": skipped[0]}
+
+
+def _write_list(f, name: str, items) -> int:
+    f.write(f', "{name}": [')
+    n = 0
+    for item in items:
+        f.write(("\n" if n == 0 else ",\n") + json.dumps(item, separators=(",", ":")))
+        n += 1
+    f.write("]")
+    return n
