@@ -82,12 +82,6 @@ class Store:
                     "attributes or arrays were changed; c2f-data validate lists the damage"
                 )
 
-    def array_url(self, name: str) -> str:
-        """Where the Zarr v3 array `name` lives (e.g. for `dask.array.from_zarr`)."""
-        if name not in S.ALL_ARRAYS:
-            raise StoreError(f"{self.path}: no array named {name!r} (arrays: {', '.join(S.ALL_ARRAYS)})")
-        return storage.join(self.path, name)
-
     def array_metadata(self, name: str) -> dict:
         """The Zarr v3 document (zarr.json) of array `name`; OSError / ValueError if unreadable."""
         return array_metadata(self.path, name)
