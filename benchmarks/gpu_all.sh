@@ -6,7 +6,7 @@
 #
 #   bash benchmarks/gpu_wheels.sh download        # here first (registry access); carry .gpu_wheels
 #   bash benchmarks/gpu_all.sh [--out DIR]        # there; DIR (default $OUT, else a temp dir) keeps the JSONs
-#   bash benchmarks/gpu_all.sh --cpu-smoke        # the same steps with tiny models on the CPU (tests)
+#   bash benchmarks/gpu_all.sh --cpu-smoke        # the same steps with tiny models on the CPU (tests): no goal judged
 #
 # Steps: gpu_label.py (labeling stages, SAM encoder SDPA vs original and its share of the bf16
 # peak, batched vs per-image box decoding), gpu_train.py --decode cpu (mae and c2fmae steps + the
@@ -71,4 +71,7 @@ fi
 echo
 echo "=== gpu_all: $((SECONDS - start)) s; results in $out"
 "$py" benchmarks/gpu_table.py table "$out"
+if ((smoke)); then
+  echo "--cpu-smoke: a smoke run (tiny models on the CPU) checks that the script works and measures nothing; no goal judged"
+fi
 exit "$status"

@@ -3,7 +3,7 @@
 GPU machine (fill .gpu_wheels/ here first with `bash benchmarks/gpu_wheels.sh download`; carry it):
     bash benchmarks/gpu_wheels.sh install &&
         PYTHONPATH=.gpu_site:. PYTHONUNBUFFERED=1 python3 benchmarks/gpu_label.py --json $OUT/gpu_label.json
-CPU smoke run (tiny models, same code path):
+CPU smoke run (tiny models, same code path; it measures nothing, so it judges no goal):
     .venv/bin/python benchmarks/gpu_label.py --tiny
 
 Models (random weights, nothing downloaded): Mask2Former with a Swin-L backbone (ADE-150 labels,
@@ -49,6 +49,7 @@ import torch  # noqa: E402
 IMAGENET_TRAIN = 1_281_167
 GPUS = 8
 GOAL_IMAGES_S = 15.0  # issue 3: ImageNet in < 3 h on 8 H100s
+SMOKE_NOTE = "smoke run (--tiny): tiny random models check that the benchmark works and measure nothing; no goal judged"
 BF16_PEAK_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.0, "H200": 989.0}  # dense; "H100" = SXM
 CLASS_NAMES = ["tabby cat", "goldfish", "crane bird", "golden retriever", "fire truck", "coffee mug", "volcano"]
 
@@ -683,9 +684,10 @@ def ratio(speed: dict, top: str, bottom: str) -> float | None:
     return speed[top] / speed[bottom] if speed.get(top) and speed.get(bottom) else None
 
 
-def report(rows: list[Row], card: str = "", encoder_flops: int | None = None) -> dict:
+def report(rows: list[Row], card: str = "", encoder_flops: int | None = None, smoke: bool = False) -> dict:
     """Print the table and the ratios; → the same as a JSON-able dict. card: the device's name (for
-    its bf16 peak); encoder_flops: FLOPs of SAM's image encoder per image."""
+    its bf16 peak); encoder_flops: FLOPs of SAM's image encoder per image; smoke: a --tiny run,
+    which checks that the benchmark works and measures nothing, so no goal is judged."""
     print(f"\n{'stage':<46} {'images/s':>9} {'ms/image':>9} {'peak GiB':>9}  note")
     for row in rows:
         if row.error:
@@ -718,8 +720,12 @@ def report(rows: list[Row], card: str = "", encoder_flops: int | None = None) ->
         f"ImageNet-1k train ({IMAGENET_TRAIN:,} images) on {GPUS} GPUs: pipeline {fmt(hours(pipeline), '.1f')} h, "
         f"sam-amg {fmt(hours(amg), '.1f')} h"
     )
-    goal = "n/a" if not pipeline else ("met" if pipeline >= GOAL_IMAGES_S else "NOT met")
-    print(f"goal >= {GOAL_IMAGES_S:.0f} images/s per GPU end to end (< 3 h on {GPUS} GPUs): {goal}")
+    if smoke:
+        goal = None
+        print(SMOKE_NOTE)
+    else:
+        goal = "n/a" if not pipeline else ("met" if pipeline >= GOAL_IMAGES_S else "NOT met")
+        print(f"goal >= {GOAL_IMAGES_S:.0f} images/s per GPU end to end (< 3 h on {GPUS} GPUs): {goal}")
     return {
         "rows": [vars(row) | {"images_s": row.images_s} for row in rows],
         "pipeline_over_amg": over_amg,
@@ -797,7 +803,7 @@ def main(argv=None) -> int:
         for name, fn in STAGES.items():
             if name in args.stages.split(",") and (device.type == "cuda" or name not in CUDA_ONLY):
                 stage(rows, name, device, lambda fn=fn: fn(setup))
-    results = report(rows, card_name(device), setup.last.get("encoder_flops"))
+    results = report(rows, card_name(device), setup.last.get("encoder_flops"), smoke=args.tiny)
     if args.json:
         results = {"environment": environment(device, sizes, args.tiny), **results}
         Path(args.json).write_text(json.dumps(results, indent=1))

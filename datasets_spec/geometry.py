@@ -80,10 +80,3 @@ def image_to_canvas(image: np.ndarray, canvas: int, pad_value: int = 0) -> np.nd
     out = np.full((canvas, canvas) + image.shape[2:], pad_value, dtype=image.dtype)
     out[:h, :w] = resized.reshape((h, w) + image.shape[2:])
     return out
-
-
-def box_to_original(box_xywh, valid_hw, orig_hw) -> list[float]:
-    """A box [x, y, w, h] in canvas pixels → original pixels."""
-    sy, sx = orig_hw[0] / valid_hw[0], orig_hw[1] / valid_hw[1]
-    x, y, bw, bh = box_xywh
-    return [x * sx, y * sy, bw * sx, bh * sy]

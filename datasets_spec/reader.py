@@ -16,6 +16,12 @@ from .geometry import fit_many
 from .meta import read_meta
 from .records import parse_records
 
+# Pixel-array chunks a rechunked release declares (attribute c2fmae.release.rechunk).
+RELEASE_CHUNKS = {
+    "shards": lambda layout: (layout.shard_size, layout.canvas, layout.canvas),
+    "images": lambda layout: (1, layout.canvas, layout.canvas),
+}
+
 
 @dataclass
 class ImageView:
@@ -61,8 +67,9 @@ class Store:
         self.__init__(state["path"])
 
     def _check_shapes(self) -> None:
-        """The arrays' shapes must be what the attributes say (N images, S x S canvas): a store
-        whose attributes were edited or damaged would be read misaligned."""
+        """The arrays' shapes must be what the attributes say (N images, S x S canvas), and the
+        masks' shards too (shard_size images): a store whose attributes were edited or damaged
+        would be read misaligned, and written across shard boundaries. Metadata only."""
         n, s = self.layout.num_images, self.layout.canvas
         for name, want in (
             (S.SEMANTIC, [n, s, s]),
@@ -72,21 +79,28 @@ class Store:
             (S.VALID_HW, [n, 2]),
         ):
             try:
-                shape = self.array_metadata(name).get("shape")
+                doc = self.array_metadata(name)
             except (OSError, ValueError) as exc:
                 raise StoreError(f"{storage.join(self.path, name)}: unreadable array metadata ({exc})") from None
+            shape = doc.get("shape")
             if shape != want:
                 raise StoreError(
                     f"{self.path}: {name} has shape {tuple(shape or ())} but the store's "
                     f"attributes say {tuple(want)} ({n} images, canvas {s}): its "
                     "attributes or arrays were changed; c2f-data validate lists the damage"
                 )
+            if name in S.PIXEL_ARRAYS:
+                self._check_chunking(name, doc)
 
-    def array_url(self, name: str) -> str:
-        """Where the Zarr v3 array `name` lives (e.g. for `dask.array.from_zarr`)."""
-        if name not in S.ALL_ARRAYS:
-            raise StoreError(f"{self.path}: no array named {name!r} (arrays: {', '.join(S.ALL_ARRAYS)})")
-        return storage.join(self.path, name)
+    def _check_chunking(self, name: str, doc: dict) -> None:
+        rechunk = self.attrs.get("release", {}).get("rechunk")
+        found, want = _array_io.chunking(doc), pixel_chunking(self.layout, rechunk)
+        if found != want:
+            said = f"shard_size {self.layout.shard_size}" + (f", rechunked by {rechunk!r}" if rechunk else "")
+            raise StoreError(
+                f"{self.path}: {name} has {_chunks(*found)} but the store's attributes say {said} "
+                f"({_chunks(*want)}): its attributes or arrays were changed; c2f-data validate lists the damage"
+            )
 
     def array_metadata(self, name: str) -> dict:
         """The Zarr v3 document (zarr.json) of array `name`; OSError / ValueError if unreadable."""
@@ -290,6 +304,20 @@ class Store:
         if not 0 <= index < self.layout.num_images:
             raise StoreError(f"{self.path}: image index {index} out of range [0, {self.layout.num_images})")
         return index
+
+
+def pixel_chunking(layout: S.Layout, rechunk: str | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(chunk shape, inner chunk shape or ()) that `semantic` and `instance` must have (as
+    _array_io.chunking reads them): shards of shard_size images with one inner chunk per image, or
+    the plain chunks of a release rewritten by `c2f-data publish --rechunk` (RELEASE_CHUNKS)."""
+    if rechunk in RELEASE_CHUNKS:
+        return RELEASE_CHUNKS[rechunk](layout), ()
+    s = layout.canvas
+    return (layout.shard_size, s, s), (1, s, s)
+
+
+def _chunks(outer: tuple, inner: tuple) -> str:
+    return f"shards {outer} with inner chunks {inner}" if inner else f"unsharded chunks {outer}"
 
 
 def array_metadata(path, name: str) -> dict:

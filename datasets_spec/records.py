@@ -59,11 +59,6 @@ def write_records(root, relpath: str, records: Iterable[dict]) -> tuple[str, int
     return hashlib.sha256(data).hexdigest(), len(lines)
 
 
-def read_records(root, relpath: str) -> list[dict]:
-    """All records of one shard's object `root/relpath`, in file order."""
-    return parse_records(storage.read_bytes(root, relpath))
-
-
 def parse_records(data: bytes) -> list[dict]:
     """Records from the gzipped JSON Lines bytes of one records object."""
     text = gzip.decompress(data).decode("utf-8")

@@ -11,15 +11,10 @@ from . import schema as S
 from .errors import StoreError
 from .geometry import fit
 from .meta import read_meta
-from .reader import Store, array_metadata
+from .reader import RELEASE_CHUNKS, Store, array_metadata, pixel_chunking
 from .records import parse_records
 from .shard_writer import pixels_crc32
 
-# Pixel-array chunks a rechunked release declares (attribute c2fmae.release.rechunk).
-RELEASE_CHUNKS = {
-    "shards": lambda layout: (layout.shard_size, layout.canvas, layout.canvas),
-    "images": lambda layout: (1, layout.canvas, layout.canvas),
-}
 _SHAPES = {S.SEMANTIC: 3, S.INSTANCE: 3, S.STATUS: 1, S.ORIG_HW: 2, S.VALID_HW: 2, S.KEY: 1, S.LABEL: 1}
 
 
@@ -80,18 +75,13 @@ def _check_arrays(path, layout: S.Layout, rechunk: str | None = None) -> list[st
 
 
 def _check_sharding(name: str, doc: dict, layout: S.Layout, rechunk: str | None) -> list[str]:
-    s = layout.canvas
     outer, inner = _array_io.chunking(doc)
-    if rechunk in RELEASE_CHUNKS:  # a release rewritten by c2f-data publish --rechunk: plain chunks, no shards
-        expected = RELEASE_CHUNKS[rechunk](layout)
-        if outer != expected or inner:
-            found = f"{name}: chunks {outer} with inner chunks {inner}"
-            return [f"{found}, expected {expected} unsharded (rechunked release)"]
+    expected, expected_inner = pixel_chunking(layout, rechunk)
+    if (outer, inner) == (expected, expected_inner):
         return []
-    if outer != (layout.shard_size, s, s) or inner != (1, s, s):
-        found = f"{name}: shards {outer} with inner chunks {inner}"
-        return [f"{found}, expected ({layout.shard_size}, {s}, {s}) with (1, {s}, {s})"]
-    return []
+    if rechunk in RELEASE_CHUNKS:  # a release rewritten by c2f-data publish --rechunk: plain chunks, no shards
+        return [f"{name}: chunks {outer} with inner chunks {inner}, expected {expected} unsharded (rechunked release)"]
+    return [f"{name}: shards {outer} with inner chunks {inner}, expected {expected} with {expected_inner}"]
 
 
 def _check_keys(store: Store) -> list[str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from datasets_spec import ImageResult, write_shard
 from datasets_spec.geometry import fit
 
-from .backends import create_backend
+from .backends import backend_class, create_backend
 from .config import LabelConfig
 from .decode import decode_for_labels
 from .errors import LabelingError
@@ -32,11 +32,11 @@ class ShardLabeler:
 
     def __init__(self, cfg: LabelConfig, device: str | None = None):
         self.cfg = cfg
-        self.semantic = create_backend("semantic", cfg.semantic.name, **_params(cfg.semantic, device))
+        self.semantic = create_backend("semantic", cfg.semantic.name, **_params("semantic", cfg.semantic, device))
         self.instance = (
             None
             if cfg.instance is None
-            else create_backend("instance", cfg.instance.name, **_params(cfg.instance, device))
+            else create_backend("instance", cfg.instance.name, **_params("instance", cfg.instance, device))
         )
 
     def identities(self) -> dict:
@@ -159,9 +159,10 @@ def _decode(path: Path, max_pixels: int, canvas: int):
         return f"decode failed: {type(exc).__name__}: {exc}"
 
 
-def _params(backend, device: str | None) -> dict:
-    """The backend's parameters, plus the worker's device unless set (classic is CPU-only)."""
+def _params(kind: str, backend, device: str | None) -> dict:
+    """The backend's parameters, plus the worker's device unless set, for a backend that takes
+    one (`takes_device`; classic does not: it runs OpenCV on the CPU)."""
     params = dict(backend.params)
-    if device is not None and backend.name != "classic":
+    if device is not None and backend_class(kind, backend.name).takes_device:
         params.setdefault("device", device)
     return params

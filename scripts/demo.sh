@@ -2,9 +2,12 @@
 # The main job end to end on the embedded defaults, CPU only, no downloads, into demo_out/ (or $1):
 # sample photos → c2f-label (classic labeler, local Ray) → validate → info → c2f-train (tiny model)
 # → exported encoder → c2f-data stats and show → publish → verify. Takes a few minutes on 2 cores.
+# The output folder must be new or empty, or one an earlier demo made (marked by .c2fmae-demo; it is
+# emptied first); any other folder is refused before anything is installed or deleted.
+source "$(dirname "${BASH_SOURCE[0]}")/demo_out.sh"
+OUT="${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/demo_out}"
+demo_out "$OUT" || exit
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-OUT="${1:-$ROOT/demo_out}"
-rm -rf "$OUT" && mkdir -p "$OUT"
 echo "== 1/7 sample images (ImageNet layout, 4 classes, plus 2 broken files)"
 python "$ROOT/scripts/make_samples.py" "$OUT/images"
 echo "== 2/7 c2f-label: classic labeler on a local Ray, shards of 16"

@@ -80,11 +80,6 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
     return build(cls, [*layers, ("--set", parse_sets(overrides))], prepare=_presets)
 
 
-def parse_overrides(items: typing.Sequence[str]) -> dict:
-    """['optim.blr=1e-3', 'engine.amp=off'] -> {'optim': {'blr': 0.001}, 'engine': {'amp': 'off'}}."""
-    return parse_sets(items)
-
-
 def from_dict(cls: type, data: dict, source: str = "config") -> Any:
     """`cls` from a nested dict (e.g. a checkpoint's saved config), validated; missing = default."""
     return build(cls, [(source, data)], prepare=_presets)
@@ -98,17 +93,6 @@ def to_dict(cfg: Any) -> dict:
 def save_config(cfg: Any, path: str | Path) -> None:
     """Write the resolved config as YAML (loadable again with load_config)."""
     Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-
-
-def valid_keys(cls: type, prefix: str = "") -> list[str]:
-    """Every dotted key the config accepts, e.g. ['model.embed_dim', ..., 'optim.blr', ...]."""
-    keys = []
-    for item in dataclasses.fields(cls):
-        keys.append(prefix + item.name)
-        tp = typing.get_type_hints(cls)[item.name]
-        if dataclasses.is_dataclass(tp):
-            keys.extend(valid_keys(tp, f"{prefix}{item.name}."))
-    return keys
 
 
 def _presets(layer: dict) -> dict:

@@ -162,8 +162,3 @@ def truncate_log(path: Path, step: int, keep_record: Callable[[int], bool] = lam
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def read_log(path: Path) -> list[dict]:
-    """All records of a log.jsonl."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]

@@ -60,12 +60,18 @@ def uses_prompts(kind: str, name: str) -> bool:
     return (kind, name) in _PROMPTED
 
 
-def create_backend(kind: str, name: str, **params) -> SemanticBackend | InstanceBackend:
-    """Build backend `name` of `kind` with its parameters; LabelingError names the valid choices."""
+def backend_class(kind: str, name: str) -> type:
+    """The class of backend `name` of `kind` (imports a built-in's module); LabelingError names
+    the valid choices."""
     require_backend(kind, name)
     if (kind, name) not in _REGISTRY:
         importlib.import_module(_BUILTIN[(kind, name)])
-    cls = _REGISTRY[(kind, name)]
+    return _REGISTRY[(kind, name)]
+
+
+def create_backend(kind: str, name: str, **params) -> SemanticBackend | InstanceBackend:
+    """Build backend `name` of `kind` with its parameters; LabelingError names the valid choices."""
+    cls = backend_class(kind, name)
     try:
         inspect.signature(cls).bind(**params)
     except TypeError as err:
@@ -78,6 +84,7 @@ __all__ = [
     "InstanceBackend",
     "Instances",
     "SemanticBackend",
+    "backend_class",
     "backend_names",
     "create_backend",
     "register_backend",

@@ -53,9 +53,14 @@ class Instances:
 
 
 class SemanticBackend(ABC):
-    """Images → class id per pixel at each image's canvas size."""
+    """Images → class id per pixel at each image's canvas size.
+
+    takes_device: True when the constructor takes `device` (where its models run): a GPU worker
+    then passes its own unless the backend's parameters name one. False for CPU-only backends.
+    """
 
     name: str
+    takes_device: bool = True
 
     @abstractmethod
     def label_space(self) -> dict[int, str]:
@@ -78,10 +83,12 @@ class InstanceBackend(ABC):
 
     uses_prompts: True for backends that find nothing without a text prompt (the job then refuses
     images that have none).
+    takes_device: as for a semantic backend.
     """
 
     name: str
     uses_prompts: bool = False
+    takes_device: bool = True
 
     @abstractmethod
     def identity(self) -> dict:

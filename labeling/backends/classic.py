@@ -41,6 +41,8 @@ _CACHE: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
 class ClassicSegmenter:
     """The shared computation of both classic roles (see the module docstring)."""
 
+    takes_device = False  # OpenCV on the CPU: no device to choose
+
     def __init__(self, clusters=4, margin=0.05, seed_fraction=0.2, iterations=2, min_fraction=0.01, seed=0):
         if not 1 <= clusters <= 16:
             raise LabelingError(f"classic: clusters must be in 1..16, got {clusters}")

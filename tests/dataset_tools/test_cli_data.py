@@ -3,6 +3,7 @@ import json
 import pytest
 
 from dataset_tools.cli import main
+from datasets_spec import StoreError, open_store
 from datasets_spec.validate import validate
 
 from ..datasets_spec.store_fixtures import make_store
@@ -64,6 +65,31 @@ def test_info_on_a_store_with_an_edited_image_count_is_one_line(tmp_path, capsys
     assert err.count("\n") == 1 and err.startswith("c2f-data: error: ")
     assert f"semantic has shape (8, 32, 32) but the store's attributes say ({count}, 32, 32)" in err
     assert main(["validate", str(tmp_path / "ds"), "--quiet"]) == 1  # the damage is validate's report
+
+
+@pytest.mark.parametrize("shard_size", [2, 8])
+def test_a_store_with_an_edited_shard_size_is_refused_on_open(tmp_path, capsys, shard_size):
+    """Its masks are sharded 4 by 4: reading or writing it by other shards would cross them."""
+    store = tmp_path / "ds"
+    make_store(store, n=8, shard_size=4)
+    doc = json.loads((store / "zarr.json").read_text())
+    doc["attributes"]["c2fmae"]["shard_size"] = shard_size
+    (store / "zarr.json").write_text(json.dumps(doc))
+    with pytest.raises(StoreError) as refused:
+        open_store(store)
+    assert str(refused.value) == (
+        f"{store}: semantic has shards (4, 32, 32) with inner chunks (1, 32, 32) but the store's attributes say "
+        f"shard_size {shard_size} (shards ({shard_size}, 32, 32) with inner chunks (1, 32, 32)): its attributes "
+        "or arrays were changed; c2f-data validate lists the damage"
+    )
+    assert main(["info", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"c2f-data: error: {refused.value}\n"
+    assert main(["validate", str(store), "--quiet"]) == 1  # the damage is validate's report
+    assert validate(store) == [
+        f"{name}: shards (4, 32, 32) with inner chunks (1, 32, 32), expected ({shard_size}, 32, 32) with (1, 32, 32)"
+        for name in ("semantic", "instance")
+    ]
 
 
 def test_usage_errors_are_one_line_with_exit_2(capsys):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from datasets_spec.geometry import box_to_original, fit, image_to_canvas, labels_from_canvas, labels_to_canvas
+from datasets_spec.geometry import fit, image_to_canvas, labels_from_canvas, labels_to_canvas
 
 
 @pytest.mark.parametrize(
@@ -50,7 +50,3 @@ def test_image_to_canvas_shape_and_padding():
     image = np.full((60, 30, 3), 200, np.uint8)
     out = image_to_canvas(image, 32)
     assert out.shape == (32, 32, 3) and (out[:, :16] == 200).all() and (out[:, 16:] == 0).all()
-
-
-def test_box_maps_to_original_per_axis():
-    assert box_to_original([10, 20, 5, 4], (50, 40), (100, 120)) == [30.0, 40.0, 15.0, 8.0]

@@ -8,9 +8,9 @@ import pytest
 import zarr
 
 from dataset_tools.cli import main
-from datasets_spec import _array_io, storage
+from datasets_spec import _array_io, open_store, storage
 from datasets_spec import schema as S
-from datasets_spec.records import read_records, write_records
+from datasets_spec.records import write_records
 from datasets_spec.shard_writer import file_inventory, pixels_crc32
 from datasets_spec.validate import validate
 
@@ -38,7 +38,7 @@ def _edit_marker(path, shard, **changes):
 def _rewrite_records(path, shard, edit):
     """A foreign writer that keeps checksums consistent but the content wrong."""
     rel = storage.records_path(shard)
-    records = edit(read_records(path, rel))
+    records = edit(open_store(path).records(shard))
     sha, count = write_records(path, rel, records)
     _edit_marker(path, shard, records={"path": rel, "sha256": sha, "count": count})
 
@@ -54,7 +54,7 @@ def _rewrite_pixels(path, shard, name, edit):
 
 
 def _first_done_with_instances(path, shard):
-    recs = read_records(path, storage.records_path(shard))
+    recs = open_store(path).records(shard)
     return recs[0]["index"], recs
 
 

@@ -1,5 +1,6 @@
 """The registry, and one contract that every registered backend meets (tiny random weights)."""
 
+import inspect
 import json
 
 import numpy as np
@@ -10,9 +11,11 @@ from datasets_spec.geometry import fit, labels_to_canvas
 from datasets_spec.records import decode_rle
 from labeling import backends
 from labeling.backends import KINDS, backend_names, classic, create_backend, register_backend
-from labeling.backends.base import SemanticBackend
+from labeling.backends.base import InstanceBackend, Instances, SemanticBackend
+from labeling.config import BackendConfig, LabelConfig
 from labeling.errors import LabelingError
 from labeling.fusion import fuse
+from labeling.worker import ShardLabeler
 
 CANVAS = 64
 
@@ -74,6 +77,29 @@ def test_a_registered_backend_is_built_by_name_and_does_not_leak(monkeypatch):
     assert "everything-is-sky" not in backend_names("semantic")  # gone for the tests that follow
 
 
+def test_a_gpu_worker_gives_its_device_to_the_backends_that_take_one(monkeypatch):
+    with monkeypatch.context() as patch:
+        patch.setattr(backends, "_REGISTRY", dict(backends._REGISTRY))
+        register_backend("semantic", "cpu-only")(type("CpuOnly", (classic.ClassicSemantic,), {}))
+
+        @register_backend("instance", "on-device")
+        class OnDevice(InstanceBackend):
+            def __init__(self, device: str = "cpu"):
+                self.device = device
+
+            def identity(self):
+                return {"name": self.name, "device": self.device}
+
+            def predict(self, images, prompts):
+                return [Instances.empty(*im.shape[:2], self.name) for im in images]
+
+        cfg = LabelConfig(semantic=BackendConfig("cpu-only"), instance=BackendConfig("on-device"))
+        labeler = ShardLabeler(cfg, device="cuda:1")  # the CPU-only backend gets no device
+        assert isinstance(labeler.semantic, classic.ClassicSemantic) and labeler.instance.device == "cuda:1"
+        chosen = LabelConfig(semantic=BackendConfig("classic"), instance=BackendConfig("on-device", {"device": "cpu"}))
+        assert ShardLabeler(chosen, device="cuda:1").instance.device == "cpu"  # the parameters' own wins
+
+
 def _uncached(backend):
     """`backend` with the classic module cache emptied, so a second run computes its answers again."""
     classic._CACHE.clear()
@@ -81,6 +107,12 @@ def _uncached(backend):
 
 
 BUILTIN = [(kind, name) for kind in KINDS for name in backend_names(kind)]  # a new one needs tiny_params
+
+
+@pytest.mark.parametrize("kind, name", BUILTIN, ids=[f"{k}-{n}" for k, n in BUILTIN])
+def test_takes_device_says_whether_the_constructor_has_a_device_parameter(kind, name):
+    cls = backends.backend_class(kind, name)
+    assert cls.takes_device == ("device" in inspect.signature(cls).parameters)
 
 
 @pytest.mark.parametrize("kind, name", BUILTIN, ids=[f"{k}-{n}" for k, n in BUILTIN])

@@ -128,6 +128,20 @@ def test_an_input_that_cannot_be_listed_is_one_line(capsys, photos, tmp_path, mo
     assert not (tmp_path / "ds").exists()
 
 
+def test_a_store_whose_shard_size_was_edited_is_not_resumed(capsys, photos, complete_store, tmp_path):
+    """Its masks are sharded 2 by 2; resumed by its attributes' 4 (the job's own setting, 2, is what
+    its provenance says), shard 0, marked done, would span two shards: nothing left to label."""
+    store = tmp_path / "ds"
+    shutil.copytree(complete_store, store)
+    doc = json.loads((store / "zarr.json").read_text())
+    doc["attributes"]["c2fmae"]["shard_size"] = 4
+    (store / "zarr.json").write_text(json.dumps(doc))
+    before = {p: p.read_bytes() for p in sorted(store.rglob("*")) if p.is_file()}
+    code, out, err = _label(capsys, photos, "-o", store, "--shard-size", 2, "--quiet")  # the original command
+    _one_error(code, err, f"{store}: exists but cannot be resumed", "semantic has shards (2, ", "shard_size 4")
+    assert out == "" and {p: p.read_bytes() for p in sorted(store.rglob("*")) if p.is_file()} == before
+
+
 def test_exit_0_with_failed_images_and_1_with_shards_left_pending(capsys, photos, tmp_path, ray_session, monkeypatch):
     folder = tmp_path / "photos"
     shutil.copytree(photos, folder)

@@ -6,6 +6,7 @@ CPU step takes milliseconds: ViT 32 px, patch 8 (16 patches), width 32.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,11 @@ def tiny_config(*overrides: str):
 def train_argv(config, store, images, out, *extra) -> list[str]:
     """`c2f-train` arguments: train with CONFIG on STORE (images under IMAGES) into OUT, then `extra`."""
     return [str(a) for a in ("--config", config, "--data", store, "--images", images, "--out", out, *extra)]
+
+
+def read_log(path: Path) -> list[dict]:
+    """All records of a run's log.jsonl, as a machine reading the log sees them."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
 def write_tiny_yaml(path: Path, *overrides: str) -> Path:

@@ -1,4 +1,4 @@
-"""Curriculum: endpoints, normalisation, shapes, sampling, state and plot."""
+"""Curriculum: endpoints, normalisation, shapes, sampling and state."""
 
 import math
 
@@ -60,14 +60,3 @@ def test_patch_mix_hands_every_sample_the_weights():
     assert torch.equal(cur.sample(2, 0.0), torch.tensor([[1.0, 0.0, 0.0]] * 2))
     with pytest.raises(ValueError, match="mix"):
         CurriculumConfig(mix="pixel")
-
-
-def test_plot_writes_png(tmp_path):
-    import numpy as np
-    from PIL import Image
-
-    path = tmp_path / "curriculum.png"
-    Curriculum().plot(path)
-    img = Image.open(path)
-    assert img.format == "PNG" and img.size == (640, 360)
-    assert len(np.unique(np.asarray(img).reshape(-1, 3), axis=0)) > 3

@@ -8,10 +8,9 @@ from torch import nn
 
 import training.engine as engine
 from training.errors import TrainingError
-from training.logs import read_log
 from training.models.c2fmae import C2FMAE
 
-from .engine_fixtures import tiny_config, tiny_store  # noqa: F401  (fixture)
+from .engine_fixtures import read_log, tiny_config, tiny_store  # noqa: F401  (fixture)
 
 
 def _losses(run_dir) -> list[float]:

@@ -12,9 +12,9 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import training.engine as engine
-from training.logs import read_log, truncate_log
+from training.logs import truncate_log
 
-from .engine_fixtures import tiny_config, tiny_store  # noqa: F401  (fixture)
+from .engine_fixtures import read_log, tiny_config, tiny_store  # noqa: F401  (fixture)
 
 KEYS = ("step", "loss", "loss_rgb", "loss_semantic", "loss_instance", "lr", "w_semantic")
 INTERVALS = ("engine.log_every=3", "engine.checkpoint_every=2", "engine.tensorboard=true")

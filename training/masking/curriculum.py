@@ -18,14 +18,11 @@ from typing import Annotated, Literal
 
 import pydantic
 import torch
-from PIL import Image, ImageDraw
 
 from plumbing.config_fields import Float, section
-from training.masking.generator import STRATEGY_NAMES
 
 SHAPES = ("linear", "cosine", "constant")
 MIXES = ("sample", "patch")
-PLOT_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44))
 Weight = Annotated[float, pydantic.Strict(), pydantic.Field(ge=0)]
 
 
@@ -91,23 +88,3 @@ class Curriculum:
         source = generator.device if generator is not None else device
         u = torch.rand(n, generator=generator, device=source).to(device)
         return (u >= a_s).long() + (u >= a_s + a_i).long()
-
-    def plot(self, path, steps: int = 201, size: tuple[int, int] = (640, 360)) -> None:
-        """Write a PNG of the three weights (y, 0..1) over progress t (x, 0..1)."""
-        w, h, pad = size[0], size[1], 40
-        img = Image.new("RGB", (w, h), "white")
-        draw = ImageDraw.Draw(img)
-        draw.rectangle([pad, pad // 2, w - pad // 2, h - pad], outline="black")
-
-        def xy(t: float, a: float) -> tuple[float, float]:
-            return pad + t * (w - 1.5 * pad), h - pad - a * (h - 1.5 * pad)
-
-        ts = [i / (steps - 1) for i in range(steps)]
-        curves = list(zip(*(self.weights(t) for t in ts)))
-        for k, (name, colour) in enumerate(zip(STRATEGY_NAMES, PLOT_COLOURS)):
-            draw.line([xy(t, a) for t, a in zip(ts, curves[k])], fill=colour, width=3)
-            draw.text((pad + 10 + 90 * k, 4), name, fill=colour)
-        draw.text((pad - 4, h - pad + 6), "0", fill="black")
-        draw.text((w - pad // 2 - 20, h - pad + 6), "t=1", fill="black")
-        draw.text((6, pad // 2), "1", fill="black")
-        img.save(path)
