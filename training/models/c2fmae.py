@@ -17,18 +17,18 @@ from timm.models.vision_transformer import Block
 from training.layers.adapters import InstanceAdapter, SemanticAdapter
 from training.layers.cascade import CascadeStage, scatter_to_grid
 from training.layers.patch_embed import rgb_patch_embed, sincos_pos_embed
-from training.losses import instance_loss, patch_stats, rgb_loss, semantic_loss
+from training.losses import instance_loss, rgb_loss, semantic_loss
 from training.masking import RANDOM, Masks, generate_masks
 from training.models.config import ModelConfig
 from training.models.encoder_io import EncoderExportMixin
-from training.patches import LABEL_STRIDE, gather_patches, label_patches, patchify, unpatchify, unpatchify_labels
+from training.patches import LABEL_STRIDE, gather_patches, label_patches, patchify
 
 TARGETS = ("semantic", "instance", "rgb")
 
 
 class C2FMAE(EncoderExportMixin, nn.Module):
     """``model(batch, strategy, generator) -> {"loss", "losses", "mask", "preds", "masks"}``;
-    ``model.pictures(batch, out)`` turns an output into drawable images."""
+    ``training.pictures.draw_predictions`` turns an output into drawable images."""
 
     def __init__(self, cfg: ModelConfig, num_classes: int):
         super().__init__()
@@ -239,59 +239,8 @@ class C2FMAE(EncoderExportMixin, nn.Module):
         """images: [N, 3, H, W] -> [N, L, p*p*3]."""
         return patchify(images, self.cfg.patch_size)
 
-    def unpatchify(self, patches: torch.Tensor) -> torch.Tensor:
-        """patches: [N, L, p*p*C] -> [N, C, H, W]."""
-        return unpatchify(patches, self.cfg.patch_size, (self.cfg.grid, self.cfg.grid))
-
-    # ---------------------------------------------------------------- pictures
-    @torch.no_grad()
-    def pictures(self, batch: dict, out: dict) -> dict[str, torch.Tensor]:
-        """Drawable predictions of a forward's output `out` on `batch` (built only when asked: the
-        engine draws every engine.image_every steps), visible patches pasted from the input:
-        rgb [N, 3, H, W], semantic [N, H/4, W/4], instance [N, 3, H/4, W/4] (see below)."""
-        preds, masks = out["preds"], out["masks"]
-        drawn = {"rgb": self.picture_rgb(batch, preds["rgb"], masks["rgb"].ids_masked())}
-        if self.cfg.mode != "mae":
-            drawn["semantic"] = self.picture_semantic(batch, preds["semantic"], masks["semantic"].ids_masked())
-            drawn["instance"] = self.picture_instance(preds["instance"], masks["instance"].ids_masked())
-        return drawn
-
-    def picture_rgb(self, batch: dict, pred: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """Normalised image space; with norm_pix_loss, predictions are un-normalised with the
-        true patch mean and variance (a picture aid, as in MAE's visualisations)."""
-        target = self.patchify(batch["image"])
-        pred = pred.float()
-        if self.cfg.norm_pix_loss:
-            mean, std = patch_stats(gather_patches(target, ids))
-            pred = pred * std + mean
-        return self.unpatchify(paste(target, ids, pred))
-
-    def picture_semantic(self, batch: dict, logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """Argmax class ids at masked patches, the target elsewhere: [N, H/4, W/4]."""
-        labels = self.targets_of(batch, "semantic")
-        argmax = logits.unflatten(-1, (labels.shape[-1], -1)).argmax(-1)
-        grid = (self.cfg.grid, self.cfg.grid)
-        return unpatchify_labels(paste(labels, ids, argmax), self.cfg.patch_size, grid)
-
-    def picture_instance(self, embed: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """First three embedding channels, min-max stretched per image to [0, 1], 0 at visible
-        patches: [N, 3, H/4, W/4]."""
-        cells = (self.cfg.patch_size // LABEL_STRIDE) ** 2
-        emb = embed.float().unflatten(-1, (cells, -1))[..., :3]
-        lo, hi = emb.amin((1, 2, 3), keepdim=True), emb.amax((1, 2, 3), keepdim=True)
-        emb = ((emb - lo) / (hi - lo).clamp(min=1e-6)).flatten(2)
-        canvas = emb.new_zeros(emb.shape[0], self.cfg.num_patches, emb.shape[-1])
-        grid = (self.cfg.grid, self.cfg.grid)
-        return unpatchify(paste(canvas, ids, emb), self.cfg.patch_size // LABEL_STRIDE, grid)
-
 
 def vit_block(dim: int, num_heads: int, mlp_ratio: float) -> Block:
     """timm's pre-norm ViT block with qkv bias and LayerNorm eps 1e-6, as MAE's and timm's
     ``VisionTransformer`` (timm's ``Block`` default norm has changed across versions)."""
     return Block(dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=functools.partial(nn.LayerNorm, eps=1e-6))
-
-
-def paste(grid: torch.Tensor, ids: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """A copy of grid [N, L, K] with rows ids [N, M] replaced by values [N, M, K]."""
-    index = ids[..., None].expand(-1, -1, grid.shape[-1])
-    return grid.scatter(1, index, values.to(grid.dtype))
