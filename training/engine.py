@@ -36,6 +36,7 @@ from training.masking import Curriculum
 from training.models.factory import build_model
 from training.models.mae_checkpoint import load_mae_checkpoint
 from training.optim import Schedule, build_optimizer, effective_batch
+from training.pictures import draw_predictions
 from training.sampler import ResumableSampler
 from training.seeding import derive_seed, generator
 from training.step import StepContext, StepResult, train_step
@@ -212,7 +213,7 @@ def _after_step(run: Run, logger: RunLogger, meter: Meter, done: int, lr: float,
     logger.advance(record["loss"] if record else None)
     if run.info.is_main and eng.image_every and done % eng.image_every == 0:
         (run.run_dir / "images").mkdir(exist_ok=True)
-        pictures = distributed.unwrap(run.ctx.model).pictures(result.batch, result.out)
+        pictures = draw_predictions(run.cfg.model, result.batch, result.out)
         save_grid(
             run.run_dir / "images" / f"step-{done:07d}.png",
             result.batch,

@@ -8,7 +8,6 @@ from torch import nn
 
 import training.engine as engine
 from training.errors import TrainingError
-from training.models.c2fmae import C2FMAE
 
 from .engine_fixtures import read_log, tiny_config, tiny_store  # noqa: F401  (fixture)
 
@@ -20,8 +19,8 @@ def _losses(run_dir) -> list[float]:
 @pytest.mark.slow
 def test_a_few_cpu_steps_reduce_the_loss_and_write_every_channel(tiny_store, tmp_path, monkeypatch):
     drawn = []
-    real_pictures = C2FMAE.pictures
-    monkeypatch.setattr(C2FMAE, "pictures", lambda self, *a: drawn.append(1) or real_pictures(self, *a))
+    real_pictures = engine.draw_predictions
+    monkeypatch.setattr(engine, "draw_predictions", lambda *a: drawn.append(1) or real_pictures(*a))
     cfg = tiny_config(
         "engine.tensorboard=true",
         "engine.image_every=10",

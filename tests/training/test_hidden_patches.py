@@ -11,7 +11,7 @@ import torch
 
 from training.masking import INSTANCE, RANDOM, SEMANTIC
 from training.models import build_model
-from training.models.c2fmae import TARGETS
+from training.models.decoders import TARGETS
 
 TINY_CLASSES = 5  # as in conftest.tiny_train_batch
 N = 4

@@ -22,6 +22,7 @@ from training.masking.generator import masks_from_order
 from training.models import ModelConfig, build_model
 from training.models.mae_checkpoint import load_mae_checkpoint
 from training.optim import Schedule, build_optimizer
+from training.pictures import picture_rgb
 
 from .engine_fixtures import tiny_config, tiny_store  # noqa: F401  (fixture)
 
@@ -199,7 +200,7 @@ def test_a_perfect_normalised_prediction_pictures_as_the_image():
     masks = our_masks(torch.rand(2, CFG.num_patches), CFG)["rgb"]
     ids = masks.ids_masked()
     pred = normalise_patches(take(model.patchify(images), ids))
-    torch.testing.assert_close(model.picture_rgb({"image": images}, pred, ids), images, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(picture_rgb(model.cfg, {"image": images}, pred, ids), images, rtol=1e-5, atol=1e-5)
 
 
 def test_c2fmae_takes_the_encoder_and_rgb_path_and_initialises_the_rest(mae_file):

@@ -13,6 +13,7 @@ from training.models.config import ARCH_PRESETS
 from training.models.encoder_io import build_timm_vit
 from training.optim import param_groups
 from training.patches import gather_patches
+from training.pictures import draw_predictions
 
 MIXED = torch.tensor([0, 1, 2, 0])
 TINY_CLASSES = 5  # as in conftest.tiny_train_batch
@@ -33,7 +34,7 @@ def test_every_mode_runs_forward_and_backward(mode, tiny_model_cfg, tiny_train_b
     out = run(model, tiny_train_batch)
     out["loss"].backward()
     names = {"rgb"} if mode == "mae" else {"semantic", "instance", "rgb"}
-    pictures = model.pictures(tiny_train_batch, out)
+    pictures = draw_predictions(model.cfg, tiny_train_batch, out)
     assert set(out["losses"]) == names and set(pictures) == names
     assert torch.isfinite(out["loss"]) and out["loss"].ndim == 0
     assert torch.allclose(out["loss"], sum(out["losses"].values()))
@@ -51,7 +52,7 @@ def test_reconstruction_picture_keeps_visible_patches(tiny_model_cfg, tiny_train
     out = run(model, tiny_train_batch)
     visible = (1 - out["mask"]).bool()
     truth = model.patchify(tiny_train_batch["image"])[visible]
-    assert torch.allclose(model.patchify(model.pictures(tiny_train_batch, out)["rgb"])[visible], truth)
+    assert torch.allclose(model.patchify(draw_predictions(model.cfg, tiny_train_batch, out)["rgb"])[visible], truth)
 
 
 def stage_param(model, stage):

@@ -1,12 +1,23 @@
-"""The RGB patch embedding and the fixed position table (patch geometry: ``training.patches``)."""
+"""The RGB input adapter (timm's patch embedding) and the fixed position table (patch geometry:
+``training.patches``)."""
 
 import torch
 from timm.layers import PatchEmbed
 
+from training.patches import gather_patches
 
-def rgb_patch_embed(img_size: int, patch_size: int, embed_dim: int) -> PatchEmbed:
-    """timm's patch embedding (conv p x p, stride p), so its weights export to timm as they are."""
-    return PatchEmbed(img_size=img_size, patch_size=patch_size, in_chans=3, embed_dim=embed_dim)
+
+class RGBAdapter(PatchEmbed):
+    """image: [N, 3, H, W], ids_keep: [N, K] -> tokens [N, K, D] (all L patches when None). timm's
+    patch embedding (conv p x p, stride p), so its weights export to timm as they are; it embeds
+    the whole image and keeps the visible rows, as MAE does."""
+
+    def __init__(self, img_size: int, patch_size: int, embed_dim: int):
+        super().__init__(img_size=img_size, patch_size=patch_size, in_chans=3, embed_dim=embed_dim)
+
+    def forward(self, image: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:
+        tokens = super().forward(image)
+        return tokens if ids_keep is None else gather_patches(tokens, ids_keep)
 
 
 def sincos_pos_embed(dim: int, grid: int) -> torch.Tensor:

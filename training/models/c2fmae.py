@@ -1,73 +1,66 @@
-"""C2FMAE (arXiv 2603.09955): a masked autoencoder over RGB, semantic and instance maps with a
-cascaded decoder, semantic -> instance -> RGB.
+"""C2FMAE (arXiv 2603.09955): a masked autoencoder over RGB, semantic and instance maps.
 
-Data flow of one step, in the order of this file: mask the patch grid (one ``Masks`` per target,
-shared unless ``per_modality_masking``) -> embed the three inputs and keep the visible tokens ->
-shared ViT encoder -> three decoder stages on the masked positions -> one linear head per target
--> losses on the masked patches. ``mode="mae"`` keeps only RGB, random masking and MAE's decoder
-(the mask tokens and the visible tokens decoded together by plain transformer blocks).
+The model is composed of parts that ``factory.build_model`` chooses and passes in, as MultiMAE
+takes its adapters and heads: input adapters (RGB, and for C2FMAE the two label maps), a decoder
+(``decoders.py``: cascade, parallel stages or MAE's) and one linear head per target; the shared
+ViT encoder is its own. Data flow of one step, in the order of this file: mask the patch grid (one
+``Masks`` per target, shared unless ``per_modality_masking``) -> embed each input's visible patches
+-> shared ViT encoder -> decoder features at the masked positions -> heads -> losses on the masked
+patches.
 """
-
-import functools
 
 import torch
 import torch.nn as nn
-from timm.models.vision_transformer import Block
 
-from training.layers.adapters import InstanceAdapter, SemanticAdapter
-from training.layers.cascade import CascadeStage, scatter_to_grid
-from training.layers.patch_embed import rgb_patch_embed, sincos_pos_embed
-from training.losses import instance_loss, patch_stats, rgb_loss, semantic_loss
+from training.layers.blocks import vit_block
+from training.layers.patch_embed import sincos_pos_embed
+from training.losses import instance_loss, rgb_loss, semantic_loss
 from training.masking import RANDOM, Masks, generate_masks
 from training.models.config import ModelConfig
 from training.models.encoder_io import EncoderExportMixin
-from training.patches import LABEL_STRIDE, gather_patches, label_patches, patchify, unpatchify, unpatchify_labels
+from training.patches import gather_patches, label_patches, patchify
 
-TARGETS = ("semantic", "instance", "rgb")
+# Where each input's adapter is registered (checkpoint names; rgb: timm's) and what it reads.
+ADAPTER_NAMES = {"rgb": "patch_embed", "semantic": "semantic_embed", "instance": "instance_embed"}
+BATCH_KEYS = {"rgb": "image", "semantic": "semantic", "instance": "instance"}
+GUIDES = ("semantic", "instance")  # the label maps guided masking reads, when they are inputs
 
 
 class C2FMAE(EncoderExportMixin, nn.Module):
-    """``model(batch, strategy, generator) -> {"loss", "losses", "mask", "preds", "masks"}``;
-    ``model.pictures(batch, out)`` turns an output into drawable images."""
+    """``model(batch, strategy, generator) -> {"loss", "losses", "mask", "preds", "masks"}``.
 
-    def __init__(self, cfg: ModelConfig, num_classes: int):
+    adapters: input -> module, ``(input, ids_keep [N, K]) -> tokens [N, K, D]``, in registration
+    order (their tokens are summed in this order with ``sum`` fusion); decoder: ``(latent, masks)
+    -> target -> features [N, M, Dd]``, its parts registered here without a prefix; heads:
+    target -> module, in the order of the encoder's token groups (``tokens`` fusion)."""
+
+    def __init__(self, cfg: ModelConfig, adapters: dict[str, nn.Module], decoder: nn.Module, heads: nn.ModuleDict):
         super().__init__()
-        self.cfg, self.num_classes = cfg, num_classes
-        self.targets = ("rgb",) if cfg.mode == "mae" else TARGETS
-        d, dd, p, grid = cfg.embed_dim, cfg.decoder_dim, cfg.patch_size, cfg.grid
+        self.cfg, self.inputs = cfg, tuple(adapters)
+        d = cfg.embed_dim
         # input adapters; each one's bias doubles as its modality embedding
-        self.patch_embed = rgb_patch_embed(cfg.img_size, p, d)
-        if cfg.mode != "mae":
-            self.semantic_embed = SemanticAdapter(num_classes, p, d, cfg.semantic_embed_dim)
-            self.instance_embed = InstanceAdapter(p, d)
+        for name, adapter in adapters.items():
+            self.add_module(ADAPTER_NAMES[name], adapter)
         # encoder; parameter names follow timm's VisionTransformer (see encoder_io)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
-        pos = torch.cat([torch.zeros(1, d), sincos_pos_embed(d, grid)])[None]
+        pos = torch.cat([torch.zeros(1, d), sincos_pos_embed(d, cfg.grid)])[None]
         self.pos_embed = nn.Parameter(pos, requires_grad=False)
         self.blocks = nn.Sequential(*[vit_block(d, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth)])
         self.norm = nn.LayerNorm(d, eps=1e-6)
-        # decoder
-        self.decoder_embed = nn.Linear(d, dd)
-        self.decoder_pos_embed = nn.Parameter(sincos_pos_embed(dd, grid)[None], requires_grad=False)
-        if cfg.mode == "mae":
-            self.mask_token = nn.Parameter(torch.zeros(1, 1, dd))
-            self.decoder_blocks = nn.Sequential(
-                *[vit_block(dd, cfg.decoder_heads, cfg.mlp_ratio) for _ in range(cfg.decoder_depth)]
-            )
-            self.decoder_norm = nn.LayerNorm(dd, eps=1e-6)
-        else:
-            if cfg.mode == "c2f":
-                self.grid_token = nn.Parameter(torch.zeros(1, 1, dd))
-            self.stages = nn.ModuleDict(
-                {t: CascadeStage(dd, cfg.stage_depth, cfg.decoder_heads, cfg.mlp_ratio) for t in TARGETS}
-            )
-            if cfg.decoder_context_embed:
-                sources = 1 if cfg.input_fusion == "sum" else len(TARGETS)
-                self.decoder_source_embed = nn.Embedding(sources, dd)
-        cells = (p // LABEL_STRIDE) ** 2
-        out = {"semantic": cells * num_classes, "instance": cells * cfg.instance_embed_dim, "rgb": p * p * 3}
-        self.heads = nn.ModuleDict({t: nn.Linear(dd, out[t]) for t in self.targets})
+        self.register_decoder(decoder)
+        self.heads, self.targets = heads, tuple(heads)
         self.init_weights()
+
+    def register_decoder(self, decoder: nn.Module) -> None:
+        """Register the decoder's own parameters and sub-modules here under their own names and
+        keep it as ``self.decoder``, a plain attribute for its forward. Both hold the same tensors
+        (as tied weights do), so state_dict names stay those checkpoints have
+        (``decoder_embed.weight``, ``stages.rgb.*``, ``mask_token``), with no ``decoder.`` prefix."""
+        for name, param in decoder.named_parameters(recurse=False):
+            self.register_parameter(name, param)
+        for name, module in decoder.named_children():
+            self.add_module(name, module)
+        object.__setattr__(self, "decoder", decoder)  # nn.Module.__setattr__ would register it again
 
     def init_weights(self) -> None:
         """Xavier-uniform linear maps (conv projections flattened), N(0, 0.02) tokens, zero
@@ -92,8 +85,7 @@ class C2FMAE(EncoderExportMixin, nn.Module):
     # ---------------------------------------------------------------- forward
     def forward(self, batch: dict, strategy: torch.Tensor, generator: torch.Generator | None = None) -> dict:
         """batch: the training batch contract (docs/contracts.md); strategy: [N] masking
-        strategy per sample, or [N, 3] per-patch mixing weights (see ``generate_masks``);
-        ignored in mae mode (always random)."""
+        strategy per sample, or [N, 3] per-patch mixing weights (see ``generate_masks``)."""
         masks = self.mask_patches(batch, strategy, generator)
         latent = self.forward_encoder(batch, masks)
         preds = self.forward_decoder(latent, masks)
@@ -112,11 +104,13 @@ class C2FMAE(EncoderExportMixin, nn.Module):
         }
 
     def mask_patches(self, batch: dict, strategy: torch.Tensor, generator: torch.Generator | None) -> dict[str, Masks]:
-        """One ``Masks`` per target; the same object for all unless ``per_modality_masking``."""
+        """One ``Masks`` per target; the same object for all unless ``per_modality_masking``.
+        The label maps among the inputs guide the masks; a model with none (MAE) ignores the
+        strategies and masks every sample at random."""
         cfg = self.cfg
-        if cfg.mode == "mae":
+        maps = {t: batch[t] for t in GUIDES if t in self.inputs}
+        if not maps:
             strategy = torch.full((strategy.shape[0],), RANDOM, device=strategy.device)
-        maps = {} if cfg.mode == "mae" else {"semantic": batch["semantic"], "instance": batch["instance"]}
 
         def draw() -> Masks:
             return generate_masks(
@@ -135,18 +129,13 @@ class C2FMAE(EncoderExportMixin, nn.Module):
 
     # ---------------------------------------------------------------- encoder
     def embed_visible(self, batch: dict, masks: dict[str, Masks]) -> dict[str, torch.Tensor]:
-        """Tokens of each input's visible patches, no position yet: name -> [N, K, D]. The label
-        adapters embed only the visible patches; RGB is embedded whole, as in MAE."""
-        ids = {t: masks[t].ids_keep for t in self.targets}
-        tokens = {"rgb": gather_patches(self.patch_embed(batch["image"]), ids["rgb"])}
-        if self.cfg.mode != "mae":
-            tokens["semantic"] = self.semantic_embed(batch["semantic"], ids["semantic"])
-            tokens["instance"] = self.instance_embed(batch["instance"], ids["instance"])
-        return tokens
+        """Tokens of each input's visible patches, no position yet: input -> [N, K, D]."""
+        return {t: getattr(self, ADAPTER_NAMES[t])(batch[BATCH_KEYS[t]], masks[t].ids_keep) for t in self.inputs}
 
     def forward_encoder(self, batch: dict, masks: dict[str, Masks]) -> torch.Tensor:
-        """-> latent [N, 1 + T, D]: cls, then the visible tokens of each target in TARGETS order
-        (T = 3 * len_keep with ``tokens`` fusion; ``sum`` fusion and mae mode: T = len_keep)."""
+        """-> latent [N, 1 + T, D]: cls, then the visible tokens of each target in ``targets``
+        order (T = 3 * len_keep for C2FMAE with ``tokens`` fusion; with ``sum`` fusion, one token
+        per visible patch: T = len_keep)."""
         tokens = self.embed_visible(batch, masks)
         pos = self.pos_embed[:, 1:].expand(batch["image"].shape[0], -1, -1)
         if self.cfg.input_fusion == "sum":
@@ -166,47 +155,9 @@ class C2FMAE(EncoderExportMixin, nn.Module):
 
     # ---------------------------------------------------------------- decoder
     def forward_decoder(self, latent: torch.Tensor, masks: dict[str, Masks]) -> dict[str, torch.Tensor]:
-        """latent: [N, 1 + T, D] -> head outputs per target at its masked patches [N, M, out].
-        H = decoder_embed(latent), plus ``context_embed`` on the tokens after cls when
-        ``decoder_context_embed`` (cross-attention alone cannot tell where a token sits)."""
-        if self.cfg.mode == "mae":
-            return {"rgb": self.heads["rgb"](self.mae_decoder(latent, masks["rgb"]))}
-        h = self.decoder_embed(latent)
-        if self.cfg.decoder_context_embed:
-            h = torch.cat([h[:, :1], h[:, 1:] + self.context_embed(masks).to(h.dtype)], dim=1)
-        ids = {t: masks[t].ids_masked() for t in TARGETS}
-        pos = {t: gather_patches(self.decoder_pos_embed.expand(h.shape[0], -1, -1), ids[t]) for t in TARGETS}
-        f_sem = self.stages["semantic"](pos["semantic"], h)
-        f_inst = self.stages["instance"](pos["instance"], self.stage_context(h, f_sem, ids["semantic"]))
-        f_rgb = self.stages["rgb"](pos["rgb"], self.stage_context(h, f_inst, ids["instance"]))
-        features = {"semantic": f_sem, "instance": f_inst, "rgb": f_rgb}
-        return {t: self.heads[t](features[t]) for t in TARGETS}
-
-    def context_embed(self, masks: dict[str, Masks]) -> torch.Tensor:
-        """[N, T, Dd] for the encoder tokens after cls, in ``forward_encoder``'s order: the decoder
-        position embedding of each token's patch plus the embedding of the input it came from."""
-        sources = ("rgb",) if self.cfg.input_fusion == "sum" else TARGETS
-        pos = self.decoder_pos_embed.expand(masks["rgb"].ids_keep.shape[0], -1, -1)
-        source = self.decoder_source_embed.weight
-        return torch.cat([gather_patches(pos, masks[t].ids_keep) + source[i] for i, t in enumerate(sources)], dim=1)
-
-    def stage_context(self, h: torch.Tensor, prev: torch.Tensor, prev_ids: torch.Tensor) -> torch.Tensor:
-        """K = V for the next stage: c2f: H (+) scatter(F_prev) [N, T + L, Dd]; parallel: H."""
-        if self.cfg.mode == "parallel":
-            return h
-        grid = scatter_to_grid(prev, prev_ids, self.grid_token, self.decoder_pos_embed)
-        return torch.cat([h, grid], dim=1)
-
-    def mae_decoder(self, latent: torch.Tensor, masks: Masks) -> torch.Tensor:
-        """MAE's decoder: visible + mask tokens unshuffled onto the grid -> [N, M, Dd] features
-        at the masked patches."""
-        x = self.decoder_embed(latent)
-        n, num = x.shape[0], self.cfg.num_patches
-        fill = self.mask_token.expand(n, num - masks.ids_keep.shape[1], -1).to(x.dtype)
-        grid = gather_patches(torch.cat([x[:, 1:], fill], dim=1), masks.ids_restore)
-        x = torch.cat([x[:, :1], grid + self.decoder_pos_embed], dim=1)
-        x = self.decoder_norm(self.decoder_blocks(x))[:, 1:]
-        return gather_patches(x, masks.ids_masked())
+        """latent: [N, 1 + T, D] -> head outputs per target at its masked patches [N, M, out]."""
+        features = self.decoder(latent, masks)
+        return {t: self.heads[t](features[t]) for t in self.targets}
 
     # ---------------------------------------------------------------- losses
     def forward_loss(
@@ -238,60 +189,3 @@ class C2FMAE(EncoderExportMixin, nn.Module):
     def patchify(self, images: torch.Tensor) -> torch.Tensor:
         """images: [N, 3, H, W] -> [N, L, p*p*3]."""
         return patchify(images, self.cfg.patch_size)
-
-    def unpatchify(self, patches: torch.Tensor) -> torch.Tensor:
-        """patches: [N, L, p*p*C] -> [N, C, H, W]."""
-        return unpatchify(patches, self.cfg.patch_size, (self.cfg.grid, self.cfg.grid))
-
-    # ---------------------------------------------------------------- pictures
-    @torch.no_grad()
-    def pictures(self, batch: dict, out: dict) -> dict[str, torch.Tensor]:
-        """Drawable predictions of a forward's output `out` on `batch` (built only when asked: the
-        engine draws every engine.image_every steps), visible patches pasted from the input:
-        rgb [N, 3, H, W], semantic [N, H/4, W/4], instance [N, 3, H/4, W/4] (see below)."""
-        preds, masks = out["preds"], out["masks"]
-        drawn = {"rgb": self.picture_rgb(batch, preds["rgb"], masks["rgb"].ids_masked())}
-        if self.cfg.mode != "mae":
-            drawn["semantic"] = self.picture_semantic(batch, preds["semantic"], masks["semantic"].ids_masked())
-            drawn["instance"] = self.picture_instance(preds["instance"], masks["instance"].ids_masked())
-        return drawn
-
-    def picture_rgb(self, batch: dict, pred: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """Normalised image space; with norm_pix_loss, predictions are un-normalised with the
-        true patch mean and variance (a picture aid, as in MAE's visualisations)."""
-        target = self.patchify(batch["image"])
-        pred = pred.float()
-        if self.cfg.norm_pix_loss:
-            mean, std = patch_stats(gather_patches(target, ids))
-            pred = pred * std + mean
-        return self.unpatchify(paste(target, ids, pred))
-
-    def picture_semantic(self, batch: dict, logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """Argmax class ids at masked patches, the target elsewhere: [N, H/4, W/4]."""
-        labels = self.targets_of(batch, "semantic")
-        argmax = logits.unflatten(-1, (labels.shape[-1], -1)).argmax(-1)
-        grid = (self.cfg.grid, self.cfg.grid)
-        return unpatchify_labels(paste(labels, ids, argmax), self.cfg.patch_size, grid)
-
-    def picture_instance(self, embed: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """First three embedding channels, min-max stretched per image to [0, 1], 0 at visible
-        patches: [N, 3, H/4, W/4]."""
-        cells = (self.cfg.patch_size // LABEL_STRIDE) ** 2
-        emb = embed.float().unflatten(-1, (cells, -1))[..., :3]
-        lo, hi = emb.amin((1, 2, 3), keepdim=True), emb.amax((1, 2, 3), keepdim=True)
-        emb = ((emb - lo) / (hi - lo).clamp(min=1e-6)).flatten(2)
-        canvas = emb.new_zeros(emb.shape[0], self.cfg.num_patches, emb.shape[-1])
-        grid = (self.cfg.grid, self.cfg.grid)
-        return unpatchify(paste(canvas, ids, emb), self.cfg.patch_size // LABEL_STRIDE, grid)
-
-
-def vit_block(dim: int, num_heads: int, mlp_ratio: float) -> Block:
-    """timm's pre-norm ViT block with qkv bias and LayerNorm eps 1e-6, as MAE's and timm's
-    ``VisionTransformer`` (timm's ``Block`` default norm has changed across versions)."""
-    return Block(dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=functools.partial(nn.LayerNorm, eps=1e-6))
-
-
-def paste(grid: torch.Tensor, ids: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """A copy of grid [N, L, K] with rows ids [N, M] replaced by values [N, M, K]."""
-    index = ids[..., None].expand(-1, -1, grid.shape[-1])
-    return grid.scatter(1, index, values.to(grid.dtype))

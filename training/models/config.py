@@ -1,9 +1,9 @@
 """ModelConfig: every architectural choice of the model, with MAE ViT-B/16 defaults.
 
 Architecture presets (``ARCH_PRESETS``) fill the size fields; ``ModelConfig.from_arch`` applies
-one and then any overrides. ``mode`` picks the model: ``c2f`` (cascaded decoder), ``parallel``
-(three independent decoder stages, each seeing only the encoder) or ``mae`` (RGB only, random
-masking, MAE's decoder).
+one and then any overrides. ``mode`` picks the parts ``factory.build_model`` composes the model
+from: ``c2f`` (cascaded decoder), ``parallel`` (three independent decoder stages, each seeing only
+the encoder) or ``mae`` (RGB only, random masking, MAE's decoder).
 """
 
 from typing import Annotated, Literal
