@@ -1,11 +1,11 @@
 # Sourced by the other scripts: create or reuse the project-local virtual environment .venv.
-# Installs only when pyproject.toml changed since the last install.
+# Installs the exact tested set (constraints.txt) only when it or pyproject.toml changed since the last install.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 PY="${PYTHON:-python3}"
 stamp="$VENV/.c2fmae-installed"
-want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+want="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | sha256sum | cut -d' ' -f1)"
 if [ ! -x "$VENV/bin/python" ]; then
     echo "[c2fmae] creating $VENV" >&2
     "$PY" -m venv "$VENV"
@@ -13,7 +13,7 @@ fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "[c2fmae] installing c2fmae and its dependencies into $VENV (about 2 minutes the first time)" >&2
     log="$VENV/install.log"
-    if ! { "$VENV/bin/python" -m pip install --upgrade pip && "$VENV/bin/python" -m pip install -e "$ROOT[dev]"; } >"$log" 2>&1; then
+    if ! { "$VENV/bin/python" -m pip install --upgrade pip && "$VENV/bin/python" -m pip install -c "$ROOT/constraints.txt" -e "$ROOT[dev]"; } >"$log" 2>&1; then
         grep -v "^WARNING: Location" "$log" | tail -n 30 >&2
         echo "[c2fmae] install failed; full log: $log" >&2
         exit 1
