@@ -17,7 +17,7 @@ from tests.system import small_tmpfs
 from training.cli import main
 from training.logs import read_log
 
-from .engine_fixtures import tiny_store, train_argv, write_tiny_yaml  # noqa: F401  (fixture)
+from .engine_fixtures import train_argv, write_tiny_yaml
 from .worker_processes import workers_left_by
 
 C2F_TRAIN = Path(sys.executable).with_name("c2f-train")

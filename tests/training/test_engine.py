@@ -11,7 +11,7 @@ from training.errors import TrainingError
 from training.logs import read_log
 from training.models.c2fmae import C2FMAE
 
-from .engine_fixtures import tiny_config, tiny_store  # noqa: F401  (fixture)
+from .engine_fixtures import tiny_config
 
 
 def _losses(run_dir) -> list[float]:

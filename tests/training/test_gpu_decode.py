@@ -31,7 +31,7 @@ from training.data.transforms import draw
 from training.errors import TrainingError
 
 from .data_fixtures import label_maps
-from .engine_fixtures import tiny_store, train_argv, write_tiny_yaml  # noqa: F401  (fixture)
+from .engine_fixtures import train_argv, write_tiny_yaml
 
 RGB_MAX_DIFF = 3 + 1e-3  # levels, with slack for the float normalisation
 RGB_MEAN_DIFF = 0.1
@@ -182,7 +182,7 @@ def test_unknown_decode_mode_is_refused():
         load_config(None, ["data.decode=tpu"])
 
 
-def test_gpu_decode_without_cuda_is_one_line_at_start(capsys, tiny_store, tmp_path):  # noqa: F811
+def test_gpu_decode_without_cuda_is_one_line_at_start(capsys, tiny_store, tmp_path):
     with pytest.raises(TrainingError, match="data.decode=gpu needs a CUDA device"):
         require_cuda(DataConfig(decode="gpu"), torch.device("cpu"))
     require_cuda(DataConfig(decode="cpu"), torch.device("cpu"))

@@ -6,7 +6,7 @@ from datasets_spec import storage
 from training.cli import main as c2f_train
 from training.logs import read_log
 
-from .engine_fixtures import tiny_store, train_argv, write_tiny_yaml  # noqa: F401  (fixture)
+from .engine_fixtures import train_argv, write_tiny_yaml
 
 
 def test_training_from_a_store_on_s3_matches_training_from_the_local_copy(tiny_store, s3_bucket, tmp_path):
