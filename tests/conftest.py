@@ -4,7 +4,6 @@ import json
 import logging
 import os
 import re
-from pathlib import Path
 
 # Tiny models run much faster on one thread than on two on a shared 2-core machine, and pytest-xdist
 # runs one test process per core. Set before anything imports torch; subprocesses inherit it.
@@ -15,19 +14,14 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-# Ray workers import the test backends (tests/labeling/fault_backends.py) when they start.
-RAY_TEST_RUNTIME_ENV = {
-    "worker_process_setup_hook": "tests.labeling.fault_backends.register",
-    "env_vars": {"PYTHONPATH": str(ROOT)},
-}
-
 
 @pytest.fixture(scope="session")
 def ray_session(tmp_path_factory):
     """One local Ray for the whole test session (start-up costs seconds), bound to loopback, its
     session files in the test's temporary directory; its workers know the test backends."""
     import ray
+
+    from tests.labeling.fault_backends import RAY_TEST_RUNTIME_ENV
 
     ray.init(
         address="local",

@@ -16,7 +16,7 @@ from datasets_spec import schema as S
 from datasets_spec.validate import validate
 
 from .store_fixtures import LABEL_SPACE, damage_by_shard, make_store, store_content
-from .test_writers import _writer
+from .writer_process import start_writer
 
 
 def test_objects_are_written_read_listed_and_deleted(s3_bucket):
@@ -108,13 +108,13 @@ def test_an_interrupted_create_on_s3_is_not_a_store_and_is_redone(s3_bucket, mon
 def test_writers_on_s3_disjoint_shards_and_one_killed_mid_shard(s3_bucket):
     url = f"{s3_bucket}/ds"
     layout, _, _ = make_store(url, n=24, shard_size=4, write=False)
-    procs = [_writer(url, range(w, layout.num_shards, 2)) for w in range(2)]
+    procs = [start_writer(url, range(w, layout.num_shards, 2)) for w in range(2)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     before = store_content(url)
     storage.delete(url, storage.marker_path(3))
-    assert _writer(url, [3], "--die-before", "marker").wait(timeout=60) == -signal.SIGKILL
+    assert start_writer(url, [3], "--die-before", "marker").wait(timeout=60) == -signal.SIGKILL
     assert open_store(url).pending_shards() == [3] and validate(url) == []
-    assert _writer(url, [3]).wait(timeout=60) == 0
+    assert start_writer(url, [3]).wait(timeout=60) == 0
     assert store_content(url) == before
 
 

@@ -1,8 +1,6 @@
 """Many processes writing disjoint shards; writers killed with SIGKILL mid-shard."""
 
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,21 +11,7 @@ from datasets_spec import schema as S
 from datasets_spec.validate import validate
 
 from .store_fixtures import make_store
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _writer(path, shards, *extra):
-    cmd = [
-        sys.executable,
-        "-m",
-        "tests.datasets_spec.writer_process",
-        str(path),
-        "0",
-        ",".join(map(str, shards)),
-        *extra,
-    ]
-    return subprocess.Popen(cmd, cwd=ROOT)
+from .writer_process import start_writer
 
 
 def _of_shard(rel: Path, shard: int) -> bool:
@@ -49,7 +33,7 @@ def _assert_equal_to_results(store, results, shards):
 def test_four_processes_writing_disjoint_shards_read_back_exactly(tmp_path):
     path = tmp_path / "ds"
     layout, _, results = make_store(path, n=64, shard_size=4, write=False)
-    procs = [_writer(path, range(w, layout.num_shards, 4)) for w in range(4)]
+    procs = [start_writer(path, range(w, layout.num_shards, 4)) for w in range(4)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
     store = open_store(path)
     assert store.pending_shards() == []
@@ -61,9 +45,9 @@ def test_four_processes_writing_disjoint_shards_read_back_exactly(tmp_path):
 def test_writer_killed_mid_shard_leaves_it_pending_and_the_rest_intact(tmp_path, die_before):
     path = tmp_path / "ds"
     layout, _, results = make_store(path, n=24, shard_size=8, write=False)
-    assert _writer(path, [0, 2]).wait(timeout=60) == 0
+    assert start_writer(path, [0, 2]).wait(timeout=60) == 0
     before = {p.relative_to(path): p.read_bytes() for p in path.rglob("*") if p.is_file()}
-    proc = _writer(path, [1], "--die-before", die_before)
+    proc = start_writer(path, [1], "--die-before", die_before)
     assert proc.wait(timeout=60) == -signal.SIGKILL
     store = open_store(path)
     assert store.pending_shards() == [1]
@@ -83,7 +67,7 @@ def test_writer_killed_mid_shard_leaves_it_pending_and_the_rest_intact(tmp_path,
 def test_rewriting_a_done_shard_killed_midway_makes_it_pending(tmp_path):
     path = tmp_path / "ds"
     make_store(path, n=16, shard_size=8)
-    assert _writer(path, [0], "--die-before", "marker").wait(timeout=60) == -signal.SIGKILL
+    assert start_writer(path, [0], "--die-before", "marker").wait(timeout=60) == -signal.SIGKILL
     assert open_store(path).pending_shards() == [0]
     assert validate(path) == []
 

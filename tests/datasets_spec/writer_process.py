@@ -1,15 +1,27 @@
 """Runs in a child process: write some shards of a test store, optionally dying mid-shard.
 
 usage: python -m tests.datasets_spec.writer_process STORE SEED SHARD[,SHARD...] [--die-before records|marker]
+
+Tests start it with `start_writer`.
 """
 
 import os
 import signal
+import subprocess
 import sys
+from pathlib import Path
 
 from datasets_spec import open_store, shard_writer, write_shard
 
 from .store_fixtures import make_results
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_writer(path, shards, *extra) -> subprocess.Popen:
+    """This module in a new process writing `shards` of the store at `path` (seed 0), `extra` its options."""
+    cmd = [sys.executable, "-m", "tests.datasets_spec.writer_process", str(path), "0", ",".join(map(str, shards))]
+    return subprocess.Popen([*cmd, *extra], cwd=ROOT)
 
 
 def _die(*args, **kwargs):

@@ -15,8 +15,7 @@ import ray
 from labeling.config import load_config
 from labeling.errors import LabelingError
 from labeling.job import run_label_job
-from tests.conftest import RAY_TEST_RUNTIME_ENV
-from tests.labeling.fault_backends import register
+from tests.labeling.fault_backends import RAY_TEST_RUNTIME_ENV, register
 
 
 def main(address: str, images: str, output: str, overrides: str) -> int:

@@ -12,20 +12,20 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 import numpy as np
 import pytest
 
-
-def photo(name: str) -> np.ndarray:
-    """A skimage.data photo as [H, W, 3] uint8 RGB (shipped with scikit-image, no download)."""
-    from skimage import data
-
-    image = getattr(data, name)()
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    return np.ascontiguousarray(image[:, :, :3])
+from .photo_files import photo, write_photos
 
 
 @pytest.fixture(scope="session")
 def photos() -> dict[str, np.ndarray]:
     return {name: photo(name) for name in ("astronaut", "chelsea", "coffee")}
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    """Six small real photos in a plain folder (label -1): fast inputs for the model backends."""
+    return write_photos(
+        tmp_path_factory.mktemp("photos"), ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins"), 0.2, ".jpg"
+    )
 
 
 @pytest.fixture(scope="session")

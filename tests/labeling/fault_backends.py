@@ -19,6 +19,11 @@ from labeling.backends import register_backend
 from labeling.backends.classic import ClassicSemantic
 
 NODE_ENV = "C2F_TEST_NODE"  # set on a `ray start` node by the cluster tests: the node's name
+# The runtime env of the tests' Ray sessions and jobs: its workers register these backends when they start.
+RAY_TEST_RUNTIME_ENV = {
+    "worker_process_setup_hook": "tests.labeling.fault_backends.register",
+    "env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+}
 
 
 def scratch(name: str) -> Path:

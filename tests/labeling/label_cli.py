@@ -89,8 +89,7 @@ def _running(pid: int) -> bool:
 
 if __name__ == "__main__":
     from labeling.cli import main
-    from tests.conftest import RAY_TEST_RUNTIME_ENV
-    from tests.labeling.fault_backends import register
+    from tests.labeling.fault_backends import RAY_TEST_RUNTIME_ENV, register
 
     register()
     os.environ["RAY_JOB_CONFIG_JSON_ENV_VAR"] = json.dumps({"runtime_env": RAY_TEST_RUNTIME_ENV})

@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
+
+def photo(name: str) -> np.ndarray:
+    """A skimage.data photo as [H, W, 3] uint8 RGB."""
+    from skimage import data
+
+    image = getattr(data, name)()
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(image[:, :, :3])
+
 
 def write_photos(root: Path, names: tuple[str, ...], scale: float, suffix: str) -> Path:
     """Each skimage.data photo `name`, resized by `scale` (area filter), as root/NAME{suffix};

@@ -10,7 +10,7 @@ from PIL import Image, ImageFile
 from labeling.decode import MAX_PIXELS, decode_image
 from labeling.errors import LabelingError
 
-from .conftest import photo
+from .photo_files import photo
 
 
 def save(image: Image.Image, path, fmt, **kwargs):

@@ -3,10 +3,6 @@ ImageResult, bit for bit, over many random cases."""
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -14,14 +10,7 @@ from datasets_spec.geometry import fit
 from labeling.backends import Instances
 from labeling.fusion import fuse
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _benchmark(name: str):
-    """A module of benchmarks/ (a plain folder of scripts)."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    return importlib.import_module(f"benchmarks.{name}")
+from ..benchmarks.benchmark_modules import benchmark_module
 
 
 def assert_same(ours, ref):
@@ -73,7 +62,7 @@ def random_case(rng: np.random.Generator):
 
 @pytest.mark.parametrize("seed", range(6))
 def test_fusion_equals_the_reference_on_random_cases(seed):
-    reference = _benchmark("fusion_reference")
+    reference = benchmark_module("fusion_reference")
     rng = np.random.default_rng(seed)
     for _ in range(50):
         semantic, instances, hw, canvas, min_area = random_case(rng)
@@ -84,7 +73,7 @@ def test_fusion_equals_the_reference_on_random_cases(seed):
 
 def test_fusion_equals_the_reference_on_the_benchmark_inputs():
     """ImageNet sizes, 20 SAM-like masks each (benchmarks/fusion_speed.py's inputs), canvas 256."""
-    reference, bench = _benchmark("fusion_reference"), _benchmark("fusion_speed")
+    reference, bench = benchmark_module("fusion_reference"), benchmark_module("fusion_speed")
     rng = np.random.default_rng(1)
     for i in range(6):
         semantic, instances = bench.make_case(rng, bench.SIZES[i % 2], 20, 256)
@@ -96,7 +85,7 @@ def test_fusion_equals_the_reference_on_the_benchmark_inputs():
 
 def test_an_instance_touching_every_border_and_column_wrapping_runs():
     """Runs of the column-major RLE that wrap from one column's bottom to the next column's top."""
-    reference = _benchmark("fusion_reference")
+    reference = benchmark_module("fusion_reference")
     masks = np.zeros((3, 7, 5), bool)
     masks[0, 4:, 1] = masks[0, :3, 2] = True  # one run across the column break, a speck elsewhere
     masks[0, 6, 4] = True

@@ -28,7 +28,6 @@ from plumbing.cli_boundary import format_counts
 from tests.datasets_spec.store_fixtures import store_content as _store_content
 
 from .label_cli import kill_and_resume
-from .photo_files import write_photos
 from .quirky import BAD, make_quirky_imagenet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,14 +37,6 @@ ROOT = Path(__file__).resolve().parents[2]
 def quirky(tmp_path_factory):
     root = tmp_path_factory.mktemp("imagenet")
     return root, make_quirky_imagenet(root)
-
-
-@pytest.fixture(scope="module")
-def photo_folder(tmp_path_factory):
-    """Six small real photos in a plain folder (label -1): fast inputs for the model backends."""
-    return write_photos(
-        tmp_path_factory.mktemp("photos"), ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins"), 0.2, ".jpg"
-    )
 
 
 def test_classic_labels_quirky_imagenet_folder(quirky, tmp_path, ray_session):

@@ -21,7 +21,6 @@ from labeling.store_lock import store_lock
 from tests.datasets_spec.store_fixtures import store_content
 
 from .label_cli import kill_and_resume
-from .test_job import photo_folder  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,9 +1,11 @@
-"""Fixtures for the model-side training tests: a tiny model config and a structured batch."""
+"""Fixtures for the training tests: a tiny model config, a structured batch, a tiny store."""
 
 import pytest
 import torch
 
 from training.models import ModelConfig
+
+from .data_fixtures import TinyStore, make_tiny_store
 
 TINY_CLASSES = 5
 
@@ -43,3 +45,11 @@ def tiny_train_batch() -> dict:
         "instance": instance,
         "index": torch.arange(n),
     }
+
+
+@pytest.fixture(scope="module")
+def tiny_store(tmp_path_factory) -> TinyStore:
+    """16 done images (4 shards of 4) on a 64 px canvas, with matching PNGs (one per test module)."""
+    return make_tiny_store(
+        tmp_path_factory.mktemp("engine_store"), num_images=16, shard_size=4, pending_shards=(), failed=()
+    )

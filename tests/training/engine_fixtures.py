@@ -1,7 +1,6 @@
-"""Tiny runs for the engine, CLI, export and DDP tests (import explicitly).
-
-A 16-image store with matching PNGs (data_fixtures.make_tiny_store) and a model small enough that a
-CPU step takes milliseconds: ViT 32 px, patch 8 (16 patches), width 32.
+"""Tiny runs for the engine, CLI, export and DDP tests (import explicitly): a model small enough
+that a CPU step takes milliseconds (ViT 32 px, patch 8: 16 patches, width 32) and the c2f-train
+command line. Their store is conftest's `tiny_store`.
 """
 
 from __future__ import annotations
@@ -9,11 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from training.config import load_config
-
-from .data_fixtures import TinyStore, make_tiny_store
 
 TINY = [
     "model.img_size=32",
@@ -63,11 +58,3 @@ def write_tiny_yaml(path: Path, *overrides: str) -> Path:
 
     save_config(tiny_config(*overrides), path)
     return path
-
-
-@pytest.fixture(scope="module")
-def tiny_store(tmp_path_factory) -> TinyStore:
-    """16 done images (4 shards of 4) on a 64 px canvas."""
-    return make_tiny_store(
-        tmp_path_factory.mktemp("engine_store"), num_images=16, shard_size=4, pending_shards=(), failed=()
-    )

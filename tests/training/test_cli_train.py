@@ -16,7 +16,7 @@ from datasets_spec import create_store
 from tests.system import small_tmpfs
 from training.cli import main
 
-from .engine_fixtures import read_log, tiny_store, train_argv, write_tiny_yaml  # noqa: F401  (fixture)
+from .engine_fixtures import read_log, train_argv, write_tiny_yaml
 from .worker_processes import workers_left_by
 
 C2F_TRAIN = Path(sys.executable).with_name("c2f-train")

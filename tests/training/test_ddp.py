@@ -7,7 +7,7 @@ import torch
 
 from training import engine
 
-from .engine_fixtures import read_log, tiny_config, tiny_store, train_argv, write_tiny_yaml  # noqa: F401  (fixture)
+from .engine_fixtures import read_log, tiny_config, train_argv, write_tiny_yaml
 from .torchrun import torchrun_c2f_train
 
 STEPS = 3

@@ -9,7 +9,7 @@ from torch import nn
 import training.engine as engine
 from training.errors import TrainingError
 
-from .engine_fixtures import read_log, tiny_config, tiny_store  # noqa: F401  (fixture)
+from .engine_fixtures import read_log, tiny_config
 
 
 def _losses(run_dir) -> list[float]:

@@ -16,7 +16,7 @@ from training.config import TrainConfig, from_dict
 from training.export import export_encoder
 from training.models.factory import build_model
 
-from .engine_fixtures import tiny_config, tiny_store  # noqa: F401  (fixture)
+from .engine_fixtures import tiny_config
 
 
 @pytest.fixture(scope="module")

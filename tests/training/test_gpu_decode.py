@@ -1,11 +1,6 @@
 """data.decode: gpu, run on the CPU (torchvision's decode_jpeg decodes there too): the same crop
-boxes, flips and masks as data.decode: cpu, and RGB within a small tolerance of the CPU path's.
-
-Tolerance, in 0..255 levels of the decoded RGB: at most RGB_MAX_DIFF per pixel and RGB_MEAN_DIFF
-on average. Both paths decode with libjpeg-turbo here and resample with the same filter, one axis
-at a time; they differ by a level where rounding differs (PIL works in fixed point) and by a few
-levels on the few crops where Pillow takes the other axis first. (nvjpeg on a GPU may differ a
-little more in the IDCT and chroma upsampling; not tested here.)
+boxes, flips and masks as data.decode: cpu, and RGB within a small tolerance of the CPU path's
+(rgb_tolerance.py).
 """
 
 from __future__ import annotations
@@ -31,10 +26,9 @@ from training.data.transforms import draw
 from training.errors import TrainingError
 
 from .data_fixtures import label_maps
-from .engine_fixtures import tiny_store, train_argv, write_tiny_yaml  # noqa: F401  (fixture)
+from .engine_fixtures import train_argv, write_tiny_yaml
+from .rgb_tolerance import RGB_MAX_DIFF, RGB_MEAN_DIFF, level_diff
 
-RGB_MAX_DIFF = 3 + 1e-3  # levels, with slack for the float normalisation
-RGB_MEAN_DIFF = 0.1
 # EXIF orientation → the PIL transpose that turns the oriented photo into the stored one
 _STORE_AS = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -57,11 +51,6 @@ def save_oriented(oriented: Image.Image, path, orientation: int, fmt: str = "JPE
     exif[0x0112] = orientation
     stored = oriented.transpose(_STORE_AS[orientation]) if orientation in _STORE_AS else oriented
     stored.save(path, fmt, quality=90, exif=exif.tobytes())
-
-
-def level_diff(a: torch.Tensor, b: torch.Tensor, std) -> torch.Tensor:
-    """|a - b| of normalised images [..., 3, s, s] back in 0..255 levels."""
-    return (a - b).abs() * torch.tensor(std).view(3, 1, 1) * 255
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -182,7 +171,7 @@ def test_unknown_decode_mode_is_refused():
         load_config(None, ["data.decode=tpu"])
 
 
-def test_gpu_decode_without_cuda_is_one_line_at_start(capsys, tiny_store, tmp_path):  # noqa: F811
+def test_gpu_decode_without_cuda_is_one_line_at_start(capsys, tiny_store, tmp_path):
     with pytest.raises(TrainingError, match="data.decode=gpu needs a CUDA device"):
         require_cuda(DataConfig(decode="gpu"), torch.device("cpu"))
     require_cuda(DataConfig(decode="cpu"), torch.device("cpu"))

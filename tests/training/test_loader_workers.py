@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .engine_fixtures import tiny_store, train_argv, write_tiny_yaml  # noqa: F401  (fixture)
+from .engine_fixtures import train_argv, write_tiny_yaml
 
 C2F_TRAIN = Path(sys.executable).with_name("c2f-train")
 DEADLINE_S = 120  # generous: a loaded 2-core machine; the workers go within a second when idle

@@ -4,16 +4,7 @@ import torch
 
 from training.losses import instance_loss, normalise_patches, rgb_loss, semantic_loss
 
-
-def relabel(ids: torch.Tensor, seed: int) -> torch.Tensor:
-    """Apply a random permutation to the ids >= 1, per sample; 0 and -1 stay."""
-    g = torch.Generator().manual_seed(seed)
-    out = ids.clone()
-    for n in range(ids.shape[0]):
-        perm = torch.randperm(int(ids.max()) + 1000, generator=g) + 1
-        pos = ids[n] > 0
-        out[n][pos] = perm[ids[n][pos] - 1]
-    return out
+from .relabeling import relabel
 
 
 def test_instance_loss_is_invariant_to_relabeling():

@@ -24,7 +24,7 @@ from training.models.mae_checkpoint import load_mae_checkpoint
 from training.optim import Schedule, build_optimizer
 from training.pictures import picture_rgb
 
-from .engine_fixtures import tiny_config, tiny_store  # noqa: F401  (fixture)
+from .engine_fixtures import tiny_config
 
 # decoder narrower than the encoder and with another head count, so no transpose goes unnoticed
 CFG = ModelConfig.from_arch(

@@ -5,7 +5,6 @@ import dataclasses
 import pytest
 import torch
 
-from tests.training.test_losses import relabel
 from training.layers.adapters import InstanceAdapter, SemanticAdapter
 from training.masking.generator import masks_from_order
 from training.models import ModelConfig, build_model, create_model, list_models
@@ -14,6 +13,8 @@ from training.models.encoder_io import build_timm_vit
 from training.optim import param_groups
 from training.patches import gather_patches
 from training.pictures import draw_predictions
+
+from .relabeling import relabel
 
 MIXED = torch.tensor([0, 1, 2, 0])
 TINY_CLASSES = 5  # as in conftest.tiny_train_batch

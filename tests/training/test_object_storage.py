@@ -5,7 +5,7 @@ from __future__ import annotations
 from datasets_spec import storage
 from training.cli import main as c2f_train
 
-from .engine_fixtures import read_log, tiny_store, train_argv, write_tiny_yaml  # noqa: F401  (fixture)
+from .engine_fixtures import read_log, train_argv, write_tiny_yaml
 
 
 def test_training_from_a_store_on_s3_matches_training_from_the_local_copy(tiny_store, s3_bucket, tmp_path):

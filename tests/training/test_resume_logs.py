@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import training.engine as engine
 from training.logs import truncate_log
 
-from .engine_fixtures import read_log, tiny_config, tiny_store  # noqa: F401  (fixture)
+from .engine_fixtures import read_log, tiny_config
 
 KEYS = ("step", "loss", "loss_rgb", "loss_semantic", "loss_instance", "lr", "w_semantic")
 INTERVALS = ("engine.log_every=3", "engine.checkpoint_every=2", "engine.tensorboard=true")

@@ -67,13 +67,13 @@ def test_no_image_labeled_done_fails_to_load_in_training(labeled):
 
 def test_gpu_decode_mode_gives_the_cpu_modes_masks_and_nearly_its_rgb(labeled):
     """data.decode: gpu run on the CPU over every labeled quirky image: same masks, RGB within
-    tests/training/test_gpu_decode.py's tolerance (levels 0..255)."""
+    tests/training/rgb_tolerance.py's tolerance (levels 0..255)."""
     import torch
     from torch.utils.data import default_collate
 
     from training.data.gpu_decode import collate, decode_batch
 
-    from .test_gpu_decode import RGB_MAX_DIFF, RGB_MEAN_DIFF, level_diff
+    from .rgb_tolerance import RGB_MAX_DIFF, RGB_MEAN_DIFF, level_diff
 
     store, root, _ = labeled
     common = {"img_size": 32, "num_workers": 0, "jpeg_draft": False, "scale": (0.05, 1.0)}

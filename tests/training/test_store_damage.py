@@ -11,7 +11,7 @@ from datasets_spec import _array_io
 from datasets_spec import schema as S
 from training.errors import TrainingError
 
-from .engine_fixtures import tiny_config, tiny_store  # noqa: F401  (fixture)
+from .engine_fixtures import tiny_config
 
 
 @pytest.fixture

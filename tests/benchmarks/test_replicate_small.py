@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from datasets_spec import open_store
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str):
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    return importlib.import_module(f"benchmarks.{name}")
+from .benchmark_modules import benchmark_module
 
 
 def test_scene_ground_truth_is_consistent():
-    scenes = _load("scenes")
+    scenes = benchmark_module("scenes")
     digits, classes, photos = scenes.load_sources()
     rng = np.random.default_rng(0)
     for _ in range(20):
@@ -38,7 +29,7 @@ def test_scene_ground_truth_is_consistent():
 
 
 def test_the_ground_truth_store_joins_the_image_folders(tmp_path):
-    scenes = _load("scenes")
+    scenes = benchmark_module("scenes")
     folder, store_path = scenes.write_split(tmp_path, "val", 12, 32, seed=0, sources=scenes.load_sources())
     store = open_store(store_path)
     assert len(store.done_indices()) == 12
@@ -50,7 +41,7 @@ def test_the_ground_truth_store_joins_the_image_folders(tmp_path):
 @pytest.mark.slow
 def test_quick_run_scores_every_method(tmp_path, capsys):
     # --quick, smaller still: what is checked is that every stage runs and reports, not the scores
-    result = _load("replicate_small").main(
+    result = benchmark_module("replicate_small").main(
         [
             "--quick",
             "--seeds",

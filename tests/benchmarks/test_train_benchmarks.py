@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str):
-    """benchmarks/<name>.py as a module (benchmarks/ is a plain folder of scripts)."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    return importlib.import_module(f"benchmarks.{name}")
+from .benchmark_modules import benchmark_module
 
 
 @pytest.mark.slow
 def test_train_step_benchmark_reports_every_reader_and_mode(capsys):
-    result = _load("train_step").main(["--tiny"])
+    result = benchmark_module("train_step").main(["--tiny"])
     assert set(result["steps"]) == {"c2fmae", "parallel", "mae"}
     assert all(v > 0 for v in result["loaders"].values()) and len(result["loaders"]) == 7
     assert all(v > 0 for v in result["large_loaders"].values()) and len(result["large_loaders"]) == 5
@@ -33,8 +22,8 @@ def test_train_step_benchmark_reports_every_reader_and_mode(capsys):
 
 @pytest.mark.slow
 def test_gpu_benchmark_measures_the_gpu_decode_loader_on_the_cpu_when_tiny(capsys):
-    """Every mode, and the decode that benchmarks/gpu_all.sh --cpu-smoke (test_gpu_label_bench.py) does not run."""
-    result = _load("gpu_train").main(["--tiny", "--decode", "gpu", "--modes", "mae", "parallel", "c2fmae"])
+    """Every mode, and the decode that benchmarks/gpu_all.sh --cpu-smoke (test_gpu_label.py) does not run."""
+    result = benchmark_module("gpu_train").main(["--tiny", "--decode", "gpu", "--modes", "mae", "parallel", "c2fmae"])
     assert set(result["modes"]) == {"mae", "parallel", "c2fmae"}
     assert all(r["step_s"] > 0 for r in result["modes"].values())
     assert result["loader"]["decode"] == "gpu" and result["loader"]["device"] == "cpu"

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
+from .benchmark_modules import ROOT, benchmark_module
+
 ROWS = (
     "(a) semantic",
     "(b) grounded",
@@ -25,15 +24,8 @@ ROWS = (
 )
 
 
-def _bench():
-    """benchmarks/gpu_label.py as a module (benchmarks/ is a plain folder of scripts)."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    return importlib.import_module("benchmarks.gpu_label")
-
-
 def test_measure_warms_up_then_times_at_least_one_call_within_the_budget():
-    bench, calls = _bench(), []
+    bench, calls = benchmark_module("gpu_label"), []
     times = bench.measure(lambda: calls.append(1), torch.device("cpu"), budget_s=0.0, warmup=2)
     assert len(calls) == 3 and len(times) == 1  # budget already spent: still one timed call
     times = bench.measure(lambda: calls.append(1), torch.device("cpu"), budget_s=60.0, warmup=0, max_calls=4)
@@ -41,7 +33,7 @@ def test_measure_warms_up_then_times_at_least_one_call_within_the_budget():
 
 
 def test_a_failing_stage_is_one_line_and_the_report_goes_on(capsys):
-    bench = _bench()
+    bench = benchmark_module("gpu_label")
     rows: list = []
 
     def broken():
@@ -63,7 +55,7 @@ def test_a_failing_stage_is_one_line_and_the_report_goes_on(capsys):
 
 def test_a_smoke_run_judges_no_goal(capsys):
     """--tiny models measure nothing: the report says so instead of judging the goal."""
-    bench = _bench()
+    bench = benchmark_module("gpu_label")
     rows = [bench.Row("(c) pipeline", 30, 2.0), bench.Row("(d) sam-amg", 2, 4.0)]
     result = bench.report(rows, smoke=True)
     out = capsys.readouterr().out
@@ -76,7 +68,7 @@ def test_encoder_flops_are_the_matmuls_and_convolutions_of_the_vit():
     """FlopCounterMode's count for a tiny encoder against the count by hand: patch embedding, per
     block qkv + proj + MLP + attention (windowed blocks on 4 × 4 windows, block 1 global) + the
     decomposed relative positions, and the neck's two convolutions."""
-    bench = _bench()
+    bench = benchmark_module("gpu_label")
     encoder = bench.build_sam(tiny=True).image_encoder  # 256², patch 16, width 64, depth 2, MLP 2, out 32
     tokens, width, window, out = 16 * 16, 64, 4, 32
     patch = 2 * tokens * width * 3 * 16 * 16
@@ -88,20 +80,15 @@ def test_encoder_flops_are_the_matmuls_and_convolutions_of_the_vit():
 
 
 def test_the_bf16_peak_follows_the_card_name():
-    bench = _bench()
+    bench = benchmark_module("gpu_label")
     assert bench.bf16_peak_tflops("NVIDIA H200") == 989.0
     assert bench.bf16_peak_tflops("NVIDIA H100 80GB HBM3") == 989.0
     assert bench.bf16_peak_tflops("NVIDIA H100 PCIe") == 756.0
     assert bench.bf16_peak_tflops("CPU (2 cores)") is None
 
 
-def _table_module():
-    _bench()  # puts the checkout on sys.path
-    return importlib.import_module("benchmarks.gpu_table")
-
-
 def test_the_table_has_every_row_and_says_why_a_figure_is_missing(tmp_path):
-    table = _table_module()
+    table = benchmark_module("gpu_table")
     label = {
         "rows": [
             {"name": "(c) pipeline", "images_s": 6.0, "error": None},
@@ -146,7 +133,7 @@ def test_gpu_all_cpu_smoke_prints_one_table_with_every_row(tmp_path):
     import os
     import subprocess
 
-    table = _table_module()
+    table = benchmark_module("gpu_table")
     done = subprocess.run(
         ["bash", str(ROOT / "benchmarks" / "gpu_all.sh"), "--cpu-smoke", "--out", str(tmp_path)],
         capture_output=True,

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .benchmark_modules import benchmark_module
 
 
 def test_integrity_hash_benchmark_prints_both_checks(capsys):
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    result = importlib.import_module("benchmarks.integrity_hash").main(
-        ["--images", "4", "--canvas", "32", "--repeats", "1"]
-    )
+    result = benchmark_module("integrity_hash").main(["--images", "4", "--canvas", "32", "--repeats", "1"])
     assert result["crc32_gb_s"] > 0 and result["sha256_gb_s"] > 0
     assert result["ratio"] == pytest.approx(result["crc32_gb_s"] / result["sha256_gb_s"])
     out = capsys.readouterr().out
