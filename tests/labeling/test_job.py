@@ -50,7 +50,7 @@ def photo_folder(tmp_path_factory):
 
 def test_classic_labels_quirky_imagenet_folder(quirky, tmp_path, ray_session):
     root, good = quirky
-    cfg = load_config(overrides={"shard_size": 4})
+    cfg = load_config(flags={"shard_size": 4})
     report = run_label_job(root, tmp_path / "ds", cfg, show_progress=False)
     assert (report["done"], report["failed"], report["pending"]) == (len(good), len(BAD), 0)
     store = open_store(tmp_path / "ds")
@@ -75,29 +75,29 @@ def test_classic_labels_quirky_imagenet_folder(quirky, tmp_path, ray_session):
 
 
 def test_rerun_skips_done_shards_and_refuses_other_settings(photo_folder, tmp_path, ray_session):
-    cfg = load_config(overrides={"shard_size": 2})
+    cfg = load_config(flags={"shard_size": 2})
     run_label_job(photo_folder, tmp_path / "ds", cfg, show_progress=False)
     before = _store_content(tmp_path / "ds")
     again = run_label_job(photo_folder, tmp_path / "ds", cfg, show_progress=False)
     assert again["this_run"]["images"] == 0 and again["this_run"]["shards_skipped"] == 3
     assert _store_content(tmp_path / "ds") == before
-    faster = load_config(overrides={"shard_size": 2, "batch_size": 3})  # batch size: not in the labels
+    faster = load_config(flags={"shard_size": 2, "batch_size": 3})  # batch size: not in the labels
     assert run_label_job(photo_folder, tmp_path / "ds", faster, show_progress=False)["this_run"]["images"] == 0
     recorded = open_store(tmp_path / "ds").provenance["job"]
     assert (recorded["batch_size"], recorded["device"]) == (8, "cpu")  # provenance keeps the first run's
     check_resumable(tmp_path / "ds", {**recorded, "device": "cuda", "batch_size": 64})  # a GPU may finish it
-    other = load_config(overrides={"shard_size": 2, "min_area": 9})
+    other = load_config(flags={"shard_size": 2, "min_area": 9})
     with pytest.raises(LabelingError, match="different min_area"):
         run_label_job(photo_folder, tmp_path / "ds", other, show_progress=False)
     with pytest.raises(LabelingError, match="different input"):
         run_label_job(
-            photo_folder, tmp_path / "ds", load_config(overrides={"shard_size": 2, "limit": 4}), show_progress=False
+            photo_folder, tmp_path / "ds", load_config(flags={"shard_size": 2, "limit": 4}), show_progress=False
         )
 
 
 def test_dead_worker_shard_is_retried_and_store_is_identical(photo_folder, tmp_path, ray_session, fault_backends):
     flag = f"c2f-crash-once-{os.getpid()}-{tmp_path.name}"
-    cfg = load_config(overrides={"shard_size": 2, "semantic": {"name": "crash-once", "flag": flag}})
+    cfg = load_config(flags={"shard_size": 2, "semantic": {"name": "crash-once", "flag": flag}})
     fault_backends.scratch(flag).touch()  # already taken: nobody dies
     try:
         run_label_job(photo_folder, tmp_path / "clean", cfg, show_progress=False)
@@ -121,7 +121,7 @@ def test_an_image_that_kills_its_worker_is_recorded_failed_and_the_rest_labeled(
         (images / path.name).write_bytes(path.read_bytes())
     poison = np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)
     cv2.imwrite(str(images / "coffee_poison.png"), poison)  # the middle image of shard 1
-    cfg = load_config(overrides={"shard_size": 3, "semantic": {"name": "poison", "height": 37}})
+    cfg = load_config(flags={"shard_size": 3, "semantic": {"name": "poison", "height": 37}})
     report = run_label_job(images, tmp_path / "ds", cfg, show_progress=False)
     assert (report["done"], report["failed"], report["pending"], report["shards_given_up"]) == (6, 1, 0, {})
     assert report["failures"] == [{"key": "coffee_poison.png", "reason": WORKER_DIED}]
@@ -143,7 +143,7 @@ def test_hf_semantic_and_grounded_hq_sam_instances_and_drop_counts_through_ray(
 ):
     root, good = quirky
     cfg = load_config(
-        overrides={
+        flags={
             "shard_size": 3,
             "canvas": 64,
             "limit": 6,
@@ -195,7 +195,7 @@ def test_grounded_prompts_from_a_list_column_and_a_prompt_file(
     )
     (tmp_path / "prompts.json").write_text(json.dumps({str(photo_folder / "chelsea.jpg"): "tabby cat", "*": "cup"}))
     cfg = load_config(
-        overrides={
+        flags={
             "shard_size": 3,
             "canvas": 64,
             "prompts": str(tmp_path / "prompts.json"),
@@ -246,7 +246,7 @@ def test_a_grounded_job_with_images_without_prompts_is_refused_in_one_line(photo
 
 def test_sam_amg_instances_through_ray(photo_folder, sam, tmp_path, ray_session):
     cfg = load_config(
-        overrides={
+        flags={
             "shard_size": 3,
             "canvas": 64,
             "limit": 3,

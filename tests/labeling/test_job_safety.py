@@ -39,7 +39,7 @@ def photos(tmp_path_factory):
 
 
 def _cfg(**overrides):
-    return load_config(overrides={"shard_size": 2, **overrides})
+    return load_config(flags={"shard_size": 2, **overrides})
 
 
 def test_a_second_job_on_the_same_store_is_refused_naming_the_holder(photos, tmp_path, ray_session):
@@ -182,7 +182,7 @@ def test_out_of_range_settings_are_one_line_errors(setting):
     key = next(iter(setting))
     flag = "--" + key.replace("_", "-")
     with pytest.raises(ConfigError, match=rf"^{flag}: {key}: Input should be (greater|less) than or equal to "):
-        load_config(overrides=setting)
+        load_config(flags=setting)
 
 
 def test_a_shard_too_large_for_this_machine_is_refused_before_anything_starts(photos, tmp_path):

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from plumbing.config_layers import parse_sets
 from plumbing.errors import ConfigError
 from training.cli import main
-from training.config import TrainConfig, load_config, parse_overrides, save_config, to_dict, valid_keys
+from training.config import TrainConfig, load_config, save_config, to_dict, valid_keys
 from training.masking import Curriculum
 from training.models import ARCH_PRESETS, build_model
 from training.models.encoder_io import build_timm_vit
@@ -58,7 +59,7 @@ def test_wrong_types_are_errors_naming_the_key():
     with pytest.raises(ConfigError, match=r"^--set: optim.betas\[1\]: Field required$"):
         load_config(None, ["optim.betas=[0.9]"])
     with pytest.raises(ConfigError, match="key=value"):
-        parse_overrides(["optim.blr"])
+        parse_sets(["optim.blr"])
     assert load_config(None, ["engine.amp=off"]).engine.amp == "off"  # YAML 1.1 would read false
 
 
