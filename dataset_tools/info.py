@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from datasets_spec import schema as S
+from datasets_spec import schema
 from datasets_spec.reader import Store
 from datasets_spec.schema import reason_kind
 from plumbing.cli_boundary import format_counts
@@ -25,9 +25,9 @@ def info(store: Store) -> dict:
         "schema_version": store.attrs["schema_version"],
         "package_version": store.attrs.get("package_version"),
         "images": layout.num_images,
-        "done": int((status == S.DONE).sum()),
-        "failed": int((status == S.FAILED).sum()),
-        "pending": int((status == S.PENDING).sum()),
+        "done": int((status == schema.DONE).sum()),
+        "failed": int((status == schema.FAILED).sum()),
+        "pending": int((status == schema.PENDING).sum()),
         "shards": {"total": layout.num_shards, "complete": len(done_shards), "size": layout.shard_size},
         "canvas": store.attrs["canvas"],
         "label_space_size": len(store.label_space),

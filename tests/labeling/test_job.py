@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from dataset_tools.info import format_info, info
-from datasets_spec import open_store
-from datasets_spec import schema as S
+from datasets_spec import open_store, schema
 from datasets_spec.geometry import fit
 from datasets_spec.validate import validate
 from labeling.cli import main
@@ -59,10 +58,10 @@ def test_classic_labels_quirky_imagenet_folder(quirky, tmp_path, ray_session):
     status, (orig, valid) = store.status(), store.geometry()
     for i, key in enumerate(keys):
         if key in good:
-            assert status[i] == S.DONE and tuple(orig[i]) == good[key], key
+            assert status[i] == schema.DONE and tuple(orig[i]) == good[key], key
             assert tuple(valid[i]) == fit(*good[key], cfg.canvas), key
         else:
-            assert status[i] == S.FAILED
+            assert status[i] == schema.FAILED
     reasons = {f["key"]: f["reason"] for f in report["failures"]}
     for key, start in BAD.items():
         assert reasons[key].startswith(start), (key, reasons[key])
@@ -71,7 +70,7 @@ def test_classic_labels_quirky_imagenet_folder(quirky, tmp_path, ray_session):
     assert store.provenance["backends"]["semantic"]["name"] == "classic"
     assert store.provenance["input"]["count"] == len(keys)
     assert validate(tmp_path / "ds") == []
-    assert list((tmp_path / "ds" / S.REPORTS_DIR).glob("label-*.json"))
+    assert list((tmp_path / "ds" / schema.REPORTS_DIR).glob("label-*.json"))
 
 
 def test_rerun_skips_done_shards_and_refuses_other_settings(photo_folder, tmp_path, ray_session):
@@ -127,7 +126,7 @@ def test_an_image_that_kills_its_worker_is_recorded_failed_and_the_rest_labeled(
     assert report["failures"] == [{"key": "coffee_poison.png", "reason": WORKER_DIED}]
     store = open_store(tmp_path / "ds")
     assert store.keys().tolist()[3:6] == ["coffee.jpg", "coffee_poison.png", "coins.jpg"]
-    assert store.status().tolist() == [S.DONE] * 4 + [S.FAILED] + [S.DONE] * 2
+    assert store.status().tolist() == [schema.DONE] * 4 + [schema.FAILED] + [schema.DONE] * 2
     assert validate(tmp_path / "ds") == []
 
 

@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets_spec import open_store, storage
-from datasets_spec import schema as S
+from datasets_spec import open_store, schema, storage
 from datasets_spec.validate import validate
 from labeling import cluster
 from labeling.config import load_config
@@ -78,8 +77,8 @@ def test_a_dead_holders_lock_is_taken_over(tmp_path):
 
 def test_leftovers_of_killed_writers_are_removed(photos, tmp_path, ray_session):
     run_label_job(photos, tmp_path / "ds", _cfg(), show_progress=False)
-    marker_tmp = tmp_path / "ds" / S.MARKERS_DIR / ".shard-000000.json.999999.tmp"
-    records_tmp = tmp_path / "ds" / S.RECORDS_DIR / ".shard-000001.jsonl.gz.999999.tmp"
+    marker_tmp = tmp_path / "ds" / schema.MARKERS_DIR / ".shard-000000.json.999999.tmp"
+    records_tmp = tmp_path / "ds" / schema.RECORDS_DIR / ".shard-000001.jsonl.gz.999999.tmp"
     creating = tmp_path / ".ds.creating-999999"  # a create killed midway (no such process)
     for path in (marker_tmp, records_tmp):
         path.write_text("half written")
