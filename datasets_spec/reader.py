@@ -99,17 +99,16 @@ class Store:
                 raise StoreError(f"{storage.join(self.path, name)}: cannot open ({exc})") from None
         return self._arrays[name]
 
-    # --- shards -------------------------------------------------------------------------
-    def marked_shards(self) -> set[int]:
-        """Shards with a completion marker (done or failed images only; written whole)."""
-        return storage.marker_shards(storage.list_names(self.path, schema.MARKERS_DIR))
-
+    # --- shards: done once the shard's completion marker exists, pending until then -----------
     def done_shards(self) -> list[int]:
-        return sorted(s for s in self.marked_shards() if s < self.layout.num_shards)
+        """The shards whose completion marker exists, in order; each of their images is done or failed."""
+        listed = storage.marker_shards(storage.list_names(self.path, schema.MARKERS_DIR))
+        return sorted(s for s in listed if s < self.layout.num_shards)  # a stray beyond the last is no shard
 
     def pending_shards(self) -> list[int]:
-        marked = self.marked_shards()
-        return [s for s in range(self.layout.num_shards) if s not in marked]
+        """The other shards: their images read as pending, whatever their arrays hold."""
+        done = set(self.done_shards())
+        return [s for s in range(self.layout.num_shards) if s not in done]
 
     def _has_marker(self, shard: int) -> bool:
         return storage.exists(self.path, storage.marker_path(shard))

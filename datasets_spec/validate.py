@@ -49,11 +49,11 @@ def validate(path, *, pixels: bool = True, progress=None) -> list[str]:
     status = store.stored_status()
     bad = np.flatnonzero(~np.isin(status, list(schema.STATUS_NAMES)))
     problems += [f"status: image {i} has unknown status code {status[i]}" for i in bad[:20]]
-    marked = store.marked_shards()
+    markers = storage.marker_shards(storage.list_names(store.path, schema.MARKERS_DIR))  # strays included
     problems += [
-        f"markers: marker for shard {s} beyond the last shard" for s in sorted(marked) if s >= store.layout.num_shards
+        f"markers: marker for shard {s} beyond the last shard" for s in sorted(markers) if s >= store.layout.num_shards
     ]
-    for shard in sorted(s for s in marked if s < store.layout.num_shards):
+    for shard in sorted(s for s in markers if s < store.layout.num_shards):  # the done shards
         problems += _check_shard(store, shard, status, meta.label_space, pixels)
         if progress:
             progress(1)

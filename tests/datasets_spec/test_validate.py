@@ -8,7 +8,7 @@ import pytest
 import zarr
 
 from dataset_tools.cli import main
-from datasets_spec import _array_io, schema, storage
+from datasets_spec import _array_io, open_store, schema, storage
 from datasets_spec.records import read_records, write_records
 from datasets_spec.shard_writer import file_inventory, pixels_crc32
 from datasets_spec.validate import validate
@@ -147,7 +147,7 @@ def test_semantic_ids_outside_label_space(store):
     assert validate(store) == ["semantic: image 10 has class ids outside the label space: [42]"]
 
 
-def test_pending_status_inside_a_complete_shard(store):
+def test_pending_status_inside_a_done_shard(store):
     arr = _array_io.open_array(store / schema.STATUS, write=True)
     status = _array_io.read_range(arr, 8, 16)
     status[2] = schema.PENDING
@@ -172,6 +172,13 @@ def test_unknown_status_code(store):
 def test_interrupted_shard_is_pending_not_a_problem(store):
     _marker_path(store, 2).unlink()
     assert validate(store) == []
+
+
+def test_a_marker_beyond_the_last_shard_is_reported_and_no_done_shard(store):
+    shutil.copy(_marker_path(store, 2), _marker_path(store, 3))
+    assert validate(store) == ["markers: marker for shard 3 beyond the last shard"]
+    reader = open_store(store)
+    assert reader.done_shards() == [0, 1, 2] and reader.pending_shards() == []
 
 
 def test_cli_exit_codes_and_lines(store, capsys):
