@@ -1,10 +1,10 @@
-"""Array access: tensorstore for the numeric arrays, zarr-python for the string array and for
-creating the arrays (shapes, chunks, shards, codecs: the store's array layout, written here once).
+"""Open, read, write and create the store's Zarr arrays: tensorstore for numbers, zarr-python for the rest.
 
-Files stay plain Zarr v3 (zarr-python creates them); tensorstore only reads and writes chunk data,
-because it is much faster than zarr-python on these paths (benchmarks/store_io.py; figures in
-docs/performance.md). Both go through `storage`, so an array may live in a local directory or on
-object storage.
+zarr-python reads the string array and creates the arrays (shapes, chunks, shards, codecs: the
+store's array layout, written here once), so files stay plain Zarr v3; tensorstore only reads and
+writes the numeric arrays' chunk data, because it is much faster than zarr-python on these paths
+(benchmarks/store_io.py; figures in docs/performance.md). Both go through `storage`, so an array
+may live in a local directory or on object storage.
 """
 
 from __future__ import annotations
