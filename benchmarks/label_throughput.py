@@ -66,7 +66,7 @@ def main() -> None:
     try:
         make_samples(tmp / "images", per_class=-(-args.images // len(CLASSES)), with_bad=False)
         n = len(list_images(tmp / "images").items)
-        cfg = load_config(overrides={"shard_size": args.shard_size, "canvas": args.canvas})
+        cfg = load_config(flags={"shard_size": args.shard_size, "canvas": args.canvas})
         t0 = time.perf_counter()
         cluster.connect(None)
         startup = time.perf_counter() - t0

@@ -225,7 +225,7 @@ def _evaluate(encoder: Path, data: dict, preset: dict, seed: int, out: Path) -> 
         f"dense.train_labels={data['gt']}",
         f"dense.val_labels={data['gt_val']}",
     ]
-    cfg = load_config(None, overrides, cls=EvalConfig)
+    cfg = load_config(None, overrides, config_class=EvalConfig)
     scores = {}
     for protocol in ("knn", "linear", "dense"):
         result = run_eval(protocol, encoder, data["train"], data["val"], out / "eval" / encoder.stem, cfg)

@@ -10,7 +10,7 @@ import json
 
 import yaml
 
-from datasets_spec import schema as S
+from datasets_spec import schema
 from datasets_spec.reader import Store
 
 from .stats import format_stats
@@ -107,7 +107,7 @@ def render_card(store: Store, st: dict, license_id: str, files: dict, name: str)
         "",
         "## Contents",
         "",
-        f"- `{files['data']}/` — the labels: a Zarr v3 store (schema version {S.SCHEMA_VERSION}, consolidated "
+        f"- `{files['data']}/` — the labels: a Zarr v3 store (schema version {schema.SCHEMA_VERSION}, consolidated "
         f"metadata): `semantic` and `instance` [N, {s}, {s}] uint16 on a {s}×{s} canvas, shards of {k} images; "
         "`key`, `label`, `status`, `orig_hw`, `valid_hw` per image; `records/` per-instance score, box, area, "
         "class, prompt and COCO RLE at original size; `markers/` completion markers; `reports/` the labeling "

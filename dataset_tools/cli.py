@@ -33,7 +33,7 @@ PROG = "c2f-data"
 def _validate(args) -> int:
     _require_dir(args.path, "dataset")
     try:
-        total = len(open_store(args.path).marked_shards())
+        total = len(open_store(args.path).done_shards())
     except StoreError:
         total = None  # validate names what is wrong
     with tqdm(total=total, desc="validate", unit="shard", disable=args.quiet) as bar:

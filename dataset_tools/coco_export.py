@@ -16,8 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from datasets_spec import schema as S
-from datasets_spec import storage
+from datasets_spec import schema, storage
 from datasets_spec.errors import StoreError
 from datasets_spec.reader import Store
 
@@ -35,11 +34,11 @@ def iter_images(store: Store) -> Iterator[dict]:
     status = store.status()
     orig_hw, _ = store.geometry()
     for shard, start, stop in store.iter_shards():
-        if not (status[start:stop] == S.DONE).any():
+        if not (status[start:stop] == schema.DONE).any():
             continue
         for j, key in enumerate(store.shard_keys(shard)):
             i = start + j
-            if status[i] == S.DONE:
+            if status[i] == schema.DONE:
                 yield {"id": i + 1, "file_name": key, "height": int(orig_hw[i, 0]), "width": int(orig_hw[i, 1])}
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from dask.callbacks import Callback
 from tqdm import tqdm
 
-from datasets_spec import schema as S
+from datasets_spec import schema
 from datasets_spec.errors import StoreError
 from datasets_spec.reader import Store
 
@@ -27,7 +27,7 @@ TASK_PREFIX = "c2f-shard-task"
 def mask_arrays(store: Store) -> tuple[da.Array, da.Array]:
     """(semantic, instance) as Dask arrays [N, S, S] uint16, one block per shard."""
     s = store.layout.canvas
-    blocks = {S.SEMANTIC: [], S.INSTANCE: []}
+    blocks = {schema.SEMANTIC: [], schema.INSTANCE: []}
     for shard, start, stop in store.iter_shards():
         key = ("c2f-read-shard", str(store.path), shard)
         pair = dask.delayed(_read_shard, pure=True, nout=2)(store, start, stop, dask_key_name=key)

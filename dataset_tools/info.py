@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from datasets_spec import schema as S
+from datasets_spec import schema
 from datasets_spec.reader import Store
 from datasets_spec.schema import reason_kind
 from plumbing.cli_boundary import format_counts
@@ -25,10 +25,16 @@ def info(store: Store) -> dict:
         "schema_version": store.attrs["schema_version"],
         "package_version": store.attrs.get("package_version"),
         "images": layout.num_images,
-        "done": int((status == S.DONE).sum()),
-        "failed": int((status == S.FAILED).sum()),
-        "pending": int((status == S.PENDING).sum()),
-        "shards": {"total": layout.num_shards, "complete": len(done_shards), "size": layout.shard_size},
+        "done": int((status == schema.DONE).sum()),
+        "failed": int((status == schema.FAILED).sum()),
+        "pending": int((status == schema.PENDING).sum()),
+        # "complete" is the old name of "done", kept for the scripts that read it
+        "shards": {
+            "total": layout.num_shards,
+            "done": len(done_shards),
+            "complete": len(done_shards),
+            "size": layout.shard_size,
+        },
         "canvas": store.attrs["canvas"],
         "label_space_size": len(store.label_space),
         "labels_known": int((store.labels() >= 0).sum()),
@@ -47,7 +53,7 @@ def format_info(summary: dict) -> str:
         f"written by c2fmae {summary['package_version']})",
         f"images     {summary['images']}: {summary['done']} done ({100 * summary['done'] / n:.1f}%), "
         f"{summary['failed']} failed, {summary['pending']} pending",
-        f"shards     {summary['shards']['complete']}/{summary['shards']['total']} complete, "
+        f"shards     {summary['shards']['done']}/{summary['shards']['total']} done, "
         f"{summary['shards']['size']} images each",
         f"canvas     {canvas['size']}×{canvas['size']}, {canvas['anchor']}, "
         f"semantic ignore {canvas['semantic_ignore']}, instance none {canvas['instance_none']}",

@@ -18,7 +18,7 @@ from PIL import Image
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from datasets_spec import schema as S
+from datasets_spec import schema
 from datasets_spec.errors import StoreError
 from datasets_spec.geometry import labels_from_canvas
 from datasets_spec.reader import Store, open_store
@@ -113,7 +113,7 @@ def eval_semantic(store: Store, gt, *, scheduler: str | None = None, progress: b
     tasks = []
     for shard, sem, _ in shard_blocks(store):
         start, stop = store.layout.shard_range(shard)
-        done = [i for i in range(start, stop) if status[i] == S.DONE]
+        done = [i for i in range(start, stop) if status[i] == schema.DONE]
         where = [(i, gt_index[i] if gt_store else str(keys[i])) for i in done]
         tasks.append(
             shard_task(
@@ -187,7 +187,7 @@ def _read_png(root: Path, key: str, hw: tuple[int, int]) -> np.ndarray | None:
 
 def _confusion(truth: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
     """Counts [C, C + 1] of (true class, predicted class or C = none) over truly labeled pixels."""
-    keep = (truth < num_classes) & (truth != PNG_IGNORE if truth.dtype == np.uint8 else truth != S.SEMANTIC_IGNORE)
+    keep = (truth < num_classes) & (truth != PNG_IGNORE if truth.dtype == np.uint8 else truth != schema.SEMANTIC_IGNORE)
     t = truth[keep].astype(np.int64)
     p = pred[keep].astype(np.int64)
     p[p >= num_classes] = num_classes

@@ -13,8 +13,7 @@ from datetime import UTC, datetime
 
 from tqdm import tqdm
 
-from datasets_spec import schema as S
-from datasets_spec import storage
+from datasets_spec import schema, storage
 from datasets_spec.create import create_store
 from datasets_spec.errors import StoreError
 from datasets_spec.reader import Store
@@ -30,7 +29,7 @@ def check_mergeable(a: Store, b: Store) -> None:
     if overlap:
         raise StoreError(f"{a.path} and {b.path} share {len(overlap)} image key(s), e.g. {sorted(overlap)[0]!r}")
     for store in (a, b):
-        pending = int((store.status() == S.PENDING).sum())
+        pending = int((store.status() == schema.PENDING).sum())
         if pending:
             raise StoreError(f"{store.path}: {pending} image(s) still pending; finish labeling before merging")
     if a.label_space != b.label_space:
@@ -108,7 +107,7 @@ class _SourceReader:
         if shard != self._shard:
             self._load(shard)
         j = index - self.store.layout.shard_range(shard)[0]
-        if self.status[index] == S.FAILED:
+        if self.status[index] == schema.FAILED:
             return ImageResult.failed(self._failures[index])
         records = [{f: r[f] for f in INSTANCE_FIELDS} for r in self._records.get(index, [])]
         return ImageResult(self._semantic[j], self._instance[j], tuple(int(v) for v in self.orig_hw[index]), records)

@@ -22,8 +22,7 @@ import zarr
 from tqdm import tqdm
 from zarr.codecs import ZstdCodec
 
-from datasets_spec import schema as S
-from datasets_spec import storage
+from datasets_spec import schema, storage
 from datasets_spec.errors import StoreError
 from datasets_spec.reader import Store, open_store
 from datasets_spec.validate import RELEASE_CHUNKS, validate
@@ -99,10 +98,10 @@ def _scrub_local_paths(data: Path) -> None:
     (by sha256) and which input list (by hash), not where they sat on someone's disk."""
     root = data / "zarr.json"
     doc = json.loads(root.read_text())
-    attrs = doc["attributes"][S.ATTRS_KEY]
+    attrs = doc["attributes"][schema.ATTRS_KEY]
     attrs["provenance"] = _scrubbed(attrs.get("provenance", {}))
     root.write_text(json.dumps(doc, indent=2))
-    for report in (data / S.REPORTS_DIR).glob("*.json"):
+    for report in (data / schema.REPORTS_DIR).glob("*.json"):
         report.write_text(json.dumps(_scrubbed(json.loads(report.read_text())), indent=1, ensure_ascii=False))
 
 
@@ -122,7 +121,7 @@ def _rechunk(data: Path, store: Store, how: str) -> None:
     k, s = store.layout.shard_size, store.layout.canvas
     chunks = (k, s, s) if how == "shards" else (1, s, s)
     group = zarr.open_group(data, mode="r+")
-    fills = ((S.SEMANTIC, S.SEMANTIC_IGNORE), (S.INSTANCE, S.INSTANCE_NONE))
+    fills = ((schema.SEMANTIC, schema.SEMANTIC_IGNORE), (schema.INSTANCE, schema.INSTANCE_NONE))
     for (name, fill), source in zip(fills, mask_arrays(store)):
         target = group.create_array(
             f"{name}.rechunked",
@@ -137,7 +136,7 @@ def _rechunk(data: Path, store: Store, how: str) -> None:
         shutil.rmtree(data / name)
         os.replace(data / f"{name}.rechunked", data / name)
     group = zarr.open_group(data, mode="r+")
-    group.attrs[S.ATTRS_KEY] = {**group.attrs[S.ATTRS_KEY], "release": {"rechunk": how}}
+    group.attrs[schema.ATTRS_KEY] = {**group.attrs[schema.ATTRS_KEY], "release": {"rechunk": how}}
 
 
 def _consolidate(data: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from datasets_spec import schema as S
+from datasets_spec import schema
 from datasets_spec.errors import StoreError
 from datasets_spec.geometry import fit, resize_labels
 from datasets_spec.reader import Store
@@ -42,7 +42,7 @@ def choose(store: Store, n: int, keys: list[str] | None, seed: int) -> list[int]
         missing = [k for k in keys if k not in where]
         if missing:
             raise StoreError(f"{store.path}: no image with key {missing[0]!r}")
-        not_done = [k for k in keys if status[where[k]] != S.DONE]
+        not_done = [k for k in keys if status[where[k]] != schema.DONE]
         if not_done:
             raise StoreError(
                 f"{store.path}: image {not_done[0]!r} is not labeled (status {status[where[not_done[0]]]})"
@@ -100,11 +100,11 @@ def _row(store: Store, view, images: Path, class_colours: np.ndarray):
     rgb = np.asarray(Image.fromarray(photo).resize((w, h), Image.BILINEAR)).astype(np.float32)
     sem = resize_labels(view.semantic[:vh, :vw], h, w)
     inst = resize_labels(view.instance[:vh, :vw], h, w)
-    labelled = sem != S.SEMANTIC_IGNORE
+    labelled = sem != schema.SEMANTIC_IGNORE
     sem_colour = np.where(labelled[..., None], class_colours[np.where(labelled, sem, 0)], rgb)
     sem_tile = np.where(labelled[..., None], 0.4 * rgb + 0.6 * sem_colour, 0.5 * rgb)
     inst_colour = palette(int(inst.max()) + 1)[inst]
-    has = inst != S.INSTANCE_NONE
+    has = inst != schema.INSTANCE_NONE
     inst_tile = np.where(has[..., None], 0.45 * rgb + 0.55 * inst_colour, 0.5 * rgb)
     inst_tile[_outlines(inst)] = 255
     tiles = [_pad(t) for t in (rgb, sem_tile, inst_tile)]

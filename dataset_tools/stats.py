@@ -10,7 +10,7 @@ from collections import Counter
 
 import numpy as np
 
-from datasets_spec import schema as S
+from datasets_spec import schema
 from datasets_spec.reader import Store
 from datasets_spec.schema import reason_kind
 from plumbing.cli_boundary import format_counts
@@ -50,14 +50,14 @@ def shard_stats(
 ) -> dict:
     """Partial sums of one shard. semantic, instance: [K, S, S] uint16; status [K]; valid_hw [K, 2]."""
     part = _empty(num_classes)
-    if (status == S.PENDING).all():  # store.status() makes every image of an unmarked shard pending
+    if (status == schema.PENDING).all():  # store.status() makes every image of an unmarked shard pending
         return part
     start = store.layout.shard_range(shard)[0]
     records = store.records(shard)
     by_image: dict[int, list[dict]] = {}
     for rec in records:
         by_image.setdefault(rec["index"], []).append(rec)
-    for j in np.flatnonzero(status == S.DONE):
+    for j in np.flatnonzero(status == schema.DONE):
         h, w = valid_hw[j]
         _add_image(part, semantic[j, :h, :w], instance[j, :h, :w], by_image.get(start + int(j), []), num_classes)
     part["failures"] = Counter(reason_kind(f["reason"]) for f in store.marker(shard).get("failures", []))
@@ -66,13 +66,13 @@ def shard_stats(
 
 def _add_image(part: dict, sem: np.ndarray, inst: np.ndarray, records: list[dict], num_classes: int) -> None:
     """Add one done image (valid region only: sem, inst [h, w]) and its records to `part`."""
-    labelled = sem != S.SEMANTIC_IGNORE
+    labelled = sem != schema.SEMANTIC_IGNORE
     counts = np.bincount(sem[labelled].ravel(), minlength=num_classes)[:num_classes]
     part["class_pixels"] += counts
     part["class_images"] += counts > 0
     part["valid_pixels"] += sem.size
     part["semantic_pixels"] += int(labelled.sum())
-    part["instance_pixels"] += int((inst != S.INSTANCE_NONE).sum())
+    part["instance_pixels"] += int((inst != schema.INSTANCE_NONE).sum())
     part["instances_per_image"][min(len(records), MAX_INSTANCES_BIN)] += 1
     # Per-pixel class each instance claims (its record's class); -1 where none.
     claimed = np.full(int(inst.max()) + 1, -1, np.int64)
@@ -128,7 +128,7 @@ def merge_partials(acc: dict | None, part: dict) -> dict:
 
 
 def _summary(store: Store, status: np.ndarray, t: dict) -> dict:
-    done = int((status == S.DONE).sum())
+    done = int((status == schema.DONE).sum())
     per_image = t["instances_per_image"]
     instances = int(t["area_hist"].sum())
     return {
@@ -136,8 +136,8 @@ def _summary(store: Store, status: np.ndarray, t: dict) -> dict:
         "images": {
             "total": int(status.size),
             "done": done,
-            "failed": int((status == S.FAILED).sum()),
-            "pending": int((status == S.PENDING).sum()),
+            "failed": int((status == schema.FAILED).sum()),
+            "pending": int((status == schema.PENDING).sum()),
         },
         "label_space": {str(k): v for k, v in sorted(store.label_space.items())},
         "class_pixel_counts": t["class_pixels"].tolist(),

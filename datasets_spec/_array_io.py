@@ -1,10 +1,10 @@
-"""Array access: tensorstore for the numeric arrays, zarr-python for the string array and for
-creating the arrays (shapes, chunks, shards, codecs: the store's array layout, written here once).
+"""Open, read, write and create the store's Zarr arrays: tensorstore for numbers, zarr-python for the rest.
 
-Files stay plain Zarr v3 (zarr-python creates them); tensorstore only reads and writes chunk data,
-because it is much faster than zarr-python on these paths (benchmarks/store_io.py; figures in
-docs/performance.md). Both go through `storage`, so an array may live in a local directory or on
-object storage.
+zarr-python reads the string array and creates the arrays (shapes, chunks, shards, codecs: the
+store's array layout, written here once), so files stay plain Zarr v3; tensorstore only reads and
+writes the numeric arrays' chunk data, because it is much faster than zarr-python on these paths
+(benchmarks/store_io.py; figures in docs/performance.md). Both go through `storage`, so an array
+may live in a local directory or on object storage.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from zarr.codecs import ZstdCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import MemoryStore
 
-from . import schema as S
-from . import storage
+from . import schema, storage
 
 _CONTEXTS: dict[bool, ts.Context] = {}
 
@@ -88,34 +87,34 @@ def chunking(doc: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return outer, tuple(codecs[0].get("configuration", {}).get("chunk_shape", ())) if sharded else ()
 
 
-def write_skeleton(directory, layout: S.Layout, keys, labels, attrs: dict) -> None:
+def write_skeleton(directory, layout: schema.Layout, keys, labels, attrs: dict) -> None:
     """Create the store's group and arrays in the local `directory` (which must not exist): every
     array at its fill value but `key` and `label`, which are written; `attrs` under c2fmae."""
     n, k, s = layout.num_images, layout.shard_size, layout.canvas
     group = zarr.open_group(directory, mode="w-", zarr_format=3)
-    group.attrs[S.ATTRS_KEY] = attrs
+    group.attrs[schema.ATTRS_KEY] = attrs
     zstd = ZstdCodec(level=3)
-    for name, fill in ((S.SEMANTIC, S.SEMANTIC_IGNORE), (S.INSTANCE, S.INSTANCE_NONE)):
+    for name, fill in ((schema.SEMANTIC, schema.SEMANTIC_IGNORE), (schema.INSTANCE, schema.INSTANCE_NONE)):
         group.create_array(
             name,
             shape=(n, s, s),
             chunks=(1, s, s),
             shards=(k, s, s),
-            dtype=S.PIXEL_ARRAYS[name],
+            dtype=schema.PIXEL_ARRAYS[name],
             fill_value=fill,
             compressors=zstd,
             dimension_names=("image", "y", "x"),
         )
     group.create_array(
-        S.STATUS,
+        schema.STATUS,
         shape=(n,),
         chunks=(k,),
         dtype="uint8",
-        fill_value=S.PENDING,
+        fill_value=schema.PENDING,
         compressors=zstd,
         dimension_names=("image",),
     )
-    for name in (S.ORIG_HW, S.VALID_HW):
+    for name in (schema.ORIG_HW, schema.VALID_HW):
         group.create_array(
             name,
             shape=(n, 2),
@@ -126,13 +125,19 @@ def write_skeleton(directory, layout: S.Layout, keys, labels, attrs: dict) -> No
             dimension_names=("image", "hw"),
         )
     key_arr = group.create_array(
-        S.KEY, shape=(n,), chunks=(k,), dtype=str, fill_value="", compressors=zstd, dimension_names=("image",)
+        schema.KEY, shape=(n,), chunks=(k,), dtype=str, fill_value="", compressors=zstd, dimension_names=("image",)
     )
     key_arr[:] = np.asarray(list(keys), dtype=object).astype(str)
     label_arr = group.create_array(
-        S.LABEL, shape=(n,), chunks=(k,), dtype="int32", fill_value=-1, compressors=zstd, dimension_names=("image",)
+        schema.LABEL,
+        shape=(n,),
+        chunks=(k,),
+        dtype="int32",
+        fill_value=-1,
+        compressors=zstd,
+        dimension_names=("image",),
     )
     label_arr[:] = np.asarray(labels, dtype=np.int32)
     # Sidecar folders are empty Zarr groups, so zarr tools list them without complaint.
-    for sub, holds in S.SIDECARS.items():
-        group.create_group(sub, attributes={S.ATTRS_KEY: {"holds": holds}})
+    for sub, holds in schema.SIDECARS.items():
+        group.create_group(sub, attributes={schema.ATTRS_KEY: {"holds": holds}})

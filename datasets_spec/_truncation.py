@@ -1,4 +1,4 @@
-"""Is an image file's pixel data all there? The faults PIL decodes silently, padding the image.
+"""Finding PNG and JPEG files cut short in the ways PIL decodes silently (it pads the missing pixels).
 
 PIL raises on a file cut short, but not when the cut file still ends properly: a PNG whose zlib
 stream holds too few rows (PIL leaves the missing rows black) or a JPEG cut mid-scan with its end
@@ -25,7 +25,7 @@ _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), 
 _INFLATE_STEP = 1 << 22  # bytes inflated at a time: memory stays bounded whatever the ratio
 
 
-def incomplete(data: bytes, fmt: str | None) -> bool:
+def truncated(data: bytes, fmt: str | None) -> bool:
     """True when the PNG or JPEG file `data` holds less pixel data than its header promises."""
     if fmt == "PNG":
         return _png_short(data)

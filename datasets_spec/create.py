@@ -8,8 +8,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import schema as S
-from . import storage
+from . import schema, storage
 from ._array_io import write_skeleton
 from .errors import StoreError
 from .meta import build_attrs
@@ -24,7 +23,7 @@ def create_store(
     provenance: dict | None = None,
     canvas: int = 256,
     shard_size: int = 128,
-) -> S.Layout:
+) -> schema.Layout:
     """Create the store at `path` (a local path or URL; must not exist). Returns its layout.
 
     Locally the store is built in a temporary sibling directory and renamed into place, so a
@@ -47,7 +46,7 @@ def create_store(
     return layout
 
 
-def _create_remote(url: str, keys, labels, label_space, provenance, canvas, shard_size) -> S.Layout:
+def _create_remote(url: str, keys, labels, label_space, provenance, canvas, shard_size) -> schema.Layout:
     layout = _check_values(url, keys, labels, label_space, canvas, shard_size)
     try:
         if storage.exists(url, "zarr.json"):
@@ -67,7 +66,7 @@ def _create_remote(url: str, keys, labels, label_space, provenance, canvas, shar
 def _clear_abandoned_create(url: str) -> None:
     """Remove what a killed create left under `url` (no zarr.json yet); refuse a prefix holding
     anything that is not part of a store."""
-    ours = set(S.ALL_ARRAYS) | set(S.SIDECARS)
+    ours = set(schema.ALL_ARRAYS) | set(schema.SIDECARS)
     found = storage.list_all(url)
     foreign = [rel for rel in found if rel.split("/", 1)[0] not in ours]
     if foreign:
@@ -76,7 +75,7 @@ def _clear_abandoned_create(url: str) -> None:
         storage.delete_all(url)
 
 
-def _check_args(path, keys, labels, label_space, canvas, shard_size) -> S.Layout:
+def _check_args(path, keys, labels, label_space, canvas, shard_size) -> schema.Layout:
     if path.exists():
         raise StoreError(f"{path}: already exists")
     if not path.parent.is_dir():
@@ -84,7 +83,7 @@ def _check_args(path, keys, labels, label_space, canvas, shard_size) -> S.Layout
     return _check_values(path, keys, labels, label_space, canvas, shard_size)
 
 
-def _check_values(path, keys, labels, label_space, canvas, shard_size) -> S.Layout:
+def _check_values(path, keys, labels, label_space, canvas, shard_size) -> schema.Layout:
     if len(keys) == 0:
         raise StoreError(f"{path}: no images to store")
     if len(labels) != len(keys):
@@ -93,6 +92,6 @@ def _check_values(path, keys, labels, label_space, canvas, shard_size) -> S.Layo
         raise StoreError(f"{path}: image keys are not unique")
     if not 8 <= canvas <= 4096 or not 1 <= shard_size <= 4096:
         raise StoreError(f"{path}: canvas must be in [8, 4096] and shard size in [1, 4096]")
-    if any(not 0 <= int(k) < S.SEMANTIC_IGNORE for k in label_space):
-        raise StoreError(f"{path}: label space ids must be in [0, {S.SEMANTIC_IGNORE})")
-    return S.Layout(len(keys), shard_size, canvas)
+    if any(not 0 <= int(k) < schema.SEMANTIC_IGNORE for k in label_space):
+        raise StoreError(f"{path}: label space ids must be in [0, {schema.SEMANTIC_IGNORE})")
+    return schema.Layout(len(keys), shard_size, canvas)

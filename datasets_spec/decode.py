@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 
-from ._truncation import incomplete
+from ._truncation import truncated
 from .errors import StoreError
 from .geometry import fit
 
@@ -114,10 +114,10 @@ def decode_reduced(path, max_pixels: int, canvas: int) -> tuple[np.ndarray, tupl
 
 
 def _whole(image: Image.Image, path) -> np.ndarray:
-    """The opened image decoded whole (at its draft size, if any), checked complete, made RGB and
+    """The opened image decoded whole (at its draft size, if any), refused if truncated, made RGB and
     oriented → [H, W, 3] uint8 (writable)."""
     image.load()
-    if incomplete(Path(path).read_bytes(), image.format):
+    if truncated(Path(path).read_bytes(), image.format):
         raise ImageDecodeError("truncated image file", path)
     return np.array(_orient(_to_rgb(image), _orientation(image)))
 

@@ -6,8 +6,7 @@ import json
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
-from . import schema as S
-from . import storage
+from . import schema, storage
 from .errors import StoreError
 
 
@@ -22,16 +21,16 @@ def package_version() -> str:
 class Meta:
     """Everything the group attributes say, parsed and checked."""
 
-    layout: S.Layout
+    layout: schema.Layout
     label_space: dict[int, str]
     provenance: dict
     raw: dict
 
 
-def build_attrs(layout: S.Layout, label_space: dict[int, str], provenance: dict) -> dict:
+def build_attrs(layout: schema.Layout, label_space: dict[int, str], provenance: dict) -> dict:
     """The JSON object stored under the group attribute `c2fmae`."""
     return {
-        "schema_version": S.SCHEMA_VERSION,
+        "schema_version": schema.SCHEMA_VERSION,
         "package_version": package_version(),
         "num_images": layout.num_images,
         "shard_size": layout.shard_size,
@@ -39,10 +38,10 @@ def build_attrs(layout: S.Layout, label_space: dict[int, str], provenance: dict)
             "size": layout.canvas,
             "anchor": "top-left",
             "resample": "nearest pixel centre",
-            "semantic_ignore": S.SEMANTIC_IGNORE,
-            "instance_none": S.INSTANCE_NONE,
+            "semantic_ignore": schema.SEMANTIC_IGNORE,
+            "instance_none": schema.INSTANCE_NONE,
         },
-        "status_codes": {str(k): v for k, v in S.STATUS_NAMES.items()},
+        "status_codes": {str(k): v for k, v in schema.STATUS_NAMES.items()},
         "label_space": {str(int(k)): str(v) for k, v in sorted(label_space.items())},
         "provenance": provenance,
     }
@@ -63,20 +62,20 @@ def read_meta(path) -> Meta:
         raise StoreError(f"{storage.join(path, 'zarr.json')}: unreadable ({_one_line(exc)})") from None
     if doc.get("zarr_format") != 3 or doc.get("node_type") != "group":
         raise StoreError(f"{path}: not a Zarr v3 group")
-    attrs = doc.get("attributes", {}).get(S.ATTRS_KEY)
+    attrs = doc.get("attributes", {}).get(schema.ATTRS_KEY)
     if not isinstance(attrs, dict):
-        raise StoreError(f"{path}: not a c2fmae dataset (no '{S.ATTRS_KEY}' group attribute)")
+        raise StoreError(f"{path}: not a c2fmae dataset (no '{schema.ATTRS_KEY}' group attribute)")
     found = attrs.get("schema_version")
-    if found != S.SCHEMA_VERSION:
+    if found != schema.SCHEMA_VERSION:
         raise StoreError(
             f"{path}: schema version {found!r} is not supported "
-            f"(this c2fmae {package_version()} reads version {S.SCHEMA_VERSION})"
+            f"(this c2fmae {package_version()} reads version {schema.SCHEMA_VERSION})"
         )
     try:
-        layout = S.Layout(int(attrs["num_images"]), int(attrs["shard_size"]), int(attrs["canvas"]["size"]))
+        layout = schema.Layout(int(attrs["num_images"]), int(attrs["shard_size"]), int(attrs["canvas"]["size"]))
         label_space = {int(k): str(v) for k, v in attrs["label_space"].items()}
     except (KeyError, TypeError, ValueError) as exc:
-        raise StoreError(f"{path}: malformed '{S.ATTRS_KEY}' attributes ({exc!r})") from None
+        raise StoreError(f"{path}: malformed '{schema.ATTRS_KEY}' attributes ({exc!r})") from None
     return Meta(layout, label_space, attrs.get("provenance", {}), attrs)
 
 

@@ -9,8 +9,7 @@ from functools import cached_property
 
 import numpy as np
 
-from . import _array_io, storage
-from . import schema as S
+from . import _array_io, schema, storage
 from .errors import StoreError
 from .geometry import fit_many
 from .meta import read_meta
@@ -53,7 +52,7 @@ class Store:
             meta.provenance,
             meta.raw,
         )
-        missing = [name for name in S.ALL_ARRAYS if not storage.exists(self.path, storage.array_doc_path(name))]
+        missing = [name for name in schema.ALL_ARRAYS if not storage.exists(self.path, storage.array_doc_path(name))]
         if missing:
             raise StoreError(f"{self.path}: missing arrays: {', '.join(missing)}")
         self._check_shapes()
@@ -72,11 +71,11 @@ class Store:
         would be read misaligned, and written across shard boundaries. Metadata only."""
         n, s = self.layout.num_images, self.layout.canvas
         for name, want in (
-            (S.SEMANTIC, [n, s, s]),
-            (S.INSTANCE, [n, s, s]),
-            (S.STATUS, [n]),
-            (S.ORIG_HW, [n, 2]),
-            (S.VALID_HW, [n, 2]),
+            (schema.SEMANTIC, [n, s, s]),
+            (schema.INSTANCE, [n, s, s]),
+            (schema.STATUS, [n]),
+            (schema.ORIG_HW, [n, 2]),
+            (schema.VALID_HW, [n, 2]),
         ):
             try:
                 doc = self.array_metadata(name)
@@ -89,7 +88,7 @@ class Store:
                     f"attributes say {tuple(want)} ({n} images, canvas {s}): its "
                     "attributes or arrays were changed; c2f-data validate lists the damage"
                 )
-            if name in S.PIXEL_ARRAYS:
+            if name in schema.PIXEL_ARRAYS:
                 self._check_chunking(name, doc)
 
     def _check_chunking(self, name: str, doc: dict) -> None:
@@ -114,17 +113,16 @@ class Store:
                 raise StoreError(f"{storage.join(self.path, name)}: cannot open ({exc})") from None
         return self._arrays[name]
 
-    # --- shards -------------------------------------------------------------------------
-    def marked_shards(self) -> set[int]:
-        """Shards with a completion marker (done or failed images only; written whole)."""
-        return storage.marker_shards(storage.list_names(self.path, S.MARKERS_DIR))
-
+    # --- shards: done once the shard's completion marker exists, pending until then -----------
     def done_shards(self) -> list[int]:
-        return sorted(s for s in self.marked_shards() if s < self.layout.num_shards)
+        """The shards whose completion marker exists, in order; each of their images is done or failed."""
+        listed = storage.marker_shards(storage.list_names(self.path, schema.MARKERS_DIR))
+        return sorted(s for s in listed if s < self.layout.num_shards)  # a stray beyond the last is no shard
 
     def pending_shards(self) -> list[int]:
-        marked = self.marked_shards()
-        return [s for s in range(self.layout.num_shards) if s not in marked]
+        """The other shards: their images read as pending, whatever their arrays hold."""
+        done = set(self.done_shards())
+        return [s for s in range(self.layout.num_shards) if s not in done]
 
     def _has_marker(self, shard: int) -> bool:
         return storage.exists(self.path, storage.marker_path(shard))
@@ -173,12 +171,12 @@ class Store:
         status = self.stored_status().copy()
         for shard in self.pending_shards():
             start, stop = self.layout.shard_range(shard)
-            status[start:stop] = S.PENDING
+            status[start:stop] = schema.PENDING
         return status
 
     def done_indices(self) -> np.ndarray:
         """int64 [M]: indices of images labeled successfully, ascending."""
-        return np.flatnonzero(self.status() == S.DONE)
+        return np.flatnonzero(self.status() == schema.DONE)
 
     def stored_status(self) -> np.ndarray:
         """uint8 [N]: the status array as written, markers not consulted (for validate). Read once."""
@@ -186,7 +184,7 @@ class Store:
 
     @cached_property
     def _stored_status(self) -> np.ndarray:
-        return _array_io.read_range(self._array(S.STATUS), 0, self.layout.num_images)
+        return _array_io.read_range(self._array(schema.STATUS), 0, self.layout.num_images)
 
     def keys(self) -> np.ndarray:
         """str [N]: image paths relative to the image root."""
@@ -194,44 +192,48 @@ class Store:
 
     @cached_property
     def _all_keys(self) -> np.ndarray:
-        return np.array(_array_io.read_strings(self.path, S.KEY, 0, self.layout.num_images).tolist(), dtype=str)
+        return np.array(_array_io.read_strings(self.path, schema.KEY, 0, self.layout.num_images).tolist(), dtype=str)
 
     def shard_keys(self, shard: int) -> list[str]:
         """Keys of one shard's images, without reading every key of the store."""
         return [str(k) for k in self._shard_keys(shard)]
 
     def _read_shard_keys(self, shard: int) -> np.ndarray:
-        return _array_io.read_strings(self.path, S.KEY, *self.layout.shard_range(shard)).tolist()
+        return _array_io.read_strings(self.path, schema.KEY, *self.layout.shard_range(shard)).tolist()
 
     def labels(self) -> np.ndarray:
         """int32 [N]: ImageNet class index, -1 unknown."""
-        return _array_io.read_range(self._array(S.LABEL), 0, self.layout.num_images)
+        return _array_io.read_range(self._array(schema.LABEL), 0, self.layout.num_images)
 
     def geometry(self) -> tuple[np.ndarray, np.ndarray]:
         """(orig_hw [N, 2], valid_hw [N, 2]) int32."""
         n = self.layout.num_images
-        return _array_io.read_range(self._array(S.ORIG_HW), 0, n), _array_io.read_range(self._array(S.VALID_HW), 0, n)
+        return (
+            _array_io.read_range(self._array(schema.ORIG_HW), 0, n),
+            _array_io.read_range(self._array(schema.VALID_HW), 0, n),
+        )
 
     # --- random access ------------------------------------------------------------------
     def read(self, index: int, records: bool = False) -> ImageView:
         """One image: reads its two inner mask chunks and the small per-image entries."""
         index = self._check_index(index)
         futures = {
-            n: self._array(n)[index].read() for n in (S.SEMANTIC, S.INSTANCE, S.ORIG_HW, S.VALID_HW, S.STATUS, S.LABEL)
+            n: self._array(n)[index].read()
+            for n in (schema.SEMANTIC, schema.INSTANCE, schema.ORIG_HW, schema.VALID_HW, schema.STATUS, schema.LABEL)
         }
         shard = self.layout.shard_of(index)
         key = self._shard_keys(shard)[index - shard * self.layout.shard_size]
         got = {n: f.result() for n, f in futures.items()}
-        status = int(got[S.STATUS]) if self._has_marker(shard) else S.PENDING
+        status = int(got[schema.STATUS]) if self._has_marker(shard) else schema.PENDING
         view = ImageView(
             index,
             str(key),
-            int(got[S.LABEL]),
+            int(got[schema.LABEL]),
             status,
-            got[S.SEMANTIC],
-            got[S.INSTANCE],
-            tuple(int(v) for v in got[S.ORIG_HW]),
-            tuple(int(v) for v in got[S.VALID_HW]),
+            got[schema.SEMANTIC],
+            got[schema.INSTANCE],
+            tuple(int(v) for v in got[schema.ORIG_HW]),
+            tuple(int(v) for v in got[schema.VALID_HW]),
         )
         if records:
             view.records = [r for r in self.records(shard) if r["index"] == index]
@@ -241,7 +243,9 @@ class Store:
         """Masks of many images with all reads in flight: (semantic, instance), each [B, S, S] uint16."""
         indices = [self._check_index(i) for i in indices]
         try:
-            semantic, instance = _array_io.read_items([self._array(S.SEMANTIC), self._array(S.INSTANCE)], indices)
+            semantic, instance = _array_io.read_items(
+                [self._array(schema.SEMANTIC), self._array(schema.INSTANCE)], indices
+            )
         except ValueError:  # tensorstore's error for unreadable or corrupt chunk data
             raise self._read_error(indices) from None
         return semantic, instance
@@ -252,7 +256,7 @@ class Store:
         for shard in sorted({self.layout.shard_of(i) for i in indices}):
             mine = [i for i in indices if self.layout.shard_of(i) == shard]
             try:
-                _array_io.read_items([self._array(S.SEMANTIC), self._array(S.INSTANCE)], mine)
+                _array_io.read_items([self._array(schema.SEMANTIC), self._array(schema.INSTANCE)], mine)
             except ValueError as exc:
                 failing.append(shard)
                 first = first or str(exc).splitlines()[0][:200]
@@ -283,7 +287,7 @@ class Store:
         """The stored arrays of one shard, whatever its marker says: {semantic, instance: [K, S, S]
         uint16, orig_hw, valid_hw: [K, 2] int32}. StoreError if the data cannot be read."""
         start, stop = self.layout.shard_range(shard)
-        names = (S.SEMANTIC, S.INSTANCE, S.ORIG_HW, S.VALID_HW)
+        names = (schema.SEMANTIC, schema.INSTANCE, schema.ORIG_HW, schema.VALID_HW)
         try:
             return {n: _array_io.read_range(self._array(n), start, stop) for n in names}
         except ValueError as exc:
@@ -306,7 +310,7 @@ class Store:
         return index
 
 
-def pixel_chunking(layout: S.Layout, rechunk: str | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def pixel_chunking(layout: schema.Layout, rechunk: str | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(chunk shape, inner chunk shape or ()) that `semantic` and `instance` must have (as
     _array_io.chunking reads them): shards of shard_size images with one inner chunk per image, or
     the plain chunks of a release rewritten by `c2f-data publish --rechunk` (RELEASE_CHUNKS)."""

@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _array_io, storage
-from . import schema as S
+from . import _array_io, schema, storage
 from .errors import StoreError
 from .geometry import fit
 from .meta import read_meta
@@ -56,24 +55,26 @@ def write_shard(path, shard: int, results: Sequence[ImageResult]) -> dict:
     start, stop = meta.layout.shard_range(shard)
     if len(results) != stop - start:
         raise StoreError(f"{root}: shard {shard} holds {stop - start} images, got {len(results)} results")
-    keys = _array_io.read_strings(root, S.KEY, start, stop)
+    keys = _array_io.read_strings(root, schema.KEY, start, stop)
     slabs, records, failures = _assemble(meta, shard, start, keys, results)
     forget_shard(root, shard)
     arrays = {name: _array_io.open_array(storage.join(root, name), write=True) for name in slabs}
-    _array_io.write_slabs([(arrays[n], start, slabs[n]) for n in (S.SEMANTIC, S.INSTANCE, S.ORIG_HW, S.VALID_HW)])
+    _array_io.write_slabs(
+        [(arrays[n], start, slabs[n]) for n in (schema.SEMANTIC, schema.INSTANCE, schema.ORIG_HW, schema.VALID_HW)]
+    )
     records_rel = storage.records_path(shard)
     records_sha, count = write_records(root, records_rel, records)
-    _array_io.write_slabs([(arrays[S.STATUS], start, slabs[S.STATUS])])
+    _array_io.write_slabs([(arrays[schema.STATUS], start, slabs[schema.STATUS])])
     marker = {
-        "schema_version": S.SCHEMA_VERSION,
+        "schema_version": schema.SCHEMA_VERSION,
         "shard": shard,
         "start": start,
         "stop": stop,
-        "done": int((slabs[S.STATUS] == S.DONE).sum()),
+        "done": int((slabs[schema.STATUS] == schema.DONE).sum()),
         "failed": len(failures),
         "failures": failures,
         "records": {"path": records_rel, "sha256": records_sha, "count": count},
-        "pixels_crc32": pixels_crc32(slabs[S.SEMANTIC], slabs[S.INSTANCE]),
+        "pixels_crc32": pixels_crc32(slabs[schema.SEMANTIC], slabs[schema.INSTANCE]),
         "files": file_inventory(root, shard),
         "dropped": dropped_total(results),
     }
@@ -127,11 +128,11 @@ def _assemble(meta, shard, start, keys, results):
     """Check the results and stack them into the shard's slabs; nothing is written here."""
     n, s = len(results), meta.layout.canvas
     slabs = {
-        S.SEMANTIC: np.full((n, s, s), S.SEMANTIC_IGNORE, np.uint16),
-        S.INSTANCE: np.zeros((n, s, s), np.uint16),
-        S.STATUS: np.full(n, S.FAILED, np.uint8),
-        S.ORIG_HW: np.zeros((n, 2), np.int32),
-        S.VALID_HW: np.zeros((n, 2), np.int32),
+        schema.SEMANTIC: np.full((n, s, s), schema.SEMANTIC_IGNORE, np.uint16),
+        schema.INSTANCE: np.zeros((n, s, s), np.uint16),
+        schema.STATUS: np.full(n, schema.FAILED, np.uint8),
+        schema.ORIG_HW: np.zeros((n, 2), np.int32),
+        schema.VALID_HW: np.zeros((n, 2), np.int32),
     }
     records, failures = [], []
     for j, (key, result) in enumerate(zip(keys, results)):
@@ -141,11 +142,11 @@ def _assemble(meta, shard, start, keys, results):
             continue
         where = f"shard {shard}, image {index} ({key})"
         _check_result(result, meta, where)
-        slabs[S.SEMANTIC][j] = result.semantic
-        slabs[S.INSTANCE][j] = result.instance
-        slabs[S.STATUS][j] = S.DONE
-        slabs[S.ORIG_HW][j] = result.orig_hw
-        slabs[S.VALID_HW][j] = fit(*result.orig_hw, s)
+        slabs[schema.SEMANTIC][j] = result.semantic
+        slabs[schema.INSTANCE][j] = result.instance
+        slabs[schema.STATUS][j] = schema.DONE
+        slabs[schema.ORIG_HW][j] = result.orig_hw
+        slabs[schema.VALID_HW][j] = fit(*result.orig_hw, s)
         for rec in sorted(result.records, key=lambda r: r["id"]):
             records.append({"index": index, "key": str(key), **{f: rec.get(f) for f in INSTANCE_FIELDS}})
     return slabs, records, failures
@@ -155,7 +156,7 @@ def _check_result(result: ImageResult, meta, where: str) -> None:
     s = meta.layout.canvas
     if result.orig_hw is None or min(result.orig_hw) < 1:
         raise StoreError(f"{where}: original size missing or not positive")
-    for name, arr in ((S.SEMANTIC, result.semantic), (S.INSTANCE, result.instance)):
+    for name, arr in ((schema.SEMANTIC, result.semantic), (schema.INSTANCE, result.instance)):
         if arr is None or arr.shape != (s, s):
             raise StoreError(f"{where}: {name} map must be {s}×{s}, got {None if arr is None else arr.shape}")
         if (
@@ -166,7 +167,7 @@ def _check_result(result: ImageResult, meta, where: str) -> None:
             raise StoreError(f"{where}: {name} map must hold integer ids in uint16 range")
     if not all(isinstance(k, str) and isinstance(v, (int, np.integer)) and v >= 0 for k, v in result.dropped.items()):
         raise StoreError(f"{where}: dropped counts must map reasons to non-negative integers")
-    ids = set(np.flatnonzero(np.bincount(result.instance.ravel())).tolist()) - {S.INSTANCE_NONE}
+    ids = set(np.flatnonzero(np.bincount(result.instance.ravel())).tolist()) - {schema.INSTANCE_NONE}
     rec_ids = [int(r["id"]) for r in result.records]
     if len(rec_ids) != len(set(rec_ids)) or ids != set(rec_ids):
         raise StoreError(f"{where}: instance ids on the canvas {sorted(ids)} != record ids {sorted(rec_ids)}")

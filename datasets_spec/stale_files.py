@@ -14,8 +14,7 @@ from pathlib import Path
 
 from plumbing.processes import pid_alive
 
-from . import schema as S
-from . import storage
+from . import schema, storage
 
 
 def remove_stale_files(path) -> list[Path]:
@@ -24,7 +23,7 @@ def remove_stale_files(path) -> list[Path]:
     if storage.is_url(path):
         return []
     path = Path(path)
-    stale = [p for sub in (S.RECORDS_DIR, S.MARKERS_DIR) for p in (path / sub).glob(".*.tmp")]
+    stale = [p for sub in (schema.RECORDS_DIR, schema.MARKERS_DIR) for p in (path / sub).glob(".*.tmp")]
     stale += [p for p in path.parent.glob(f".{path.name}.creating-*") if not _creator_alive(p.name)]
     for p in stale:
         if p.is_dir():

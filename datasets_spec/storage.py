@@ -20,7 +20,7 @@ from pathlib import Path
 
 import tensorstore as ts
 
-from . import schema as S
+from . import schema
 from .hashing import file_sha256
 
 URL_SCHEMES = {"s3": "s3", "gs": "gcs"}  # URL scheme → tensorstore kvstore driver
@@ -50,17 +50,17 @@ def shard_name(shard: int) -> str:
 
 def marker_path(shard: int) -> str:
     """Store-relative path of a shard's completion marker."""
-    return f"{S.MARKERS_DIR}/{shard_name(shard)}.json"
+    return f"{schema.MARKERS_DIR}/{shard_name(shard)}.json"
 
 
 def records_path(shard: int) -> str:
     """Store-relative path of a shard's per-instance records."""
-    return f"{S.RECORDS_DIR}/{shard_name(shard)}.jsonl.gz"
+    return f"{schema.RECORDS_DIR}/{shard_name(shard)}.jsonl.gz"
 
 
 def report_path(name: str) -> str:
     """Store-relative path of a job report called `name` (e.g. label-20260101T000000Z.json)."""
-    return f"{S.REPORTS_DIR}/{name}"
+    return f"{schema.REPORTS_DIR}/{name}"
 
 
 def array_doc_path(name: str) -> str:
@@ -79,11 +79,11 @@ def shard_data_files(shard: int) -> tuple[str, ...]:
     shard files, the per-image arrays' chunks (one chunk = one shard) and the records. A chunk
     left at its fill value may not exist."""
     return (
-        pixel_chunk_path(S.SEMANTIC, shard),
-        pixel_chunk_path(S.INSTANCE, shard),
-        f"{S.STATUS}/c/{shard}",
-        f"{S.ORIG_HW}/c/{shard}/0",
-        f"{S.VALID_HW}/c/{shard}/0",
+        pixel_chunk_path(schema.SEMANTIC, shard),
+        pixel_chunk_path(schema.INSTANCE, shard),
+        f"{schema.STATUS}/c/{shard}",
+        f"{schema.ORIG_HW}/c/{shard}/0",
+        f"{schema.VALID_HW}/c/{shard}/0",
         records_path(shard),
     )
 

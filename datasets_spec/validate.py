@@ -6,8 +6,7 @@ import hashlib
 
 import numpy as np
 
-from . import _array_io, storage
-from . import schema as S
+from . import _array_io, schema, storage
 from .errors import StoreError
 from .geometry import fit
 from .meta import read_meta
@@ -15,7 +14,15 @@ from .reader import RELEASE_CHUNKS, Store, array_metadata, pixel_chunking
 from .records import parse_records
 from .shard_writer import pixels_crc32
 
-_SHAPES = {S.SEMANTIC: 3, S.INSTANCE: 3, S.STATUS: 1, S.ORIG_HW: 2, S.VALID_HW: 2, S.KEY: 1, S.LABEL: 1}
+_SHAPES = {
+    schema.SEMANTIC: 3,
+    schema.INSTANCE: 3,
+    schema.STATUS: 1,
+    schema.ORIG_HW: 2,
+    schema.VALID_HW: 2,
+    schema.KEY: 1,
+    schema.LABEL: 1,
+}
 
 
 def validate(path, *, pixels: bool = True, progress=None) -> list[str]:
@@ -35,24 +42,24 @@ def validate(path, *, pixels: bool = True, progress=None) -> list[str]:
     store = Store(path)
     problems += _check_keys(store)
     status = store.stored_status()
-    bad = np.flatnonzero(~np.isin(status, list(S.STATUS_NAMES)))
+    bad = np.flatnonzero(~np.isin(status, list(schema.STATUS_NAMES)))
     problems += [f"status: image {i} has unknown status code {status[i]}" for i in bad[:20]]
-    marked = store.marked_shards()
+    markers = storage.marker_shards(storage.list_names(store.path, schema.MARKERS_DIR))  # strays included
     problems += [
-        f"markers: marker for shard {s} beyond the last shard" for s in sorted(marked) if s >= store.layout.num_shards
+        f"markers: marker for shard {s} beyond the last shard" for s in sorted(markers) if s >= store.layout.num_shards
     ]
-    for shard in sorted(s for s in marked if s < store.layout.num_shards):
+    for shard in sorted(s for s in markers if s < store.layout.num_shards):  # the done shards
         problems += _check_shard(store, shard, status, meta.label_space, pixels)
         if progress:
             progress(1)
     return problems
 
 
-def _check_arrays(path, layout: S.Layout, rechunk: str | None = None) -> list[str]:
+def _check_arrays(path, layout: schema.Layout, rechunk: str | None = None) -> list[str]:
     problems = []
     n, s = layout.num_images, layout.canvas
     expected_shape = {1: (n,), 2: (n, 2), 3: (n, s, s)}
-    for name, dtype in S.ALL_ARRAYS.items():
+    for name, dtype in schema.ALL_ARRAYS.items():
         try:
             doc = array_metadata(path, name)
         except FileNotFoundError:
@@ -69,12 +76,12 @@ def _check_arrays(path, layout: S.Layout, rechunk: str | None = None) -> list[st
         shape = tuple(doc.get("shape", ()))
         if shape != expected_shape[_SHAPES[name]]:
             problems.append(f"{name}: shape {shape}, expected {expected_shape[_SHAPES[name]]}")
-        if name in S.PIXEL_ARRAYS and shape == (n, s, s):
+        if name in schema.PIXEL_ARRAYS and shape == (n, s, s):
             problems += _check_sharding(name, doc, layout, rechunk)
     return problems
 
 
-def _check_sharding(name: str, doc: dict, layout: S.Layout, rechunk: str | None) -> list[str]:
+def _check_sharding(name: str, doc: dict, layout: schema.Layout, rechunk: str | None) -> list[str]:
     outer, inner = _array_io.chunking(doc)
     expected, expected_inner = pixel_chunking(layout, rechunk)
     if (outer, inner) == (expected, expected_inner):
@@ -105,17 +112,17 @@ def _check_shard(store: Store, shard: int, status: np.ndarray, label_space: dict
     problems = []
     if (marker.get("start"), marker.get("stop")) != (start, stop):
         problems.append(f"{where}: marker covers {marker.get('start')}..{marker.get('stop')}, expected {start}..{stop}")
-    if (st == S.PENDING).any():
-        problems.append(f"{where}: marked complete but {(st == S.PENDING).sum()} image(s) have status pending")
-    if int((st == S.DONE).sum()) != marker.get("done") or int((st == S.FAILED).sum()) != marker.get("failed"):
+    if (st == schema.PENDING).any():
+        problems.append(f"{where}: marked complete but {(st == schema.PENDING).sum()} image(s) have status pending")
+    if int((st == schema.DONE).sum()) != marker.get("done") or int((st == schema.FAILED).sum()) != marker.get("failed"):
         problems.append(
-            f"{where}: status says {(st == S.DONE).sum()} done / {(st == S.FAILED).sum()} failed, "
+            f"{where}: status says {(st == schema.DONE).sum()} done / {(st == schema.FAILED).sum()} failed, "
             f"marker says {marker.get('done')} / {marker.get('failed')}"
         )
     failed_idx = {f.get("index") for f in marker.get("failures", [])}
     problems += [
         f"{where}: image {start + j} failed without a recorded reason"
-        for j in np.flatnonzero(st == S.FAILED)
+        for j in np.flatnonzero(st == schema.FAILED)
         if start + j not in failed_idx
     ]
     records, rec_problems = _load_shard_records(store, shard, marker)
@@ -152,10 +159,10 @@ def _check_pixels(store, shard, marker, st, records, label_space) -> list[str]:
         arrays = store.read_shard(shard)
     except StoreError as exc:
         return [f"{where}: mask data unreadable ({exc})"]
-    sem, inst, orig, valid = (arrays[n] for n in (S.SEMANTIC, S.INSTANCE, S.ORIG_HW, S.VALID_HW))
+    sem, inst, orig, valid = (arrays[n] for n in (schema.SEMANTIC, schema.INSTANCE, schema.ORIG_HW, schema.VALID_HW))
     if pixels_crc32(sem, inst) != marker.get("pixels_crc32"):
         # A shard whose masks all equal the fill value has no file; any other missing file loses data.
-        missing = [n for n in S.PIXEL_ARRAYS if not storage.exists(store.path, storage.pixel_chunk_path(n, shard))]
+        missing = [n for n in schema.PIXEL_ARRAYS if not storage.exists(store.path, storage.pixel_chunk_path(n, shard))]
         if missing:
             return [f"{where}: {name} data missing (no shard file)" for name in missing]
         return [f"{where}: mask data does not match the marker's checksum (damaged or overwritten)"]
@@ -163,8 +170,8 @@ def _check_pixels(store, shard, marker, st, records, label_space) -> list[str]:
     for rec in records:
         by_image.setdefault(rec.get("index"), set()).add(rec.get("id"))
     problems = []
-    known = np.array(sorted(label_space) + [S.SEMANTIC_IGNORE])
-    for j in np.flatnonzero(st == S.DONE):
+    known = np.array(sorted(label_space) + [schema.SEMANTIC_IGNORE])
+    for j in np.flatnonzero(st == schema.DONE):
         problems += _check_image(
             store.layout.canvas, start + j, sem[j], inst[j], orig[j], valid[j], by_image.pop(start + j, set()), known
         )
@@ -182,7 +189,7 @@ def _check_image(canvas, index, sem, inst, orig, valid, rec_ids, known) -> list[
     outside = np.setdiff1d(np.unique(sem), known)
     if outside.size:
         problems.append(f"semantic: {where} has class ids outside the label space: {outside[:10].tolist()}")
-    ids = set(np.unique(inst).tolist()) - {S.INSTANCE_NONE}
+    ids = set(np.unique(inst).tolist()) - {schema.INSTANCE_NONE}
     if ids - rec_ids:
         problems.append(f"instance: {where} has ids without records: {sorted(ids - rec_ids)[:10]}")
     if rec_ids - ids:

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _overrides(args) -> dict:
+def _flags(args) -> dict:
     out = {
         "shard_size": args.shard_size,
         "canvas": args.canvas,
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
 def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(PROG, args.verbose)
-    cfg = load_config(args.config, _overrides(args), args.overrides)
+    cfg = load_config(args.config, args.overrides, flags=_flags(args))
     report = run_label_job(args.images, args.output, cfg, show_progress=not args.quiet)
     print(format_report(report))
     return PROBLEMS if report["shards_given_up"] or report["pending"] else OK

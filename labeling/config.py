@@ -8,7 +8,7 @@ valid one. Backend parameters are checked against the backend's own signature wh
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -87,12 +87,14 @@ class LabelConfig:
         }
 
 
-def load_config(path: str | Path | None = None, overrides: dict | None = None, sets: Sequence[str] = ()) -> LabelConfig:
-    """Defaults <- YAML file at `path` <- `overrides` (flat keys as in the YAML; None = not given)
-    <- `sets` ("key=value", dotted for backend parameters). Raises ConfigError."""
+def load_config(
+    path: str | Path | None = None, sets: Sequence[str] = (), *, flags: Mapping[str, Any] | None = None
+) -> LabelConfig:
+    """Defaults <- YAML file at `path` <- `flags` (the command-line flags' values, flat keys as in the
+    YAML; None = flag not given) <- `sets` ("key=value", dotted for backend parameters). Raises ConfigError."""
     defaults = {role: {"name": _name(getattr(LabelConfig(), role))} for role in ROLES}
     files = [("defaults", defaults), *(read_config_chain(path) if path is not None else [])]
-    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
     files = _drop_replaced_backends(files, flags)
     flag_layers = [(f"--{k.replace('_', '-')}", {k: v}) for k, v in flags.items()]
     return build(LabelConfig, [*files, *flag_layers, ("--set", parse_sets(sets))], prepare=_backend_mappings)

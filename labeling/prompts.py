@@ -91,7 +91,7 @@ def check_prompts(image_list, backend: str, extra_prompts) -> None:
     """LabelingError unless every image has a prompt (class name, own prompts or extra_prompts)."""
     if clean_phrases(extra_prompts or ()):
         return
-    missing = [item.key for item in image_list.items if not item.class_name and not item.prompts]
+    missing = [item.key for item in image_list.items if not item.class_prompt and not item.prompts]
     if missing:
         raise LabelingError(
             f"{image_list.root}: {len(missing)} of {len(image_list.items)} images have no text prompt for the "

@@ -7,8 +7,7 @@ import logging
 from collections import Counter
 from datetime import UTC, datetime
 
-from datasets_spec import schema as S
-from datasets_spec import storage
+from datasets_spec import schema, storage
 from datasets_spec.schema import reason_kind
 from plumbing.cli_boundary import format_counts
 
@@ -24,9 +23,9 @@ def build_report(store, summaries, given_up, seconds, workers, skipped) -> dict:
     return {
         "store": str(store.path),
         "images": store.layout.num_images,
-        "done": int((status == S.DONE).sum()),
-        "failed": int((status == S.FAILED).sum()),
-        "pending": int((status == S.PENDING).sum()),
+        "done": int((status == schema.DONE).sum()),
+        "failed": int((status == schema.FAILED).sum()),
+        "pending": int((status == schema.PENDING).sum()),
         "this_run": {
             "images": labeled,
             "shards": len(summaries),

@@ -6,7 +6,7 @@ Hidden files and directories (name starting with ".") and names without an image
 skipped, never failed; a file that exists but does not decode fails later, per image.
 
 - ImageNet root: `<root>/train/<wnid>/...` with wnids of the 1000 classes; label = class index,
-  class_name = the class prompt (see class_names). Other entries of `<root>` (val/, ...) are ignored,
+  class_prompt = the class's text prompt (see class_names). Other entries of `<root>` (val/, ...) are ignored,
   plain files in `train/` are skipped, and an unknown directory in `train/` is an error.
 - Folder: every image below the folder, label -1.
 - List file: one path per line (blank lines and lines starting with "#" skipped), relative to the
@@ -39,7 +39,7 @@ _WNID = re.compile(r"^n\d{8}$")
 class ImageItem(NamedTuple):
     key: str  # path relative to the list's root, posix separators
     label: int  # ImageNet class index, -1 unknown
-    class_name: str | None  # prompt of the class, None when unknown
+    class_prompt: str | None  # the class's text prompt (from its label), None when unknown
     prompts: tuple[str, ...] = ()  # further text prompts (list column, prompt file)
 
 
@@ -51,7 +51,7 @@ class ImageList:
 
     @property
     def sha256(self) -> str:
-        """Hash of the (key, label, class_name[, prompts]) list: the input's identity in the provenance.
+        """Hash of the (key, label, class_prompt[, prompts]) list: the input's identity in the provenance.
 
         Prompts enter only when an item has some, so lists without prompts keep their old hash."""
         digest = hashlib.sha256()

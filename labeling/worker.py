@@ -119,7 +119,7 @@ class ShardLabeler:
         semantic = self.semantic.predict(images, sizes)
         if self.instance is None:
             return [(sem, None) for sem in semantic]
-        prompts = [[*([item.class_name] if item.class_name else []), *item.prompts] for item in items]
+        prompts = [[*([item.class_prompt] if item.class_prompt else []), *item.prompts] for item in items]
         return list(zip(semantic, self.instance.predict(images, prompts)))
 
 

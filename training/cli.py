@@ -132,7 +132,7 @@ def _eval(args: argparse.Namespace) -> int:
     from training.config import load_config
     from training.eval import EvalConfig, run_evals
 
-    cfg = load_config(args.config, args.overrides, cls=EvalConfig)
+    cfg = load_config(args.config, args.overrides, config_class=EvalConfig)
     results = run_evals(args.protocol, args.encoder, args.train, args.val, args.out, cfg)
     if int(os.environ.get("RANK", "0")) == 0:
         for result in results:

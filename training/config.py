@@ -74,10 +74,13 @@ class TrainConfig:
         return self
 
 
-def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = (), cls: type = TrainConfig) -> Any:
-    """Resolve defaults <- YAML file (with its `base:` chain) <- `key=value` overrides into `cls`."""
+def load_config(
+    path: str | Path | None = None, sets: typing.Sequence[str] = (), *, config_class: type = TrainConfig
+) -> Any:
+    """Defaults <- YAML file at `path` (with its `base:` chain) <- `sets` ("key=value", dotted keys),
+    resolved into `config_class` (TrainConfig, or e.g. EvalConfig). Raises ConfigError."""
     layers = read_config_chain(path) if path is not None else []
-    return build(cls, [*layers, ("--set", parse_sets(overrides))], prepare=_presets)
+    return build(config_class, [*layers, ("--set", parse_sets(sets))], prepare=_presets)
 
 
 def from_dict(cls: type, data: dict, source: str = "config") -> Any:

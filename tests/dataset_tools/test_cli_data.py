@@ -14,7 +14,7 @@ def test_info_counts_and_json(tmp_path, capsys):
     assert main(["info", str(tmp_path / "ds"), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert (summary["images"], summary["done"], summary["failed"], summary["pending"]) == (20, 16, 4, 0)
-    assert summary["shards"] == {"total": 3, "complete": 3, "size": 8}
+    assert summary["shards"] == {"total": 3, "done": 3, "complete": 3, "size": 8}
     assert summary["canvas"]["size"] == 32 and summary["label_space_size"] == 5
     assert summary["failure_reasons"] == {"truncated image file": 4}
     assert summary["provenance"]["backends"] == {"semantic": "test"}
@@ -28,7 +28,7 @@ def test_info_counts_unmarked_shards_as_pending(tmp_path, capsys):
     (tmp_path / "ds" / "markers" / "shard-000001.json").unlink()
     assert main(["info", str(tmp_path / "ds"), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["pending"] == 8 and summary["shards"]["complete"] == 2
+    assert summary["pending"] == 8 and summary["shards"]["complete"] == 2 == summary["shards"]["done"]
 
 
 def test_user_errors_are_one_line(tmp_path, capsys):

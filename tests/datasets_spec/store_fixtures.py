@@ -7,8 +7,7 @@ import json
 import numpy as np
 
 from dataset_tools.synthetic import image_result, synth_image
-from datasets_spec import ImageResult, create_store, open_store, storage, write_shard
-from datasets_spec import schema as S
+from datasets_spec import ImageResult, create_store, open_store, schema, storage, write_shard
 from datasets_spec.records import encode_rle
 
 LABEL_SPACE = {0: "sky", 1: "ground", 2: "disc", 3: "box", 4: "triangle"}
@@ -77,7 +76,9 @@ def store_content(root) -> dict:
     """Everything a store holds (local path or URL) but run reports and its creation time:
     {store-relative path: bytes}, the group document parsed."""
     content = {
-        rel: storage.read_bytes(root, rel) for rel in storage.list_all(root) if not rel.startswith(f"{S.REPORTS_DIR}/")
+        rel: storage.read_bytes(root, rel)
+        for rel in storage.list_all(root)
+        if not rel.startswith(f"{schema.REPORTS_DIR}/")
     }
     group = json.loads(content.pop("zarr.json"))
     group["attributes"]["c2fmae"]["provenance"].pop("created_at", None)

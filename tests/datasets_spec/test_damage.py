@@ -8,8 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from datasets_spec import StoreError, _array_io, open_store, storage
-from datasets_spec import schema as S
+from datasets_spec import StoreError, _array_io, open_store, schema, storage
 
 from .store_fixtures import damage_by_shard, make_store
 
@@ -74,7 +73,7 @@ def test_geometry_that_disagrees_with_the_canvas_is_named(store):
     done = reader.done_indices()
     orig, valid = reader.checked_geometry(done)
     assert np.array_equal(orig, reader.geometry()[0][done]) and np.array_equal(valid, reader.geometry()[1][done])
-    arr = _array_io.open_array(store / S.VALID_HW, write=True)
+    arr = _array_io.open_array(store / schema.VALID_HW, write=True)
     valid = _array_io.read_range(arr, 8, 16)
     valid[2] = valid[2] // 2  # image 10 (done)
     _array_io.write_slabs([(arr, 8, valid)])

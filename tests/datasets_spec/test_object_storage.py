@@ -11,8 +11,7 @@ import pytest
 import zarr
 
 from dataset_tools.cli import main as c2f_data
-from datasets_spec import StoreError, create_store, open_store, storage
-from datasets_spec import schema as S
+from datasets_spec import StoreError, create_store, open_store, schema, storage
 from datasets_spec.validate import validate
 
 from .store_fixtures import LABEL_SPACE, damage_by_shard, make_store, store_content
@@ -65,7 +64,7 @@ def test_damage_on_s3_is_found_by_validate_and_the_cheap_check(s3_bucket):
     rel = storage.records_path(2)
     data = storage.read_bytes(url, rel)
     storage.write_bytes(url, rel, data[:-3])
-    storage.delete(url, storage.pixel_chunk_path(S.INSTANCE, 1))
+    storage.delete(url, storage.pixel_chunk_path(schema.INSTANCE, 1))
     assert damage_by_shard(url) == {
         0: None,
         1: "instance/c/1/0/0 is missing",

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import zarr
 
-from datasets_spec import StoreError, open_store, write_shard
-from datasets_spec import schema as S
+from datasets_spec import StoreError, open_store, schema, write_shard
 from datasets_spec.geometry import fit
 from datasets_spec.records import decode_rle
 
@@ -23,10 +22,10 @@ def test_round_trip_reads_back_exactly(tmp_path):
         view = store.read(i, records=True)
         assert view.key == keys[i] and view.label == i % 3
         if result.error:
-            assert view.status == S.FAILED and view.orig_hw == (0, 0)
-            assert (view.semantic == S.SEMANTIC_IGNORE).all() and (view.instance == 0).all()
+            assert view.status == schema.FAILED and view.orig_hw == (0, 0)
+            assert (view.semantic == schema.SEMANTIC_IGNORE).all() and (view.instance == 0).all()
             continue
-        assert view.status == S.DONE
+        assert view.status == schema.DONE
         assert np.array_equal(view.semantic, result.semantic) and np.array_equal(view.instance, result.instance)
         assert view.orig_hw == tuple(result.orig_hw) and view.valid_hw == fit(*result.orig_hw, 32)
         assert [r["id"] for r in view.records] == sorted(r["id"] for r in result.records)
@@ -69,10 +68,10 @@ def test_unwritten_shards_are_pending(tmp_path):
     write_shard(tmp_path / "ds", 1, results[8:16])
     store = open_store(tmp_path / "ds")
     assert store.pending_shards() == [0, 2] and store.done_shards() == [1]
-    assert (store.status()[:8] == S.PENDING).all() and store.read(0).status == S.PENDING
+    assert (store.status()[:8] == schema.PENDING).all() and store.read(0).status == schema.PENDING
     done = [i for i in range(8, 16) if not results[i].error]
     assert len(done) > 0 and list(store.done_indices()) == done
-    assert (store.status()[16:] == S.PENDING).all() and store.read(done[0]).status == S.DONE
+    assert (store.status()[16:] == schema.PENDING).all() and store.read(done[0]).status == schema.DONE
 
 
 def test_store_pickles_without_open_handles(tmp_path):

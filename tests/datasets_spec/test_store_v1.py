@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datasets_spec import open_store
-from datasets_spec import schema as S
+from datasets_spec import open_store, schema
 from datasets_spec.records import decode_rle
 from datasets_spec.validate import validate
 
@@ -31,7 +30,7 @@ def _sha256(array: np.ndarray) -> str:
 
 
 def test_store_v1_opens_with_its_layout_keys_and_labels(store_v1):
-    assert store_v1.attrs["schema_version"] == EXPECTED["schema_version"] == S.SCHEMA_VERSION
+    assert store_v1.attrs["schema_version"] == EXPECTED["schema_version"] == schema.SCHEMA_VERSION
     assert (store_v1.layout.num_images, store_v1.layout.shard_size, store_v1.layout.canvas) == (
         EXPECTED["num_images"],
         EXPECTED["shard_size"],
@@ -60,8 +59,8 @@ def test_store_v1_reads_every_array_and_record_as_written(store_v1):
         assert [list(view.orig_hw), list(view.valid_hw)] == [want["orig_hw"], want["valid_hw"]]
         assert np.array_equal(view.semantic, semantic[index]) and np.array_equal(view.instance, instance[index])
         assert view.records == want["records"]
-        if want["status"] == S.FAILED:
-            assert (view.semantic == S.SEMANTIC_IGNORE).all() and (view.instance == S.INSTANCE_NONE).all()
+        if want["status"] == schema.FAILED:
+            assert (view.semantic == schema.SEMANTIC_IGNORE).all() and (view.instance == schema.INSTANCE_NONE).all()
             continue
         assert (_sha256(view.semantic), _sha256(view.instance)) == (want["semantic_sha256"], want["instance_sha256"])
         assert np.unique(view.semantic).tolist() == want["semantic_ids"]

@@ -8,8 +8,7 @@ import pytest
 import zarr
 
 from dataset_tools.cli import main
-from datasets_spec import _array_io, open_store, storage
-from datasets_spec import schema as S
+from datasets_spec import _array_io, open_store, schema, storage
 from datasets_spec.records import write_records
 from datasets_spec.shard_writer import file_inventory, pixels_crc32
 from datasets_spec.validate import validate
@@ -45,11 +44,11 @@ def _rewrite_records(path, shard, edit):
 
 def _rewrite_pixels(path, shard, name, edit):
     """Change a shard's pixels and re-sign the marker, as a buggy foreign writer would."""
-    start, stop = S.Layout(24, 8, 32).shard_range(shard)
-    arrays = {n: _array_io.open_array(path / n, write=True) for n in S.PIXEL_ARRAYS}
+    start, stop = schema.Layout(24, 8, 32).shard_range(shard)
+    arrays = {n: _array_io.open_array(path / n, write=True) for n in schema.PIXEL_ARRAYS}
     slab = _array_io.read_range(arrays[name], start, stop)
     _array_io.write_slabs([(arrays[name], start, edit(slab))])
-    sem, inst = (_array_io.read_range(arrays[n], start, stop) for n in (S.SEMANTIC, S.INSTANCE))
+    sem, inst = (_array_io.read_range(arrays[n], start, stop) for n in (schema.SEMANTIC, schema.INSTANCE))
     _edit_marker(path, shard, pixels_crc32=pixels_crc32(sem, inst), files=file_inventory(path, shard))
 
 
@@ -103,7 +102,7 @@ def test_done_shard_with_unreadable_data(store):
 
 
 def test_done_shard_with_silently_changed_data(store):
-    arr = _array_io.open_array(store / S.SEMANTIC, write=True)
+    arr = _array_io.open_array(store / schema.SEMANTIC, write=True)
     slab = _array_io.read_range(arr, 0, 8)
     slab[0, 0, 0] = 1 if slab[0, 0, 0] != 1 else 0
     _array_io.write_slabs([(arr, 0, slab)])
@@ -144,14 +143,14 @@ def test_semantic_ids_outside_label_space(store):
         slab[2, 0, 0] = 42
         return slab
 
-    _rewrite_pixels(store, 1, S.SEMANTIC, paint)
+    _rewrite_pixels(store, 1, schema.SEMANTIC, paint)
     assert validate(store) == ["semantic: image 10 has class ids outside the label space: [42]"]
 
 
-def test_pending_status_inside_a_complete_shard(store):
-    arr = _array_io.open_array(store / S.STATUS, write=True)
+def test_pending_status_inside_a_done_shard(store):
+    arr = _array_io.open_array(store / schema.STATUS, write=True)
     status = _array_io.read_range(arr, 8, 16)
-    status[2] = S.PENDING
+    status[2] = schema.PENDING
     _array_io.write_slabs([(arr, 8, status)])
     problems = validate(store)
     assert problems[0] == "shard 1: marked complete but 1 image(s) have status pending"
@@ -164,7 +163,7 @@ def test_failed_image_without_reason(store):
 
 
 def test_unknown_status_code(store):
-    arr = _array_io.open_array(store / S.STATUS, write=True)
+    arr = _array_io.open_array(store / schema.STATUS, write=True)
     _array_io.write_slabs([(arr, 16, np.full(8, 7, np.uint8))])
     problems = validate(store)
     assert problems[0] == "status: image 16 has unknown status code 7"
@@ -173,6 +172,13 @@ def test_unknown_status_code(store):
 def test_interrupted_shard_is_pending_not_a_problem(store):
     _marker_path(store, 2).unlink()
     assert validate(store) == []
+
+
+def test_a_marker_beyond_the_last_shard_is_reported_and_no_done_shard(store):
+    shutil.copy(_marker_path(store, 2), _marker_path(store, 3))
+    assert validate(store) == ["markers: marker for shard 3 beyond the last shard"]
+    reader = open_store(store)
+    assert reader.done_shards() == [0, 1, 2] and reader.pending_shards() == []
 
 
 def test_cli_exit_codes_and_lines(store, capsys):

@@ -6,8 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datasets_spec import open_store, storage, write_shard
-from datasets_spec import schema as S
+from datasets_spec import open_store, schema, storage, write_shard
 from datasets_spec.validate import validate
 
 from .store_fixtures import make_store
@@ -51,7 +50,7 @@ def test_writer_killed_mid_shard_leaves_it_pending_and_the_rest_intact(tmp_path,
     assert proc.wait(timeout=60) == -signal.SIGKILL
     store = open_store(path)
     assert store.pending_shards() == [1]
-    assert (store.status()[8:16] == S.PENDING).all()
+    assert (store.status()[8:16] == schema.PENDING).all()
     for rel, data in before.items():  # every file outside shard 1 is unchanged
         if not _of_shard(rel, 1):
             assert (path / rel).read_bytes() == data, rel

@@ -20,7 +20,7 @@ from tests.labeling.fault_backends import RAY_TEST_RUNTIME_ENV, register
 
 def main(address: str, images: str, output: str, overrides: str) -> int:
     register()
-    cfg = load_config(overrides={**json.loads(overrides), "address": address})
+    cfg = load_config(flags={**json.loads(overrides), "address": address})
     ray.init(address=address, configure_logging=False, log_to_driver=False, runtime_env=RAY_TEST_RUNTIME_ENV)
     try:
         report = run_label_job(images, output, cfg, show_progress=False)

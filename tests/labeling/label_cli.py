@@ -72,7 +72,7 @@ def kill_and_resume(images: Path, output, clean: Path, events: Path, height: int
     done = open_store(output).done_shards()
     assert done and set(done) <= set(range(before)), done  # nothing of the held image or after it
     release(events)
-    cfg = load_config(overrides={"shard_size": 1, "semantic": hold_config(events, height)})
+    cfg = load_config(flags={"shard_size": 1, "semantic": hold_config(events, height)})
     report = run_label_job(images, output, cfg, show_progress=False)
     assert report["this_run"]["shards"] == report["images"] - len(done)  # only what was left
     run_label_job(images, clean, cfg, show_progress=False)

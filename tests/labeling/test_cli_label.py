@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from datasets_spec import open_store
-from datasets_spec import schema as S
+from datasets_spec import open_store, schema
 from datasets_spec.validate import validate
 from labeling import cluster
 from labeling.cli import main
@@ -200,7 +199,7 @@ def _break_disk(disk: Path, fault: str) -> str:
 def test_pending_shards_on_a_full_or_read_only_disk_are_one_line(capsys, photos, complete_store, small_disk, fault):
     argv = [photos, "-o", small_disk, "--shard-size", 2, "--quiet"]
     _complete_store_on(small_disk, complete_store)
-    for marker in (small_disk / S.MARKERS_DIR).glob("shard-*.json"):
+    for marker in (small_disk / schema.MARKERS_DIR).glob("shard-*.json"):
         marker.unlink()  # every shard pending again, as after a job killed at once
     reason = _break_disk(small_disk, fault)
     code, out, err = _label(capsys, *argv)
@@ -214,13 +213,13 @@ def test_rerunning_a_complete_store_on_a_full_or_read_only_disk_warns_once(
 ):
     argv = [photos, "-o", small_disk, "--shard-size", 2, "--quiet"]
     _complete_store_on(small_disk, complete_store)
-    reports = sorted((small_disk / S.REPORTS_DIR).iterdir())
+    reports = sorted((small_disk / schema.REPORTS_DIR).iterdir())
     reason = _break_disk(small_disk, fault)
     code, out, err = _label(capsys, *argv)
     assert code == 0 and err.count("\n") == 1 and "Traceback" not in err, err
     assert err.startswith("c2f-label: warning: could not save the job report to ") and f"({reason})" in err
     assert "4 done, 0 failed, 0 pending" in out  # the report is printed all the same
-    assert sorted((small_disk / S.REPORTS_DIR).iterdir()) == reports  # no empty or partial report left
+    assert sorted((small_disk / schema.REPORTS_DIR).iterdir()) == reports  # no empty or partial report left
     assert validate(small_disk) == []
 
 

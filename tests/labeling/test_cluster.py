@@ -185,7 +185,7 @@ def test_a_dataset_seen_elsewhere_is_refused_and_a_node_lost_mid_shard_leaves_th
     assert "a node was lost: going on with 1 label worker(s)" in err and "image by image" not in err
     assert (lost["done"], lost["pending"], lost["shards_given_up"]) == (6, 0, {})
     assert list(lost["this_run"]["shards_by_node"].values()) == [6]  # all written on the head
-    run_label_job(cluster.images, tmp_path / "clean", load_config(overrides=overrides), show_progress=False)
+    run_label_job(cluster.images, tmp_path / "clean", load_config(flags=overrides), show_progress=False)
     assert _store_content(tmp_path / "lost") == _store_content(tmp_path / "clean")  # labeled here, on one node
     assert validate(tmp_path / "lost") == []
 

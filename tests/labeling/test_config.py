@@ -41,12 +41,12 @@ def test_defaults_and_the_paper_config():
 
 def test_layers_yaml_then_flags_then_set(tmp_path):
     path = _write(tmp_path / "c.yaml", "semantic: {name: hf, model: A}\ninstance: classic\nmin_area: 9\n")
-    cfg = load_config(path, {"min_area": 3, "canvas": None}, ["semantic.model=B", "instance.k=2"])
+    cfg = load_config(path, ["semantic.model=B", "instance.k=2"], flags={"min_area": 3, "canvas": None})
     assert cfg.semantic == BackendConfig("hf", {"model": "B"}) and cfg.min_area == 3
     assert cfg.instance == BackendConfig("classic", {"k": 2}) and cfg.canvas == 256
-    other = load_config(path, {"semantic": {"name": "classic"}})  # another backend: no foreign params
+    other = load_config(path, flags={"semantic": {"name": "classic"}})  # another backend: no foreign params
     assert other.semantic == BackendConfig("classic")
-    assert load_config(path, {"instance": {"name": "none"}}).instance is None
+    assert load_config(path, flags={"instance": {"name": "none"}}).instance is None
     assert load_config(None, sets=["instance=null"]).instance is None
     assert load_config(None, sets=["semantic.clusters=7"]).semantic == BackendConfig("classic", {"clusters": 7})
 

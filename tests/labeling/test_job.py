@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from dataset_tools.info import format_info, info
-from datasets_spec import open_store
-from datasets_spec import schema as S
+from datasets_spec import open_store, schema
 from datasets_spec.geometry import fit
 from datasets_spec.validate import validate
 from labeling.cli import main
@@ -41,7 +40,7 @@ def quirky(tmp_path_factory):
 
 def test_classic_labels_quirky_imagenet_folder(quirky, tmp_path, ray_session):
     root, good = quirky
-    cfg = load_config(overrides={"shard_size": 4})
+    cfg = load_config(flags={"shard_size": 4})
     report = run_label_job(root, tmp_path / "ds", cfg, show_progress=False)
     assert (report["done"], report["failed"], report["pending"]) == (len(good), len(BAD), 0)
     store = open_store(tmp_path / "ds")
@@ -50,10 +49,10 @@ def test_classic_labels_quirky_imagenet_folder(quirky, tmp_path, ray_session):
     status, (orig, valid) = store.status(), store.geometry()
     for i, key in enumerate(keys):
         if key in good:
-            assert status[i] == S.DONE and tuple(orig[i]) == good[key], key
+            assert status[i] == schema.DONE and tuple(orig[i]) == good[key], key
             assert tuple(valid[i]) == fit(*good[key], cfg.canvas), key
         else:
-            assert status[i] == S.FAILED
+            assert status[i] == schema.FAILED
     reasons = {f["key"]: f["reason"] for f in report["failures"]}
     for key, start in BAD.items():
         assert reasons[key].startswith(start), (key, reasons[key])
@@ -62,33 +61,33 @@ def test_classic_labels_quirky_imagenet_folder(quirky, tmp_path, ray_session):
     assert store.provenance["backends"]["semantic"]["name"] == "classic"
     assert store.provenance["input"]["count"] == len(keys)
     assert validate(tmp_path / "ds") == []
-    assert list((tmp_path / "ds" / S.REPORTS_DIR).glob("label-*.json"))
+    assert list((tmp_path / "ds" / schema.REPORTS_DIR).glob("label-*.json"))
 
 
 def test_rerun_skips_done_shards_and_refuses_other_settings(photo_folder, tmp_path, ray_session):
-    cfg = load_config(overrides={"shard_size": 2})
+    cfg = load_config(flags={"shard_size": 2})
     run_label_job(photo_folder, tmp_path / "ds", cfg, show_progress=False)
     before = _store_content(tmp_path / "ds")
     again = run_label_job(photo_folder, tmp_path / "ds", cfg, show_progress=False)
     assert again["this_run"]["images"] == 0 and again["this_run"]["shards_skipped"] == 3
     assert _store_content(tmp_path / "ds") == before
-    faster = load_config(overrides={"shard_size": 2, "batch_size": 3})  # batch size: not in the labels
+    faster = load_config(flags={"shard_size": 2, "batch_size": 3})  # batch size: not in the labels
     assert run_label_job(photo_folder, tmp_path / "ds", faster, show_progress=False)["this_run"]["images"] == 0
     recorded = open_store(tmp_path / "ds").provenance["job"]
     assert (recorded["batch_size"], recorded["device"]) == (8, "cpu")  # provenance keeps the first run's
     check_resumable(tmp_path / "ds", {**recorded, "device": "cuda", "batch_size": 64})  # a GPU may finish it
-    other = load_config(overrides={"shard_size": 2, "min_area": 9})
+    other = load_config(flags={"shard_size": 2, "min_area": 9})
     with pytest.raises(LabelingError, match="different min_area"):
         run_label_job(photo_folder, tmp_path / "ds", other, show_progress=False)
     with pytest.raises(LabelingError, match="different input"):
         run_label_job(
-            photo_folder, tmp_path / "ds", load_config(overrides={"shard_size": 2, "limit": 4}), show_progress=False
+            photo_folder, tmp_path / "ds", load_config(flags={"shard_size": 2, "limit": 4}), show_progress=False
         )
 
 
 def test_dead_worker_shard_is_retried_and_store_is_identical(photo_folder, tmp_path, ray_session, fault_backends):
     flag = f"c2f-crash-once-{os.getpid()}-{tmp_path.name}"
-    cfg = load_config(overrides={"shard_size": 2, "semantic": {"name": "crash-once", "flag": flag}})
+    cfg = load_config(flags={"shard_size": 2, "semantic": {"name": "crash-once", "flag": flag}})
     fault_backends.scratch(flag).touch()  # already taken: nobody dies
     try:
         run_label_job(photo_folder, tmp_path / "clean", cfg, show_progress=False)
@@ -112,13 +111,13 @@ def test_an_image_that_kills_its_worker_is_recorded_failed_and_the_rest_labeled(
         (images / path.name).write_bytes(path.read_bytes())
     poison = np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)
     cv2.imwrite(str(images / "coffee_poison.png"), poison)  # the middle image of shard 1
-    cfg = load_config(overrides={"shard_size": 3, "semantic": {"name": "poison", "height": 37}})
+    cfg = load_config(flags={"shard_size": 3, "semantic": {"name": "poison", "height": 37}})
     report = run_label_job(images, tmp_path / "ds", cfg, show_progress=False)
     assert (report["done"], report["failed"], report["pending"], report["shards_given_up"]) == (6, 1, 0, {})
     assert report["failures"] == [{"key": "coffee_poison.png", "reason": WORKER_DIED}]
     store = open_store(tmp_path / "ds")
     assert store.keys().tolist()[3:6] == ["coffee.jpg", "coffee_poison.png", "coins.jpg"]
-    assert store.status().tolist() == [S.DONE] * 4 + [S.FAILED] + [S.DONE] * 2
+    assert store.status().tolist() == [schema.DONE] * 4 + [schema.FAILED] + [schema.DONE] * 2
     assert validate(tmp_path / "ds") == []
 
 
@@ -134,7 +133,7 @@ def test_hf_semantic_and_grounded_hq_sam_instances_and_drop_counts_through_ray(
 ):
     root, good = quirky
     cfg = load_config(
-        overrides={
+        flags={
             "shard_size": 3,
             "canvas": 64,
             "limit": 6,
@@ -186,7 +185,7 @@ def test_grounded_prompts_from_a_list_column_and_a_prompt_file(
     )
     (tmp_path / "prompts.json").write_text(json.dumps({str(photo_folder / "chelsea.jpg"): "tabby cat", "*": "cup"}))
     cfg = load_config(
-        overrides={
+        flags={
             "shard_size": 3,
             "canvas": 64,
             "prompts": str(tmp_path / "prompts.json"),
@@ -237,7 +236,7 @@ def test_a_grounded_job_with_images_without_prompts_is_refused_in_one_line(photo
 
 def test_sam_amg_instances_through_ray(photo_folder, sam, tmp_path, ray_session):
     cfg = load_config(
-        overrides={
+        flags={
             "shard_size": 3,
             "canvas": 64,
             "limit": 3,

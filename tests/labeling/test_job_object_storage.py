@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_a_job_labels_into_s3_and_the_store_equals_a_local_run(photo_folder, s3_bucket, tmp_path, ray_session):
     url = f"{s3_bucket}/runs/ds"
-    cfg = load_config(overrides={"shard_size": 2})
+    cfg = load_config(flags={"shard_size": 2})
     report = run_label_job(photo_folder, url, cfg, show_progress=False)
     run_label_job(photo_folder, tmp_path / "ds", cfg, show_progress=False)
     assert (report["done"], report["pending"], report["store"]) == (6, 0, url)

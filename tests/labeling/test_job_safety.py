@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets_spec import open_store, storage
-from datasets_spec import schema as S
+from datasets_spec import open_store, schema, storage
 from datasets_spec.validate import validate
 from labeling import cluster
 from labeling.config import load_config
@@ -39,7 +38,7 @@ def photos(tmp_path_factory):
 
 
 def _cfg(**overrides):
-    return load_config(overrides={"shard_size": 2, **overrides})
+    return load_config(flags={"shard_size": 2, **overrides})
 
 
 def test_a_second_job_on_the_same_store_is_refused_naming_the_holder(photos, tmp_path, ray_session):
@@ -78,8 +77,8 @@ def test_a_dead_holders_lock_is_taken_over(tmp_path):
 
 def test_leftovers_of_killed_writers_are_removed(photos, tmp_path, ray_session):
     run_label_job(photos, tmp_path / "ds", _cfg(), show_progress=False)
-    marker_tmp = tmp_path / "ds" / S.MARKERS_DIR / ".shard-000000.json.999999.tmp"
-    records_tmp = tmp_path / "ds" / S.RECORDS_DIR / ".shard-000001.jsonl.gz.999999.tmp"
+    marker_tmp = tmp_path / "ds" / schema.MARKERS_DIR / ".shard-000000.json.999999.tmp"
+    records_tmp = tmp_path / "ds" / schema.RECORDS_DIR / ".shard-000001.jsonl.gz.999999.tmp"
     creating = tmp_path / ".ds.creating-999999"  # a create killed midway (no such process)
     for path in (marker_tmp, records_tmp):
         path.write_text("half written")
@@ -182,7 +181,7 @@ def test_out_of_range_settings_are_one_line_errors(setting):
     key = next(iter(setting))
     flag = "--" + key.replace("_", "-")
     with pytest.raises(ConfigError, match=rf"^{flag}: {key}: Input should be (greater|less) than or equal to "):
-        load_config(overrides=setting)
+        load_config(flags=setting)
 
 
 def test_a_shard_too_large_for_this_machine_is_refused_before_anything_starts(photos, tmp_path):

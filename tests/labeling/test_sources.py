@@ -29,7 +29,7 @@ def test_imagenet_root_gives_labels_class_prompts_and_sorted_keys(tmp_path):
         "train/n02012849/n02012849_2.JPEG",
     ]
     assert [i.label for i in images.items] == [0, 134, 134]
-    assert images.items[1].class_name == "crane bird" == class_by_wnid("n02012849").prompt
+    assert images.items[1].class_prompt == "crane bird" == class_by_wnid("n02012849").prompt
     assert images.root / images.items[0].key == tmp_path / images.items[0].key  # as workers open it
 
 
@@ -48,7 +48,7 @@ def test_folder_is_searched_recursively_skipping_hidden_and_non_images(tmp_path)
     images = list_images(tmp_path)
     assert images.kind == "folder"
     assert [i.key for i in images.items] == ["a.jpg", "b/c/deep.PNG", "k.jpeg", "w.webp", "x.gif", "y.bmp", "z.TIFF"]
-    assert {(i.label, i.class_name) for i in images.items} == {(-1, None)}
+    assert {(i.label, i.class_prompt) for i in images.items} == {(-1, None)}
 
 
 def test_non_ascii_names_are_listed_and_hashed(tmp_path):
@@ -56,7 +56,7 @@ def test_non_ascii_names_are_listed_and_hashed(tmp_path):
     touch(tmp_path / "Ωmega.png")
     images = list_images(tmp_path)
     assert [i.key for i in images.items] == ["café/日本語 ünï.jpg", "Ωmega.png"]
-    # the value stores hold in their provenance: sha256 of UTF-8 JSON lines [key, label, class_name]
+    # the value stores hold in their provenance: sha256 of UTF-8 JSON lines [key, label, class_prompt]
     assert images.sha256 == "c4cefe99961f81e39a58b6c17d8fca3cc1ba7b7b406905dc11d1360eb0594047"
 
 

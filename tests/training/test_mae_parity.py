@@ -18,7 +18,7 @@ from training.config import OptimConfig, load_config
 from training.errors import TrainingError
 from training.losses import normalise_patches
 from training.masking import num_keep
-from training.masking.generator import masks_from_order
+from training.masking.patch_masks import masks_from_order
 from training.models import ModelConfig, build_model
 from training.models.mae_checkpoint import load_mae_checkpoint
 from training.optim import Schedule, build_optimizer

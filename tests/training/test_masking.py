@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from training.masking import INSTANCE, RANDOM, SEMANTIC, generate_masks, num_keep, patch_mode
-from training.masking.generator import draw_uniforms
+from training.masking.patch_masks import draw_uniforms
 
 
 def reference_mode(labels: torch.Tensor, patch: int) -> torch.Tensor:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from training.layers.adapters import InstanceAdapter, SemanticAdapter
-from training.masking.generator import masks_from_order
+from training.masking.patch_masks import masks_from_order
 from training.models import ModelConfig, build_model, create_model, list_models
 from training.models.config import ARCH_PRESETS
 from training.models.encoder_io import build_timm_vit

@@ -7,8 +7,7 @@ import shutil
 import pytest
 
 import training.engine as engine
-from datasets_spec import _array_io
-from datasets_spec import schema as S
+from datasets_spec import _array_io, schema
 from training.errors import TrainingError
 
 from .engine_fixtures import tiny_config
@@ -22,7 +21,7 @@ def damaged_copy(tiny_store, tmp_path):
 
 
 def test_a_store_whose_geometry_disagrees_with_its_canvas_is_refused(tiny_store, damaged_copy, tmp_path):
-    arr = _array_io.open_array(damaged_copy / S.VALID_HW, write=True)
+    arr = _array_io.open_array(damaged_copy / schema.VALID_HW, write=True)
     valid = _array_io.read_range(arr, 4, 8)
     valid[0] = valid[0] - 1
     _array_io.write_slabs([(arr, 4, valid)])

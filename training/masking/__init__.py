@@ -1,7 +1,7 @@
 """Patch masking strategies and the curriculum that mixes them."""
 
 from training.masking.curriculum import Curriculum, CurriculumConfig
-from training.masking.generator import (
+from training.masking.patch_masks import (
     INSTANCE,
     RANDOM,
     SEMANTIC,

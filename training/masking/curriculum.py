@@ -9,8 +9,8 @@ second, random after it; each hand-over is a crossfade of the given width centre
 ``linear`` or ``cosine`` in shape. ``constant`` holds ``constant_weights`` for ablations.
 
 ``mix`` says how the weights become masks: ``sample`` draws one strategy per sample with
-probabilities weights(t); ``patch`` hands weights(t) to every sample, and the masking generator
-mixes the three sort keys per patch (``training.masking.generator``).
+probabilities weights(t); ``patch`` hands weights(t) to every sample, and patch masking
+mixes the three sort keys per patch (``training.masking.patch_masks``).
 """
 
 import math
