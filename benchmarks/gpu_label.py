@@ -46,6 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from plumbing.errors import one_line  # noqa: E402
+
 IMAGENET_TRAIN = 1_281_167
 GPUS = 8
 GOAL_IMAGES_S = 15.0  # issue 3: ImageNet in < 3 h on 8 H100s
@@ -320,8 +322,7 @@ def stage(rows: list[Row], name: str, device: torch.device, fn) -> None:
         row = fn()
     except Exception as exc:  # noqa: BLE001 — report and go on with the next stage
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        message = str(exc).splitlines()[0][:200] if str(exc) else ""
-        row = Row(name, error=f"{type(exc).__name__}: {message} ({Path(where.filename).name}:{where.lineno})")
+        row = Row(name, error=f"{one_line(exc, named=True, limit=200)} ({Path(where.filename).name}:{where.lineno})")
         print(f"stage {name!r} failed: {row.error}", flush=True)
     if device.type == "cuda":
         row.peak_gib = torch.cuda.max_memory_allocated(device) / 2**30
@@ -626,7 +627,7 @@ def build(label: str, fn):
     try:
         built = fn()
     except Exception as exc:  # noqa: BLE001 — the stages that need it report "not built"
-        print(f"building {label} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
+        print(f"building {label} failed: {one_line(exc, named=True, limit=200)}")
         return None
     print(f"built {label} in {time.perf_counter() - t0:.1f} s", flush=True)
     return built
@@ -641,7 +642,7 @@ def built_on(device: torch.device, fn):
         with device:
             return fn()
     except Exception as exc:  # noqa: BLE001
-        print(f"note: building on {device} failed ({type(exc).__name__}: {exc}); building on the CPU")
+        print(f"note: building on {device} failed ({one_line(exc, named=True)}); building on the CPU")
         return fn()
 
 

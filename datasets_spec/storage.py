@@ -20,6 +20,8 @@ from pathlib import Path
 
 import tensorstore as ts
 
+from plumbing.errors import one_line
+
 from . import schema as S
 from .hashing import file_sha256
 
@@ -186,7 +188,7 @@ def _kvstore(root) -> ts.KvStore:
         try:
             opening = ts.KvStore.open(spec)
         except ValueError as exc:  # a spec tensorstore refuses (e.g. a bucket name S3 does not allow)
-            raise OSError(f"{normalize(root)}: {str(exc).splitlines()[0][:300]}") from None
+            raise OSError(f"{normalize(root)}: {one_line(exc)}") from None
         _KVSTORES[key] = _result(opening, root, "")
     return _KVSTORES[key]
 
@@ -197,8 +199,7 @@ def _result(future, root, relpath: str):
     try:
         return future.result()
     except ValueError as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise OSError(f"{join(root, relpath)}: {first}") from None
+        raise OSError(f"{join(root, relpath)}: {one_line(exc)}") from None
 
 
 # --- objects ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from datasets_spec import schema as S
 from datasets_spec import storage
 from datasets_spec.schema import reason_kind
 from plumbing.cli_boundary import format_counts
+from plumbing.errors import one_line
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def save_report(output, report: dict) -> str | None:
     try:
         storage.write_bytes(output, rel, json.dumps(report, indent=1, ensure_ascii=False).encode())
     except (OSError, ValueError) as exc:  # ValueError: tensorstore's error for a refused request
-        reason = exc.strerror if isinstance(exc, OSError) else str(exc).splitlines()[0][:200]
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or one_line(exc)
         log.warning("could not save the job report to %s (%s)", storage.join(output, rel), reason)
         return None
     return storage.join(output, rel)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from plumbing.errors import one_line
 from training.errors import TrainingError
 from training.models.config import TIMM_VITS
 
@@ -182,10 +183,7 @@ def _read(path: Path, mmap: bool = False) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:  # torch raises many types for damaged files (zip, pickle, EOF, ...)
-        raise TrainingError(
-            f"checkpoint {path} is unreadable ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else 'damaged file'})"
-        ) from None
+        raise TrainingError(f"checkpoint {path} is unreadable ({one_line(exc, named=True)})") from None
     if not isinstance(state, dict) or any(k not in state for k in _REQUIRED):
         raise TrainingError(f"checkpoint {path} is not a c2f-train checkpoint")
     if state["format"] != FORMAT:

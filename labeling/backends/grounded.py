@@ -26,6 +26,8 @@ from typing import NamedTuple
 import torch
 from torchvision.ops import box_convert, nms
 
+from plumbing.errors import one_line
+
 from ..errors import LabelingError
 from ..prompts import clean_phrases
 from . import register_backend
@@ -204,5 +206,5 @@ def _load_detector(name: str, revision: str | None, device: torch.device):
         model = AutoModelForZeroShotObjectDetection.from_pretrained(name, revision=revision)
         processor = AutoProcessor.from_pretrained(name, revision=revision)
     except (OSError, ValueError, KeyError) as err:
-        raise LabelingError(f"cannot load detector {name!r}: {str(err).splitlines()[0]}") from None
+        raise LabelingError(f"cannot load detector {name!r}: {one_line(err)}") from None
     return model.to(device).eval(), processor

@@ -18,6 +18,8 @@ import re
 
 import torch
 
+from plumbing.errors import one_line
+
 from ..errors import LabelingError
 from .base import model_reference
 
@@ -55,7 +57,7 @@ def load_sam(checkpoint: str | os.PathLike, device: torch.device) -> torch.nn.Mo
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError) as err:
         hint = "; for HQ-SAM set sam_variant: hq" if not os.path.isfile(path) else ""
-        raise LabelingError(f"cannot read SAM checkpoint {path!r}: {str(err).splitlines()[0]}{hint}") from None
+        raise LabelingError(f"cannot read SAM checkpoint {path!r}: {one_line(err)}{hint}") from None
     if _HQ_TOKEN in state:
         raise LabelingError(
             f"{path} is an HQ-SAM checkpoint in SysCV's layout: set sam_variant: hq and "
@@ -65,7 +67,7 @@ def load_sam(checkpoint: str | os.PathLike, device: torch.device) -> torch.nn.Mo
     try:
         sam.load_state_dict(state)
     except RuntimeError as err:
-        raise LabelingError(f"SAM checkpoint does not fit: {str(err).splitlines()[0]}") from None
+        raise LabelingError(f"SAM checkpoint does not fit: {one_line(err)}") from None
     return sam.to(device).eval()
 
 
@@ -84,7 +86,7 @@ def load_sam_hq(name: str | os.PathLike, revision: str | None, device: torch.dev
         model = SamHQModel.from_pretrained(name, revision=revision, attn_implementation="sdpa")
         processor = SamHQProcessor.from_pretrained(name, revision=revision)
     except (OSError, ValueError, KeyError) as err:
-        raise LabelingError(f"cannot load HQ-SAM {name!r}: {str(err).splitlines()[0]}") from None
+        raise LabelingError(f"cannot load HQ-SAM {name!r}: {one_line(err)}") from None
     return model.to(device).eval(), processor
 
 
