@@ -12,11 +12,11 @@ export_encoder(run_dir, "encoder.pth")
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 
+from plumbing.files import atomic_write
 from training.checkpoint import load_checkpoint
 from training.config import TrainConfig, from_dict
 from training.errors import TrainingError
@@ -49,17 +49,11 @@ def export_encoder(run_dir: str | Path, out_path: str | Path) -> dict:
         "model_mode": cfg.model.mode,
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic(out_path, lambda tmp: torch.save(model.encoder_state_dict(), tmp))
-    _atomic(meta_path(out_path), lambda tmp: tmp.write_text(json.dumps(record, indent=2) + "\n"))
+    atomic_write(out_path, lambda f: torch.save(model.encoder_state_dict(), f))
+    atomic_write(meta_path(out_path), (json.dumps(record, indent=2) + "\n").encode())
     return record
 
 
 def meta_path(out_path: str | Path) -> Path:
     """encoder.pth -> encoder.json."""
     return Path(out_path).with_suffix(".json")
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
