@@ -35,18 +35,33 @@ def export_encoder(run_dir: str | Path, out_path: str | Path) -> dict:
     cfg = from_dict(TrainConfig, state["config"])
     model = build_model(cfg.model, int(state["num_classes"]))
     model.load_state_dict(state["model"])
+    return write_encoder(
+        model,
+        out_path,
+        cfg.model.img_size,
+        cfg.data.mean,
+        cfg.data.std,
+        source_run=str(run_dir.resolve()),
+        checkpoint=path.name,
+        step=int(state["step"]),
+        model_mode=cfg.model.mode,
+    )
+
+
+def write_encoder(model, out_path: str | Path, img_size: int, mean, std, **provenance) -> dict:
+    """Write `model`'s encoder weights (its `encoder_state_dict()`) to `out_path` and the format
+    record beside it: timm name and kwargs, input size [3, img_size, img_size], mean/std, format
+    version, then `provenance` (source run, checkpoint, step, model mode). Returns the record."""
+    out_path = Path(out_path)
     spec = model.timm_spec()
     record = {
         "format_version": FORMAT_VERSION,
         "timm_model": spec["model"],
         "timm_kwargs": {**spec["kwargs"], "num_classes": 0},
-        "input_size": [3, cfg.model.img_size, cfg.model.img_size],
-        "mean": list(cfg.data.mean),
-        "std": list(cfg.data.std),
-        "source_run": str(run_dir.resolve()),
-        "checkpoint": path.name,
-        "step": int(state["step"]),
-        "model_mode": cfg.model.mode,
+        "input_size": [3, img_size, img_size],
+        "mean": list(mean),
+        "std": list(std),
+        **provenance,
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out_path, lambda f: torch.save(model.encoder_state_dict(), f))
