@@ -33,6 +33,7 @@ from ..prompts import clean_phrases
 from . import register_backend
 from .base import InstanceBackend, Instances, model_reference
 from .sam_boxes import box_segmenter
+from .sam_loader import require_one_sam
 
 
 @register_backend("instance", "grounded")
@@ -64,8 +65,7 @@ class GroundedSAM(InstanceBackend):
         sam_revision: str | None = None,
         sam_compile: bool = False,
     ):
-        if (sam_checkpoint is None) == (sam_model is None):
-            raise LabelingError("grounded needs exactly one of sam_checkpoint and sam_model")
+        require_one_sam(self.name, sam_checkpoint, sam_model)
         self.device = torch.device(device)
         self.detector_name, self.revision = str(detector), revision
         self.params = dict(

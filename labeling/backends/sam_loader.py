@@ -30,6 +30,12 @@ _HQ_TOKEN = "mask_decoder.hf_token.weight"  # the HQ output token: only in SysCV
 HQ_HUB_IDS = "syscv-community/sam-hq-vit-huge (or -large, -base)"
 
 
+def require_one_sam(backend: str, checkpoint, model) -> None:
+    """LabelingError unless exactly one of a SAM checkpoint and a built SAM model was given."""
+    if (checkpoint is None) == (model is None):
+        raise LabelingError(f"{backend} needs exactly one of sam_checkpoint and sam_model")
+
+
 def check_variant(variant: str) -> str:
     if variant not in VARIANTS:
         raise LabelingError(f"sam_variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
