@@ -1,32 +1,50 @@
 """Frozen copy of labeling/fusion.py as it was before issue 11 (commit 05df394): the reference that
 benchmarks/fusion_speed.py times next to today's fusion and tests/labeling/test_fusion_reference.py
 compares with bit for bit. Not used by the labeler; do not change it.
+
+Self-contained: the helpers it used from datasets_spec and labeling are copied at the end as they
+behaved when it was frozen, so a later change to them cannot move the reference along with today's
+fusion. It imports only numpy, OpenCV and pycocotools.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from pycocotools import mask as mask_utils
 
-from datasets_spec import schema
-from datasets_spec.geometry import fit, labels_to_canvas
-from datasets_spec.records import encode_rle
-from datasets_spec.shard_writer import ImageResult
-from labeling.backends.base import Instances
-from labeling.errors import LabelingError
+SEMANTIC_IGNORE = 65535  # datasets_spec.schema: padding outside the valid region, or "no class"
+INSTANCE_NONE = 0  # datasets_spec.schema: no instance (background, padding)
+
+
+class LabelingError(Exception):
+    """Stands in for labeling.errors.LabelingError."""
+
+
+@dataclass
+class ImageResult:
+    """datasets_spec.shard_writer.ImageResult's fields that fusion fills."""
+
+    semantic: np.ndarray | None = None
+    instance: np.ndarray | None = None
+    orig_hw: tuple[int, int] | None = None
+    records: list[dict] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)
 
 
 def fuse(
     semantic: np.ndarray | None,
-    instances: Instances | None,
+    instances,
     orig_hw: tuple[int, int],
     canvas: int,
     min_area: int = 4,
 ) -> ImageResult:
     """semantic: int32 [h, w] at fit(H, W, canvas), -1 = no class (or None);
-    instances: masks at (H, W) = orig_hw (or None); min_area in canvas pixels.
+    instances: a labeling.backends.Instances, masks at (H, W) = orig_hw (or None); min_area in
+    canvas pixels.
 
     Returns ImageResult(semantic [S, S] uint16, instance [S, S] uint16, orig_hw, records); a missing
     semantic map gives all SEMANTIC_IGNORE, missing instances an all-INSTANCE_NONE map.
@@ -34,11 +52,11 @@ def fuse(
     height, width = orig_hw
     valid = fit(height, width, canvas)
     if semantic is None:
-        sem_canvas = np.full((canvas, canvas), schema.SEMANTIC_IGNORE, np.uint16)
+        sem_canvas = np.full((canvas, canvas), SEMANTIC_IGNORE, np.uint16)
     else:
         sem_canvas = semantic_to_canvas(semantic, valid, canvas)
     if instances is None or len(instances) == 0:
-        empty = np.full((canvas, canvas), schema.INSTANCE_NONE, np.uint16)
+        empty = np.full((canvas, canvas), INSTANCE_NONE, np.uint16)
         dropped = {} if instances is None else dict(instances.dropped)
         return ImageResult(semantic=sem_canvas, instance=empty, orig_hw=(height, width), dropped=dropped)
     if instances.masks.shape[1:] != (height, width):
@@ -73,10 +91,10 @@ def semantic_to_canvas(semantic: np.ndarray, valid: tuple[int, int], canvas: int
     """int [h, w] (-1 = no class) → uint16 [S, S], -1 and padding = SEMANTIC_IGNORE."""
     if semantic.shape != valid:
         raise LabelingError(f"semantic map is {semantic.shape}, expected {valid} on a {canvas} canvas")
-    if semantic.size and (semantic.min() < -1 or semantic.max() >= schema.SEMANTIC_IGNORE):
-        raise LabelingError(f"semantic ids must be in [-1, {schema.SEMANTIC_IGNORE})")
-    out = np.full((canvas, canvas), schema.SEMANTIC_IGNORE, np.uint16)
-    out[: valid[0], : valid[1]] = np.where(semantic < 0, schema.SEMANTIC_IGNORE, semantic)
+    if semantic.size and (semantic.min() < -1 or semantic.max() >= SEMANTIC_IGNORE):
+        raise LabelingError(f"semantic ids must be in [-1, {SEMANTIC_IGNORE})")
+    out = np.full((canvas, canvas), SEMANTIC_IGNORE, np.uint16)
+    out[: valid[0], : valid[1]] = np.where(semantic < 0, SEMANTIC_IGNORE, semantic)
     return out
 
 
@@ -157,7 +175,7 @@ def _number(
     return ids, labels_to_canvas(ids, canvas, 0), source
 
 
-def _records(ids, inst_canvas, source, crops, instances: Instances, semantic, valid) -> list[dict]:
+def _records(ids, inst_canvas, source, crops, instances, semantic, valid) -> list[dict]:
     """One record per id of the canvas map, fields of datasets_spec.records.INSTANCE_FIELDS."""
     count = len(source) - 1
     classes = majority_class(inst_canvas[: valid[0], : valid[1]], semantic, count)
@@ -192,3 +210,38 @@ def majority_class(inst: np.ndarray, semantic: np.ndarray | None, count: int) ->
         if len(votes):
             classes[i] = int(np.bincount(votes).argmax())
     return classes
+
+
+# --- the helpers it used, copied from datasets_spec.geometry and datasets_spec.records ----------
+
+
+def fit(height: int, width: int, canvas: int) -> tuple[int, int]:
+    """(h, w) of an H × W image scaled to longer side `canvas`, rounded half up, each ≥ 1."""
+    if height < 1 or width < 1:
+        raise ValueError(f"image size must be positive, got {height}×{width}")
+    scale = canvas / max(height, width)
+    h = min(canvas, max(1, int(np.floor(height * scale + 0.5))))
+    w = min(canvas, max(1, int(np.floor(width * scale + 0.5))))
+    return h, w
+
+
+def labels_to_canvas(labels: np.ndarray, canvas: int, pad_value: int) -> np.ndarray:
+    """Label map at original resolution [H, W] → canvas [S, S], padded with `pad_value`; each canvas
+    pixel takes the original pixel whose span holds its centre."""
+    height, width = labels.shape
+    h, w = fit(height, width, canvas)
+    rows, cols = _nearest_index(height, h), _nearest_index(width, w)
+    out = np.full((canvas, canvas), pad_value, dtype=labels.dtype)
+    out[:h, :w] = labels[rows[:, None], cols[None, :]]
+    return out
+
+
+def _nearest_index(src: int, dst: int) -> np.ndarray:
+    """For each of `dst` output pixels, the source pixel whose span holds its centre. [dst] int64."""
+    return np.minimum(((np.arange(dst) + 0.5) * src / dst).astype(np.int64), src - 1)
+
+
+def encode_rle(mask: np.ndarray) -> dict:
+    """Binary mask [H, W] (bool or 0/1) → COCO compressed RLE with `counts` as str."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}

@@ -46,6 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from plumbing.errors import one_line  # noqa: E402
+
 IMAGENET_TRAIN = 1_281_167
 GPUS = 8
 GOAL_IMAGES_S = 15.0  # issue 3: ImageNet in < 3 h on 8 H100s
@@ -105,136 +107,39 @@ class Row:
 # ---------------------------------------------------------------- models (random weights) ----
 
 
-def ade_labels(count: int = 150) -> dict:
-    id2label = {i: f"ade{i}" for i in range(count)}
-    return {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
-
-
 def build_mask2former(tiny: bool, sizes: Sizes):
-    """(Mask2FormerForUniversalSegmentation, its image processor): Swin-L backbone, or a tiny one."""
-    from transformers import (
-        Mask2FormerConfig,
-        Mask2FormerForUniversalSegmentation,
-        Mask2FormerImageProcessor,
-        SwinConfig,
-    )
+    """(Mask2FormerForUniversalSegmentation, its image processor): Swin-L backbone and ADE20K's 150
+    classes, or the tiny one with 6 (labeling/backends/random_models.py)."""
+    from transformers import Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessor
 
-    stages = ["stage1", "stage2", "stage3", "stage4"]
-    if tiny:
-        swin = SwinConfig(
-            image_size=64, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=4, out_features=stages
-        )
-        small = dict(
-            num_queries=8,
-            hidden_dim=32,
-            mask_feature_size=32,
-            feature_size=32,
-            encoder_layers=1,
-            decoder_layers=2,
-            encoder_feedforward_dim=32,
-            dim_feedforward=32,
-            num_attention_heads=2,
-        )
-        config = Mask2FormerConfig(backbone_config=swin, use_pretrained_backbone=False, **small, **ade_labels(6))
-    else:
-        swin = SwinConfig(
-            image_size=384,
-            patch_size=4,
-            embed_dim=192,
-            depths=[2, 2, 18, 2],
-            num_heads=[6, 12, 24, 48],
-            window_size=12,
-            out_features=stages,
-        )
-        config = Mask2FormerConfig(backbone_config=swin, use_pretrained_backbone=False, **ade_labels())
+    from labeling.backends.random_models import mask2former_config
+
+    config = mask2former_config(6 if tiny else 150, "ade", tiny=tiny)
     return Mask2FormerForUniversalSegmentation(config), Mask2FormerImageProcessor(size=sizes.semantic_size)
 
 
 def build_grounding_dino(tiny: bool, sizes: Sizes):
     """(GroundingDinoForObjectDetection, GroundingDinoProcessor): DINO-T defaults, or a tiny one.
-    The BERT tokenizer's vocabulary is the class names' words (others → [UNK]); the text encoder keeps
-    BERT-base's 30522-entry embedding table."""
-    from transformers import (
-        BertConfig,
-        BertTokenizer,
-        GroundingDinoConfig,
-        GroundingDinoForObjectDetection,
-        GroundingDinoImageProcessor,
-        GroundingDinoProcessor,
-        SwinConfig,
-    )
+    The BERT tokenizer's vocabulary is the class names' words (others → [UNK]); the full text encoder
+    keeps BERT-base's 30522-entry embedding table."""
+    from transformers import GroundingDinoForObjectDetection, GroundingDinoImageProcessor, GroundingDinoProcessor
 
-    words = sorted({w for name in CLASS_NAMES for w in name.split()})
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", *words]
-    tokenizer = BertTokenizer(vocab={token: i for i, token in enumerate(vocab)})
-    if tiny:
-        config = GroundingDinoConfig(
-            backbone_config=SwinConfig(
-                image_size=64,
-                embed_dim=16,
-                depths=[1, 1, 1, 1],
-                num_heads=[1, 1, 1, 1],
-                window_size=4,
-                out_indices=[2, 3, 4],
-            ),
-            text_config=BertConfig(
-                vocab_size=len(vocab),
-                hidden_size=32,
-                num_hidden_layers=1,
-                num_attention_heads=2,
-                intermediate_size=64,
-                max_position_embeddings=64,
-            ),
-            num_queries=30,
-            encoder_layers=1,
-            decoder_layers=2,
-            d_model=32,
-            encoder_ffn_dim=32,
-            decoder_ffn_dim=32,
-            encoder_attention_heads=2,
-            decoder_attention_heads=2,
-            encoder_n_points=2,
-            decoder_n_points=2,
-            max_text_len=32,
-        )
-    else:
-        config = GroundingDinoConfig()  # Swin-T, BERT-base, 900 queries, 6+6 layers: DINO-T
+    from labeling.backends.random_models import grounding_dino_config, word_tokenizer
+
+    tokenizer = word_tokenizer(sorted({w for name in CLASS_NAMES for w in name.split()}))
     processor = GroundingDinoProcessor(
         image_processor=GroundingDinoImageProcessor(size=sizes.detector_size), tokenizer=tokenizer
     )
-    return GroundingDinoForObjectDetection(config), processor
+    return GroundingDinoForObjectDetection(grounding_dino_config(tokenizer.vocab_size, tiny=tiny)), processor
 
 
 def build_sam(tiny: bool) -> torch.nn.Module:
     """segment-anything Sam: vit_h (636M parameters), or depth-2 width-64 at 256² for --tiny."""
-    from functools import partial
-
     from segment_anything import sam_model_registry
-    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
-    if not tiny:
-        return sam_model_registry["vit_h"](checkpoint=None).eval()
-    encoder = ImageEncoderViT(
-        img_size=256,
-        embed_dim=64,
-        depth=2,
-        num_heads=2,
-        mlp_ratio=2,
-        out_chans=32,
-        norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-        qkv_bias=True,
-        use_rel_pos=True,
-        global_attn_indexes=(1,),
-        window_size=4,
-    )
-    decoder = MaskDecoder(
-        transformer=TwoWayTransformer(depth=1, embedding_dim=32, mlp_dim=64, num_heads=2),
-        transformer_dim=32,
-        iou_head_hidden_dim=32,
-    )
-    prompts = PromptEncoder(embed_dim=32, image_embedding_size=(16, 16), input_image_size=(256, 256), mask_in_chans=4)
-    mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]  # segment-anything's own
-    return Sam(encoder, prompts, decoder, pixel_mean=mean, pixel_std=std).eval()
+    from labeling.backends.random_models import tiny_sam
+
+    return tiny_sam(width=64, dim=32) if tiny else sam_model_registry["vit_h"](checkpoint=None).eval()
 
 
 def save_hf(built, directory: Path) -> str:
@@ -321,8 +226,7 @@ def stage(rows: list[Row], name: str, device: torch.device, fn) -> None:
         row = fn()
     except Exception as exc:  # noqa: BLE001 — report and go on with the next stage
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        message = str(exc).splitlines()[0][:200] if str(exc) else ""
-        row = Row(name, error=f"{type(exc).__name__}: {message} ({Path(where.filename).name}:{where.lineno})")
+        row = Row(name, error=f"{one_line(exc, named=True, limit=200)} ({Path(where.filename).name}:{where.lineno})")
         print(f"stage {name!r} failed: {row.error}", flush=True)
     if device.type == "cuda":
         row.peak_gib = torch.cuda.max_memory_allocated(device) / 2**30
@@ -627,7 +531,7 @@ def build(label: str, fn):
     try:
         built = fn()
     except Exception as exc:  # noqa: BLE001 — the stages that need it report "not built"
-        print(f"building {label} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
+        print(f"building {label} failed: {one_line(exc, named=True, limit=200)}")
         return None
     print(f"built {label} in {time.perf_counter() - t0:.1f} s", flush=True)
     return built
@@ -642,7 +546,7 @@ def built_on(device: torch.device, fn):
         with device:
             return fn()
     except Exception as exc:  # noqa: BLE001
-        print(f"note: building on {device} failed ({type(exc).__name__}: {exc}); building on the CPU")
+        print(f"note: building on {device} failed ({one_line(exc, named=True)}); building on the CPU")
         return fn()
 
 

@@ -32,7 +32,7 @@ from benchmarks.scenes import load_sources, write_split  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.engine import train  # noqa: E402
 from training.eval import EvalConfig, run_eval  # noqa: E402
-from training.export import export_encoder  # noqa: E402
+from training.export import export_encoder, write_encoder  # noqa: E402
 from training.models.factory import build_model  # noqa: E402
 
 # name -> (config, label store, extra --set overrides)
@@ -194,21 +194,7 @@ def _encoder(method: str, seed: int, out: Path, data: dict, preset: dict) -> Pat
 def _export_untrained(cfg, seed: int, path: Path) -> None:
     torch.manual_seed(seed)
     model = build_model(cfg.model, num_classes=1)
-    spec = model.timm_spec()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.encoder_state_dict(), path)
-    path.with_suffix(".json").write_text(
-        json.dumps(
-            {
-                "format_version": 1,
-                "timm_model": spec["model"],
-                "timm_kwargs": {**spec["kwargs"], "num_classes": 0},
-                "input_size": [3, cfg.model.img_size, cfg.model.img_size],
-                "mean": list(cfg.data.mean),
-                "std": list(cfg.data.std),
-            }
-        )
-    )
+    write_encoder(model, path, cfg.model.img_size, cfg.data.mean, cfg.data.std, model_mode=cfg.model.mode)
 
 
 def _evaluate(encoder: Path, data: dict, preset: dict, seed: int, out: Path) -> dict:

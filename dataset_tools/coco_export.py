@@ -10,7 +10,6 @@ The file is written shard by shard (nothing dataset-sized is held in memory), th
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from tqdm import tqdm
 from datasets_spec import schema, storage
 from datasets_spec.errors import StoreError
 from datasets_spec.reader import Store
+from plumbing.files import atomic_write
 
 AGNOSTIC_CATEGORY = {"id": 1, "name": "object", "supercategory": "object"}
 
@@ -79,36 +79,35 @@ def annotation(rec: dict, ann_id: int, image_id: int, category: int) -> dict:
 def export_coco(store: Store, out, *, class_agnostic: bool = False, progress: bool = True) -> dict:
     """Write the COCO JSON of `store` to `out`; return counts {images, annotations, skipped_unclassed}."""
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     counts, skipped = {"images": 0, "annotations": 0}, [0]
-    try:
-        with (
-            open(tmp, "w") as f,
-            tqdm(total=len(store.done_shards()), desc="export", unit="shard", disable=not progress) as bar,
-        ):
+
+    def write(f) -> None:
+        with tqdm(total=len(store.done_shards()), desc="export", unit="shard", disable=not progress) as bar:
             head = {
                 "info": {"description": f"c2fmae pseudo-labels of {storage.name(store.path)}", "version": "1"},
                 "licenses": [],
                 "categories": categories(store, class_agnostic),
             }
-            f.write(json.dumps(head)[:-1])
+            f.write(json.dumps(head)[:-1].encode())
             counts["images"] = _write_list(f, "images", iter_images(store))
             counts["annotations"] = _write_list(
                 f, "annotations", iter_annotations(store, class_agnostic, skipped, bar.update)
             )
-            f.write("}\n")
-        os.replace(tmp, out)
+            f.write(b"}\n")
+
+    try:
+        atomic_write(out, write)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise StoreError(f"{out}: cannot write ({exc})") from None
     return {**counts, "skipped_unclassed": skipped[0]}
 
 
 def _write_list(f, name: str, items) -> int:
-    f.write(f', "{name}": [')
+    """Write `, "name": [item,...]` as JSON into binary file `f`; returns the item count."""
+    f.write(f', "{name}": ['.encode())
     n = 0
     for item in items:
-        f.write(("\n" if n == 0 else ",\n") + json.dumps(item, separators=(",", ":")))
+        f.write((("\n" if n == 0 else ",\n") + json.dumps(item, separators=(",", ":"))).encode())
         n += 1
-    f.write("]")
+    f.write(b"]")
     return n

@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from plumbing.errors import one_line
+
 from . import schema, storage
 from ._array_io import write_skeleton
 from .errors import StoreError
@@ -59,7 +61,7 @@ def _create_remote(url: str, keys, labels, label_space, provenance, canvas, shar
             for rel in sorted(files, key=lambda rel: rel == "zarr.json"):  # the group document last
                 storage.write_bytes(url, rel, (local / rel).read_bytes())
     except (OSError, ValueError) as exc:  # ValueError: tensorstore's error for a refused request
-        raise StoreError(f"{url}: cannot create store ({str(exc).splitlines()[0][:300]})") from None
+        raise StoreError(f"{url}: cannot create store ({one_line(exc)})") from None
     return layout
 
 

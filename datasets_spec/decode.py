@@ -35,6 +35,8 @@ from typing import NamedTuple
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 
+from plumbing.errors import one_line
+
 from ._truncation import truncated
 from .errors import StoreError
 from .geometry import fit
@@ -270,8 +272,7 @@ def _reason(err: Exception) -> str:
     text = str(err)
     if "truncated" in text or isinstance(err, EOFError):
         return "truncated image file"
-    first = text.splitlines()[0][:80] if text else type(err).__name__
-    return f"corrupt image data ({first})"
+    return f"corrupt image data ({one_line(err, limit=80)})"
 
 
 def _orientation(image: Image.Image) -> int:

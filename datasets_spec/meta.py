@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
+from plumbing.errors import one_line
+
 from . import schema, storage
 from .errors import StoreError
 
@@ -59,7 +61,7 @@ def read_meta(path) -> Meta:
         what = "no such dataset (no zarr.json)" if storage.is_url(path) else "not a Zarr v3 store (no zarr.json)"
         raise StoreError(f"{path}: {what}") from None
     except (OSError, ValueError) as exc:
-        raise StoreError(f"{storage.join(path, 'zarr.json')}: unreadable ({_one_line(exc)})") from None
+        raise StoreError(f"{storage.join(path, 'zarr.json')}: unreadable ({one_line(exc)})") from None
     if doc.get("zarr_format") != 3 or doc.get("node_type") != "group":
         raise StoreError(f"{path}: not a Zarr v3 group")
     attrs = doc.get("attributes", {}).get(schema.ATTRS_KEY)
@@ -77,8 +79,3 @@ def read_meta(path) -> Meta:
     except (KeyError, TypeError, ValueError) as exc:
         raise StoreError(f"{path}: malformed '{schema.ATTRS_KEY}' attributes ({exc!r})") from None
     return Meta(layout, label_space, attrs.get("provenance", {}), attrs)
-
-
-def _one_line(exc: Exception) -> str:
-    """An exception's first line (tensorstore's errors for unreachable storage run to many)."""
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]

@@ -9,6 +9,8 @@ from functools import cached_property
 
 import numpy as np
 
+from plumbing.errors import one_line
+
 from . import _array_io, schema, storage
 from .errors import StoreError
 from .geometry import fit_many
@@ -259,7 +261,7 @@ class Store:
                 _array_io.read_items([self._array(schema.SEMANTIC), self._array(schema.INSTANCE)], mine)
             except ValueError as exc:
                 failing.append(shard)
-                first = first or str(exc).splitlines()[0][:200]
+                first = first or one_line(exc, limit=200)
         return StoreError(
             f"{self.path}: reading the masks of shard(s) {', '.join(map(str, failing))} "
             f"failed ({first}); c2f-data validate names the damage, and rerunning "
@@ -291,7 +293,7 @@ class Store:
         try:
             return {n: _array_io.read_range(self._array(n), start, stop) for n in names}
         except ValueError as exc:
-            raise StoreError(f"{self.path}: shard {shard} unreadable ({str(exc).splitlines()[0][:200]})") from None
+            raise StoreError(f"{self.path}: shard {shard} unreadable ({one_line(exc, limit=200)})") from None
 
     def records(self, shard: int) -> list[dict]:
         """Per-instance records of one shard (empty for a shard without a marker)."""

@@ -7,7 +7,7 @@ from AWS_REGION / AWS_DEFAULT_REGION, credentials from the usual AWS chain, so M
 S3-compatible stores work) and `gcs` on URLs. The store's file layout (which object holds what) is
 written down here once.
 
-Atomicity: a local write goes to a hidden temporary file `.NAME.PID.tmp`, is flushed and renamed;
+Atomicity: a local write goes to a hidden temporary file `.NAME.PID.tmp`, is fsynced and renamed;
 an object-storage PUT makes the object appear whole or not at all. So a reader never sees half an
 object under its final name, on either.
 """
@@ -19,6 +19,9 @@ import os
 from pathlib import Path
 
 import tensorstore as ts
+
+from plumbing.errors import one_line
+from plumbing.files import atomic_write
 
 from . import schema
 from .hashing import file_sha256
@@ -186,7 +189,7 @@ def _kvstore(root) -> ts.KvStore:
         try:
             opening = ts.KvStore.open(spec)
         except ValueError as exc:  # a spec tensorstore refuses (e.g. a bucket name S3 does not allow)
-            raise OSError(f"{normalize(root)}: {str(exc).splitlines()[0][:300]}") from None
+            raise OSError(f"{normalize(root)}: {one_line(exc)}") from None
         _KVSTORES[key] = _result(opening, root, "")
     return _KVSTORES[key]
 
@@ -197,30 +200,20 @@ def _result(future, root, relpath: str):
     try:
         return future.result()
     except ValueError as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise OSError(f"{join(root, relpath)}: {first}") from None
+        raise OSError(f"{join(root, relpath)}: {one_line(exc)}") from None
 
 
 # --- objects ----------------------------------------------------------------------------------
 def write_bytes(root, relpath: str, data: bytes) -> None:
     """Store `data` at `root/relpath`; a reader sees the old object or the whole new one, never
-    part of it. Local: a hidden temporary file `.NAME.PID.tmp`, flushed, then renamed."""
+    part of it. Local: plumbing.files.atomic_write (`.NAME.PID.tmp`, fsynced, renamed)."""
     root = normalize(root)
     if is_url(root):
         _result(_kvstore(root).write(relpath, data), root, relpath)
         return
     path = root / relpath
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, data)
 
 
 def create_exclusive(root, relpath: str, data: bytes, replacing: bytes | None = None) -> bool:

@@ -19,6 +19,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from datasets_spec import storage
+from plumbing.errors import one_line
 from plumbing.processes import pid_alive
 
 from .config import LabelConfig
@@ -52,10 +53,8 @@ def connect(address: str | None) -> Connection:
         try:
             ray.init(address=address, configure_logging=False, log_to_driver=False)
         except (ConnectionError, RuntimeError) as exc:  # Ray's "Failed to connect to GCS ..."
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise LabelingError(
-                f"--address {address}: cannot join the Ray cluster there ({first.split('. ', 1)[0][:200]})"
-            ) from None
+            first = one_line(exc).split(". ", 1)[0]
+            raise LabelingError(f"--address {address}: cannot join the Ray cluster there ({first})") from None
         return Connection(started=True)
     os.environ.update(LOOPBACK_ENV)
     remove_orphaned_temp_dirs()
@@ -227,8 +226,7 @@ def run_on_nodes(fn, nodes: list[tuple[str, str]], *args) -> list[tuple[object, 
         try:
             out.append((ray.get(ref), None))
         except ray.exceptions.RayError as exc:
-            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-            out.append((None, f"{type(exc).__name__}: {lines[-1] if lines else ''}"))
+            out.append((None, one_line(exc, last=True, named=True)))
     return out
 
 

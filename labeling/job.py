@@ -23,6 +23,7 @@ from datasets_spec.meta import package_version
 from datasets_spec.shard_writer import forget_shard
 from datasets_spec.stale_files import remove_stale_files
 from plumbing.cli_boundary import DISK_ERRNOS
+from plumbing.errors import one_line
 
 from . import cluster, probe
 from .backends import require_backend, uses_prompts
@@ -277,7 +278,7 @@ def _run(cfg, workers, output, root, plan, show_progress):
             except cluster.WORKER_ERRORS + cluster.TASK_ERRORS as exc:
                 _stop_if_unfixable(shard, exc)
                 idle.extend(_after_fault(cfg, worker, exc, live=len(idle) + len(in_flight)))
-                reason = _one_line(exc)
+                reason = one_line(exc, last=True, named=True)
                 if isinstance(exc, cluster.WORKER_ERRORS) and not cluster.node_died(exc):
                     log.warning("shard %d: its worker died (%s); labeling it again image by image", shard, reason)
                     suspects.append(shard)
@@ -311,7 +312,7 @@ def _image_by_image(cfg, idle, output, root, plan, suspects, done, given_up) -> 
             summary, worker = label_image_by_image(cfg, worker, str(output), str(root), shard, plan[shard])
         except cluster.TASK_ERRORS as exc:
             _stop_if_unfixable(shard, exc)
-            given_up[shard] = _one_line(exc)
+            given_up[shard] = one_line(exc, last=True, named=True)
             continue
         done(summary)
 
@@ -349,8 +350,3 @@ def _after_fault(cfg, worker, exc, live: int) -> list:
         log.warning("%s: going on with %d label worker(s)", why, live)
         return []
     return [cluster.make_worker(cfg)]
-
-
-def _one_line(exc: Exception) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:300]

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from datasets_spec import schema, storage
 from datasets_spec.schema import reason_kind
 from plumbing.cli_boundary import format_counts
+from plumbing.errors import one_line
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def save_report(output, report: dict) -> str | None:
     try:
         storage.write_bytes(output, rel, json.dumps(report, indent=1, ensure_ascii=False).encode())
     except (OSError, ValueError) as exc:  # ValueError: tensorstore's error for a refused request
-        reason = exc.strerror if isinstance(exc, OSError) else str(exc).splitlines()[0][:200]
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or one_line(exc)
         log.warning("could not save the job report to %s (%s)", storage.join(output, rel), reason)
         return None
     return storage.join(output, rel)

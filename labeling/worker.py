@@ -16,6 +16,7 @@ from pathlib import Path
 
 from datasets_spec import ImageResult, write_shard
 from datasets_spec.geometry import fit
+from plumbing.errors import one_line
 
 from .backends import backend_class, create_backend
 from .config import LabelConfig
@@ -100,7 +101,7 @@ class ShardLabeler:
             predictions = self._predict([item for _, item, _ in batch], [decoded for _, _, decoded in batch])
         except Exception as exc:  # noqa: BLE001 — any model fault becomes a per-image failure
             if len(batch) == 1:
-                out[batch[0][0]] = ImageResult.failed(f"labeling failed: {type(exc).__name__}: {exc}")
+                out[batch[0][0]] = ImageResult.failed(f"labeling failed: {one_line(exc, named=True)}")
                 return
             log.warning("batch failed (%s); retrying its images one by one", exc)
             for one in batch:
@@ -145,7 +146,7 @@ def _resolve(result) -> ImageResult:
     try:
         return result.result()
     except Exception as exc:  # noqa: BLE001 — a fusion fault fails that image only
-        return ImageResult.failed(f"fusion failed: {type(exc).__name__}: {exc}")
+        return ImageResult.failed(f"fusion failed: {one_line(exc, named=True)}")
 
 
 def _decode(path: Path, max_pixels: int, canvas: int):
@@ -156,7 +157,7 @@ def _decode(path: Path, max_pixels: int, canvas: int):
     except LabelingError as exc:
         return str(exc)
     except Exception as exc:  # noqa: BLE001 — a decoder bug must not take the shard down
-        return f"decode failed: {type(exc).__name__}: {exc}"
+        return f"decode failed: {one_line(exc, named=True)}"
 
 
 def _params(kind: str, backend, device: str | None) -> dict:

@@ -1,5 +1,24 @@
-"""The config error shared by the three commands; the CLI boundary turns it into a one-line message."""
+"""The config error shared by the three commands (the CLI boundary turns it into a one-line message),
+and `one_line`, the one way any package folds a caught exception into a message a user reads."""
 
 
 class ConfigError(Exception):
     """A bad config file, key, value or override; the message is one line naming the file/key."""
+
+
+def one_line(exc: BaseException, *, last: bool = False, named: bool = False, limit: int = 300) -> str:
+    """`exc`'s message as one line: its first non-empty line, stripped, at most `limit` characters.
+
+    The first line says what failed (tensorstore's, torch's and transformers' errors run on with
+    detail); `last=True` takes the last non-empty line instead, for an error whose message is another
+    process's traceback (a DataLoader worker's, a Ray task's), which ends with the exception line.
+    An empty message (`OSError()`) gives the class name, never an IndexError. `named=True` puts the
+    class name first: `EOFError: Ran out of input`, or just `EOFError`. Only `exc`'s own message is
+    read, not the exception it was raised from.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    kind = type(exc).__name__
+    if not lines:
+        return kind[:limit]
+    text = lines[-1] if last else lines[0]
+    return (f"{kind}: {text}" if named else text)[:limit]

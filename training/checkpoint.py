@@ -5,9 +5,10 @@ A checkpoint is a dict of tensors and plain Python values, loadable with `weight
   (state dicts), rng {python, numpy, torch, cuda}, meter (the log's running sums since its last
   record; absent in older checkpoints). The sampler's position and the curriculum follow from
   step and config. Older checkpoints also hold epoch, sampler and curriculum: ignored.
-Saving writes a temporary file in RUN_DIR, fsyncs it, moves the old latest to previous.pt and
-renames the new file to latest.pt, so a crash at any moment leaves at least one complete file; the
-temporary files a killed save leaves behind are removed by the next run (`remove_stale_temps`).
+Saving writes a temporary file in RUN_DIR (`.latest.pt.PID.tmp`, plumbing.files), fsyncs it, moves
+the old latest to previous.pt and renames the new file to latest.pt, so a crash at any moment leaves
+at least one complete file; the temporary files a killed save leaves behind are removed by the next
+run (`remove_stale_temps`).
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import os
 import random
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from plumbing.errors import one_line
+from plumbing.files import atomic_write, fsync_dir, write_temp
 from training.errors import TrainingError
 from training.models.config import TIMM_VITS
 
@@ -31,7 +33,7 @@ FORMAT = 1
 LATEST, PREVIOUS = "latest.pt", "previous.pt"
 _KEEP = re.compile(r"^ckpt-(\d+)\.pt$")
 _REQUIRED = ("format", "step", "model", "optimizer", "config")
-_TEMP_PREFIX, _TEMP_SUFFIX = ".tmp-", ".pt"
+_LEGACY_TEMPS = ".tmp-*.pt"  # what saves before plumbing.files named their temporary files
 # config keys added since format 1, with the value that runs written before them had
 _LEGACY_CONFIG = {
     "model": {"decoder_context_embed": False, "patch_bias_init": "zeros", "init_from": None, "arch": None},
@@ -48,16 +50,18 @@ def keep_name(step: int) -> str:
 def save_checkpoint(run_dir: str | Path, state: dict, *, keep: bool = False) -> Path:
     """Atomically make `state` RUN_DIR/latest.pt (old one -> previous.pt); optionally copy a keep."""
     run_dir = Path(run_dir)
-    tmp = _write_temp(run_dir, lambda f: torch.save(state, f))
     latest = run_dir / LATEST
-    if latest.exists():
-        os.replace(latest, run_dir / PREVIOUS)
-    os.replace(tmp, latest)
-    if keep:
-        with latest.open("rb") as src:
-            copy = _write_temp(run_dir, lambda f: shutil.copyfileobj(src, f))
-        os.replace(copy, run_dir / keep_name(int(state["step"])))
-    _fsync_dir(run_dir)
+    try:
+        tmp = write_temp(latest, lambda f: torch.save(state, f))
+        if latest.exists():
+            os.replace(latest, run_dir / PREVIOUS)
+        os.replace(tmp, latest)
+        if keep:
+            with latest.open("rb") as src:
+                atomic_write(run_dir / keep_name(int(state["step"])), lambda f: shutil.copyfileobj(src, f))
+        fsync_dir(run_dir)
+    except OSError as exc:  # a full or read-only disk; a failed write leaves the old checkpoints as they were
+        raise TrainingError(f"{run_dir}: cannot write a checkpoint ({exc.strerror or one_line(exc)})") from None
     return latest
 
 
@@ -114,7 +118,8 @@ def make_state(
 def remove_stale_temps(run_dir: str | Path) -> list[Path]:
     """Delete the temporary files of saves that were killed midway (one trainer per RUN_DIR, so
     every temporary file present when a run starts is stale). Returns what was removed."""
-    stale = sorted(Path(run_dir).glob(f"{_TEMP_PREFIX}*{_TEMP_SUFFIX}"))
+    run_dir = Path(run_dir)
+    stale = sorted([*run_dir.glob(".*.tmp"), *run_dir.glob(_LEGACY_TEMPS)])
     for path in stale:
         path.unlink(missing_ok=True)
         log.info("removed %s, left by a save that was interrupted", path.name)
@@ -182,10 +187,7 @@ def _read(path: Path, mmap: bool = False) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:  # torch raises many types for damaged files (zip, pickle, EOF, ...)
-        raise TrainingError(
-            f"checkpoint {path} is unreadable ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else 'damaged file'})"
-        ) from None
+        raise TrainingError(f"checkpoint {path} is unreadable ({one_line(exc, named=True)})") from None
     if not isinstance(state, dict) or any(k not in state for k in _REQUIRED):
         raise TrainingError(f"checkpoint {path} is not a c2f-train checkpoint")
     if state["format"] != FORMAT:
@@ -216,51 +218,3 @@ def _fallbacks(run_dir: Path) -> list[Path]:
         prev_step = -1
     ordered = [(step, 1, path) for step, path in keeps] + [(prev_step, 0, previous)]
     return [path for _, _, path in sorted(ordered, reverse=True)]
-
-
-def _write_temp(run_dir: Path, write: Any) -> Path:
-    """Write via `write(file)` to a temporary file in `run_dir`, fsynced; returns its path."""
-    fd, name = tempfile.mkstemp(dir=run_dir, prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            recorded = _RecordingFile(f)
-            try:
-                write(recorded)
-            except RuntimeError:  # torch.save hides the file's OSError behind its own message
-                if recorded.error is None:
-                    raise
-                raise recorded.error from None
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as exc:  # a full or read-only disk: nothing of the old checkpoints is touched
-        Path(name).unlink(missing_ok=True)
-        raise TrainingError(f"{run_dir}: cannot write a checkpoint ({exc.strerror or exc})") from None
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-    return Path(name)
-
-
-class _RecordingFile:
-    """A binary file whose first write error is kept in `error` (torch.save reports another one)."""
-
-    def __init__(self, file):
-        self.file, self.error = file, None
-
-    def write(self, data) -> int:
-        try:
-            return self.file.write(data)
-        except OSError as exc:
-            self.error = self.error or exc
-            raise
-
-    def flush(self) -> None:
-        self.file.flush()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

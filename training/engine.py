@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from datasets_spec import StoreError, storage
+from plumbing.errors import one_line
 from training import distributed
 from training.checkpoint import (
     check_compatible,
@@ -192,10 +193,10 @@ def _next_micro(batches, accum_iter: int, step: int) -> list:
     try:
         return [next(batches) for _ in range(accum_iter)]
     except (OSError, ValueError, StoreError) as exc:  # from a loader worker: its traceback as text
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = one_line(exc, last=True)
         exc.__traceback__ = None  # its frames hold the loader: let it stop its workers when the run ends
         raise TrainingError(
-            f"reading the data for step {step + 1} failed: {lines[-1] if lines else exc!r}; "
+            f"reading the data for step {step + 1} failed: {reason}; "
             "fix or restore the file, then rerun to resume from the latest checkpoint"
         ) from None
 
@@ -299,7 +300,7 @@ def _resume(cfg: TrainConfig, run_dir: Path, model, optimizer, scaler) -> tuple[
         if scaler is not None and state["scaler"] is not None:
             scaler.load_state_dict(state["scaler"])
     except (RuntimeError, ValueError, KeyError) as exc:
-        raise TrainingError(f"checkpoint {path} does not fit this run: {str(exc).splitlines()[0]}") from None
+        raise TrainingError(f"checkpoint {path} does not fit this run: {one_line(exc)}") from None
     restore_rng(state["rng"])
     log.info("resuming from %s at step %d", path, state["step"])
     return int(state["step"]), int(state["nonfinite"]), state.get("meter")
@@ -328,7 +329,7 @@ def _dataset(cfg: TrainConfig, data: Path | str, images: Path):
     try:
         return build_dataset(cfg.data, data, images, cfg.engine.seed)
     except (StoreError, ValueError, OSError) as exc:
-        raise TrainingError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        raise TrainingError(one_line(exc)) from None
 
 
 def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:

@@ -12,11 +12,11 @@ export_encoder(run_dir, "encoder.pth")
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 
+from plumbing.files import atomic_write
 from training.checkpoint import load_checkpoint
 from training.config import TrainConfig, from_dict
 from training.errors import TrainingError
@@ -35,31 +35,40 @@ def export_encoder(run_dir: str | Path, out_path: str | Path) -> dict:
     cfg = from_dict(TrainConfig, state["config"])
     model = build_model(cfg.model, int(state["num_classes"]))
     model.load_state_dict(state["model"])
+    return write_encoder(
+        model,
+        out_path,
+        cfg.model.img_size,
+        cfg.data.mean,
+        cfg.data.std,
+        source_run=str(run_dir.resolve()),
+        checkpoint=path.name,
+        step=int(state["step"]),
+        model_mode=cfg.model.mode,
+    )
+
+
+def write_encoder(model, out_path: str | Path, img_size: int, mean, std, **provenance) -> dict:
+    """Write `model`'s encoder weights (its `encoder_state_dict()`) to `out_path` and the format
+    record beside it: timm name and kwargs, input size [3, img_size, img_size], mean/std, format
+    version, then `provenance` (source run, checkpoint, step, model mode). Returns the record."""
+    out_path = Path(out_path)
     spec = model.timm_spec()
     record = {
         "format_version": FORMAT_VERSION,
         "timm_model": spec["model"],
         "timm_kwargs": {**spec["kwargs"], "num_classes": 0},
-        "input_size": [3, cfg.model.img_size, cfg.model.img_size],
-        "mean": list(cfg.data.mean),
-        "std": list(cfg.data.std),
-        "source_run": str(run_dir.resolve()),
-        "checkpoint": path.name,
-        "step": int(state["step"]),
-        "model_mode": cfg.model.mode,
+        "input_size": [3, img_size, img_size],
+        "mean": list(mean),
+        "std": list(std),
+        **provenance,
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic(out_path, lambda tmp: torch.save(model.encoder_state_dict(), tmp))
-    _atomic(meta_path(out_path), lambda tmp: tmp.write_text(json.dumps(record, indent=2) + "\n"))
+    atomic_write(out_path, lambda f: torch.save(model.encoder_state_dict(), f))
+    atomic_write(meta_path(out_path), (json.dumps(record, indent=2) + "\n").encode())
     return record
 
 
 def meta_path(out_path: str | Path) -> Path:
     """encoder.pth -> encoder.json."""
     return Path(out_path).with_suffix(".json")
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)

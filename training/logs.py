@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
+
+from plumbing.files import atomic_write
 
 LOG_FILE = "log.jsonl"
 TB_DIR = "tensorboard"
@@ -152,13 +152,4 @@ def truncate_log(path: Path, step: int, keep_record: Callable[[int], bool] = lam
             continue
         if at < step or (at == step and keep_record(at)):
             kept.append(line)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write("".join(line + "\n" for line in kept))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, "".join(line + "\n" for line in kept).encode())

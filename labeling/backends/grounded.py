@@ -26,11 +26,14 @@ from typing import NamedTuple
 import torch
 from torchvision.ops import box_convert, nms
 
+from plumbing.errors import one_line
+
 from ..errors import LabelingError
 from ..prompts import clean_phrases
 from . import register_backend
 from .base import InstanceBackend, Instances, model_reference
 from .sam_boxes import box_segmenter
+from .sam_loader import require_one_sam
 
 
 @register_backend("instance", "grounded")
@@ -62,8 +65,7 @@ class GroundedSAM(InstanceBackend):
         sam_revision: str | None = None,
         sam_compile: bool = False,
     ):
-        if (sam_checkpoint is None) == (sam_model is None):
-            raise LabelingError("grounded needs exactly one of sam_checkpoint and sam_model")
+        require_one_sam(self.name, sam_checkpoint, sam_model)
         self.device = torch.device(device)
         self.detector_name, self.revision = str(detector), revision
         self.params = dict(
@@ -204,5 +206,5 @@ def _load_detector(name: str, revision: str | None, device: torch.device):
         model = AutoModelForZeroShotObjectDetection.from_pretrained(name, revision=revision)
         processor = AutoProcessor.from_pretrained(name, revision=revision)
     except (OSError, ValueError, KeyError) as err:
-        raise LabelingError(f"cannot load detector {name!r}: {str(err).splitlines()[0]}") from None
+        raise LabelingError(f"cannot load detector {name!r}: {one_line(err)}") from None
     return model.to(device).eval(), processor

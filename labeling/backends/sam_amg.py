@@ -13,10 +13,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import LabelingError
 from . import register_backend
 from .base import InstanceBackend, Instances
-from .sam_loader import load_sam, sam_identity
+from .sam_loader import load_sam, require_one_sam, sam_identity
 from .sam_sdpa import fuse_attention
 
 
@@ -44,8 +43,7 @@ class SamAMG(InstanceBackend):
     ):
         from segment_anything import SamAutomaticMaskGenerator
 
-        if (sam_checkpoint is None) == (sam_model is None):
-            raise LabelingError("sam-amg needs exactly one of sam_checkpoint and sam_model")
+        require_one_sam(self.name, sam_checkpoint, sam_model)
         self.device = torch.device(device)
         self.sam_checkpoint = sam_checkpoint
         self.sam = load_sam(sam_checkpoint, self.device) if sam_model is None else sam_model.to(self.device).eval()

@@ -18,6 +18,8 @@ import re
 
 import torch
 
+from plumbing.errors import one_line
+
 from ..errors import LabelingError
 from .base import model_reference
 
@@ -26,6 +28,12 @@ _ENCODER_WIDTH = {1280: "vit_h", 1024: "vit_l", 768: "vit_b"}
 _PATCH_EMBED = "image_encoder.patch_embed.proj.weight"
 _HQ_TOKEN = "mask_decoder.hf_token.weight"  # the HQ output token: only in SysCV's HQ-SAM .pth files
 HQ_HUB_IDS = "syscv-community/sam-hq-vit-huge (or -large, -base)"
+
+
+def require_one_sam(backend: str, checkpoint, model) -> None:
+    """LabelingError unless exactly one of a SAM checkpoint and a built SAM model was given."""
+    if (checkpoint is None) == (model is None):
+        raise LabelingError(f"{backend} needs exactly one of sam_checkpoint and sam_model")
 
 
 def check_variant(variant: str) -> str:
@@ -55,7 +63,7 @@ def load_sam(checkpoint: str | os.PathLike, device: torch.device) -> torch.nn.Mo
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError) as err:
         hint = "; for HQ-SAM set sam_variant: hq" if not os.path.isfile(path) else ""
-        raise LabelingError(f"cannot read SAM checkpoint {path!r}: {str(err).splitlines()[0]}{hint}") from None
+        raise LabelingError(f"cannot read SAM checkpoint {path!r}: {one_line(err)}{hint}") from None
     if _HQ_TOKEN in state:
         raise LabelingError(
             f"{path} is an HQ-SAM checkpoint in SysCV's layout: set sam_variant: hq and "
@@ -65,7 +73,7 @@ def load_sam(checkpoint: str | os.PathLike, device: torch.device) -> torch.nn.Mo
     try:
         sam.load_state_dict(state)
     except RuntimeError as err:
-        raise LabelingError(f"SAM checkpoint does not fit: {str(err).splitlines()[0]}") from None
+        raise LabelingError(f"SAM checkpoint does not fit: {one_line(err)}") from None
     return sam.to(device).eval()
 
 
@@ -84,7 +92,7 @@ def load_sam_hq(name: str | os.PathLike, revision: str | None, device: torch.dev
         model = SamHQModel.from_pretrained(name, revision=revision, attn_implementation="sdpa")
         processor = SamHQProcessor.from_pretrained(name, revision=revision)
     except (OSError, ValueError, KeyError) as err:
-        raise LabelingError(f"cannot load HQ-SAM {name!r}: {str(err).splitlines()[0]}") from None
+        raise LabelingError(f"cannot load HQ-SAM {name!r}: {one_line(err)}") from None
     return model.to(device).eval(), processor
 
 

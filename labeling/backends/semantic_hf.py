@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from plumbing.errors import one_line
+
 from ..errors import LabelingError
 from . import register_backend
 from .base import SemanticBackend, model_reference
@@ -92,7 +94,7 @@ def _load(name: str, revision: str | None, device: torch.device):
         model = auto.from_pretrained(name, revision=revision)
         processor = AutoProcessor.from_pretrained(name, revision=revision)
     except (OSError, ValueError, KeyError) as err:
-        raise LabelingError(f"cannot load segmentation model {name!r}: {str(err).splitlines()[0]}") from None
+        raise LabelingError(f"cannot load segmentation model {name!r}: {one_line(err)}") from None
     return model.to(device).eval(), processor
 
 

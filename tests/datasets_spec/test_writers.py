@@ -1,4 +1,4 @@
-"""Many processes writing disjoint shards; writers killed with SIGKILL mid-shard."""
+"""Many processes writing disjoint shards; writers killed with SIGKILL mid-shard, and what they leave."""
 
 import signal
 from pathlib import Path
@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from datasets_spec import open_store, schema, storage, write_shard
+from datasets_spec.stale_files import remove_stale_files
 from datasets_spec.validate import validate
+from plumbing.files import write_temp
 
 from .store_fixtures import make_store
 from .writer_process import start_writer
@@ -84,3 +86,13 @@ def test_writer_output_is_byte_identical_across_runs(tmp_path):
             }
         )
     assert files[0] == files[1]
+
+
+def test_the_temporary_file_of_a_killed_local_write_is_what_the_stale_file_clean_up_removes(tmp_path):
+    path = tmp_path / "ds"
+    make_store(path, n=16, shard_size=8)
+    marker = path / storage.marker_path(1)
+    left = write_temp(marker, b'{"half": ')  # what a writer killed before its rename leaves
+    assert remove_stale_files(path) == [left]
+    assert sorted(p.name for p in marker.parent.iterdir() if p.name.startswith(".")) == []
+    assert validate(path) == []

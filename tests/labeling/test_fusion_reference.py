@@ -3,6 +3,8 @@ ImageResult, bit for bit, over many random cases."""
 
 from __future__ import annotations
 
+import ast
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,7 @@ from datasets_spec.geometry import fit
 from labeling.backends import Instances
 from labeling.fusion import fuse
 
-from ..benchmarks.benchmark_modules import benchmark_module
+from ..benchmarks.benchmark_modules import ROOT, benchmark_module
 
 
 def assert_same(ours, ref):
@@ -94,3 +96,18 @@ def test_an_instance_touching_every_border_and_column_wrapping_runs():
     instances = Instances(masks, np.array([0.9, 0.5, 0.5], np.float32), ["a", "b", "c"], "test")
     for min_area in (0, 1, 3):
         assert_same(fuse(None, instances, (7, 5), 8, min_area), reference.fuse(None, instances, (7, 5), 8, min_area))
+
+
+def test_the_reference_imports_none_of_our_code():
+    """Frozen means frozen: a change to datasets_spec or labeling cannot move the reference."""
+    tree = ast.parse((ROOT / "benchmarks" / "fusion_reference.py").read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert {name.split(".")[0] for name in imported} <= {
+        "__future__",
+        "collections",
+        "dataclasses",
+        "cv2",
+        "numpy",
+        "pycocotools",
+    }

@@ -283,6 +283,8 @@ def test_bad_sam_settings_are_one_line_labeling_errors(tmp_path, grounding_dino_
         )
     with pytest.raises(LabelingError, match="exactly one"):
         create_backend("instance", "grounded", detector=detector)
+    with pytest.raises(LabelingError, match="grounded needs exactly one of sam_checkpoint and sam_model"):
+        create_backend("instance", "grounded", detector=detector, sam_model=sam, sam_checkpoint=str(tmp_path / "x.pth"))
     with pytest.raises(LabelingError, match="sam_variant must be one of hq, sam"):
         create_backend("instance", "grounded", detector=detector, sam_model=sam, sam_variant="mobile")
     with pytest.raises(LabelingError, match="needs sam_variant: sam"):

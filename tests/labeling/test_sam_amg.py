@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 
 from labeling.backends import create_backend
+from labeling.errors import LabelingError
 
 
 def amg(sam, **params):
@@ -70,3 +72,11 @@ def test_checkpoint_loading_picks_the_variant_and_records_the_hash(tmp_path, mon
     ident = backend.identity()
     assert built == [1] and ident["sam_path"] == str(checkpoint) and len(ident["sam_sha256"]) == 64
     assert ident["sam_kind"] == "custom"  # the tiny encoder is none of vit_h / vit_l / vit_b
+
+
+def test_neither_or_both_of_a_checkpoint_and_a_model_is_one_labeling_error(sam, tmp_path):
+    message = "sam-amg needs exactly one of sam_checkpoint and sam_model"
+    with pytest.raises(LabelingError, match=message):
+        create_backend("instance", "sam-amg")
+    with pytest.raises(LabelingError, match=message):
+        create_backend("instance", "sam-amg", sam_model=sam, sam_checkpoint=str(tmp_path / "sam_vit_b.pth"))

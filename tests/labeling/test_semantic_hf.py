@@ -79,3 +79,14 @@ def test_padding_never_reaches_the_canvas():
 def test_unknown_model_is_a_labeling_error(tmp_path):
     with pytest.raises(LabelingError, match="cannot load"):
         create_backend("semantic", "hf", model=str(tmp_path / "no-such-model"))
+
+
+def test_a_load_error_without_a_message_is_one_line(tmp_path, monkeypatch):
+    import transformers
+
+    def refuse(*args, **kwargs):
+        raise OSError()
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", refuse)
+    with pytest.raises(LabelingError, match=r"cannot load segmentation model '.*model': OSError$"):
+        create_backend("semantic", "hf", model=str(tmp_path / "model"))

@@ -1,13 +1,12 @@
-"""Tiny random-weight models for the labeling tests, built from configs (no downloads)."""
+"""Tiny random-weight models for the labeling tests, built from configs (no downloads); the
+architectures benchmarks/gpu_label.py builds too come from labeling/backends/random_models.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-
-def labels(count: int, prefix: str) -> dict:
-    id2label = {i: f"{prefix}{i}" for i in range(count)}
-    return {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
+from labeling.backends import random_models
+from labeling.backends.random_models import grounding_dino_config, labels, mask2former_config, word_tokenizer
 
 
 def save_segformer(directory: Path, num_labels: int = 5) -> Path:
@@ -34,40 +33,12 @@ def save_segformer(directory: Path, num_labels: int = 5) -> Path:
 
 
 def save_mask2former(directory: Path, num_labels: int = 6) -> Path:
-    """A Mask2Former with a tiny Swin backbone (no pretrained backbone), 8 queries, 1/4-res masks."""
+    """The tiny Mask2Former (random_models: Swin width 16, 8 queries, 1/4-res masks) with its processor."""
     import torch
-    from transformers import (
-        Mask2FormerConfig,
-        Mask2FormerForUniversalSegmentation,
-        Mask2FormerImageProcessor,
-        SwinConfig,
-    )
+    from transformers import Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessor
 
     torch.manual_seed(0)
-    swin = SwinConfig(
-        image_size=64,
-        patch_size=4,
-        embed_dim=16,
-        depths=[1, 1, 1, 1],
-        num_heads=[1, 1, 1, 1],
-        window_size=4,
-        out_features=["stage1", "stage2", "stage3", "stage4"],
-    )
-    config = Mask2FormerConfig(
-        backbone_config=swin,
-        use_pretrained_backbone=False,
-        num_queries=8,
-        hidden_dim=32,
-        mask_feature_size=32,
-        feature_size=32,
-        encoder_layers=1,
-        decoder_layers=2,
-        encoder_feedforward_dim=32,
-        dim_feedforward=32,
-        num_attention_heads=2,
-        **labels(num_labels, "m2f"),
-    )
-    Mask2FormerForUniversalSegmentation(config).save_pretrained(directory)
+    Mask2FormerForUniversalSegmentation(mask2former_config(num_labels, "m2f")).save_pretrained(directory)
     Mask2FormerImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}).save_pretrained(directory)
     return directory
 
@@ -76,98 +47,25 @@ WORDS = ["crane", "bird", "construction", "cat", "dog", "sky", "tabby", "astrona
 
 
 def save_grounding_dino(directory: Path) -> Path:
-    """A tiny Grounding DINO (Swin + 1-layer BERT, 30 queries) with a processor whose BERT tokenizer
-    is built from a small vocabulary written here (no download)."""
+    """The tiny Grounding DINO (random_models: Swin + 1-layer BERT, 30 queries) with a processor
+    whose BERT tokenizer knows WORDS only (no download)."""
     import torch
-    from transformers import (
-        BertConfig,
-        BertTokenizer,
-        GroundingDinoConfig,
-        GroundingDinoForObjectDetection,
-        GroundingDinoImageProcessor,
-        GroundingDinoProcessor,
-        SwinConfig,
-    )
+    from transformers import GroundingDinoForObjectDetection, GroundingDinoImageProcessor, GroundingDinoProcessor
 
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "-", *WORDS]
-    tokenizer = BertTokenizer(vocab={token: i for i, token in enumerate(vocab)})
+    tokenizer = word_tokenizer(WORDS)
     torch.manual_seed(0)
-    config = GroundingDinoConfig(
-        backbone_config=SwinConfig(
-            image_size=64,
-            patch_size=4,
-            embed_dim=16,
-            depths=[1, 1, 1, 1],
-            num_heads=[1, 1, 1, 1],
-            window_size=4,
-            out_indices=[2, 3, 4],
-        ),
-        text_config=BertConfig(
-            vocab_size=len(vocab),
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=64,
-        ),
-        num_queries=30,
-        encoder_layers=1,
-        decoder_layers=2,
-        d_model=32,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_n_points=2,
-        decoder_n_points=2,
-        max_text_len=32,
-    )
-    GroundingDinoForObjectDetection(config).save_pretrained(directory)
+    GroundingDinoForObjectDetection(grounding_dino_config(tokenizer.vocab_size)).save_pretrained(directory)
     image_processor = GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96})
     GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(directory)
     return directory
 
 
 def tiny_sam():
-    """A random-weight SAM: ViT encoder depth 2, width 96, 256² input; prompt/mask dim 64."""
-    from functools import partial
-
+    """A random-weight SAM (seed 0): ViT encoder depth 2, width 96, 256² input; prompt/mask dim 64."""
     import torch
-    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
     torch.manual_seed(0)
-    sam = Sam(
-        image_encoder=ImageEncoderViT(
-            img_size=256,
-            patch_size=16,
-            embed_dim=96,
-            depth=2,
-            num_heads=2,
-            mlp_ratio=2,
-            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-            qkv_bias=True,
-            use_rel_pos=True,
-            global_attn_indexes=(1,),
-            window_size=4,
-            out_chans=64,
-        ),
-        prompt_encoder=PromptEncoder(
-            embed_dim=64,
-            image_embedding_size=(16, 16),
-            input_image_size=(256, 256),
-            mask_in_chans=4,
-        ),
-        mask_decoder=MaskDecoder(
-            num_multimask_outputs=3,
-            transformer=TwoWayTransformer(depth=1, embedding_dim=64, mlp_dim=128, num_heads=2),
-            transformer_dim=64,
-            iou_head_depth=2,
-            iou_head_hidden_dim=32,
-        ),
-        pixel_mean=[123.675, 116.28, 103.53],
-        pixel_std=[58.395, 57.12, 57.375],
-    )
-    return sam.eval()
+    return random_models.tiny_sam(width=96, dim=64)
 
 
 def save_sam_hq(directory: Path) -> Path:

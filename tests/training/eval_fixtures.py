@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from training.export import write_encoder
 from training.models.factory import create_model
 
 COLOURS = {"blue": (30, 60, 220), "green": (40, 200, 60), "red": (220, 40, 30)}
@@ -24,21 +24,7 @@ def export_tiny_encoder(path: Path, seed: int = 0) -> Path:
     export` does (encoder.pth + encoder.json)."""
     torch.manual_seed(seed)
     model = create_model("c2fmae_vit_tiny_cpu", num_classes=3, img_size=32, embed_dim=32, depth=2, num_heads=2)
-    spec = model.timm_spec()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.encoder_state_dict(), path)
-    path.with_suffix(".json").write_text(
-        json.dumps(
-            {
-                "format_version": 1,
-                "timm_model": spec["model"],
-                "timm_kwargs": {**spec["kwargs"], "num_classes": 0},
-                "input_size": [3, 32, 32],
-                "mean": [0.485, 0.456, 0.406],
-                "std": [0.229, 0.224, 0.225],
-            }
-        )
-    )
+    write_encoder(model, path, 32, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     return path
 
 

@@ -48,7 +48,7 @@ def test_state_round_trips_with_weights_only(tmp_path):
     assert (loaded["step"], loaded["nonfinite"], loaded["num_classes"]) == (6, 1, 7)
     assert torch.equal(loaded["model"]["weight"], state["model"]["weight"])
     assert loaded["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.95)
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file is left
 
 
 def test_rng_states_restore_every_stream():

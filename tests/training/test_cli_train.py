@@ -162,7 +162,7 @@ def test_a_full_disk_is_one_line_naming_the_run_dir(capsys, config, tiny_store, 
     run = small_disk / "run"
     code, err = _run(capsys, *train_argv(config, tiny_store.path, tiny_store.images, run, "--max-steps", 1))
     _assert_one_error(code, err, f"{run}: {what} (No space left on device)")
-    assert not run.exists() or not list(run.glob("*.pt")) and not list(run.glob(".tmp-*"))
+    assert not run.exists() or not list(run.glob("*.pt")) and not list(run.glob(".*tmp*"))
 
 
 def test_latest_checkpoint_that_is_a_directory_is_one_line(capsys, config, tiny_store, tmp_path):

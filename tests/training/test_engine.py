@@ -273,3 +273,17 @@ def test_train_step_hands_the_curriculum_mix_to_the_model(mix):
         assert torch.equal(strategy, torch.tensor([curriculum.weights(0.4)] * 4))
     else:
         assert strategy.dtype == torch.long and strategy.shape == (4,)
+
+
+def test_a_checkpoint_refused_without_a_message_is_one_line(tmp_path, monkeypatch):
+    class Refuses(nn.Linear):
+        def load_state_dict(self, *args, **kwargs):
+            raise RuntimeError()
+
+    path = tmp_path / "run" / "latest.pt"
+    monkeypatch.setattr(engine, "load_checkpoint", lambda run_dir: ({"model": {}, "config": {}}, path))
+    monkeypatch.setattr(engine, "check_compatible", lambda *args: None)
+    monkeypatch.setattr(engine, "_warn_changes", lambda *args: None)
+    (tmp_path / "run").mkdir()
+    with pytest.raises(TrainingError, match=r"latest.pt does not fit this run: RuntimeError$"):
+        engine._resume(tiny_config(), tmp_path / "run", Refuses(2, 2), None, None)

@@ -13,7 +13,7 @@ from training import engine
 from training.checkpoint import load_checkpoint
 from training.cli import main
 from training.config import TrainConfig, from_dict
-from training.export import export_encoder
+from training.export import export_encoder, write_encoder
 from training.models.factory import build_model
 
 from .engine_fixtures import tiny_config
@@ -90,3 +90,27 @@ def test_a_run_from_before_timm_names_were_checked_exports_without_the_false_nam
     torch.save(state, old / "latest.pt")
     record = export_encoder(old, tmp_path / "old.pth")
     assert record["timm_model"] is None and record["timm_kwargs"]["patch_size"] == 8
+
+
+def test_an_untrained_encoder_gets_the_same_record_without_provenance(tmp_path):
+    cfg = tiny_config()
+    model = build_model(cfg.model, num_classes=1)
+    record = write_encoder(model, tmp_path / "untrained.pth", 32, cfg.data.mean, cfg.data.std)
+    assert json.loads((tmp_path / "untrained.json").read_text()) == record
+    assert list(record) == ["format_version", "timm_model", "timm_kwargs", "input_size", "mean", "std"]
+    vit = VisionTransformer(**record["timm_kwargs"])
+    vit.load_state_dict(torch.load(tmp_path / "untrained.pth", weights_only=True), strict=True)
+
+
+def test_a_failed_export_leaves_the_previous_one_and_no_temporary_file(run_dir, tmp_path, monkeypatch):
+    export_encoder(run_dir, tmp_path / "encoder.pth")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def half_then_fail(obj, f):
+        f.write(b"half a state dict")
+        raise RuntimeError("the writer broke")
+
+    monkeypatch.setattr(torch, "save", half_then_fail)
+    with pytest.raises(RuntimeError, match="the writer broke"):
+        export_encoder(run_dir, tmp_path / "encoder.pth")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -11,6 +11,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import plumbing.files
 import training.engine as engine
 from training.logs import truncate_log
 
@@ -123,7 +124,7 @@ def test_a_kill_during_the_log_rewrite_loses_no_record(tmp_path, monkeypatch):
         handle = real_open(file, mode, *args, **kwargs)
         return _DiesMidWrite(handle) if "w" in mode else handle
 
-    monkeypatch.setattr(io, "open", dying_open)
+    monkeypatch.setattr(plumbing.files, "open", dying_open, raising=False)  # the open its atomic write uses
     with pytest.raises(KeyboardInterrupt):
         truncate_log(path, 12)
     monkeypatch.undo()
@@ -148,7 +149,8 @@ def test_identical_runs_hold_identical_global_rng_states(tiny_store, tmp_path):
 def test_temporary_files_of_an_interrupted_save_are_removed(tiny_store, tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / ".tmp-abc123.pt").write_bytes(b"half a checkpoint")
+    (run_dir / ".latest.pt.999999.tmp").write_bytes(b"half a checkpoint")
+    (run_dir / ".tmp-abc123.pt").write_bytes(b"half a checkpoint, named as saves before plumbing.files did")
     engine.train(tiny_config(), tiny_store.path, tiny_store.images, run_dir, max_steps=1)
-    assert not list(run_dir.glob(".tmp-*"))
+    assert not list(run_dir.glob(".*tmp*"))
     assert (run_dir / "latest.pt").exists()

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from datasets_spec.decode import jpeg_crop
+from plumbing.errors import one_line
 from training.errors import TrainingError
 
 from .config import DataConfig
@@ -74,8 +75,7 @@ def decode_batch(batch: dict, device: torch.device, cfg: DataConfig) -> dict:
             decoded = decode_jpegs([batch["jpeg"][starts[i] : ends[i]] for i in at], device)
         except RuntimeError as exc:
             raise TrainingError(
-                f"decoding the JPEGs of store images {batch['index'][at].tolist()} on {device} "
-                f"failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+                f"decoding the JPEGs of store images {batch['index'][at].tolist()} on {device} failed: {one_line(exc)}"
             ) from None
         for i, pixels in zip(at, decoded):
             image[i] = crop_resize(pixels, batch["crop"][i].tolist(), size)

@@ -15,6 +15,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
+from plumbing.errors import one_line
 from training.data.parent_watch import exit_with_trainer
 from training.data.worker_start import worker_context
 from training.distributed import DistInfo
@@ -76,8 +77,7 @@ def read_batches(loader: DataLoader):
         except StopIteration:
             return
         except (TrainingError, OSError, ValueError) as exc:  # worker errors arrive with a traceback
-            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-            message = lines[-1] if lines else repr(exc)
+            message = one_line(exc, last=True)
             exc.__traceback__ = None  # its frames hold `batches`
             break
     # The workers stop now; left to a later garbage collection, their queues may close first and

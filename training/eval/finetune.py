@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from plumbing.errors import one_line
 from training import distributed
 from training.checkpoint import FORMAT, load_checkpoint, save_checkpoint
 from training.config import to_dict
@@ -227,7 +228,7 @@ def _resume(run_dir: Path, model: nn.Module, optimizer, cfg: EvalConfig) -> int:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
     except (RuntimeError, ValueError) as exc:
-        raise TrainingError(f"{path} does not fit this model: {str(exc).splitlines()[0]}") from None
+        raise TrainingError(f"{path} does not fit this model: {one_line(exc)}") from None
     return int(state["step"])
 
 

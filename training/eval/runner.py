@@ -8,13 +8,13 @@ run_eval("knn", "encoder.pth", "data/train", "data/val", out="results", cfg=Eval
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from plumbing.files import atomic_write
 from training import distributed
 from training.config import to_dict
 from training.errors import TrainingError
@@ -197,6 +197,4 @@ def _describe(spec: EncoderSpec) -> dict:
 
 def _write_json(path: Path, record: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, (json.dumps(record, indent=2) + "\n").encode())

@@ -19,6 +19,7 @@ import logging
 import torch
 import torch.nn as nn
 
+from plumbing.errors import one_line
 from training.errors import TrainingError
 from training.models.encoder_io import ENCODER_PREFIXES
 
@@ -57,10 +58,7 @@ def read_mae_state(path: str) -> dict[str, torch.Tensor]:
     except FileNotFoundError:
         raise TrainingError(f"model.init_from: no such file {path}") from None
     except Exception as exc:  # torch raises many types for damaged or foreign files
-        raise TrainingError(
-            f"model.init_from: cannot read {path} ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})"
-        ) from None
+        raise TrainingError(f"model.init_from: cannot read {path} ({one_line(exc, named=True)})") from None
     if isinstance(obj, dict) and {"optimizer", "step", "config"} <= set(obj):
         raise TrainingError(
             f"model.init_from: {path} is a c2f-train checkpoint, not MAE's; "
