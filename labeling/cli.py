@@ -39,7 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instance", help="instance backend name (classic, grounded, sam-amg, none)")
     p.add_argument("--shard-size", type=int, help="images per shard (default 128)")
     p.add_argument("--canvas", type=int, help="mask canvas side S (default 256)")
-    p.add_argument("--address", help="Ray cluster address to join (default: start a local one on loopback)")
+    p.add_argument(
+        "--address",
+        help="Ray cluster to join, HOST:PORT or auto (default: $RAY_ADDRESS, else a local Ray on loopback; "
+        "local: a local one even where RAY_ADDRESS is set)",
+    )
     p.add_argument("--workers", type=int, help="label workers (default: one per GPU share, or 1 on CPU)")
     p.add_argument("--gpus-per-worker", type=float, help="GPUs per worker, fractions allowed (default 0)")
     p.add_argument("--limit", type=int, help="label only the first N images of the list")
@@ -81,7 +85,7 @@ def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(PROG, args.verbose)
     cfg = load_config(args.config, _overrides(args), args.overrides)
-    report = run_label_job(args.images, args.output, cfg, show_progress=not args.quiet)
+    report = run_label_job(args.images, args.output, cfg, show_progress=not args.quiet, keep_logs=args.verbose > 0)
     print(format_report(report))
     return PROBLEMS if report["shards_given_up"] or report["pending"] else OK
 

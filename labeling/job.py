@@ -41,12 +41,13 @@ _BYTES_PER_SHARD_PIXEL = 16  # a worker's label maps per canvas pixel: uint16 pa
 # Errors of the disk the store lives on: every other shard would meet them too.
 
 
-def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = True) -> dict:
+def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = True, keep_logs: bool = False) -> dict:
     """Label every image of `images` into the store at `output` (a local path or an s3:// or
     gs:// URL). Returns the job report.
 
     One job per store: the job holds the store's lock (`store_lock`) from before it creates or
     resumes the store until its report is written, and first removes what killed writers left.
+    `keep_logs`: a local Ray's worker logs go beside the report.
     """
     _check_backend_names(cfg)
     image_list = _limited(apply_prompt_file(list_images(images), cfg.prompts), cfg.limit)
@@ -57,10 +58,10 @@ def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = Tru
     with store_lock(output):
         for path in [*remove_stale_files(output), *probe.remove_leftovers(output)]:
             log.info("removed %s, left by a writer that was killed", path)
-        return _label(image_list, output, cfg, show_progress)
+        return _label(image_list, output, cfg, show_progress, keep_logs)
 
 
-def _label(image_list: ImageList, output, cfg: LabelConfig, show_progress: bool) -> dict:
+def _label(image_list: ImageList, output, cfg: LabelConfig, show_progress: bool, keep_logs: bool) -> dict:
     identity = job_identity(cfg, image_list)
     try:
         exists = storage.root_exists(output)
@@ -68,9 +69,9 @@ def _label(image_list: ImageList, output, cfg: LabelConfig, show_progress: bool)
         raise LabelingError(f"cannot read the output store: {exc}") from None
     if exists:
         check_resumable(output, identity)
-    started = cluster.connect(cfg.address)
+    connection = cluster.connect(cfg.address, job_name=f"c2f-label {output}")
     try:
-        if cfg.address:  # a cluster: refuse a DATASET or images some worker node cannot reach
+        if connection.joined:  # a cluster: refuse a DATASET or images some worker node cannot reach
             probe.check_nodes(output, image_list.root / image_list.items[0].key, cfg)
         workers = _start_workers(cfg)
         if not exists:
@@ -95,8 +96,8 @@ def _label(image_list: ImageList, output, cfg: LabelConfig, show_progress: bool)
         report["shards_repaired"] = {str(s): reason for s, reason in sorted(repaired.items())}
         report["retried"] = retried
     finally:
-        cluster.shutdown(started)
-    save_report(output, report)
+        logs = cluster.shutdown(connection, keep_logs)
+    save_report(output, report, logs)
     return report
 
 

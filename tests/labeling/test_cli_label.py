@@ -88,6 +88,18 @@ def test_an_unreachable_address_is_one_line_at_once(capsys, photos, tmp_path, mo
     _one_error(code, err, f"--address {address}: no Ray cluster answers there (Connection refused)")
 
 
+def test_an_unreachable_ray_address_is_one_line_naming_the_variable(capsys, photos, tmp_path, monkeypatch):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{closed.getsockname()[1]}"
+        monkeypatch.setenv("RAY_ADDRESS", address)  # no --address: Ray's variable counts, as in ray.init
+        monkeypatch.setattr(cluster.ray, "is_initialized", lambda: False)
+        monkeypatch.setattr(cluster.ray, "init", _ray_cannot_connect)
+        code, _, err = _label(capsys, photos, "-o", tmp_path / "ds", "--quiet")
+    _one_error(code, err, f"RAY_ADDRESS={address}: no Ray cluster answers there (Connection refused)")
+    assert "or unset RAY_ADDRESS (or pass --address local) for a local one" in err
+
+
 def test_rays_own_connection_error_is_one_line(capsys, photos, tmp_path, monkeypatch):
     with socket.socket() as listening:  # the probe gets through; Ray's handshake then fails
         listening.bind(("127.0.0.1", 0))
