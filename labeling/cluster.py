@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 from pathlib import Path
 from typing import NamedTuple
 
@@ -106,7 +108,13 @@ def connect(address: str | None, job_name: str = "c2f-label") -> Connection:
 
 
 def _init(**kwargs) -> None:
+    """ray.init, keeping the driver's SIGTERM handler: ray.init installs its own (sys.exit, which
+    ends in Ray's C++ signal dump), which would take over the job's graceful stop."""
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if main else None
     ray.init(configure_logging=False, log_to_driver=False, **kwargs)
+    if before is not None:
+        signal.signal(signal.SIGTERM, before)
 
 
 def _check_reachable(address: str, source: str, timeout_s: float = 10.0) -> None:
@@ -220,10 +228,11 @@ def submit(worker, method: str, *args):
     return getattr(worker, method).remote(*args)
 
 
-def wait_one(refs: list):
-    """The first finished of `refs` (blocking)."""
-    ready, _ = ray.wait(refs, num_returns=1)
-    return ready[0]
+def wait_one(refs: list, timeout: float | None = None):
+    """The first finished of `refs`, blocking up to `timeout` seconds (None: until one finishes);
+    None when none finished in time."""
+    ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+    return ready[0] if ready else None
 
 
 def get(ref):

@@ -87,4 +87,14 @@ def format_report(report: dict) -> str:
         lines.append(f"shard {shard} was damaged ({reason}) and has been labeled again")
     for shard, reason in report["shards_given_up"].items():
         lines.append(f"shard {shard} left pending after repeated faults: {reason} (rerun to retry)")
+    if report.get("stopped_by"):
+        abandoned = report["shards_abandoned"]
+        lines.append(
+            f"stopped by {report['stopped_by']}: "
+            + (
+                f"{len(abandoned)} shard(s) begun were not finished within the grace period and stay pending"
+                if abandoned
+                else "the shards in flight were finished"
+            )
+        )
     return "\n".join(lines)

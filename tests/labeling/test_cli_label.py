@@ -1,5 +1,6 @@
 """c2f-label's command-line boundary: one line on stderr for what a user can cause, exit codes
-0 / 1 / 2 / 130, a resume hint on Ctrl-C, and a store that a rerun completes."""
+0 / 1 / 2 / 130, a resume hint on Ctrl-C, and a store that a rerun completes (SIGTERM, 143:
+test_stop_signals.py)."""
 
 from __future__ import annotations
 
