@@ -68,14 +68,14 @@ def main() -> None:
         n = len(list_images(tmp / "images").items)
         cfg = load_config(flags={"shard_size": args.shard_size, "canvas": args.canvas})
         t0 = time.perf_counter()
-        cluster.connect(None)
+        connection = cluster.connect(None)
         startup = time.perf_counter() - t0
         times = {
             "bare loop (no Ray)": bare_loop(tmp / "images", tmp / "bare", cfg),
             "c2f-label, 1 worker": ray_job(tmp / "images", tmp / "ray1", cfg, 1),
             "c2f-label, 2 workers": ray_job(tmp / "images", tmp / "ray2", cfg, 2),
         }
-        cluster.shutdown(True)
+        cluster.shutdown(connection)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(

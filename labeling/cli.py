@@ -1,9 +1,11 @@
 """c2f-label: pseudo-label images into a dataset store, on a local Ray or an existing cluster.
 
 Runs again on the same DATASET resume: done shards are skipped; a different input list or
-different backend settings are refused. Exit codes: 0 every image done or failed (failures are
-recorded in the store), 1 shards left pending after repeated faults (rerun to retry them),
-2 a usage, input or environment error, 130 interrupted (the message says how to resume).
+different backend settings are refused. SIGTERM or Ctrl-C: no more shards are handed out, those
+in flight get --grace seconds, the report is written. Exit codes: 0 every image done or failed
+(failures are recorded in the store), 1 shards left pending after repeated faults (rerun to retry
+them), 2 a usage, input or environment error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM);
+both with the command that resumes.
 """
 
 from __future__ import annotations
@@ -12,7 +14,16 @@ import argparse
 import sys
 
 from datasets_spec.errors import StoreError
-from plumbing.cli_boundary import OK, PROBLEMS, ArgumentParser, add_set_flag, add_verbose_flag, run, setup_logging
+from plumbing.cli_boundary import (
+    OK,
+    PROBLEMS,
+    ArgumentParser,
+    Terminated,
+    add_set_flag,
+    add_verbose_flag,
+    run,
+    setup_logging,
+)
 
 from .config import load_config
 from .errors import LabelingError
@@ -39,10 +50,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instance", help="instance backend name (classic, grounded, sam-amg, none)")
     p.add_argument("--shard-size", type=int, help="images per shard (default 128)")
     p.add_argument("--canvas", type=int, help="mask canvas side S (default 256)")
-    p.add_argument("--address", help="Ray cluster address to join (default: start a local one on loopback)")
+    p.add_argument(
+        "--address",
+        help="Ray cluster to join, HOST:PORT or auto (default: $RAY_ADDRESS, else a local Ray on loopback; "
+        "local: a local one even where RAY_ADDRESS is set)",
+    )
     p.add_argument("--workers", type=int, help="label workers (default: one per GPU share, or 1 on CPU)")
     p.add_argument("--gpus-per-worker", type=float, help="GPUs per worker, fractions allowed (default 0)")
     p.add_argument("--limit", type=int, help="label only the first N images of the list")
+    p.add_argument(
+        "--grace",
+        type=float,
+        metavar="SECONDS",
+        help="after SIGTERM or Ctrl-C, how long the shards in flight may take to finish (default 20)",
+    )
     p.add_argument(
         "--prompts",
         metavar="FILE",
@@ -62,6 +83,7 @@ def _flags(args) -> dict:
         "workers": args.workers,
         "gpus_per_worker": args.gpus_per_worker,
         "limit": args.limit,
+        "grace": args.grace,
         "prompts": args.prompts,
     }
     for role in ("semantic", "instance"):
@@ -72,7 +94,7 @@ def _flags(args) -> dict:
 
 
 def main(argv=None) -> int:
-    """Exit codes and error lines as in plumbing.cli_boundary; Ctrl-C names the rerun."""
+    """Exit codes and error lines as in plumbing.cli_boundary; Ctrl-C and SIGTERM name the rerun."""
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     return run(PROG, lambda: _main(argv), errors=(StoreError, LabelingError), resume=[PROG, *argv])
 
@@ -81,8 +103,12 @@ def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(PROG, args.verbose)
     cfg = load_config(args.config, args.overrides, flags=_flags(args))
-    report = run_label_job(args.images, args.output, cfg, show_progress=not args.quiet)
+    report = run_label_job(args.images, args.output, cfg, show_progress=not args.quiet, keep_logs=args.verbose > 0)
     print(format_report(report))
+    if report.get("stopped_by") == "SIGTERM":
+        raise Terminated  # exit 143 with the resume line, as SIGTERM before the shards began
+    if report.get("stopped_by"):
+        raise KeyboardInterrupt
     return PROBLEMS if report["shards_given_up"] or report["pending"] else OK
 
 

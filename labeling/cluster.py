@@ -10,12 +10,15 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 from pathlib import Path
 from typing import NamedTuple
 
 import ray
+from ray.job_config import JobConfig
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from datasets_spec import storage
@@ -28,61 +31,104 @@ from .worker import ShardLabeler
 
 # Without this, Ray advertises the machine's external address even for a purely local job.
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+ADDRESS_ENV = "RAY_ADDRESS"  # what `ray job submit` sets for its entrypoint, and ray.init reads
+LOCAL = "local"  # as an address: start a new local instance, as ray.init(address="local")
+JOB_NAME_KEY = "job_name"  # the job-config metadata key Ray's job list shows (as `ray job submit` sets)
 _TEMP_PREFIX = "c2f-ray-"  # $TMPDIR/c2f-ray-<driver PID>-<random>: a local instance's session files
+# A local instance's logs kept by `shutdown(keep_logs=True)`: the workers' stdout/stderr, their core
+# worker logs, and the raylet's (it says why a worker died), each at most its last _LOG_TAIL bytes.
+_KEPT_LOGS = ("worker-*.out", "worker-*.err", "python-core-worker-*.log", "raylet.out")
+_LOG_TAIL = 1 << 20
 
 
 class Connection(NamedTuple):
-    """What `connect` did: whether it started Ray, and the local instance's temporary directory."""
+    """What `connect` did: whether it started Ray (or joined a cluster), whether the Ray it uses is
+    a cluster named by an address, and a local instance's temporary directory."""
 
     started: bool
+    joined: bool = False
     temp_dir: str | None = None
 
 
-def connect(address: str | None) -> Connection:
-    """Join the cluster at `address`, or start a local one bound to loopback.
+def cluster_address(address: str | None) -> tuple[str, str] | None:
+    """(the address of the cluster to join, where it was named), or None for a local instance.
+
+    As ray.init reads them: `--address` wins over the environment's RAY_ADDRESS (which `ray job
+    submit` sets for its entrypoint); "local" in either starts a new local instance.
+    """
+    named = (address, f"--address {address}") if address else None
+    if named is None and os.environ.get(ADDRESS_ENV, "").strip():
+        value = os.environ[ADDRESS_ENV].strip()
+        named = (value, f"{ADDRESS_ENV}={value}")
+    if named is None or named[0] == LOCAL:
+        return None
+    if named[0].startswith(("http://", "https://")):
+        raise LabelingError(
+            f"{named[1]}: that is a dashboard address (what `ray job submit` takes); c2f-label joins a "
+            "cluster at its GCS address, HOST:6379, or `auto`, or ray://HOST:10001"
+        )
+    return named
+
+
+def connect(address: str | None, job_name: str = "c2f-label") -> Connection:
+    """Join the cluster at `address` (or RAY_ADDRESS, see `cluster_address`), or start a local one
+    bound to loopback. `job_name` is what the cluster's job list shows for this driver.
 
     The caller passes the result to `shutdown`, which stops what this call started; an already
     initialised Ray session (tests, notebooks) is reused as it is. A local instance keeps its
     session files (logs, sockets, spilled objects) in a temporary directory of its own that
     `shutdown` removes, rather than piling up under /tmp/ray.
     """
+    named = cluster_address(address)
     if ray.is_initialized():
-        return Connection(started=False)
-    if address:
-        _check_reachable(address)
+        return Connection(started=False, joined=named is not None)
+    job_config = JobConfig(metadata={JOB_NAME_KEY: job_name})
+    if named is not None:
+        target, source = named
+        _check_reachable(target, source)
         try:
-            ray.init(address=address, configure_logging=False, log_to_driver=False)
+            _init(address=target, job_config=job_config)
         except (ConnectionError, RuntimeError) as exc:  # Ray's "Failed to connect to GCS ..."
             first = one_line(exc).split(". ", 1)[0]
-            raise LabelingError(f"--address {address}: cannot join the Ray cluster there ({first})") from None
-        return Connection(started=True)
+            raise LabelingError(f"{source}: cannot join the Ray cluster there ({first})") from None
+        return Connection(started=True, joined=True)
     os.environ.update(LOOPBACK_ENV)
     remove_orphaned_temp_dirs()
     temp_dir = tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-")
     # "local": always a new instance; plain ray.init() would join any cluster `ray start` left here.
-    ray.init(
-        address="local",
+    _init(
+        address=LOCAL,
+        job_config=job_config,
         include_dashboard=False,
-        configure_logging=False,
-        log_to_driver=False,
         object_store_memory=256 << 20,
         _temp_dir=temp_dir,
     )
     return Connection(started=True, temp_dir=temp_dir)
 
 
-def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
-    """Refuse a `host:port` nobody answers on at once: ray.init would retry it for minutes."""
+def _init(**kwargs) -> None:
+    """ray.init, keeping the driver's SIGTERM handler: ray.init installs its own (sys.exit, which
+    ends in Ray's C++ signal dump), which would take over the job's graceful stop."""
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if main else None
+    ray.init(configure_logging=False, log_to_driver=False, **kwargs)
+    if before is not None:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _check_reachable(address: str, source: str, timeout_s: float = 10.0) -> None:
+    """Refuse a `host:port` nobody answers on at once: ray.init would retry it for minutes.
+    `source` names where the address came from in the message ("--address X", "RAY_ADDRESS=X")."""
     host, sep, port = address.removeprefix("ray://").rpartition(":")
     if not (sep and host and port.isdigit()):
         return  # "auto" and the like: Ray finds the address itself
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
     except OSError as exc:
+        local = "leave out --address" if source.startswith("--") else f"unset {ADDRESS_ENV} (or pass --address local)"
         raise LabelingError(
-            f"--address {address}: no Ray cluster answers there "
-            f"({exc.strerror or exc}); start one with `ray start --head`, "
-            "or leave out --address for a local one"
+            f"{source}: no Ray cluster answers there ({exc.strerror or exc}); "
+            f"start one with `ray start --head`, or {local} for a local one"
         ) from None
 
 
@@ -98,11 +144,29 @@ def remove_orphaned_temp_dirs() -> list[Path]:
     return orphans
 
 
-def shutdown(connection: Connection) -> None:
+def shutdown(connection: Connection, keep_logs: bool = False) -> dict[str, bytes]:
+    """Stop what `connect` started. With `keep_logs`, returns a local instance's worker logs
+    ({file name: its last MiB}, empty files left out) read before its directory goes; a cluster's
+    logs stay on its nodes (`ray logs`)."""
     if connection.started:
         ray.shutdown()
-    if connection.temp_dir is not None:
-        shutil.rmtree(connection.temp_dir, ignore_errors=True)
+    if connection.temp_dir is None:
+        return {}
+    logs = _worker_logs(Path(connection.temp_dir)) if keep_logs else {}
+    shutil.rmtree(connection.temp_dir, ignore_errors=True)
+    return logs
+
+
+def _worker_logs(temp_dir: Path) -> dict[str, bytes]:
+    logs, where = {}, temp_dir / "session_latest" / "logs"  # Ray's link to its (here only) session
+    for pattern in _KEPT_LOGS:
+        for path in sorted(where.glob(pattern)):
+            with path.open("rb") as f:
+                f.seek(max(0, path.stat().st_size - _LOG_TAIL))
+                data = f.read()
+            if data:
+                logs[path.name] = data
+    return logs
 
 
 def resources() -> dict[str, float]:
@@ -163,10 +227,11 @@ def submit(worker, method: str, *args):
     return getattr(worker, method).remote(*args)
 
 
-def wait_one(refs: list):
-    """The first finished of `refs` (blocking)."""
-    ready, _ = ray.wait(refs, num_returns=1)
-    return ready[0]
+def wait_one(refs: list, timeout: float | None = None):
+    """The first finished of `refs`, blocking up to `timeout` seconds (None: until one finishes);
+    None when none finished in time."""
+    ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+    return ready[0] if ready else None
 
 
 def get(ref):

@@ -17,7 +17,7 @@ import pydantic
 
 from datasets_spec.decode import DEFAULT_MAX_PIXELS, MAX_PIXELS
 from plumbing.config_build import build
-from plumbing.config_fields import Count, Positive, Str, section
+from plumbing.config_fields import Count, NonNegative, Positive, Str, section
 from plumbing.config_layers import merge_layers, parse_sets, read_config_chain
 
 ROLES = ("semantic", "instance")
@@ -51,7 +51,10 @@ class LabelConfig:
     cpus_per_worker: Share = 1.0
     gpus_per_worker: Share = 0.0  # fractional GPUs allowed
     shard_attempts: Positive = 3  # tries per shard before the job gives up on it
-    address: Str | None = None  # Ray cluster to join; None = start a local one
+    address: Str | None = None  # Ray cluster to join; None = RAY_ADDRESS if set, else a local one
+    # After SIGTERM / Ctrl-C: seconds the shards in flight get to finish; the rest stay pending.
+    # Below Kubernetes' and Slurm's default 30 s before SIGKILL, leaving time for the report.
+    grace: NonNegative = 20.0
     limit: Positive | None = None  # label only the first N images of the list
     max_pixels: Pixels = DEFAULT_MAX_PIXELS  # larger images (by their header) fail before decoding
     prompts: Str | None = None  # JSON file: image key / folder / "*" → text prompts (see labeling/prompts.py)

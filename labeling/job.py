@@ -3,13 +3,16 @@
 A shard is the unit of work. The driver hands whole shards to worker actors, retries a shard whose
 worker died (on a fresh worker) up to `shard_attempts` times, and shows progress. Resuming is free:
 shards with a completion marker are skipped, and a shard is written deterministically from its
-inputs, so a job killed at any moment and run again produces the same store.
+inputs, so a job killed at any moment and run again produces the same store. SIGTERM or Ctrl-C
+stops it gracefully (`stop_signals`): no more shards are handed out, those in flight get
+`cfg.grace` seconds, and the report is written.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 from collections import Counter, deque
 from dataclasses import replace
@@ -22,7 +25,7 @@ from datasets_spec.decode import retryable
 from datasets_spec.meta import package_version
 from datasets_spec.shard_writer import forget_shard
 from datasets_spec.stale_files import remove_stale_files
-from plumbing.cli_boundary import DISK_ERRNOS
+from plumbing.cli_boundary import DISK_ERRNOS, Terminated
 from plumbing.errors import one_line
 
 from . import cluster, probe
@@ -34,6 +37,7 @@ from .prompts import apply_prompt_file, check_prompts
 from .report import build_report, save_report
 from .shard_retry import NO_NODE_LEFT, label_image_by_image
 from .sources import ImageList, list_images
+from .stop_signals import StopSignals
 from .store_lock import store_lock
 
 log = logging.getLogger(__name__)
@@ -42,26 +46,36 @@ _BYTES_PER_SHARD_PIXEL = 16  # a worker's label maps per canvas pixel: uint16 pa
 # Errors of the disk the store lives on: every other shard would meet them too.
 
 
-def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = True) -> dict:
+def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = True, keep_logs: bool = False) -> dict:
     """Label every image of `images` into the store at `output` (a local path or an s3:// or
     gs:// URL). Returns the job report.
 
     One job per store: the job holds the store's lock (`store_lock`) from before it creates or
     resumes the store until its report is written, and first removes what killed writers left.
+    SIGTERM or SIGINT while shards are labeled end the job early with its report, whose
+    `stopped_by` names the signal; before that (or a second one) they raise Terminated (SIGTERM)
+    or KeyboardInterrupt. `keep_logs`: a local Ray's worker logs go beside the report.
     """
-    _check_backend_names(cfg)
-    image_list = _limited(apply_prompt_file(list_images(images), cfg.prompts), cfg.limit)
-    _check_prompts(cfg, image_list)
-    output = storage.normalize(output)
-    _check_output_outside(output, image_list)
-    _check_shard_memory(cfg)
-    with store_lock(output):
-        for path in [*remove_stale_files(output), *probe.remove_leftovers(output)]:
-            log.info("removed %s, left by a writer that was killed", path)
-        return _label(image_list, output, cfg, show_progress)
+    stops = StopSignals()
+    with stops.installed():
+        try:
+            _check_backend_names(cfg)
+            image_list = _limited(apply_prompt_file(list_images(images), cfg.prompts), cfg.limit)
+            _check_prompts(cfg, image_list)
+            output = storage.normalize(output)
+            _check_output_outside(output, image_list)
+            _check_shard_memory(cfg)
+            with store_lock(output):
+                for path in [*remove_stale_files(output), *probe.remove_leftovers(output)]:
+                    log.info("removed %s, left by a writer that was killed", path)
+                return _label(image_list, output, cfg, show_progress, stops, keep_logs)
+        except KeyboardInterrupt:
+            if stops.received == signal.SIGTERM:
+                raise Terminated from None
+            raise
 
 
-def _label(image_list: ImageList, output, cfg: LabelConfig, show_progress: bool) -> dict:
+def _label(image_list: ImageList, output, cfg: LabelConfig, show_progress: bool, stops, keep_logs) -> dict:
     identity = job_identity(cfg, image_list)
     try:
         exists = storage.root_exists(output)
@@ -69,9 +83,9 @@ def _label(image_list: ImageList, output, cfg: LabelConfig, show_progress: bool)
         raise LabelingError(f"cannot read the output store: {exc}") from None
     if exists:
         check_resumable(output, identity)
-    started = cluster.connect(cfg.address)
+    connection = cluster.connect(cfg.address, job_name=f"c2f-label {output}")
     try:
-        if cfg.address:  # a cluster: refuse a DATASET or images some worker node cannot reach
+        if connection.joined:  # a cluster: refuse a DATASET or images some worker node cannot reach
             probe.check_nodes(output, image_list.root / image_list.items[0].key, cfg)
         workers = _start_workers(cfg)
         if not exists:
@@ -84,7 +98,7 @@ def _label(image_list: ImageList, output, cfg: LabelConfig, show_progress: bool)
         log.info(
             "labeling %d pending shard(s) of %d on %d worker(s)", len(pending), store.layout.num_shards, len(workers)
         )
-        summaries, given_up = _run(cfg, workers, output, image_list.root, plan, show_progress)
+        summaries, given_up, abandoned = _run(cfg, workers, output, image_list.root, plan, show_progress, stops)
         report = build_report(
             open_store(output),
             summaries,
@@ -95,9 +109,11 @@ def _label(image_list: ImageList, output, cfg: LabelConfig, show_progress: bool)
         )
         report["shards_repaired"] = {str(s): reason for s, reason in sorted(repaired.items())}
         report["retried"] = retried
+        if stops.received is not None:
+            report.update(stopped_by=stops.name, shards_abandoned=abandoned)
     finally:
-        cluster.shutdown(started)
-    save_report(output, report)
+        logs = cluster.shutdown(connection, keep_logs)
+    save_report(output, report, logs)
     return report
 
 
@@ -246,11 +262,13 @@ def _create(output, image_list: ImageList, cfg: LabelConfig, identity: dict, wor
         raise LabelingError(str(exc)) from None
 
 
-def _run(cfg, workers, output, root, plan, show_progress):
-    """Label the shards of `plan` on `workers`. Returns (summaries, {shard: reason given up}).
+def _run(cfg, workers, output, root, plan, show_progress, stops: StopSignals):
+    """Label the shards of `plan` on `workers`. Returns (summaries, {shard: reason given up},
+    the shards begun and left unwritten after a stop signal, which stay pending).
 
     A shard whose worker process died is labeled again image by image at the end (`shard_retry`);
-    one whose worker was lost with its node goes back in the queue for the remaining workers."""
+    one whose worker was lost with its node goes back in the queue for the remaining workers.
+    After a stop signal no shard is handed out; see `_drain` for those in flight."""
     queue, attempts, in_flight = deque(sorted(plan)), Counter(), {}
     summaries, given_up, idle, suspects = [], {}, list(workers), []
     total = sum(len(items) for items in plan.values())
@@ -262,38 +280,78 @@ def _run(cfg, workers, output, root, plan, show_progress):
             bar.update(summary["done"] + summary["failed"])
             bar.set_postfix(done=sum(s["done"] for s in summaries), failed=sum(s["failed"] for s in summaries))
 
-        while queue or in_flight:
-            while queue and idle:
-                shard, worker = queue.popleft(), idle.pop()
-                in_flight[cluster.submit(worker, "label_shard", str(output), shard, str(root), plan[shard])] = (
-                    worker,
-                    shard,
-                )
-            if not in_flight:
-                raise LabelingError(NO_NODE_LEFT)
-            ref = cluster.wait_one(list(in_flight))
-            worker, shard = in_flight.pop(ref)
-            try:
-                summary = cluster.get(ref)
-            except cluster.WORKER_ERRORS + cluster.TASK_ERRORS as exc:
-                _stop_if_unfixable(shard, exc)
-                idle.extend(_after_fault(cfg, worker, exc, live=len(idle) + len(in_flight)))
-                reason = one_line(exc, last=True, named=True)
-                if isinstance(exc, cluster.WORKER_ERRORS) and not cluster.node_died(exc):
-                    log.warning("shard %d: its worker died (%s); labeling it again image by image", shard, reason)
-                    suspects.append(shard)
+        with stops.deferred():
+            while (queue or in_flight) and stops.received is None:
+                while queue and idle:
+                    shard, worker = queue.popleft(), idle.pop()
+                    in_flight[cluster.submit(worker, "label_shard", str(output), shard, str(root), plan[shard])] = (
+                        worker,
+                        shard,
+                    )
+                if not in_flight:
+                    raise LabelingError(NO_NODE_LEFT)
+                try:
+                    ref = stops.interruptible(cluster.wait_one, list(in_flight))
+                except KeyboardInterrupt:
+                    if stops.received is None:
+                        raise
+                    break
+                worker, shard = in_flight.pop(ref)
+                try:
+                    summary = cluster.get(ref)
+                except cluster.WORKER_ERRORS + cluster.TASK_ERRORS as exc:
+                    _stop_if_unfixable(shard, exc)
+                    idle.extend(_after_fault(cfg, worker, exc, live=len(idle) + len(in_flight)))
+                    reason = one_line(exc, last=True, named=True)
+                    if isinstance(exc, cluster.WORKER_ERRORS) and not cluster.node_died(exc):
+                        log.warning("shard %d: its worker died (%s); labeling it again image by image", shard, reason)
+                        suspects.append(shard)
+                        continue
+                    attempts[shard] += 1
+                    log.warning("shard %d attempt %d failed: %s", shard, attempts[shard], reason)
+                    if attempts[shard] < cfg.shard_attempts:
+                        queue.appendleft(shard)
+                    else:
+                        given_up[shard] = reason
                     continue
-                attempts[shard] += 1
-                log.warning("shard %d attempt %d failed: %s", shard, attempts[shard], reason)
-                if attempts[shard] < cfg.shard_attempts:
-                    queue.appendleft(shard)
-                else:
-                    given_up[shard] = reason
-                continue
-            idle.append(worker)
-            done(summary)
-        _image_by_image(cfg, idle, output, root, plan, suspects, done, given_up)
-    return summaries, given_up
+                idle.append(worker)
+                done(summary)
+            if stops.received is not None:
+                bar.set_description(f"stopping ({stops.name})")
+                return summaries, given_up, sorted(_drain(cfg.grace, in_flight, done, stops.name) + suspects)
+        try:
+            _image_by_image(cfg, idle, output, root, plan, suspects, done, given_up)
+        except KeyboardInterrupt:
+            if stops.received is None:
+                raise
+            written = {s["shard"] for s in summaries}
+            return summaries, given_up, [s for s in suspects if s not in written and s not in given_up]
+    return summaries, given_up, []
+
+
+def _drain(grace: float, in_flight: dict, done, why: str) -> list[int]:
+    """After a stop signal (`why`, e.g. "SIGTERM"): wait up to `grace` seconds for the shards in
+    flight ({ref: (worker, shard)}), then stop the workers of those still running. A second signal
+    stops waiting at once. Returns the shards not written, which stay pending."""
+    if in_flight:
+        log.info("%s: waiting up to %g s for %d shard(s) in flight (again: stop now)", why, grace, len(in_flight))
+    deadline, lost = time.monotonic() + grace, []
+    try:
+        while in_flight:
+            ref = cluster.wait_one(list(in_flight), timeout=max(0.0, deadline - time.monotonic()))
+            if ref is None:
+                break
+            _, shard = in_flight.pop(ref)
+            try:
+                done(cluster.get(ref))
+            except cluster.WORKER_ERRORS + cluster.TASK_ERRORS as exc:
+                log.warning("shard %d: %s", shard, one_line(exc, last=True, named=True))
+                lost.append(shard)
+    except KeyboardInterrupt:
+        pass  # a second signal
+    for worker, _ in in_flight.values():
+        cluster.kill(worker)
+    return sorted(lost + [shard for _, shard in in_flight.values()])
 
 
 def _image_by_image(cfg, idle, output, root, plan, suspects, done, given_up) -> None:

@@ -43,12 +43,19 @@ def build_report(store, summaries, given_up, seconds, workers, skipped) -> dict:
     }
 
 
-def save_report(output, report: dict) -> str | None:
-    """Write the report into the store's reports/; on a read-only or full disk, say so and go on
-    (the report is also printed, and the store itself is complete). Returns where it went."""
+def save_report(output, report: dict, logs: dict[str, bytes] | None = None) -> str | None:
+    """Write the report into the store's reports/, and `logs` ({file name: bytes}, a local Ray's
+    worker logs) beside it in label-<time>-logs/, named in the report's `worker_logs`; on a
+    read-only or full disk, say so and go on (the report is also printed, and the store itself is
+    complete). Returns where the report went."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     rel = storage.report_path(f"label-{stamp}.json")
     try:
+        if logs:
+            folder = storage.report_path(f"label-{stamp}-logs")
+            for name, data in logs.items():
+                storage.write_bytes(output, f"{folder}/{name}", data)
+            report = {**report, "worker_logs": folder}
         storage.write_bytes(output, rel, json.dumps(report, indent=1, ensure_ascii=False).encode())
     except (OSError, ValueError) as exc:  # ValueError: tensorstore's error for a refused request
         reason = (exc.strerror if isinstance(exc, OSError) else None) or one_line(exc)
@@ -80,4 +87,14 @@ def format_report(report: dict) -> str:
         lines.append(f"shard {shard} was damaged ({reason}) and has been labeled again")
     for shard, reason in report["shards_given_up"].items():
         lines.append(f"shard {shard} left pending after repeated faults: {reason} (rerun to retry)")
+    if report.get("stopped_by"):
+        abandoned = report["shards_abandoned"]
+        lines.append(
+            f"stopped by {report['stopped_by']}: "
+            + (
+                f"{len(abandoned)} shard(s) begun were not finished within the grace period and stay pending"
+                if abandoned
+                else "the shards in flight were finished"
+            )
+        )
     return "\n".join(lines)

@@ -1,5 +1,6 @@
 """c2f-label's command-line boundary: one line on stderr for what a user can cause, exit codes
-0 / 1 / 2 / 130, a resume hint on Ctrl-C, and a store that a rerun completes."""
+0 / 1 / 2 / 130, a resume hint on Ctrl-C, and a store that a rerun completes (SIGTERM, 143:
+test_stop_signals.py)."""
 
 from __future__ import annotations
 
@@ -85,6 +86,18 @@ def test_an_unreachable_address_is_one_line_at_once(capsys, photos, tmp_path, mo
         monkeypatch.setattr(cluster.ray, "init", _ray_cannot_connect)
         code, _, err = _label(capsys, photos, "-o", tmp_path / "ds", "--address", address, "--quiet")
     _one_error(code, err, f"--address {address}: no Ray cluster answers there (Connection refused)")
+
+
+def test_an_unreachable_ray_address_is_one_line_naming_the_variable(capsys, photos, tmp_path, monkeypatch):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{closed.getsockname()[1]}"
+        monkeypatch.setenv("RAY_ADDRESS", address)  # no --address: Ray's variable counts, as in ray.init
+        monkeypatch.setattr(cluster.ray, "is_initialized", lambda: False)
+        monkeypatch.setattr(cluster.ray, "init", _ray_cannot_connect)
+        code, _, err = _label(capsys, photos, "-o", tmp_path / "ds", "--quiet")
+    _one_error(code, err, f"RAY_ADDRESS={address}: no Ray cluster answers there (Connection refused)")
+    assert "or unset RAY_ADDRESS (or pass --address local) for a local one" in err
 
 
 def test_rays_own_connection_error_is_one_line(capsys, photos, tmp_path, monkeypatch):
@@ -238,7 +251,8 @@ def test_a_new_store_on_a_full_disk_is_one_line(capsys, photos, tmp_path, ray_se
 def test_ctrl_c_exits_130_with_the_resume_command_and_the_rerun_completes_the_store(
     capsys, photos, tmp_path, ray_session, fault_backends, hold_events
 ):
-    argv = [str(photos), "-o", str(tmp_path / "ds"), "--shard-size", "1", "--quiet", *hold_args(hold_events, 40)]
+    argv = [str(photos), "-o", str(tmp_path / "ds"), "--shard-size", "1", "--grace", "1", "--quiet"]
+    argv += hold_args(hold_events, 40)
     job = start_held(argv, hold_events, stderr=subprocess.PIPE, text=True)  # held on coffee.png, 3rd of 4
     try:
         os.killpg(job.pid, signal.SIGINT)  # Ctrl-C: the whole foreground process group

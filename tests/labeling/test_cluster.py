@@ -1,5 +1,6 @@
-"""c2f-label on a two-node Ray cluster on this machine (loopback): shards spread over the nodes, a
-lost node's shards go to the other, and a DATASET a node sees elsewhere is refused up front."""
+"""c2f-label on a Ray cluster on this machine (loopback): shards spread over two nodes, a lost node's
+shards go to the other, a DATASET a node sees elsewhere is refused up front, and RAY_ADDRESS (what
+`ray job submit` gives its entrypoint) joins a cluster as `--address` does."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 
 from datasets_spec import storage
 from datasets_spec.validate import validate
+from labeling import cluster as ray_cluster
 from labeling import probe
 from labeling.config import load_config
 from labeling.errors import LabelingError
@@ -27,6 +29,7 @@ from tests.datasets_spec.store_fixtures import store_content as _store_content
 from tests.system import free_port, wait_for_port
 
 from .fault_backends import NODE_ENV, scratch
+from .label_cli import hold_args, start_held
 from .photo_files import write_photos
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,15 +65,19 @@ class Cluster:
         self.env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
     def start(self) -> None:
-        head = [str(RAY), "start", "--head", f"--port={self.port}", "--include-dashboard=false"]
-        self._start("head", head, FAST_HEALTH_CHECKS)
-        wait_for_port(self.port, self.nodes["head"])
+        self.start_head()
         self._start(
             "second",
             [sys.executable, str(ROOT / "tests/labeling/ray_node.py"), "start", f"--address={self.address}"],
             {},
         )
         self._wait_for_two_nodes()
+
+    def start_head(self) -> None:
+        """The head alone (a cluster of one node), once it takes connections."""
+        head = [str(RAY), "start", "--head", f"--port={self.port}", "--include-dashboard=false"]
+        self._start("head", head, FAST_HEALTH_CHECKS)
+        wait_for_port(self.port, self.nodes["head"])
 
     def _start(self, name: str, command: list[str], env: dict) -> None:
         where = self.dirs[name]
@@ -149,6 +156,17 @@ def cluster(tmp_path, images):
         cluster.stop()
 
 
+@pytest.fixture
+def head(tmp_path, images):
+    """A Ray cluster of one node (1 CPU): its head."""
+    cluster = Cluster(tmp_path, images)
+    try:
+        cluster.start_head()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 def _finish(job: subprocess.Popen) -> tuple[int, dict | None, str]:
     out, err = job.communicate(timeout=LIMIT_S)  # Ray may print a line of its own before the report
     return job.returncode, (json.loads(out.splitlines()[-1]) if job.returncode == 0 else None), err
@@ -218,3 +236,54 @@ def test_the_probe_leaves_nothing_behind_and_names_an_unreadable_image(images, t
     (tmp_path / "killed" / f"{probe.PREFIX}0123").write_bytes(b"left by a killed job")
     assert probe.remove_leftovers(tmp_path / "killed") == [tmp_path / "killed" / f"{probe.PREFIX}0123"]
     assert not (tmp_path / "killed").exists()
+
+
+def test_the_address_is_the_flags_then_ray_address_and_local_means_a_local_instance(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert ray_cluster.cluster_address(None) is None
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    assert ray_cluster.cluster_address(None) == ("10.0.0.1:6379", "RAY_ADDRESS=10.0.0.1:6379")
+    assert ray_cluster.cluster_address("10.0.0.2:6379") == ("10.0.0.2:6379", "--address 10.0.0.2:6379")
+    assert ray_cluster.cluster_address("auto") == ("auto", "--address auto")
+    assert ray_cluster.cluster_address("local") is None
+    monkeypatch.setenv("RAY_ADDRESS", "local")
+    assert ray_cluster.cluster_address(None) is None
+    monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:8265")  # the dashboard, for `ray job submit`
+    with pytest.raises(LabelingError, match=r"^RAY_ADDRESS=http://127.0.0.1:8265: that is a dashboard address"):
+        ray_cluster.cluster_address(None)
+
+
+def _job_names(address: str) -> dict[int, str]:
+    """{driver PID: job name} of the jobs in the job table of the cluster at `address`."""
+    from ray._raylet import GcsClient
+
+    jobs = GcsClient(address=address).get_all_job_info(timeout=LIMIT_S)
+    return {job.driver_pid: job.config.metadata.get(ray_cluster.JOB_NAME_KEY) for job in jobs.values()}
+
+
+@pytest.mark.slow
+def test_ray_address_joins_that_cluster_under_the_jobs_name_and_starts_no_ray_of_its_own(
+    head, tmp_path, monkeypatch, hold_events
+):
+    monkeypatch.setenv("RAY_ADDRESS", head.address)  # as `ray job submit` sets it; no --address
+    output = tmp_path / "ds"
+    job = start_held(
+        [head.images, "-o", output, "--shard-size", "2", "--quiet", *hold_args(hold_events, 80)],  # coffee.png
+        hold_events,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:  # held mid-job: look at the driver's processes and the cluster's job table
+        started = {p.name() for p in psutil.Process(job.pid).children(recursive=True)}
+        names = _job_names(head.address)
+        (hold_events / "hold").unlink()
+        out, err = job.communicate(timeout=LIMIT_S)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    assert job.returncode == 0, err[-3000:]
+    assert not started & {"raylet", "gcs_server"}, started  # no Ray of its own
+    assert names.get(job.pid) == f"c2f-label {output}", names
+    assert "store " + str(output) + ": 6 images, 6 done, 0 failed, 0 pending" in out
+    assert validate(output) == []

@@ -121,7 +121,7 @@ def test_a_worker_needing_a_missing_resource_is_refused(ray_session):
         _worker_count(_cfg(gpus_per_worker=1))
 
 
-def test_a_local_ray_leaves_no_session_files_and_removes_those_of_killed_jobs():
+def test_a_local_ray_leaves_no_session_files_but_the_logs_asked_for_and_removes_those_of_killed_jobs():
     tmp_path = Path(tempfile.mkdtemp(dir="/tmp", prefix="c2f-t"))  # short: Ray's socket paths must fit
     killed = tmp_path / "c2f-ray-999999-x1y2"  # a job SIGKILLed earlier (no such process)
     running = tmp_path / f"c2f-ray-{os.getpid()}-x3y4"  # a job still running
@@ -131,14 +131,15 @@ def test_a_local_ray_leaves_no_session_files_and_removes_those_of_killed_jobs():
         "import os, ray; from labeling import cluster\n"
         "c = cluster.connect(None)\n"
         "session = ray._private.worker._global_node.get_session_dir_path()\n"
-        "cluster.shutdown(c)\n"
-        "print(session, os.path.exists(session), os.path.exists(c.temp_dir))"
+        "logs = cluster.shutdown(c, keep_logs=True)\n"
+        "print(session, os.path.exists(session), os.path.exists(c.temp_dir), 'raylet.out' in logs)"
     )
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    session, session_left, temp_left = out.stdout.split()
+    session, session_left, temp_left, raylet_log_kept = out.stdout.split()
     assert Path(session).is_relative_to(tmp_path)
     assert (session_left, temp_left) == ("False", "False")
+    assert raylet_log_kept == "True"  # read before the directory went
     assert list(tmp_path.iterdir()) == [running]
     shutil.rmtree(tmp_path)
 
