@@ -80,16 +80,29 @@ def publish(store: Store, out, *, rechunk: str | None = None, license_id: str = 
 
 
 def _copy_store(src, dest: Path) -> None:
-    """Copy the store at `src` (a local path or URL) to the local folder `dest`, without hidden
-    files (killed writers' temporary files)."""
+    """Copy what a release holds of the store at `src` (a local path or URL) to the local folder
+    `dest` (see `_in_release`)."""
     if not storage.is_url(src):
-        shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".*"))
+        shutil.copytree(src, dest, ignore=lambda folder, names: _left_out(Path(src), Path(folder), names))
         return
-    for rel in storage.list_all(src):
-        if not any(part.startswith(".") for part in rel.split("/")):
-            target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(storage.read_bytes(src, rel))
+    for rel in filter(_in_release, storage.list_all(src)):
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(storage.read_bytes(src, rel))
+
+
+def _in_release(rel: str) -> bool:
+    """Whether the store's object `rel` goes into a release ("reports/x/" for a folder): not hidden
+    files (killed writers' temporaries), nor folders under reports/ (a run's kept worker logs,
+    diagnostics that name the labeling machine's paths and are never needed to read the store)."""
+    parts = rel.split("/")
+    return not any(part.startswith(".") for part in parts) and not (parts[0] == schema.REPORTS_DIR and len(parts) > 2)
+
+
+def _left_out(root: Path, folder: Path, names: list[str]) -> set[str]:
+    """shutil.copytree's `ignore`: which of `names` in `folder` of the store at `root` stay out."""
+    prefix = "" if folder == root else f"{folder.relative_to(root).as_posix()}/"
+    return {n for n in names if not _in_release(prefix + n + ("/" if (folder / n).is_dir() else ""))}
 
 
 def _scrub_local_paths(data: Path) -> None:

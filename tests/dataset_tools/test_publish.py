@@ -57,7 +57,11 @@ def test_a_release_names_no_path_of_the_publishers_machine(tmp_path):
     }
     root.write_text(json.dumps(doc))
     (tmp_path / "ds" / "reports" / "label-1.json").write_text(json.dumps({"store": "/home/alice/ds"}))
+    logs = tmp_path / "ds" / "reports" / "label-1-logs"  # c2f-label -v keeps a local run's worker logs
+    logs.mkdir()
+    (logs / "worker-1.err").write_text("File /home/alice/c2fmae/labeling/worker.py, line 3\n")
     assert main(["publish", str(tmp_path / "ds"), "-o", str(tmp_path / "rel"), "--quiet"]) == 0
+    assert sorted(p.name for p in (tmp_path / "rel" / "data" / "reports").iterdir()) == ["label-1.json", "zarr.json"]
     texts = [p.read_text(errors="replace") for p in (tmp_path / "rel").rglob("*") if p.is_file()]
     assert not [t for t in texts if "/home/alice" in t]
     provenance = open_store(tmp_path / "rel" / "data").provenance

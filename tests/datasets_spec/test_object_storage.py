@@ -128,7 +128,9 @@ def test_c2f_data_commands_take_a_url(s3_bucket, tmp_path, capsys):
     assert f"{url}: valid" in out and '"images": 40' in out
     coco = json.loads((tmp_path / "coco.json").read_text())
     assert len(coco["images"]) == 32 and coco["info"]["description"].endswith("of ds")
+    storage.write_bytes(url, "reports/label-1-logs/worker-1.err", b"kept by c2f-label -v\n")
     assert c2f_data(["publish", url, "-o", str(tmp_path / "release"), "--quiet"]) == 0
+    assert not (tmp_path / "release" / "data" / "reports" / "label-1-logs").exists()
     for rel in storage.list_all(tmp_path / "release"):  # the release, uploaded, verifies by URL
         storage.write_bytes(f"{s3_bucket}/release", rel, (tmp_path / "release" / rel).read_bytes())
     capsys.readouterr()
