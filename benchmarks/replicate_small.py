@@ -37,15 +37,15 @@ from training.models.factory import build_model  # noqa: E402
 
 # name -> (config, label store, extra --set overrides)
 METHODS = {
-    "mae": ("mae_tiny_cpu.yaml", "classic", []),
-    "parallel": ("parallel_tiny_cpu.yaml", "classic", []),
-    "c2fmae": ("c2fmae_tiny_cpu.yaml", "classic", []),
+    "mae": ("mae_tiny_cpu", "classic", []),
+    "parallel": ("parallel_tiny_cpu", "classic", []),
+    "c2fmae": ("c2fmae_tiny_cpu", "classic", []),
     "c2fmae-nocurr": (
-        "c2fmae_tiny_cpu.yaml",
+        "c2fmae_tiny_cpu",
         "classic",
         ["curriculum.shape=constant", "curriculum.constant_weights=[0,0,1]"],
     ),
-    "c2fmae-gt": ("c2fmae_tiny_cpu.yaml", "gt", []),
+    "c2fmae-gt": ("c2fmae_tiny_cpu", "gt", []),
 }
 PRESETS = {  # scenes, pre-training budget, probe budget
     "quick": dict(
@@ -165,7 +165,7 @@ def _encoder(method: str, seed: int, out: Path, data: dict, preset: dict) -> Pat
     path = out / "encoders" / f"{method}-seed{seed}.pth"
     if path.exists():
         return path
-    config, labels, extra = METHODS.get(method, ("c2fmae_tiny_cpu.yaml", "classic", []))
+    config, labels, extra = METHODS.get(method, ("c2fmae_tiny_cpu", "classic", []))
     overrides = [
         f"engine.seed={seed}",
         "data.num_workers=0",
@@ -181,7 +181,7 @@ def _encoder(method: str, seed: int, out: Path, data: dict, preset: dict) -> Pat
         f"data.img_size={preset['size']}",
         *extra,
     ]
-    cfg = load_config(ROOT / "configs" / config, overrides)
+    cfg = load_config(config, overrides)
     run_dir = out / "runs" / f"{method}-seed{seed}"
     if method == "random-init":
         _export_untrained(cfg, seed, path)

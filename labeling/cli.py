@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="dataset store to create or resume: a path, s3://bucket/prefix or gs://bucket/prefix",
     )
-    p.add_argument("--config", help="YAML config (see configs/label_*.yaml)")
+    p.add_argument("--config", help="a YAML config file, or a packaged config by name (label_paper)")
     p.add_argument("--backend", help="set both backends, e.g. classic")
     p.add_argument("--semantic", help="semantic backend name (classic, hf)")
     p.add_argument("--instance", help="instance backend name (classic, grounded, sam-amg, none)")

@@ -3,7 +3,8 @@
 Layers, later wins: defaults <- a YAML file (which may name a `base:` file) <- command-line flags
 <- `--set key=value` (`semantic.<param>=...` sets a backend parameter). Every problem is one
 ConfigError line naming the file (or flag) and the key; an unknown key comes with the closest
-valid one. Backend parameters are checked against the backend's own signature when it is built.
+valid one. Backend parameters are checked against the backend's own signature in the driver, before
+Ray starts (`backends.check_parameters`: an unknown one gets the closest valid name).
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import pydantic
 from datasets_spec.decode import DEFAULT_MAX_PIXELS, MAX_PIXELS
 from plumbing.config_build import build
 from plumbing.config_fields import Count, NonNegative, Positive, Str, section
-from plumbing.config_layers import merge_layers, parse_sets, read_config_chain
+from plumbing.config_layers import find_config, merge_layers, parse_sets, read_config_chain
 
 ROLES = ("semantic", "instance")
 # Settings of how labels are computed, not of what they are: a store may be resumed with others
 # (started on the CPU, finished on a GPU, with another batch size). Outputs can differ at rounding
 # level between them (bf16 on a GPU; batch padding in some models), never in settings.
 RUN_ONLY = ("batch_size", "device")
+CONFIGS = Path(__file__).parent / "configs"  # the presets shipped in the package (label_paper)
 Share = Annotated[float, pydantic.Strict(), pydantic.Field(ge=0)]
 Canvas = Annotated[int, pydantic.Strict(), pydantic.Field(ge=8, le=4096)]
 Pixels = Annotated[int, pydantic.Strict(), pydantic.Field(ge=1, le=MAX_PIXELS)]
@@ -93,10 +95,11 @@ class LabelConfig:
 def load_config(
     path: str | Path | None = None, sets: Sequence[str] = (), *, flags: Mapping[str, Any] | None = None
 ) -> LabelConfig:
-    """Defaults <- YAML file at `path` <- `flags` (the command-line flags' values, flat keys as in the
-    YAML; None = flag not given) <- `sets` ("key=value", dotted for backend parameters). Raises ConfigError."""
+    """Defaults <- YAML file at `path` (or a packaged config's name: `label_paper`) <- `flags` (the
+    command-line flags' values, flat keys as in the YAML; None = flag not given) <- `sets`
+    ("key=value", dotted for backend parameters). Raises ConfigError."""
     defaults = {role: {"name": _name(getattr(LabelConfig(), role))} for role in ROLES}
-    files = [("defaults", defaults), *(read_config_chain(path) if path is not None else [])]
+    files = [("defaults", defaults), *(read_config_chain(find_config(path, CONFIGS)) if path is not None else [])]
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     files = _drop_replaced_backends(files, flags)
     flag_layers = [(f"--{k.replace('_', '-')}", {k: v}) for k, v in flags.items()]

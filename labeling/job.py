@@ -29,7 +29,7 @@ from plumbing.cli_boundary import DISK_ERRNOS, Terminated
 from plumbing.errors import one_line
 
 from . import cluster, probe
-from .backends import require_backend, uses_prompts
+from .backends import check_parameters, uses_prompts
 from .config import LabelConfig
 from .errors import LabelingError
 from .identity import check_resumable, job_identity
@@ -59,7 +59,7 @@ def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = Tru
     stops = StopSignals()
     with stops.installed():
         try:
-            _check_backend_names(cfg)
+            _check_backends(cfg)
             image_list = _limited(apply_prompt_file(list_images(images), cfg.prompts), cfg.limit)
             _check_prompts(cfg, image_list)
             output = storage.normalize(output)
@@ -117,11 +117,12 @@ def _label(image_list: ImageList, output, cfg: LabelConfig, show_progress: bool,
     return report
 
 
-def _check_backend_names(cfg: LabelConfig) -> None:
-    """Fail before starting anything when a backend name is unknown."""
+def _check_backends(cfg: LabelConfig) -> None:
+    """Fail before starting anything when a backend name or parameter is unknown (a worker would
+    only find out after Ray started, and without a suggestion)."""
     for kind, backend in (("semantic", cfg.semantic), ("instance", cfg.instance)):
         if backend is not None:
-            require_backend(kind, backend.name)
+            check_parameters(kind, backend.name, backend.params)
 
 
 def _forget_damaged_and_retryable(output, store) -> tuple[dict[int, str], dict[str, str]]:

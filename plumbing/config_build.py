@@ -9,7 +9,6 @@ line: an unknown key with the closest valid one, or a value pydantic refuses wit
 
 from __future__ import annotations
 
-import difflib
 import re
 import types
 import typing
@@ -20,7 +19,7 @@ import pydantic
 
 from .config_layers import Layer, merge_layers
 from .config_yaml import snippet
-from .errors import ConfigError
+from .errors import ConfigError, did_you_mean
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,39}")  # keys that may be echoed in errors
 
@@ -52,9 +51,7 @@ def _explain(exc: pydantic.ValidationError, cls: type, tree: dict, origins: dict
     key = _dotted(loc)
     if error["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
         names = _field_names(cls, loc[:-1])
-        close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
-        valid = [_dotted(loc[:-1] + (name,)) for name in close or names]
-        hint = f"did you mean {valid[0]!r}?" if close else f"valid keys: {', '.join(valid)}"
+        hint = did_you_mean(str(loc[-1]), names, "valid keys", show=lambda name: _dotted(loc[:-1] + (name,)))
         if not _NAME.fullmatch(str(loc[-1])):  # e.g. a line of a file that is no config
             return f"{source}: a key that is no config name ({len(str(loc[-1]))} characters); {hint}"
         return f"{source}: unknown key {key!r}; {hint}"

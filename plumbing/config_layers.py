@@ -11,11 +11,25 @@ from pathlib import Path
 from typing import Any
 
 from .config_yaml import kind_of, parse_yaml, read_config_file, snippet
-from .errors import ConfigError
+from .errors import ConfigError, did_you_mean
 
 BASE_KEY = "base"
 
 Layer = tuple[str, dict]  # (source named in errors, tree of keys)
+
+
+def find_config(ref: str | Path, packaged: Path) -> Path:
+    """The config file `ref` names: a path, or the name of a config shipped in the folder
+    `packaged` (`label_paper` for `packaged/label_paper.yaml`), so an installed wheel finds its
+    presets outside a checkout. A path that is there wins over a packaged name."""
+    path = Path(ref)
+    if path.exists() or path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
+        return path
+    shipped = sorted(p.stem for p in packaged.glob("*.yaml"))
+    if path.name in shipped:
+        return packaged / f"{path.name}.yaml"
+    hint = did_you_mean(path.name, shipped, "packaged configs")
+    raise ConfigError(f"{ref}: no such config file, nor a packaged config of that name; {hint}")
 
 
 def read_config_chain(path: str | Path) -> list[Layer]:

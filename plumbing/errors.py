@@ -1,5 +1,11 @@
 """The config error shared by the three commands (the CLI boundary turns it into a one-line message),
-and `one_line`, the one way any package folds a caught exception into a message a user reads."""
+and `one_line`, the one way any package folds a caught exception into a message a user reads;
+and `did_you_mean`, the hint after an unknown name."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
 
 
 class ConfigError(Exception):
@@ -22,3 +28,10 @@ def one_line(exc: BaseException, *, last: bool = False, named: bool = False, lim
         return kind[:limit]
     text = lines[-1] if last else lines[0]
     return (f"{kind}: {text}" if named else text)[:limit]
+
+
+def did_you_mean(name: str, names: Sequence[str], valid: str, show: Callable[[str], str] = str) -> str:
+    """The hint "did you mean 'x'?" for the one of `names` closest to `name`, or "VALID: a, b, c" when none
+    is close; `show` writes a name as the user would (e.g. as a dotted key)."""
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    return f"did you mean {show(close[0])!r}?" if close else f"{valid}: {', '.join(map(show, names))}"

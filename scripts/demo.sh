@@ -16,7 +16,7 @@ echo "== 3/7 c2f-data validate and info"
 c2f-data validate "$OUT/dataset" --quiet
 c2f-data info "$OUT/dataset"
 echo "== 4/7 c2f-train: tiny C2FMAE on the labeled samples, 300 steps"
-c2f-train --config "$ROOT/configs/c2fmae_tiny_cpu.yaml" --data "$OUT/dataset" --images "$OUT/images" \
+c2f-train --config c2fmae_tiny_cpu --data "$OUT/dataset" --images "$OUT/images" \
     --out "$OUT/run" --max-steps 300
 echo "== 5/7 export the encoder for timm"
 c2f-train export "$OUT/run" -o "$OUT/encoder.pth"

@@ -1,7 +1,11 @@
 """How c2fmae installs: ranges in pyproject.toml (a cluster image keeps its own torch and Ray), the
 exact tested set in constraints.txt, and this environment installed from that set."""
 
+import shutil
+import subprocess
+import sys
 import tomllib
+import zipfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -44,3 +48,28 @@ def test_this_environment_is_the_locked_set():
     locked = _locked()
     for name in ("torch", "torchvision", "ray", "zarr", "tensorstore", "transformers", "timm", "numpy"):
         assert version(name) == locked[name], name
+
+
+def test_the_wheel_carries_the_packaged_configs_and_finds_them_by_name(tmp_path):
+    """`pip install c2fmae` then `--config label_paper`: no checkout, no configs/ folder around."""
+    wheels = tmp_path / "wheels"
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels)]
+    source = tmp_path / "source"  # a copy: an in-tree build would reuse a stale build/ folder
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "*_out"))
+    subprocess.run([*build, str(source)], check=True, cwd=tmp_path, capture_output=True)
+    with zipfile.ZipFile(next(wheels.glob("c2fmae-*.whl"))) as wheel:
+        wheel.extractall(tmp_path / "site")
+        shipped = {name for name in wheel.namelist() if name.endswith(".yaml")}
+    presets = {
+        f"{app}/configs/{p.name}" for app in ("labeling", "training") for p in (ROOT / app / "configs").glob("*.yaml")
+    }
+    assert presets and shipped == presets
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import labeling.config as l, training.config as t; "
+        "assert l.__file__.startswith(sys.argv[1]), l.__file__; "
+        "print(l.load_config('label_paper').instance.name, t.load_config('c2fmae_tiny_cpu').model.mode)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "site")], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert out.stdout.split() == ["grounded", "c2f"], out.stderr

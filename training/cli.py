@@ -32,7 +32,9 @@ def train_parser() -> argparse.ArgumentParser:
         "ablations) on a c2fmae store. Rerun with the same --out to resume.",
         epilog=f"export the encoder of a run: {PROG} export RUN_DIR -o encoder.pth",
     )
-    p.add_argument("--config", required=True, help="YAML config (see configs/)")
+    p.add_argument(
+        "--config", required=True, help="a YAML config file, or a packaged config by name (c2fmae_vit_b16_1600e, ...)"
+    )
     p.add_argument("--data", required=True, help="the labeled store (c2f-label -o): a path or s3:// / gs:// URL")
     p.add_argument("--images", required=True, help="the image root given to c2f-label")
     p.add_argument("--out", required=True, help="run directory (resumed when it has a checkpoint)")

@@ -19,7 +19,7 @@ import yaml
 
 from plumbing.config_build import build
 from plumbing.config_fields import Bool, Count, Fraction, NonNegative, Positive, PositiveFloat, section
-from plumbing.config_layers import parse_sets, read_config_chain
+from plumbing.config_layers import find_config, parse_sets, read_config_chain
 from training.data.config import DataConfig
 from training.masking.curriculum import CurriculumConfig
 from training.models.config import ModelConfig, with_arch
@@ -59,6 +59,9 @@ class EngineConfig:
     progress: Bool = True  # tqdm bar on rank 0
 
 
+CONFIGS = Path(__file__).parent / "configs"  # the presets shipped in the package (c2fmae_vit_b16_1600e, ...)
+
+
 @section
 class TrainConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -77,9 +80,10 @@ class TrainConfig:
 def load_config(
     path: str | Path | None = None, sets: typing.Sequence[str] = (), *, config_class: type = TrainConfig
 ) -> Any:
-    """Defaults <- YAML file at `path` (with its `base:` chain) <- `sets` ("key=value", dotted keys),
-    resolved into `config_class` (TrainConfig, or e.g. EvalConfig). Raises ConfigError."""
-    layers = read_config_chain(path) if path is not None else []
+    """Defaults <- YAML file at `path` (with its `base:` chain; or a packaged config's name, e.g.
+    `c2fmae_tiny_cpu`) <- `sets` ("key=value", dotted keys), resolved into `config_class`
+    (TrainConfig, or e.g. EvalConfig). Raises ConfigError."""
+    layers = read_config_chain(find_config(path, CONFIGS)) if path is not None else []
     return build(config_class, [*layers, ("--set", parse_sets(sets))], prepare=_presets)
 
 

@@ -11,6 +11,8 @@ import importlib
 import inspect
 from collections.abc import Callable
 
+from plumbing.errors import did_you_mean
+
 from ..errors import LabelingError
 from .base import InstanceBackend, Instances, SemanticBackend
 
@@ -69,14 +71,27 @@ def backend_class(kind: str, name: str) -> type:
     return _REGISTRY[(kind, name)]
 
 
-def create_backend(kind: str, name: str, **params) -> SemanticBackend | InstanceBackend:
-    """Build backend `name` of `kind` with its parameters; LabelingError names the valid choices."""
-    cls = backend_class(kind, name)
+def check_parameters(kind: str, name: str, params: dict) -> None:
+    """LabelingError unless backend `name` of `kind` takes `params` as its constructor says: an
+    unknown one comes with the closest valid name (`semantic: {nmae: hf}` -> did you mean 'name'?)."""
+    signature = inspect.signature(backend_class(kind, name))
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    valid = ["name", *signature.parameters]  # `name` picks the backend in a config mapping
+    for key in params:
+        if key not in signature.parameters and not takes_any:
+            hint = did_you_mean(key, valid, "valid keys")
+            bad = f"bad parameters for {kind} backend {name!r}"
+            raise LabelingError(f"{kind}.{key}: {bad}: no parameter {key!r}; {hint}")
     try:
-        inspect.signature(cls).bind(**params)
+        signature.bind(**params)
     except TypeError as err:
         raise LabelingError(f"bad parameters for {kind} backend {name!r}: {err}") from None
-    return cls(**params)
+
+
+def create_backend(kind: str, name: str, **params) -> SemanticBackend | InstanceBackend:
+    """Build backend `name` of `kind` with its parameters; LabelingError names the valid choices."""
+    check_parameters(kind, name, params)
+    return backend_class(kind, name)(**params)
 
 
 __all__ = [
@@ -86,6 +101,7 @@ __all__ = [
     "SemanticBackend",
     "backend_class",
     "backend_names",
+    "check_parameters",
     "create_backend",
     "register_backend",
     "require_backend",

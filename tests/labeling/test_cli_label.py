@@ -66,14 +66,23 @@ def test_usage_errors_are_one_line_with_exit_2(capsys, argv, needle):
 
 @pytest.mark.parametrize(
     "setting, reason",
-    [
-        ("semantic.foo=1", "bad parameters for semantic backend 'classic': got an unexpected keyword argument 'foo'"),
-        ("semantic.clusters=100", "classic: clusters must be in 1..16, got 100"),
+    [  # a parameter the backend does not take: found in the driver, before Ray starts, with a hint
+        (
+            "semantic.nmae=classic",
+            "semantic.nmae: bad parameters for semantic backend 'classic': no parameter 'nmae'; did you mean 'name'?",
+        ),
+        (
+            "semantic.foo=1",
+            "semantic.foo: bad parameters for semantic backend 'classic': no parameter 'foo'; valid keys: name, "
+            "clusters, margin, seed_fraction, iterations, min_fraction, seed",
+        ),
+        # a value only the backend can judge: found when a worker builds it
+        ("semantic.clusters=100", "a label worker could not start: classic: clusters must be in 1..16, got 100"),
     ],
 )
 def test_bad_backend_parameters_are_one_line(capsys, photos, tmp_path, ray_session, setting, reason):
     code, _, err = _label(capsys, photos, "-o", tmp_path / "ds", "--shard-size", 2, "--quiet", "--set", setting)
-    assert err == f"c2f-label: error: a label worker could not start: {reason}\n"
+    assert err == f"c2f-label: error: {reason}\n"
     assert code == 2 and not (tmp_path / "ds").exists()
 
 

@@ -12,7 +12,7 @@ from plumbing.errors import ConfigError
 
 from ..plumbing.config_fixtures import BILLION_LAUGHS, SECRET
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "labeling" / "configs"
 
 
 def _write(path: Path, text: str) -> Path:

@@ -301,11 +301,10 @@ def test_bad_sam_settings_are_one_line_labeling_errors(tmp_path, grounding_dino_
 
 def test_paper_config_asks_for_hq_sam_with_parameters_grounded_accepts():
     import inspect
-    from pathlib import Path
 
     from labeling.backends.grounded import GroundedSAM
     from labeling.config import load_config
 
-    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "label_paper.yaml")
+    cfg = load_config("label_paper")
     assert cfg.instance.name == "grounded" and cfg.instance.params["sam_variant"] == "hq"
     inspect.signature(GroundedSAM).bind(**cfg.instance.params)

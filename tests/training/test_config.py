@@ -16,7 +16,7 @@ from training.models.encoder_io import build_timm_vit
 
 from ..plumbing.config_fixtures import BILLION_LAUGHS, SECRET
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"
 
 
 def _write(path: Path, tree: dict) -> Path:

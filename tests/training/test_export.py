@@ -68,11 +68,9 @@ def test_export_without_a_run_is_a_one_line_error(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_the_paper_config_exports_to_timm_vit_base_patch16_224_and_computes_the_same():
-    from pathlib import Path
-
     from training.config import load_config
 
-    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "c2fmae_vit_b16_1600e.yaml")
+    cfg = load_config("c2fmae_vit_b16_1600e")
     model = build_model(cfg.model, num_classes=150)
     spec = model.timm_spec()
     assert spec["model"] == "vit_base_patch16_224"

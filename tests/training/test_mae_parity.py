@@ -320,7 +320,7 @@ def test_patch_bias_init_torch_keeps_pytorchs_default_range():
 def test_mae_configs_switch_on_maes_conventions():
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2] / "configs"
+    root = Path(__file__).resolve().parents[2] / "training" / "configs"
     for name in ("mae_vit_b16.yaml", "mae_tiny_cpu.yaml"):
         cfg = load_config(root / name)
         assert (cfg.model.mode, cfg.model.patch_bias_init) == ("mae", "torch")
