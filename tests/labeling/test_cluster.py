@@ -1,6 +1,6 @@
 """c2f-label on a Ray cluster on this machine (loopback): shards spread over two nodes, a lost node's
-shards go to the other, a DATASET a node sees elsewhere is refused up front, and RAY_ADDRESS (what
-`ray job submit` gives its entrypoint) joins a cluster as `--address` does."""
+shards go to the other, a DATASET a node sees elsewhere is refused up front, and `ray job submit`
+to a head labels on that cluster (RAY_ADDRESS, which the job server sets, joins it as `--address` does)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ from tests.datasets_spec.store_fixtures import store_content as _store_content
 from tests.system import free_port, wait_for_port
 
 from .fault_backends import NODE_ENV, scratch
-from .label_cli import hold_args, start_held
 from .photo_files import write_photos
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,11 +72,18 @@ class Cluster:
         )
         self._wait_for_two_nodes()
 
-    def start_head(self) -> None:
-        """The head alone (a cluster of one node), once it takes connections."""
-        head = [str(RAY), "start", "--head", f"--port={self.port}", "--include-dashboard=false"]
+    def start_head(self, dashboard_port: int | None = None) -> None:
+        """The head alone (a cluster of one node), once it takes connections; with its dashboard
+        (Ray's job server) on `dashboard_port` if given."""
+        head = [str(RAY), "start", "--head", f"--port={self.port}"]
+        if dashboard_port is None:
+            head.append("--include-dashboard=false")
+        else:
+            head += ["--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}"]
         self._start("head", head, FAST_HEALTH_CHECKS)
         wait_for_port(self.port, self.nodes["head"])
+        if dashboard_port is not None:
+            wait_for_port(dashboard_port, self.nodes["head"])
 
     def _start(self, name: str, command: list[str], env: dict) -> None:
         where = self.dirs[name]
@@ -158,11 +164,11 @@ def cluster(tmp_path, images):
 
 @pytest.fixture
 def head(tmp_path, images):
-    """A Ray cluster of one node (1 CPU): its head."""
-    cluster = Cluster(tmp_path, images)
+    """A Ray cluster of one node (1 CPU) with its job server: (the cluster, the dashboard's URL)."""
+    cluster, dashboard = Cluster(tmp_path, images), free_port()
     try:
-        cluster.start_head()
-        yield cluster
+        cluster.start_head(dashboard)
+        yield cluster, f"http://127.0.0.1:{dashboard}"
     finally:
         cluster.stop()
 
@@ -253,37 +259,31 @@ def test_the_address_is_the_flags_then_ray_address_and_local_means_a_local_insta
         ray_cluster.cluster_address(None)
 
 
-def _job_names(address: str) -> dict[int, str]:
-    """{driver PID: job name} of the jobs in the job table of the cluster at `address`."""
+def _jobs(address: str) -> list[dict]:
+    """The metadata of every job (driver) in the job table of the cluster at `address`."""
     from ray._raylet import GcsClient
 
-    jobs = GcsClient(address=address).get_all_job_info(timeout=LIMIT_S)
-    return {job.driver_pid: job.config.metadata.get(ray_cluster.JOB_NAME_KEY) for job in jobs.values()}
+    return [dict(job.config.metadata) for job in GcsClient(address=address).get_all_job_info(timeout=LIMIT_S).values()]
 
 
 @pytest.mark.slow
-def test_ray_address_joins_that_cluster_under_the_jobs_name_and_starts_no_ray_of_its_own(
-    head, tmp_path, monkeypatch, hold_events
-):
-    monkeypatch.setenv("RAY_ADDRESS", head.address)  # as `ray job submit` sets it; no --address
-    output = tmp_path / "ds"
-    job = start_held(
-        [head.images, "-o", output, "--shard-size", "2", "--quiet", *hold_args(hold_events, 80)],  # coffee.png
-        hold_events,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:  # held mid-job: look at the driver's processes and the cluster's job table
-        started = {p.name() for p in psutil.Process(job.pid).children(recursive=True)}
-        names = _job_names(head.address)
-        (hold_events / "hold").unlink()
-        out, err = job.communicate(timeout=LIMIT_S)
-    finally:
-        if job.poll() is None:
-            os.killpg(job.pid, signal.SIGKILL)
-    assert job.returncode == 0, err[-3000:]
-    assert not started & {"raylet", "gcs_server"}, started  # no Ray of its own
-    assert names.get(job.pid) == f"c2f-label {output}", names
-    assert "store " + str(output) + ": 6 images, 6 done, 0 failed, 0 pending" in out
+def test_ray_job_submit_labels_on_that_cluster_without_a_ray_of_its_own(head, tmp_path):
+    cluster, dashboard = head
+    output, submission = tmp_path / "ds", f"c2f-{uuid.uuid4().hex[:8]}"
+    runtime_env = {"env_vars": {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}}
+    submit = [str(RAY), "job", "submit", "--address", dashboard, "--submission-id", submission]
+    submit += ["--runtime-env-json", json.dumps(runtime_env), "--"]
+    label = ["python", "-m", "labeling.cli", str(cluster.images), "-o", str(output), "--shard-size", "2", "--quiet"]
+    deadline = time.monotonic() + LIMIT_S
+    while True:  # the job server takes submissions once the head's agent has registered with it
+        done = subprocess.run([*submit, *label], env=cluster.env, capture_output=True, text=True, timeout=LIMIT_S)
+        if "No available agent to submit job" not in done.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert f"store {output}: 6 images, 6 done, 0 failed, 0 pending" in done.stdout
     assert validate(output) == []
+    # c2f-label's driver joined the head (RAY_ADDRESS, set by the job server): it is in the head's
+    # job table under the submission; a Ray of its own would have held its driver instead.
+    drivers = [job for job in _jobs(cluster.address) if job.get("job_submission_id") == submission]
+    assert len(drivers) == 1, _jobs(cluster.address)
