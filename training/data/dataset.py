@@ -149,12 +149,9 @@ def build_dataset(cfg: DataConfig, store_path, images_root, seed: int) -> StoreD
 
 
 def worker_init_fn(worker_id: int, trainer_pid: int | None = None) -> None:
-    """DataLoader hook: exit when the trainer `trainer_pid` dies, ignore SIGTERM, and the store
-    opened before the first batch.
-
-    torchrun and Slurm send SIGTERM to a trainer's whole process group: the workers live on until
-    the trainer has written its checkpoint and stops them (or dies: `exit_with`).
-    """
+    """DataLoader hook: exit when the trainer `trainer_pid` dies, ignore SIGTERM (see fork_server:
+    PyTorch gives each worker a SIGTERM handler of its own, after the fork), and the store opened
+    before the first batch."""
     if trainer_pid is not None:
         exit_with(trainer_pid)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
