@@ -45,6 +45,23 @@ def _resume_argv(stderr: str) -> list[str]:
     return shlex.split(line[0].split("to resume, run: ", 1)[1])[1:]
 
 
+def test_a_stop_request_ends_the_run_after_that_step_with_its_checkpoint(tiny_store, tmp_path):
+    cfg, run_dir, polls = tiny_config(*INTERVALS), tmp_path / "run", []
+
+    def stop_at_the_third_step() -> bool:
+        polls.append(len(polls) + 1)
+        return polls[-1] == 3
+
+    summary = engine.train(
+        cfg, tiny_store.path, tiny_store.images, run_dir, max_steps=STOP, stop=stop_at_the_third_step
+    )
+    assert summary["stopped"] and summary["step"] == 3 == _checkpoint_step(run_dir)
+    assert polls == [1, 2, 3]  # once per step
+    # a request at the last step changes nothing: the run is done, not stopped
+    summary = engine.train(cfg, tiny_store.path, tiny_store.images, run_dir, max_steps=4, stop=lambda: True)
+    assert not summary["stopped"] and summary["step"] == 4 == _checkpoint_step(run_dir)
+
+
 @pytest.mark.slow
 def test_sigterm_to_the_process_group_checkpoints_the_step_and_resumes_to_the_same_log(tiny_store, tmp_path):
     # the whole group, as torchrun and Slurm send it: the loader workers get it too
