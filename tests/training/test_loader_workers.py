@@ -98,7 +98,7 @@ def _sigterm_ignored_by_loader_processes(store) -> tuple[bool, list[bool]]:
     cfg = DataConfig(img_size=32, num_workers=2, prefetch_factor=1)
     dataset = build_dataset(cfg, store.path, store.images, 0)
     loader = DataLoader(dataset, batch_size=2, sampler=[(p, 0) for p in range(4)], **loader_kwargs(cfg))
-    next(iter(loader))
+    assert len(list(loader)) == 2  # a batch from each worker: both have run their start hook
     (server,) = [p for p in psutil.Process().children() if "forkserver" in " ".join(p.cmdline())]
     workers = [w for w in server.children() if w.status() != psutil.STATUS_ZOMBIE]
     return _ignores_sigterm(server.pid), [_ignores_sigterm(w.pid) for w in workers]
