@@ -8,7 +8,8 @@ turns what a user can cause into one line on stderr, `PROG: error: ...`, never a
     2    a usage, input or environment error: bad arguments or config, a missing or damaged store,
          an unreadable input, a full or read-only disk, an unreachable cluster
     130  interrupted (Ctrl-C, SIGINT); the line says what to run to resume, where a rerun resumes
-    143  terminated (SIGTERM: Kubernetes, Slurm, spot preemption, `ray job stop`); the same line
+    143  terminated (SIGTERM: Kubernetes, Slurm, spot preemption, `ray job stop`) after saving the
+         work's state: the body raises `Terminated`; the line says where it stopped and the resume line
 
 Diagnostics go through `logging` as `PROG: warning: ...` lines; `setup_logging` sets them up once.
 This module never imports torch or Ray: the package errors of labeling and training are passed in.
@@ -26,7 +27,7 @@ from collections.abc import Callable, Sequence
 
 from .errors import ConfigError
 
-OK, PROBLEMS, USAGE, INTERRUPTED, TERMINATED = 0, 1, 2, 130, 143
+OK, PROBLEMS, USAGE, INTERRUPTED, TERMINATED = 0, 1, 2, 130, 143  # 128 + SIGINT / SIGTERM
 LOG_LEVEL_ENV = "C2F_LOG_LEVEL"  # DEBUG, INFO, WARNING (default) or ERROR; -v / -vv win over it
 PACKAGES = ("plumbing", "datasets_spec", "dataset_tools", "labeling", "training")
 DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)  # an output disk refused a write
@@ -37,8 +38,10 @@ class UsageError(Exception):
 
 
 class Terminated(BaseException):
-    """SIGTERM asked the command to stop: `run` exits 143 with the resume line. A BaseException,
-    as KeyboardInterrupt is, so that no `except Exception` on the way swallows it."""
+    """The work stopped on SIGTERM with its state saved; the message says where (e.g. "at step 5").
+
+    A BaseException, as KeyboardInterrupt is, so that no `except Exception` on the way swallows it.
+    """
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -60,23 +63,21 @@ def run(
     errors: the exception types a user can cause beyond usage and config errors (StoreError, LabelingError, ...).
     resume: the command line that resumes the work after an interrupt (c2f-label, c2f-train).
     """
+    hint = f"; to resume, run: {shlex.join(resume)}" if resume else ""
     try:
         return body()
     except KeyboardInterrupt:
-        return _stopped(prog, "interrupted", resume, INTERRUPTED)
-    except Terminated:
-        return _stopped(prog, "terminated", resume, TERMINATED)
+        print(f"{prog}: interrupted{hint}", file=sys.stderr)
+        return INTERRUPTED
+    except Terminated as exc:
+        where = f" {exc}" if str(exc) else ""
+        print(f"{prog}: terminated{where}{hint}", file=sys.stderr)
+        return TERMINATED
     except (UsageError, ConfigError, *errors) as exc:
         error(prog, str(exc))
     except OSError as exc:  # a file system or network refusal, named by its path where it has one
         error(prog, os_error_line(exc))
     return USAGE
-
-
-def _stopped(prog: str, what: str, resume: Sequence[str] | None, code: int) -> int:
-    hint = f"; to resume, run: {shlex.join(resume)}" if resume else ""
-    print(f"{prog}: {what}{hint}", file=sys.stderr)
-    return code
 
 
 def error(prog: str, message: str) -> None:

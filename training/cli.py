@@ -7,7 +7,10 @@
                    [--out RESULTS_DIR] [--config EVAL_YAML] [--set key=value ...]
 
 A user mistake is one line on stderr, `c2f-train: error: ...`, and exit code 2; never a traceback
-(plumbing.cli_boundary). Ctrl-C exits with 130 and names the command that resumes.
+(plumbing.cli_boundary). Ctrl-C exits with 130 and names the command that resumes. SIGTERM (a
+scheduler's stop, or torchrun passing one on) stops training after the step at which all ranks
+agree to stop, writes the checkpoint at that step, and exits with 143 and the resume line
+(training/preemption.py).
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import os
 import sys
 
 from datasets_spec.errors import StoreError
-from plumbing.cli_boundary import DISK_ERRNOS, add_set_flag, add_verbose_flag, run, setup_logging
+from plumbing.cli_boundary import DISK_ERRNOS, Terminated, add_set_flag, add_verbose_flag, run, setup_logging
 from plumbing.cli_boundary import ArgumentParser as _Parser
 from training.errors import TrainingError
+from training.preemption import stop_on_sigterm
 
 PROG = "c2f-train"
 
@@ -83,7 +87,7 @@ def eval_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
-    resumes = argv[:1] not in (["export"], ["eval"])
+    resumes = argv[:1] not in (["export"], ["eval"]) and _rank() == 0  # under torchrun: one resume line
     return run(PROG, lambda: _main(argv), errors=(StoreError, TrainingError), resume=[PROG, *argv] if resumes else None)
 
 
@@ -102,18 +106,22 @@ def _main(argv: list[str]) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from training.config import load_config
-    from training.engine import train
+    with stop_on_sigterm() as stop:  # from the start: a SIGTERM during set-up stops after one step
+        from training.config import load_config
+        from training.engine import train
 
-    overrides = [*args.overrides, *([f"engine.seed={args.seed}"] if args.seed is not None else [])]
-    cfg = load_config(args.config, overrides)
-    try:
-        train(cfg, args.data, args.images, args.out, max_steps=args.max_steps)
-    except OSError as exc:
-        if exc.filename is not None or exc.errno not in DISK_ERRNOS:
-            raise
-        # a write that failed when the file was closed names no file; c2f-train writes only --out
-        raise TrainingError(f"{args.out}: cannot write the run ({exc.strerror})") from None
+        overrides = [*args.overrides, *([f"engine.seed={args.seed}"] if args.seed is not None else [])]
+        cfg = load_config(args.config, overrides)
+        try:
+            summary = train(cfg, args.data, args.images, args.out, max_steps=args.max_steps, stop=stop.requested)
+        except OSError as exc:
+            if exc.filename is not None or exc.errno not in DISK_ERRNOS:
+                raise
+            # a write that failed when the file was closed names no file; c2f-train writes only --out
+            raise TrainingError(f"{args.out}: cannot write the run ({exc.strerror})") from None
+        if summary["stopped"]:
+            rank = f" (rank {_rank()})" if _rank() else ""
+            raise Terminated(f"at step {summary['step']}{rank}, checkpoint {summary['run_dir']}/latest.pt")
     return 0
 
 
@@ -136,10 +144,15 @@ def _eval(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides, config_class=EvalConfig)
     results = run_evals(args.protocol, args.encoder, args.train, args.val, args.out, cfg)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if _rank() == 0:
         for result in results:
             print(json.dumps({"protocol": result["protocol"], **result["metrics"]}))
     return 0
+
+
+def _rank() -> int:
+    """This process's rank under torchrun (0 in a single process)."""
+    return int(os.environ.get("RANK", "0"))
 
 
 def _positive(text: str) -> int:

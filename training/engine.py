@@ -2,7 +2,9 @@
 
 `train(cfg, data, images, out)` is what `c2f-train` calls. It resumes from RUN_DIR/latest.pt when
 there is one, and stops after `max_steps` optimizer steps in total (default: the whole schedule of
-optim.epochs x steps_per_epoch) without changing the lr or curriculum schedules.
+optim.epochs x steps_per_epoch) without changing the lr or curriculum schedules, or earlier when
+`stop()` says so (SIGTERM, training/preemption.py): after the step at which the ranks agree to
+stop, with a checkpoint at that step, so that a resume loses no step.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import functools
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,12 +73,23 @@ class Run:
 
 
 def train(
-    cfg: TrainConfig, data: str | Path, images: str | Path, out: str | Path, max_steps: int | None = None
+    cfg: TrainConfig,
+    data: str | Path,
+    images: str | Path,
+    out: str | Path,
+    max_steps: int | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> dict:
-    """Pre-train (or resume) into RUN_DIR `out`; returns the run summary (also printed)."""
+    """Pre-train (or resume) into RUN_DIR `out`; returns the run summary (also printed).
+
+    stop: polled once per step (e.g. preemption.StopRequest.requested); when it returns True on
+    any rank, every rank stops after that step and the summary's "stopped" is True.
+    """
     info = distributed.init_distributed(cfg.engine.device)
     try:
         run = setup(cfg, info, storage.normalize(data), Path(images), Path(out), max_steps)
+        if stop is not None:
+            run.ctx.stop_requested = stop
         return loop(run)
     finally:
         distributed.cleanup()
@@ -167,15 +181,15 @@ def loop(run: Run) -> dict:
         progress=eng.progress,
         keep_record=run.is_regular_record,
     )
-    meter, step, last = Meter(), run.start_step, {}
+    meter, step, last, stopped = Meter(), run.start_step, {}, False
     if run.meter_state is not None:
         meter.load_state_dict(run.meter_state, run.info.device)
     try:
-        while step < run.stop_step:  # one pass per (part of an) epoch
+        while step < run.stop_step and not stopped:  # one pass per (part of an) epoch
             epoch, in_epoch = divmod(step, spe)
             run.sampler.set_epoch(epoch, in_epoch)
             batches, end = iter(run.loader), min(run.stop_step, (epoch + 1) * spe)
-            while step < end:
+            while step < end and not stopped:
                 micro = meter.wait(functools.partial(_next_micro, batches, run.cfg.optim.accum_iter, step))
                 lr = run.schedule.apply(run.ctx.optimizer, step)
                 result = train_step(run.ctx, micro, step, step / run.schedule.total_steps)
@@ -183,9 +197,10 @@ def loop(run: Run) -> dict:
                 step = step + 1
                 meter.add(result.losses, result.finite)
                 last = _after_step(run, logger, meter, step, lr, result) or last
+                stopped = result.stop and step < run.stop_step
     finally:
         logger.close()
-    return _summary(run, logger, meter, step, last)
+    return _summary(run, logger, meter, step, last, stopped)
 
 
 def _next_micro(batches, accum_iter: int, step: int) -> list:
@@ -204,9 +219,11 @@ def _next_micro(batches, accum_iter: int, step: int) -> list:
 def _after_step(run: Run, logger: RunLogger, meter: Meter, done: int, lr: float, result: StepResult) -> dict | None:
     """Log / draw / checkpoint after `done` optimizer steps; returns the record when one was logged."""
     eng, record = run.cfg.engine, None
-    save, regular = done % eng.checkpoint_every == 0 or done == run.stop_step, run.is_regular_record(done)
+    save = done % eng.checkpoint_every == 0 or done == run.stop_step or result.stop
+    regular = run.is_regular_record(done)
     # A record forced by a --max-steps stop is not one an uninterrupted run writes: the checkpoint
-    # keeps the sums from before it, and a resume drops it from the log.
+    # keeps the sums from before it, and a resume drops it from the log. A stop on SIGTERM
+    # (result.stop) writes a checkpoint and no record.
     unlogged = meter.state_dict() if save and not regular else None
     if regular or done == run.stop_step:
         record = _record(run, meter, done, lr, result)
@@ -339,7 +356,7 @@ def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if amp == "bf16" else torch.float16
 
 
-def _summary(run: Run, logger: RunLogger, meter: Meter, step: int, last: dict) -> dict:
+def _summary(run: Run, logger: RunLogger, meter: Meter, step: int, last: dict, stopped: bool) -> dict:
     ran = meter.total_steps + meter.steps
     seconds = time.perf_counter() - meter.start
     images = ran * effective_batch(run.cfg.optim, run.info.world_size)
@@ -351,10 +368,12 @@ def _summary(run: Run, logger: RunLogger, meter: Meter, step: int, last: dict) -
         "loss": last.get("loss"),
         "nonfinite": run.nonfinite,
         "run_dir": str(run.run_dir),
+        "stopped": stopped,
     }
     loss = f"{summary['loss']:.4f}" if summary["loss"] is not None else "n/a"
     logger.message(
-        f"c2f-train: done: step {step}/{run.schedule.total_steps} ({ran} this run) in "
+        f"c2f-train: {'stopped (SIGTERM)' if stopped else 'done'}: "
+        f"step {step}/{run.schedule.total_steps} ({ran} this run) in "
         f"{seconds:.1f}s, {summary['images_per_s']:.1f} images/s, loss {loss}, "
         f"{run.nonfinite} non-finite steps skipped; checkpoint {run.run_dir / 'latest.pt'}"
     )

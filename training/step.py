@@ -1,7 +1,9 @@
 """One optimizer step: accumulate micro-batches, skip non-finite losses, clip, update.
 
 The step never looks at which method is trained: the model returns `{"loss", "losses", ...}`, the
-step backpropagates `loss`, averages every named loss for the logs, and updates.
+step backpropagates `loss`, averages every named loss for the logs, and updates. Its one all-reduce
+(before the update) also carries each rank's stop request (training/preemption.py), so all ranks
+agree on the step after which a preempted run stops, at no extra collective.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class StepContext:
     micro_id: Callable[[int], int]  # sampler.micro_id: micro index -> global micro-batch id
     prepare: Callable[[dict, torch.device], dict] | None = None  # loader batch -> device batch
     # (None: to_device; data.decode=gpu: training.data.gpu_decode.decode_batch)
+    stop_requested: Callable[[], bool] = lambda: False  # this rank was asked to stop (SIGTERM)
 
 
 @dataclass
@@ -42,6 +45,7 @@ class StepResult:
     grad_norm: float | None
     batch: dict  # the last micro-batch and the model's output on it (for pictures)
     out: dict
+    stop: bool = False  # some rank was asked to stop: every rank stops after this step
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
@@ -74,10 +78,18 @@ def train_step(ctx: StepContext, batches: Sequence[dict], step: int, progress: f
         for name, value in _named_losses(out).items():
             sums[name] = sums.get(name, 0) + value.detach().float()
     losses = {name: total / len(batches) for name, total in sums.items()}
-    if not bool(distributed.all_min(finite).item()):
+    finite, stop = _agree(finite, ctx.stop_requested())
+    if not finite:
         ctx.optimizer.zero_grad(set_to_none=True)
-        return StepResult(losses, False, None, batch, _detach(out))
-    return StepResult(losses, True, _update(ctx), batch, _detach(out))
+        return StepResult(losses, False, None, batch, _detach(out), stop)
+    return StepResult(losses, True, _update(ctx), batch, _detach(out), stop)
+
+
+def _agree(finite: torch.Tensor, stop: bool) -> tuple[bool, bool]:
+    """(every rank's loss was finite, some rank was asked to stop): one all-reduce, one sync."""
+    go_on = torch.full((), 0.0 if stop else 1.0, device=finite.device)
+    all_finite, all_go_on = distributed.all_min(torch.stack([finite, go_on])).tolist()
+    return bool(all_finite), not all_go_on
 
 
 def _update(ctx: StepContext) -> float | None:

@@ -1,4 +1,5 @@
-"""Loader workers end with their trainer, however it dies."""
+"""Loader workers end with their trainer, however it dies, and live through a SIGTERM to its
+process group until it has stopped them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
+from torch.utils.data import DataLoader
+
+from training.data import DataConfig, build_dataset, loader_kwargs
 
 from .engine_fixtures import train_argv, write_tiny_yaml
 
@@ -78,3 +83,28 @@ def test_killing_the_trainer_ends_its_loader_workers(tiny_store, tmp_path, sig):
         trainer.kill()
         for pid in _alive(helpers):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_the_fork_server_and_the_loader_workers_ignore_sigterm(tiny_store):
+    # torchrun and Slurm signal the trainer's group: the trainer stops them after its checkpoint
+    server, workers = _sigterm_ignored_by_loader_processes(tiny_store)
+    assert server and workers == [True, True]
+    assert not _ignores_sigterm(os.getpid())
+
+
+def _sigterm_ignored_by_loader_processes(store) -> tuple[bool, list[bool]]:
+    """Whether the fork server, and each worker, of a loader with 2 workers ignores SIGTERM; the
+    loader is gone when this returns (a failed assertion would keep it alive)."""
+    cfg = DataConfig(img_size=32, num_workers=2, prefetch_factor=1)
+    dataset = build_dataset(cfg, store.path, store.images, 0)
+    loader = DataLoader(dataset, batch_size=2, sampler=[(p, 0) for p in range(4)], **loader_kwargs(cfg))
+    assert len(list(loader)) == 2  # a batch from each worker: both have run their start hook
+    (server,) = [p for p in psutil.Process().children() if "forkserver" in " ".join(p.cmdline())]
+    workers = [w for w in server.children() if w.status() != psutil.STATUS_ZOMBIE]
+    return _ignores_sigterm(server.pid), [_ignores_sigterm(w.pid) for w in workers]
+
+
+def _ignores_sigterm(pid: int) -> bool:
+    """Whether process `pid` ignores SIGTERM (its SigIgn mask in /proc)."""
+    line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("SigIgn:"))
+    return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -148,10 +149,12 @@ def build_dataset(cfg: DataConfig, store_path, images_root, seed: int) -> StoreD
 
 
 def worker_init_fn(worker_id: int, trainer_pid: int | None = None) -> None:
-    """DataLoader hook: exit when the trainer `trainer_pid` dies, and the store opened before the
-    first batch."""
+    """DataLoader hook: exit when the trainer `trainer_pid` dies, ignore SIGTERM (see fork_server:
+    PyTorch gives each worker a SIGTERM handler of its own, after the fork), and the store opened
+    before the first batch."""
     if trainer_pid is not None:
         exit_with(trainer_pid)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     dataset = get_worker_info().dataset
     if isinstance(dataset, StoreDataset):
         dataset.open()

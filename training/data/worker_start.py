@@ -11,7 +11,8 @@ from __future__ import annotations
 import multiprocessing
 from multiprocessing.context import BaseContext
 
-PRELOAD = ("__main__", "torch", "training.data.dataset", "training.eval.folders")
+# fork_server first: the fork server ignores SIGTERM from its start (see that module)
+PRELOAD = ("training.data.fork_server", "__main__", "torch", "training.data.dataset", "training.eval.folders")
 
 
 def worker_context() -> BaseContext:
