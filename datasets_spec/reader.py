@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _array_io, storage
 from . import schema as S
-from .errors import StoreError
+from .errors import StorageUnavailable, StoreError
 from .geometry import fit_many
 from .meta import read_meta
 from .records import parse_records
@@ -133,6 +133,8 @@ class Store:
         rel = storage.marker_path(shard)
         try:
             return json.loads(storage.read_bytes(self.path, rel))
+        except StorageUnavailable:
+            raise  # an outage says nothing about the marker: neither damage nor a finding
         except (OSError, ValueError) as exc:
             raise StoreError(f"{storage.join(self.path, rel)}: unreadable completion marker ({exc})") from None
 
