@@ -17,12 +17,14 @@ from datetime import UTC, datetime
 
 from tqdm import tqdm
 
-from datasets_spec import StoreError, create_store, open_store, storage
+from datasets_spec import StoreError, create_store, open_store, retries, storage
 from datasets_spec.decode import retryable
+from datasets_spec.errors import StorageUnavailable
 from datasets_spec.meta import package_version
 from datasets_spec.shard_writer import forget_shard
 from datasets_spec.stale_files import remove_stale_files
 from plumbing.cli_boundary import DISK_ERRNOS
+from plumbing.errors import Unavailable
 
 from . import cluster, probe
 from .backends import require_backend, uses_prompts
@@ -48,6 +50,7 @@ def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = Tru
     One job per store: the job holds the store's lock (`store_lock`) from before it creates or
     resumes the store until its report is written, and first removes what killed writers left.
     """
+    before = retries.counts()  # this process's storage retries, for the report
     _check_backend_names(cfg)
     image_list = _limited(apply_prompt_file(list_images(images), cfg.prompts), cfg.limit)
     _check_prompts(cfg, image_list)
@@ -57,10 +60,10 @@ def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = Tru
     with store_lock(output):
         for path in [*remove_stale_files(output), *probe.remove_leftovers(output)]:
             log.info("removed %s, left by a writer that was killed", path)
-        return _label(image_list, output, cfg, show_progress)
+        return _label(image_list, output, cfg, show_progress, before)
 
 
-def _label(image_list: ImageList, output, cfg: LabelConfig, show_progress: bool) -> dict:
+def _label(image_list: ImageList, output, cfg: LabelConfig, show_progress: bool, retries_before: dict) -> dict:
     identity = job_identity(cfg, image_list)
     try:
         exists = storage.root_exists(output)
@@ -91,6 +94,7 @@ def _label(image_list: ImageList, output, cfg: LabelConfig, show_progress: bool)
             time.perf_counter() - t0,
             len(workers),
             skipped=store.layout.num_shards - len(pending),
+            driver_retries=retries.since(retries_before),
         )
         report["shards_repaired"] = {str(s): reason for s, reason in sorted(repaired.items())}
         report["retried"] = retried
@@ -286,6 +290,9 @@ def _run(cfg, workers, output, root, plan, show_progress):
                 log.warning("shard %d attempt %d failed: %s", shard, attempts[shard], reason)
                 if attempts[shard] < cfg.shard_attempts:
                     queue.appendleft(shard)
+                elif isinstance(exc, Unavailable):  # storage stayed down through its retries: so would the others
+                    cause = cluster.task_cause(exc)
+                    raise StorageUnavailable(f"shard {shard}: {cause}; the shards already done are kept") from None
                 else:
                     given_up[shard] = reason
                 continue
