@@ -3,7 +3,8 @@
 Runs again on the same DATASET resume: done shards are skipped; a different input list or
 different backend settings are refused. Exit codes: 0 every image done or failed (failures are
 recorded in the store), 1 shards left pending after repeated faults (rerun to retry them),
-2 a usage, input or environment error, 130 interrupted (the message says how to resume).
+2 a usage, input or environment error, 75 object storage unavailable through its retries,
+130 interrupted (for 75 and 130 the message says how to resume).
 """
 
 from __future__ import annotations
