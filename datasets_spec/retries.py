@@ -97,6 +97,8 @@ def retrying(kind: str, what: str | Callable[[], str], attempt: Callable[[], T])
     the counter a retry adds to; what: the object, for messages (or a function that names it, called
     only when a message needs it). Raises StorageUnavailable
     once the attempts are spent, the other errors at once."""
+    if kind not in KINDS:
+        raise ValueError(f"retry kind must be one of {KINDS}, got {kind!r}")
     rules = policy()
     start = time.monotonic()
     for n in range(1, rules.attempts + 1):
