@@ -1,11 +1,12 @@
 """The c2fmae dataset contract: a Zarr v3 store of semantic and instance pseudo-masks.
 
 This package is the contract and nothing else (docs/dataset-format.md is its text): the schema
-(`schema`), errors, provenance (`meta`), the store's layout and byte I/O (`storage`), array I/O
-(`_array_io`), `create`, the shard writer, the reader, per-instance records, `validate`, the canvas
-`geometry`, `hashing`, the image decoder the labeler and the trainer share (`decode`), and the
-removal of killed writers' files (`stale_files`). It never imports torch. The tools of c2f-data
-live in `dataset_tools`, the shared CLI and config plumbing in `plumbing`.
+(`schema`), errors, provenance (`meta`), the store's layout and byte I/O (`storage`; object storage's
+transient faults retried by `retries`), array I/O (`_array_io`), `create`, the shard writer, the
+reader, per-instance records, `validate`, the canvas `geometry`, `hashing`, the image decoder the
+labeler and the trainer share (`decode`), and the removal of killed writers' files (`stale_files`).
+It never imports torch. The tools of c2f-data live in `dataset_tools`, the shared CLI and config
+plumbing in `plumbing`.
 """
 
 from .create import create_store

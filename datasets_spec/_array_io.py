@@ -4,7 +4,9 @@ zarr-python reads the string array and creates the arrays (shapes, chunks, shard
 store's array layout, written here once), so files stay plain Zarr v3; tensorstore only reads and
 writes the numeric arrays' chunk data, because it is much faster than zarr-python on these paths
 (benchmarks/store_io.py; figures in docs/performance.md). Both go through `storage`, so an array
-may live in a local directory or on object storage.
+may live in a local directory or on object storage, where tensorstore's array operations are
+retried after a transient fault like the storage's own (`retries.retrying`; each is idempotent: an
+opening, a read, a whole-shard write).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from zarr.codecs import ZstdCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import MemoryStore
 
-from . import schema, storage
+from . import retries, schema, storage
 
 _CONTEXTS: dict[bool, ts.Context] = {}
 
@@ -41,26 +43,56 @@ def open_array(location, *, write: bool = False) -> ts.TensorStore:
         "recheck_cached_data": True if write else "open",
         "recheck_cached_metadata": "open",
     }
-    return ts.open(spec, open=True, read=True, write=write, context=_context(write)).result()
+
+    def opening() -> ts.TensorStore:
+        return ts.open(spec, open=True, read=True, write=write, context=_context(write)).result()
+
+    return retries.retrying("read", storage.join(location, ""), opening) if storage.is_url(location) else opening()
 
 
 def write_slabs(writes: list[tuple[ts.TensorStore, int, np.ndarray]]) -> None:
-    """Write array[start:start+len(data)] = data for each triple, concurrently; return when durable."""
-    futures = [arr[start : start + len(data)].write(data) for arr, start, data in writes]
-    for future in futures:
-        future.result()
+    """Write array[start:start+len(data)] = data for each triple, concurrently; return when durable.
+    Each slab is a whole shard (no other writer touches it), so a retry writes them all again."""
+
+    def attempt() -> None:
+        futures = [arr[start : start + len(data)].write(data) for arr, start, data in writes]
+        for future in futures:
+            future.result()
+
+    arrays, (_, start, data) = [arr for arr, _, _ in writes], writes[0]
+    _retried("write", arrays, lambda: f"{_names(arrays)}[{start}:{start + len(data)}]", attempt)
 
 
 def read_items(arrays: list[ts.TensorStore], indices) -> list[np.ndarray]:
     """array[i] for each i (repeats allowed), for each array: one indexed read per array, all in
     flight at once (tensorstore fetches the chunks concurrently). Each [len(indices), *shape[1:]]."""
     where = np.asarray(indices, dtype=np.int64)
-    futures = [arr[where].read() for arr in arrays]
-    return [f.result() for f in futures]
+
+    def attempt() -> list[np.ndarray]:
+        futures = [arr[where].read() for arr in arrays]
+        return [f.result() for f in futures]
+
+    return _retried("read", arrays, lambda: _names(arrays), attempt)
 
 
 def read_range(arr: ts.TensorStore, start: int, stop: int) -> np.ndarray:
-    return arr[start:stop].read().result()
+    return _retried("read", [arr], lambda: f"{_names([arr])}[{start}:{stop}]", lambda: arr[start:stop].read().result())
+
+
+def _retried(kind: str, arrays: list[ts.TensorStore], what, attempt):
+    """`attempt()`, retried after a transient fault when the arrays live on object storage (a local
+    disk's errors, such as a full disk, are not cured by waiting)."""
+    local = arrays[0].kvstore.spec().to_json()["driver"] == "file"
+    return attempt() if local else retries.retrying(kind, what, attempt)
+
+
+def _names(arrays: list[ts.TensorStore]) -> str:
+    """Where the first of `arrays` lives (a URL or a path) and how many more, for messages."""
+    spec = arrays[0].kvstore.spec().to_json()
+    scheme = {driver: scheme for scheme, driver in storage.URL_SCHEMES.items()}.get(spec["driver"])
+    path = spec.get("path", "").rstrip("/")
+    more = f" (and {len(arrays) - 1} more)" if len(arrays) > 1 else ""
+    return (f"{scheme}://{spec['bucket']}/{path}" if scheme else path) + more
 
 
 def read_strings(root, name: str, start: int, stop: int) -> np.ndarray:

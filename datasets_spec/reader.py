@@ -12,7 +12,7 @@ import numpy as np
 from plumbing.errors import one_line
 
 from . import _array_io, schema, storage
-from .errors import StoreError
+from .errors import StorageUnavailable, StoreError
 from .geometry import fit_many
 from .meta import read_meta
 from .records import parse_records
@@ -133,6 +133,8 @@ class Store:
         rel = storage.marker_path(shard)
         try:
             return json.loads(storage.read_bytes(self.path, rel))
+        except StorageUnavailable:
+            raise  # an outage says nothing about the marker: neither damage nor a finding
         except (OSError, ValueError) as exc:
             raise StoreError(f"{storage.join(self.path, rel)}: unreadable completion marker ({exc})") from None
 

@@ -7,6 +7,10 @@ from AWS_REGION / AWS_DEFAULT_REGION, credentials from the usual AWS chain, so M
 S3-compatible stores work) and `gcs` on URLs. The store's file layout (which object holds what) is
 written down here once.
 
+Transient faults of object storage (resets, timeouts, 5xx, throttling, an answer cut short) are
+retried here, by `retries.retrying`, for every operation on a URL (all of them idempotent); one
+that outlasts the retries raises StorageUnavailable naming the object.
+
 Atomicity: a local write goes to a hidden temporary file `.NAME.PID.tmp`, is fsynced and renamed;
 an object-storage PUT makes the object appear whole or not at all. So a reader never sees half an
 object under its final name, on either.
@@ -23,7 +27,7 @@ import tensorstore as ts
 from plumbing.errors import one_line
 from plumbing.files import atomic_write
 
-from . import schema
+from . import retries, schema
 from .hashing import file_sha256
 
 URL_SCHEMES = {"s3": "s3", "gs": "gcs"}  # URL scheme → tensorstore kvstore driver
@@ -39,6 +43,7 @@ ENVIRONMENT = (
     "AWS_SESSION_TOKEN",
     "AWS_PROFILE",
     "C2F_S3_CONDITIONAL_WRITE",
+    retries.ENV,
     "GOOGLE_APPLICATION_CREDENTIALS",
     "TENSORSTORE_GCS_HTTP_URL",  # another GCS endpoint (a private one, an emulator)
     "GOOGLE_AUTH_TOKEN_FOR_TESTING",  # tensorstore's fixed token for such an endpoint
@@ -151,13 +156,16 @@ def kvstore_spec(root, relpath: str = "") -> dict:
     spec = {"driver": URL_SCHEMES[scheme], "bucket": bucket, "path": path + ("/" if not relpath else "")}
     if scheme == "s3":
         spec.update(_s3_settings())
+    else:
+        spec["gcs_request_retries"] = _REQUEST_RETRIES
     return spec
 
 
-# tensorstore retries an S3 request that failed transiently up to 32 times with delays up to 32 s:
-# an endpoint that cannot be reached (a typo, a server down) would hang a command for ~15 minutes.
-# These retries give up after about half a minute and still ride out throttling (SlowDown).
-_S3_RETRIES = {"max_retries": 8, "initial_delay": "0.5s", "max_delay": "8s"}
+# tensorstore retries a request that failed transiently up to 32 times with delays up to 32 s: an
+# endpoint that cannot be reached (a typo, a server down) would hang a command for ~15 minutes. Its
+# retries here cover a blip (about 1 s); `retries.retrying` above them backs off for longer (it
+# also sees the faults they miss), so a dead endpoint is reported within ~10-20 s in all.
+_REQUEST_RETRIES = {"max_retries": 3, "initial_delay": "0.1s", "max_delay": "1s"}
 
 
 def _s3_settings() -> dict:
@@ -169,7 +177,7 @@ def _s3_settings() -> dict:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if region:
         out["aws_region"] = region
-    out["s3_request_retries"] = _S3_RETRIES
+    out["s3_request_retries"] = _REQUEST_RETRIES
     conditional = os.environ.get("C2F_S3_CONDITIONAL_WRITE")
     if conditional in ("0", "1"):
         # tensorstore sends conditional PUTs (If-None-Match / If-Match) by default only to AWS
@@ -186,19 +194,17 @@ def _kvstore(root) -> ts.KvStore:
     spec = kvstore_spec(root)
     key = tuple(sorted((k, str(v)) for k, v in spec.items()))
     if key not in _KVSTORES:
-        try:
-            opening = ts.KvStore.open(spec)
-        except ValueError as exc:  # a spec tensorstore refuses (e.g. a bucket name S3 does not allow)
-            raise OSError(f"{normalize(root)}: {one_line(exc)}") from None
-        _KVSTORES[key] = _result(opening, root, "")
+        # ValueError: a spec tensorstore refuses (e.g. a bucket name S3 does not allow)
+        _KVSTORES[key] = _call("read", root, "", lambda: ts.KvStore.open(spec).result())
     return _KVSTORES[key]
 
 
-def _result(future, root, relpath: str):
-    """A tensorstore future's result; its errors (ValueError, many lines: an unreachable endpoint,
-    refused credentials, a missing bucket) become one-line OSErrors naming the object."""
+def _call(kind: str, root, relpath: str, attempt):
+    """`attempt()` (which issues its tensorstore requests and waits for them), called again after
+    a transient fault (`retries.retrying`, counted under `kind`); its other errors (ValueError,
+    many lines: refused credentials, a missing bucket) become one-line OSErrors naming the object."""
     try:
-        return future.result()
+        return retries.retrying(kind, join(root, relpath), attempt)
     except ValueError as exc:
         raise OSError(f"{join(root, relpath)}: {one_line(exc)}") from None
 
@@ -209,7 +215,7 @@ def write_bytes(root, relpath: str, data: bytes) -> None:
     part of it. Local: plumbing.files.atomic_write (`.NAME.PID.tmp`, fsynced, renamed)."""
     root = normalize(root)
     if is_url(root):
-        _result(_kvstore(root).write(relpath, data), root, relpath)
+        _call("write", root, relpath, lambda: _kvstore(root).write(relpath, data).result())
         return
     path = root / relpath
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -221,19 +227,32 @@ def create_exclusive(root, relpath: str, data: bytes, replacing: bytes | None = 
     holds exactly those bytes). Returns whether this call wrote it. On GCS and on AWS S3 the
     condition is checked by the server (generation / If-None-Match); on other S3-compatible
     servers tensorstore checks it with a read before the write unless
-    C2F_S3_CONDITIONAL_WRITE=1 says the server supports conditional PUTs."""
+    C2F_S3_CONDITIONAL_WRITE=1 says the server supports conditional PUTs.
+    After a transient fault the read and the write are tried again; `data` found there once this
+    call has sent it means its write landed and only the answer was lost (so `data` must be this
+    caller's own: a lock's holder record is)."""
     kv = _kvstore(root)
-    current = _result(kv.read(relpath), root, relpath)
-    if replacing is None and current.state != "missing":
-        return False
-    if replacing is not None and (current.state == "missing" or current.value != replacing):
-        return False
-    stamp = _result(kv.write(relpath, data, if_equal=current.stamp.generation), root, relpath)
-    if stamp.generation != b"":
-        return True
+    sent = False
+
+    def attempt() -> bool | None:  # whether written; None: the condition or the server refused it
+        nonlocal sent
+        current = kv.read(relpath).result()
+        if sent and current.state != "missing" and current.value == data and data != replacing:
+            return True
+        if replacing is None and current.state != "missing":
+            return False
+        if replacing is not None and (current.state == "missing" or current.value != replacing):
+            return False
+        sent = True
+        stamp = kv.write(relpath, data, if_equal=current.stamp.generation).result()
+        return True if stamp.generation != b"" else None
+
+    wrote = _call("write", root, relpath, attempt)
+    if wrote is not None:
+        return wrote
     # An unmet condition leaves the generation unknown; so does a write the server refused (a
     # missing bucket reads as a missing object): with nothing in the way, that is an error.
-    if replacing is None and _result(kv.read(relpath), root, relpath).state == "missing":
+    if replacing is None and _call("read", root, relpath, lambda: kv.read(relpath).result()).state == "missing":
         raise OSError(f"{join(root, relpath)}: the write was refused (does the bucket exist, may we write to it?)")
     return False
 
@@ -243,7 +262,7 @@ def read_bytes(root, relpath: str) -> bytes:
     root = normalize(root)
     if not is_url(root):
         return (root / relpath).read_bytes()
-    got = _result(_kvstore(root).read(relpath), root, relpath)
+    got = _call("read", root, relpath, lambda: _kvstore(root).read(relpath).result())
     if got.state == "missing":
         raise FileNotFoundError(f"{join(root, relpath)}: no such object")
     return got.value
@@ -253,7 +272,8 @@ def exists(root, relpath: str) -> bool:
     root = normalize(root)
     if not is_url(root):
         return (root / relpath).is_file()
-    return _result(_kvstore(root).read(relpath, byte_range=slice(0, 0)), root, relpath).state != "missing"
+    head = _call("read", root, relpath, lambda: _kvstore(root).read(relpath, byte_range=slice(0, 0)).result())
+    return head.state != "missing"
 
 
 def delete(root, relpath: str) -> None:
@@ -262,7 +282,7 @@ def delete(root, relpath: str) -> None:
     if not is_url(root):
         (root / relpath).unlink(missing_ok=True)
         return
-    _result(_kvstore(root).write(relpath, None), root, relpath)
+    _call("delete", root, relpath, lambda: _kvstore(root).write(relpath, None).result())
 
 
 def size(root, relpath: str, expected: int | None = None) -> int:
@@ -273,11 +293,17 @@ def size(root, relpath: str, expected: int | None = None) -> int:
     if not is_url(root):
         return (root / relpath).stat().st_size
     kv = _kvstore(root)
-    if expected is not None:
+
+    def read_tail():
         try:
-            tail = kv.read(relpath, byte_range=slice(expected, None)).result()
-        except ValueError:  # OUT_OF_RANGE: shorter than expected
-            tail = None
+            return kv.read(relpath, byte_range=slice(expected, None)).result()
+        except ValueError as exc:  # OUT_OF_RANGE: shorter than expected
+            if retries.transient(exc):
+                raise
+            return None
+
+    if expected is not None:
+        tail = _call("read", root, relpath, read_tail)
         if tail is not None and tail.state != "missing":
             return expected + len(tail.value)
     return len(read_bytes(root, relpath))
@@ -304,11 +330,8 @@ def list_names(root, folder: str) -> list[str]:
     # The range is only a hint: a server may list more (some emulators ignore it), and tensorstore's
     # own prefix stripping aborts the process on a key shorter than the prefix, so strip here.
     prefix = f"{folder}/".encode()
-    keys = _result(
-        _kvstore(root).list(ts.KvStore.KeyRange(inclusive_min=prefix, exclusive_max=f"{folder}0".encode())),
-        root,
-        folder,
-    )
+    within = ts.KvStore.KeyRange(inclusive_min=prefix, exclusive_max=f"{folder}0".encode())
+    keys = _call("list", root, folder, lambda: _kvstore(root).list(within).result())
     names = (k[len(prefix) :] for k in keys if k.startswith(prefix))
     return sorted(n.decode() for n in names if b"/" not in n)
 
@@ -318,12 +341,12 @@ def list_all(root) -> list[str]:
     root = normalize(root)
     if not is_url(root):
         return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
-    return sorted(k.decode() for k in _result(_kvstore(root).list(), root, ""))
+    return sorted(k.decode() for k in _call("list", root, "", lambda: _kvstore(root).list().result()))
 
 
 def delete_all(root) -> None:
     """Remove every object under an object-storage root (a half-created store)."""
-    _result(_kvstore(normalize(root)).delete_range(ts.KvStore.KeyRange()), root, "")
+    _call("delete", root, "", lambda: _kvstore(normalize(root)).delete_range(ts.KvStore.KeyRange()).result())
 
 
 def root_exists(root) -> bool:

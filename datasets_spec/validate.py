@@ -6,8 +6,10 @@ import hashlib
 
 import numpy as np
 
+from plumbing.errors import from_outage
+
 from . import _array_io, schema, storage
-from .errors import StoreError
+from .errors import StorageUnavailable, StoreError
 from .geometry import fit
 from .meta import read_meta
 from .reader import RELEASE_CHUNKS, Store, array_metadata, pixel_chunking
@@ -35,6 +37,8 @@ def validate(path, *, pixels: bool = True, progress=None) -> list[str]:
     try:
         meta = read_meta(path)
     except StoreError as exc:
+        if from_outage(exc):
+            raise  # object storage unavailable: no finding about the store
         return [str(exc)]
     problems = _check_arrays(path, meta.layout, meta.raw.get("release", {}).get("rechunk"))
     if problems:
@@ -65,6 +69,8 @@ def _check_arrays(path, layout: schema.Layout, rechunk: str | None = None) -> li
         except FileNotFoundError:
             problems.append(f"{name}: array missing")
             continue
+        except StorageUnavailable:
+            raise
         except (OSError, ValueError) as exc:
             problems.append(f"{name}: metadata unreadable ({exc})")
             continue
@@ -158,6 +164,8 @@ def _check_pixels(store, shard, marker, st, records, label_space) -> list[str]:
     try:
         arrays = store.read_shard(shard)
     except StoreError as exc:
+        if from_outage(exc):
+            raise
         return [f"{where}: mask data unreadable ({exc})"]
     sem, inst, orig, valid = (arrays[n] for n in (schema.SEMANTIC, schema.INSTANCE, schema.ORIG_HW, schema.VALID_HW))
     if pixels_crc32(sem, inst) != marker.get("pixels_crc32"):

@@ -4,8 +4,8 @@ Runs again on the same DATASET resume: done shards are skipped; a different inpu
 different backend settings are refused. SIGTERM or Ctrl-C: no more shards are handed out, those
 in flight get --grace seconds, the report is written. Exit codes: 0 every image done or failed
 (failures are recorded in the store), 1 shards left pending after repeated faults (rerun to retry
-them), 2 a usage, input or environment error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM);
-both with the command that resumes.
+them), 2 a usage, input or environment error, 75 object storage unavailable through its retries,
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM); each with the command that resumes.
 """
 
 from __future__ import annotations

@@ -238,6 +238,11 @@ def get(ref):
     return ray.get(ref)
 
 
+def task_cause(exc: Exception) -> BaseException:
+    """The exception a worker's task raised, which Ray wraps in a RayTaskError."""
+    return getattr(exc, "cause", None) or exc
+
+
 def kill(worker) -> None:
     ray.kill(worker, no_restart=True)
 

@@ -20,13 +20,14 @@ from datetime import UTC, datetime
 
 from tqdm import tqdm
 
-from datasets_spec import StoreError, create_store, open_store, storage
+from datasets_spec import StoreError, create_store, open_store, retries, storage
 from datasets_spec.decode import retryable
+from datasets_spec.errors import StorageUnavailable
 from datasets_spec.meta import package_version
 from datasets_spec.shard_writer import forget_shard
 from datasets_spec.stale_files import remove_stale_files
 from plumbing.cli_boundary import DISK_ERRNOS, Terminated
-from plumbing.errors import one_line
+from plumbing.errors import Unavailable, one_line
 
 from . import cluster, probe
 from .backends import check_parameters, uses_prompts
@@ -56,6 +57,7 @@ def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = Tru
     `stopped_by` names the signal; before that (or a second one) they raise Terminated (SIGTERM)
     or KeyboardInterrupt. `keep_logs`: a local Ray's worker logs go beside the report.
     """
+    before = retries.counts()  # this process's storage retries, for the report
     stops = StopSignals()
     with stops.installed():
         try:
@@ -68,14 +70,16 @@ def run_label_job(images, output, cfg: LabelConfig, *, show_progress: bool = Tru
             with store_lock(output):
                 for path in [*remove_stale_files(output), *probe.remove_leftovers(output)]:
                     log.info("removed %s, left by a writer that was killed", path)
-                return _label(image_list, output, cfg, show_progress, stops, keep_logs)
+                return _label(image_list, output, cfg, show_progress, stops, keep_logs, before)
         except KeyboardInterrupt:
             if stops.received == signal.SIGTERM:
                 raise Terminated from None
             raise
 
 
-def _label(image_list: ImageList, output, cfg: LabelConfig, show_progress: bool, stops, keep_logs) -> dict:
+def _label(
+    image_list: ImageList, output, cfg: LabelConfig, show_progress: bool, stops, keep_logs, retries_before: dict
+) -> dict:
     identity = job_identity(cfg, image_list)
     try:
         exists = storage.root_exists(output)
@@ -106,6 +110,7 @@ def _label(image_list: ImageList, output, cfg: LabelConfig, show_progress: bool,
             time.perf_counter() - t0,
             len(workers),
             skipped=store.layout.num_shards - len(pending),
+            driver_retries=retries.since(retries_before),
         )
         report["shards_repaired"] = {str(s): reason for s, reason in sorted(repaired.items())}
         report["retried"] = retried
@@ -312,6 +317,9 @@ def _run(cfg, workers, output, root, plan, show_progress, stops: StopSignals):
                     log.warning("shard %d attempt %d failed: %s", shard, attempts[shard], reason)
                     if attempts[shard] < cfg.shard_attempts:
                         queue.appendleft(shard)
+                    elif isinstance(exc, Unavailable):  # storage stayed down through its retries: so would the others
+                        cause = cluster.task_cause(exc)
+                        raise StorageUnavailable(f"shard {shard}: {cause}; the shards already done are kept") from None
                     else:
                         given_up[shard] = reason
                     continue

@@ -7,7 +7,7 @@ import logging
 from collections import Counter
 from datetime import UTC, datetime
 
-from datasets_spec import schema, storage
+from datasets_spec import retries, schema, storage
 from datasets_spec.schema import reason_kind
 from plumbing.cli_boundary import format_counts
 from plumbing.errors import one_line
@@ -15,8 +15,10 @@ from plumbing.errors import one_line
 log = logging.getLogger(__name__)
 
 
-def build_report(store, summaries, given_up, seconds, workers, skipped) -> dict:
-    """The job's summary as JSON: the store's counts and this run's (summaries: the shards' own)."""
+def build_report(store, summaries, given_up, seconds, workers, skipped, driver_retries=None) -> dict:
+    """The job's summary as JSON: the store's counts and this run's (summaries: the shards' own).
+    storage_retries: transient storage faults retried, by kind (`datasets_spec.retries`), summed
+    over the workers' shards and the driver's own (`driver_retries`)."""
     status = store.status()
     labeled = sum(s["done"] + s["failed"] for s in summaries)
     reasons = Counter(reason_kind(reason) for s in summaries for _, reason in s["failures"])
@@ -40,6 +42,7 @@ def build_report(store, summaries, given_up, seconds, workers, skipped) -> dict:
         "dropped": dict(sorted(dropped.items())),
         "failures": [{"key": k, "reason": r} for s in summaries for k, r in s["failures"]],
         "shards_given_up": {str(k): v for k, v in sorted(given_up.items())},
+        "storage_retries": retries.add(*(s.get("storage_retries", {}) for s in summaries), driver_retries or {}),
     }
 
 
@@ -78,6 +81,8 @@ def format_report(report: dict) -> str:
         lines.append("failures: " + format_counts(report["failures_by_reason"]))
     if report["dropped"]:
         lines.append("instances dropped: " + format_counts(report["dropped"]))
+    if report.get("storage_retries"):
+        lines.append("storage faults retried: " + format_counts(report["storage_retries"]))
     if report.get("retried"):
         lines.append(
             f"retried {len(report['retried'])} image(s) that had failed for reasons that can "

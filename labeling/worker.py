@@ -14,9 +14,10 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from datasets_spec import ImageResult, write_shard
+from datasets_spec import ImageResult, retries, write_shard
+from datasets_spec.errors import StorageUnavailable
 from datasets_spec.geometry import fit
-from plumbing.errors import one_line
+from plumbing.errors import Unavailable, from_outage, one_line
 
 from .backends import backend_class, create_backend
 from .config import LabelConfig
@@ -53,10 +54,10 @@ class ShardLabeler:
         """Label `items` (the whole shard, in order) and write them as shard `shard` of `store`.
 
         Returns {"shard", "done", "failed", "failures": [[key, reason], ...], "dropped": {reason: n},
-        "seconds"}.
+        "seconds", "storage_retries": {kind: n}} (this process's storage retries meanwhile).
         """
-        t0 = time.perf_counter()
-        return shard_summary(store, shard, items, self.label_images(root, items), t0)
+        t0, before = time.perf_counter(), retries.counts()
+        return shard_summary(store, shard, items, self.label_images(root, items), t0, before)
 
     def write_results(self, store: str, shard: int, items: list[ImageItem], results: list[ImageResult]) -> dict:
         """Write `results` labeled earlier (`label_images`, one per item) as shard `shard`; the
@@ -124,10 +125,19 @@ class ShardLabeler:
         return list(zip(semantic, self.instance.predict(images, prompts)))
 
 
-def shard_summary(store: str, shard: int, items: list[ImageItem], results: list[ImageResult], t0: float) -> dict:
+def shard_summary(
+    store: str, shard: int, items: list[ImageItem], results: list[ImageResult], t0: float, before=None
+) -> dict:
     """Write `results` (one per item of the whole shard) as shard `shard` of `store`; the summary
-    `label_shard` returns."""
-    marker = write_shard(store, shard, results)
+    `label_shard` returns (storage retries counted since `before`, else since this call)."""
+    before = retries.counts() if before is None else before
+    try:
+        marker = write_shard(store, shard, results)
+    except Exception as exc:
+        if from_outage(exc) and not isinstance(exc, Unavailable):
+            # Ray hands the driver the error's type, not what it was raised while handling
+            raise StorageUnavailable(str(exc)) from None
+        raise
     failures = [[item.key, r.error] for item, r in zip(items, results) if r.error is not None]
     return {
         "shard": shard,
@@ -136,6 +146,7 @@ def shard_summary(store: str, shard: int, items: list[ImageItem], results: list[
         "failures": failures,
         "dropped": marker["dropped"],
         "seconds": time.perf_counter() - t0,
+        "storage_retries": retries.since(before),
     }
 
 

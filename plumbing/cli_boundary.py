@@ -7,6 +7,9 @@ turns what a user can cause into one line on stderr, `PROG: error: ...`, never a
     1    the command ran and found problems (validate, verify; a label job that left shards pending)
     2    a usage, input or environment error: bad arguments or config, a missing or damaged store,
          an unreadable input, a full or read-only disk, an unreachable cluster
+    75   a temporary failure (sysexits' EX_TEMPFAIL): object storage kept failing with transient
+         faults through all retries (`errors.Unavailable`, or an error raised while handling one);
+         nothing is lost, and the line says what to rerun once it is reachable
     130  interrupted (Ctrl-C, SIGINT); the line says what to run to resume, where a rerun resumes
     143  terminated (SIGTERM: Kubernetes, Slurm, spot preemption, `ray job stop`) after saving the
          work's state: the body raises `Terminated`; the line says where it stopped and the resume line
@@ -25,9 +28,9 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 
-from .errors import ConfigError
+from .errors import ConfigError, from_outage
 
-OK, PROBLEMS, USAGE, INTERRUPTED, TERMINATED = 0, 1, 2, 130, 143  # 128 + SIGINT / SIGTERM
+OK, PROBLEMS, USAGE, UNAVAILABLE, INTERRUPTED, TERMINATED = 0, 1, 2, 75, 130, 143
 LOG_LEVEL_ENV = "C2F_LOG_LEVEL"  # DEBUG, INFO, WARNING (default) or ERROR; -v / -vv win over it
 PACKAGES = ("plumbing", "datasets_spec", "dataset_tools", "labeling", "training")
 DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)  # an output disk refused a write
@@ -58,10 +61,10 @@ def run(
     errors: tuple[type[BaseException], ...] = (),
     resume: Sequence[str] | None = None,
 ) -> int:
-    """`body()`'s exit code, or 2 / 130 / 143 with one line on stderr for what a user can cause.
+    """`body()`'s exit code, or 2 / 75 / 130 / 143 with one line on stderr for what a user can cause.
 
     errors: the exception types a user can cause beyond usage and config errors (StoreError, LabelingError, ...).
-    resume: the command line that resumes the work after an interrupt (c2f-label, c2f-train).
+    resume: the command line that resumes the work after an interrupt or an outage (c2f-label, c2f-train).
     """
     hint = f"; to resume, run: {shlex.join(resume)}" if resume else ""
     try:
@@ -73,10 +76,13 @@ def run(
         where = f" {exc}" if str(exc) else ""
         print(f"{prog}: terminated{where}{hint}", file=sys.stderr)
         return TERMINATED
-    except (UsageError, ConfigError, *errors) as exc:
-        error(prog, str(exc))
-    except OSError as exc:  # a file system or network refusal, named by its path where it has one
-        error(prog, os_error_line(exc))
+    except (UsageError, ConfigError, *errors, OSError) as exc:
+        if from_outage(exc):
+            hint = f"; to resume once it is reachable, run: {shlex.join(resume)}" if resume else ""
+            error(prog, f"{exc}{hint}")
+            return UNAVAILABLE
+        # an OSError: a file system or network refusal, named by its path where it has one
+        error(prog, os_error_line(exc) if isinstance(exc, OSError) else str(exc))
     return USAGE
 
 

@@ -115,3 +115,18 @@ def s3_bucket(moto_endpoint, monkeypatch, request):
     name = f"c2f-{re.sub('[^a-z0-9]+', '-', request.node.name.lower())[:40].strip('-')}-{os.getpid()}"
     boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
     return f"s3://{name}"
+
+
+@pytest.fixture
+def flaky_s3(s3_bucket, moto_endpoint, monkeypatch):
+    """`s3_bucket` reached through a FaultyProxy (tests/faulty_proxy.py) that cuts every 4th
+    request (resets, and an answer cut short, in turn): AWS_ENDPOINT_URL points at the proxy, and
+    C2F_STORAGE_RETRIES allows 8 attempts with short delays (both inherited by subprocesses and
+    passed on to Ray workers). Returns (the bucket's URL, the proxy); a test may change
+    `proxy.every` (1: nothing gets through)."""
+    from tests.faulty_proxy import FaultyProxy
+
+    with FaultyProxy(int(moto_endpoint.rsplit(":", 1)[1]), every=4) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        monkeypatch.setenv("C2F_STORAGE_RETRIES", "8,0.02,0.1")
+        yield s3_bucket, proxy
