@@ -88,11 +88,12 @@ def _label(image_list: ImageList, output, cfg: LabelConfig, show_progress: bool,
     connection = cluster.connect(cfg.address, job_name=f"c2f-label {output}")
     pool = WorkerPool(cfg, stops)
     try:
+        work = len(open_store(output).pending_shards()) if exists else math.ceil(len(image_list.items) / cfg.shard_size)
+        worker = pool.first_worker(work) if work else None  # waits for a node with room: the probe sees it
         if connection.joined:  # a cluster: refuse a DATASET or images some worker node cannot reach
             probe.check_nodes(output, image_list.root / image_list.items[0].key, cfg)
         if not exists:
-            shards = math.ceil(len(image_list.items) / cfg.shard_size)
-            _create(output, image_list, cfg, identity, pool.first_worker(shards))
+            _create(output, image_list, cfg, identity, worker)
         store = open_store(output)
         repaired, retried = _forget_damaged_and_retryable(output, store)
         pending = store.pending_shards()
