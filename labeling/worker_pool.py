@@ -89,6 +89,7 @@ class WorkerPool:
         self._started_any = False
         self._failed = 0  # workers that could not start: their places are not filled again
         self._asked: int | None = None  # workers the autoscaler was last asked for
+        self._can_ask = True
         self._next_check = 0.0
 
     def first_worker(self, work: int):
@@ -152,9 +153,9 @@ class WorkerPool:
     def _grow(self, work: int, live: int) -> None:
         fits, have = cluster.capacity(self.cfg), live + len(self.starting) + len(self._ready)
         self._ask(self._wanted(work, fits))
-        if self._started_any or self.starting:
+        if self._started_any or self.starting or fits < 1:
             count = min(fits - have - self._failed, self._target(work) - have)
-        else:
+        else:  # the first workers: as many as fit now, with a warning if fewer than asked for
             count = min(worker_count(self.cfg), work)
         if count > 0:
             log.info("starting %d label worker(s)", count)
@@ -176,13 +177,16 @@ class WorkerPool:
         return cluster.capacity(self.cfg) - self._failed
 
     def _ask(self, count: int) -> None:
-        if count == self._asked:
+        """Ask the autoscaler for room for `count` workers, unless it was asked that last (or
+        cannot be asked: then once a warning, and the pool makes do with the nodes that come)."""
+        if count == self._asked or not self._can_ask:
             return
+        self._asked = count
         try:
             cluster.request_workers(self.cfg, count)
-        except Exception as exc:  # noqa: BLE001 - a hint; Ray client connections may not pass it on
-            log.warning("could not ask the autoscaler for label workers (%s)", one_line(exc))
-        self._asked = count
+        except Exception as exc:  # a hint only, whatever Ray raises (e.g. through a ray:// client)
+            log.warning("could not ask the autoscaler for label workers (%s); going on without", one_line(exc))
+            self._can_ask = False
 
     def _wait_for_room(self, work: int) -> None:
         """Until the alive nodes have room for a worker, looking every POLL_S seconds; a

@@ -211,6 +211,24 @@ def test_a_job_that_lost_every_worker_waits_for_a_node_then_stops_naming_the_res
     )
 
 
+def test_an_autoscaler_that_cannot_be_asked_is_one_warning(fake, clock, caplog):
+    def refuse(cfg, count):
+        fake.asked.append(count)
+        raise RuntimeError("GCS client is not available")
+
+    fake.request_workers, fake.fits = refuse, 1
+    pool = _pool(workers=2)
+    with caplog.at_level(logging.WARNING, logger="labeling.worker_pool"):
+        assert pool.first_worker(3) == "w1"
+        clock.now += CHECK_S
+        pool.tend(1, live=1)
+        pool.close()
+    assert fake.asked == [2]  # not asked again
+    assert [m for m in caplog.messages if "autoscaler" in m] == [
+        "could not ask the autoscaler for label workers (GCS client is not available); going on without"
+    ]
+
+
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     return write_photos(tmp_path_factory.mktemp("photos"), ("astronaut", "chelsea", "coffee", "rocket"), 0.1, ".png")
