@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workers",
         type=int,
-        help="label workers at most, started as nodes with room join and asked of the autoscaler "
+        help="the most label workers at once, asked of the autoscaler and started as nodes join "
         "(default: one per GPU share of the nodes, or 1 on CPU)",
     )
     p.add_argument("--gpus-per-worker", type=float, help="GPUs per worker, fractions allowed (default 0)")

@@ -48,7 +48,7 @@ class LabelConfig:
     min_area: Count = 4  # instance pieces smaller than this (canvas pixels) are dropped
     batch_size: Positive = 8  # images per model call
     decode_threads: Positive = 4  # per worker
-    workers: Count = 0  # 0 = one per GPU when the cluster has GPUs, else 1
+    workers: Count = 0  # the most at once; 0 = one per GPU share of the alive nodes on GPUs, else 1
     cpus_per_worker: Share = 1.0
     gpus_per_worker: Share = 0.0  # fractional GPUs allowed
     # Custom Ray resources each worker takes from its node, e.g. {"accelerator_type:A100": 0.01}
