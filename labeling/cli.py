@@ -11,6 +11,7 @@ them), 2 a usage, input or environment error, 75 object storage unavailable thro
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from datasets_spec.errors import StoreError
@@ -55,8 +56,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="Ray cluster to join, HOST:PORT or auto (default: $RAY_ADDRESS, else a local Ray on loopback; "
         "local: a local one even where RAY_ADDRESS is set)",
     )
-    p.add_argument("--workers", type=int, help="label workers (default: one per GPU share, or 1 on CPU)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="the most label workers at once, asked of the autoscaler and started as nodes join "
+        "(default: one per GPU share of the nodes, or 1 on CPU)",
+    )
     p.add_argument("--gpus-per-worker", type=float, help="GPUs per worker, fractions allowed (default 0)")
+    p.add_argument(
+        "--worker-resources",
+        type=_resources,
+        metavar="JSON",
+        help="custom Ray resources per worker (as `ray start --resources` names them), "
+        "e.g. '{\"accelerator_type:A100\": 0.01}'",
+    )
+    p.add_argument(
+        "--wait-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="how long to wait for a node with room for a worker while none has (an autoscaler adding "
+        "one; default 600; 0: fail at once)",
+    )
     p.add_argument("--limit", type=int, help="label only the first N images of the list")
     p.add_argument(
         "--grace",
@@ -75,6 +95,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _resources(text: str):
+    """--worker-resources: a JSON object (its values are checked with the config)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"labeler\": 1}}', got {text!r}")
+    return value
+
+
 def _flags(args) -> dict:
     out = {
         "shard_size": args.shard_size,
@@ -82,6 +113,8 @@ def _flags(args) -> dict:
         "address": args.address,
         "workers": args.workers,
         "gpus_per_worker": args.gpus_per_worker,
+        "worker_resources": args.worker_resources,
+        "wait_timeout": args.wait_timeout,
         "limit": args.limit,
         "grace": args.grace,
         "prompts": args.prompts,

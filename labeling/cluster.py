@@ -1,8 +1,9 @@
 """Ray: joining or starting a cluster and making label workers — the one place that calls Ray's API.
 
 Ray 2.x moved its actor-pool and concurrency arguments more than once; this job uses only core
-actors (`ray.remote(...).options(...)`, `ray.wait`, `ray.get`), which have been stable, and keeps
-every Ray call here so an upgrade is one edit. Ray is pinned in pyproject.toml.
+actors (`ray.remote(...).options(...)`, `ray.wait`, `ray.get`), which have been stable, and the
+autoscaler's `request_resources`, and keeps every Ray call here so an upgrade is one edit. Ray is
+pinned in pyproject.toml.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import ray
+from ray.autoscaler.sdk import request_resources
 from ray.job_config import JobConfig
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -39,6 +41,7 @@ _TEMP_PREFIX = "c2f-ray-"  # $TMPDIR/c2f-ray-<driver PID>-<random>: a local inst
 # worker logs, and the raylet's (it says why a worker died), each at most its last _LOG_TAIL bytes.
 _KEPT_LOGS = ("worker-*.out", "worker-*.err", "python-core-worker-*.log", "raylet.out")
 _LOG_TAIL = 1 << 20
+_NO_LIMIT = 1 << 16  # label workers a node holds when they need none of its resources
 
 
 class Connection(NamedTuple):
@@ -189,6 +192,7 @@ def make_worker(cfg: LabelConfig):
     actor = ray.remote(RayShardLabeler).options(
         num_cpus=cfg.cpus_per_worker,
         num_gpus=cfg.gpus_per_worker,
+        resources=dict(cfg.worker_resources),
         max_restarts=0,  # the driver decides about retries, per shard
         runtime_env=_runtime_env(),
     )
@@ -261,9 +265,26 @@ def capacity(cfg: LabelConfig) -> int:
     return sum(_fits(node["Resources"], cfg) for node in ray.nodes() if node["Alive"])
 
 
+def worker_bundle(cfg: LabelConfig) -> dict[str, float]:
+    """What one label worker takes from its node, e.g. {"CPU": 8.0, "GPU": 1.0}: its CPUs, GPUs and
+    custom resources (`worker_resources`), those it needs none of left out."""
+    need = {"CPU": cfg.cpus_per_worker, "GPU": cfg.gpus_per_worker, **cfg.worker_resources}
+    return {r: n for r, n in need.items() if n > 0}
+
+
 def _fits(resources: dict, cfg: LabelConfig) -> int:
-    need = {"CPU": cfg.cpus_per_worker, "GPU": cfg.gpus_per_worker}
-    return min(math.floor(resources.get(r, 0.0) / n + 1e-9) for r, n in need.items() if n > 0)
+    need = worker_bundle(cfg)
+    if not need:
+        return _NO_LIMIT
+    return min(math.floor(resources.get(r, 0.0) / n + 1e-9) for r, n in need.items())
+
+
+def request_workers(cfg: LabelConfig, count: int) -> None:
+    """Ask the cluster's autoscaler for room for `count` label workers in all (0 withdraws the
+    request). A hint that the next request replaces, for the whole cluster; a cluster without an
+    autoscaler (a local instance, fixed nodes) keeps it and does nothing."""
+    bundle = worker_bundle(cfg)
+    request_resources(bundles=[bundle] * count if bundle else [])
 
 
 def node_died(exc: Exception) -> bool:

@@ -28,6 +28,7 @@ ROLES = ("semantic", "instance")
 RUN_ONLY = ("batch_size", "device")
 CONFIGS = Path(__file__).parent / "configs"  # the presets shipped in the package (label_paper)
 Share = Annotated[float, pydantic.Strict(), pydantic.Field(ge=0)]
+Amount = Annotated[float, pydantic.Strict(), pydantic.Field(gt=0)]
 Canvas = Annotated[int, pydantic.Strict(), pydantic.Field(ge=8, le=4096)]
 Pixels = Annotated[int, pydantic.Strict(), pydantic.Field(ge=1, le=MAX_PIXELS)]
 
@@ -49,9 +50,15 @@ class LabelConfig:
     min_area: Count = 4  # instance pieces smaller than this (canvas pixels) are dropped
     batch_size: Positive = 8  # images per model call
     decode_threads: Positive = 4  # per worker
-    workers: Count = 0  # 0 = one per GPU when the cluster has GPUs, else 1
+    workers: Count = 0  # the most at once; 0 = one per GPU share of the alive nodes on GPUs, else 1
     cpus_per_worker: Share = 1.0
     gpus_per_worker: Share = 0.0  # fractional GPUs allowed
+    # Custom Ray resources each worker takes from its node, e.g. {"accelerator_type:A100": 0.01}
+    # (only nodes with an A100) or one a `ray start --resources` node advertises.
+    worker_resources: dict[Str, Amount] = field(default_factory=dict)
+    # Seconds to wait for a node with room for a worker (none yet, an autoscaler adding one, or
+    # all lost); 0 = refuse at once.
+    wait_timeout: NonNegative = 600.0
     shard_attempts: Positive = 3  # tries per shard before the job gives up on it
     address: Str | None = None  # Ray cluster to join; None = RAY_ADDRESS if set, else a local one
     # After SIGTERM / Ctrl-C: seconds the shards in flight get to finish; the rest stay pending.
@@ -75,6 +82,14 @@ class LabelConfig:
             return {"name": value}
         if isinstance(value, dict) and "name" in value:
             return {"name": value["name"], "params": {k: v for k, v in value.items() if k != "name"}}
+        return value
+
+    @pydantic.field_validator("worker_resources")
+    @classmethod
+    def _custom_only(cls, value: dict) -> dict:
+        for name in ("CPU", "GPU"):
+            if name in value:
+                raise ValueError(f"{name} is set by {name.lower()}s_per_worker, not here")
         return value
 
     def identity(self) -> dict:

@@ -11,6 +11,7 @@ stops it gracefully (`stop_signals`): no more shards are handed out, those in fl
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import time
@@ -40,6 +41,7 @@ from .shard_retry import NO_NODE_LEFT, label_image_by_image
 from .sources import ImageList, list_images
 from .stop_signals import StopSignals
 from .store_lock import store_lock
+from .worker_pool import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -88,27 +90,27 @@ def _label(
     if exists:
         check_resumable(output, identity)
     connection = cluster.connect(cfg.address, job_name=f"c2f-label {output}")
+    pool = WorkerPool(cfg, stops)
     try:
+        work = len(open_store(output).pending_shards()) if exists else math.ceil(len(image_list.items) / cfg.shard_size)
+        worker = pool.first_worker(work) if work else None  # waits for a node with room: the probe sees it
         if connection.joined:  # a cluster: refuse a DATASET or images some worker node cannot reach
             probe.check_nodes(output, image_list.root / image_list.items[0].key, cfg)
-        workers = _start_workers(cfg)
         if not exists:
-            _create(output, image_list, cfg, identity, workers[0])
+            _create(output, image_list, cfg, identity, worker)
         store = open_store(output)
         repaired, retried = _forget_damaged_and_retryable(output, store)
         pending = store.pending_shards()
         plan = {s: list(image_list.items[slice(*store.layout.shard_range(s))]) for s in pending}
         t0 = time.perf_counter()
-        log.info(
-            "labeling %d pending shard(s) of %d on %d worker(s)", len(pending), store.layout.num_shards, len(workers)
-        )
-        summaries, given_up, abandoned = _run(cfg, workers, output, image_list.root, plan, show_progress, stops)
+        log.info("labeling %d pending shard(s) of %d", len(pending), store.layout.num_shards)
+        summaries, given_up, abandoned = _run(cfg, pool, output, image_list.root, plan, show_progress, stops)
         report = build_report(
             open_store(output),
             summaries,
             given_up,
             time.perf_counter() - t0,
-            len(workers),
+            pool.peak,
             skipped=store.layout.num_shards - len(pending),
             driver_retries=retries.since(retries_before),
         )
@@ -117,7 +119,10 @@ def _label(
         if stops.received is not None:
             report.update(stopped_by=stops.name, shards_abandoned=abandoned)
     finally:
-        logs = cluster.shutdown(connection, keep_logs)
+        try:
+            pool.close()
+        finally:
+            logs = cluster.shutdown(connection, keep_logs)
     save_report(output, report, logs)
     return report
 
@@ -199,49 +204,6 @@ def _limited(image_list: ImageList, limit: int | None) -> ImageList:
     return image_list if limit is None else replace(image_list, items=image_list.items[:limit])
 
 
-def _start_workers(cfg: LabelConfig) -> list:
-    """Start the workers and wait until each has built its models: bad backend parameters or a
-    missing model file are one clear error before any shard is handed out."""
-    workers = [cluster.make_worker(cfg) for _ in range(_worker_count(cfg))]
-    return [cluster.started(worker) for worker in workers]
-
-
-def _worker_count(cfg: LabelConfig) -> int:
-    """Workers to start: `cfg.workers` (0 = one per GPU share, or 1 on CPU), capped by what the
-    cluster's nodes can place at once (an actor never spans nodes, and one that can never be
-    placed waits forever)."""
-    have = cluster.resources()
-    need = {"CPU": cfg.cpus_per_worker, "GPU": cfg.gpus_per_worker}
-    fits = cluster.capacity(cfg)
-    if fits < 1:
-        short = next((r for r, n in need.items() if n > 0 and have.get(r, 0.0) < n), None)
-        if short is None:
-            asked = " and ".join(f"{n:g} {r}" for r, n in need.items() if n > 0)
-            raise LabelingError(
-                f"each label worker needs {asked} on one node, and no node of the Ray cluster has that "
-                f"much free: lower cpus_per_worker / gpus_per_worker or add larger nodes"
-            )
-        raise LabelingError(
-            f"each label worker needs {need[short]:g} {short}, but the Ray cluster has "
-            f"{have.get(short, 0.0):g}: lower {short.lower()}s_per_worker or add nodes"
-        )
-    if cfg.workers > 0:
-        want = cfg.workers
-    elif cfg.gpus_per_worker > 0:
-        want = fits
-    else:
-        want = 1
-    if want > fits:
-        log.warning(
-            "%d workers asked for, but the cluster can place %d at a time (%s): starting %d",
-            want,
-            fits,
-            ", ".join(f"{have.get(r, 0.0):g} {r}" for r in need),
-            fits,
-        )
-    return min(want, fits)
-
-
 def _create(output, image_list: ImageList, cfg: LabelConfig, identity: dict, worker) -> None:
     backends = cluster.get(cluster.submit(worker, "identities"))
     label_space = cluster.get(cluster.submit(worker, "label_space"))
@@ -268,15 +230,16 @@ def _create(output, image_list: ImageList, cfg: LabelConfig, identity: dict, wor
         raise LabelingError(str(exc)) from None
 
 
-def _run(cfg, workers, output, root, plan, show_progress, stops: StopSignals):
-    """Label the shards of `plan` on `workers`. Returns (summaries, {shard: reason given up},
-    the shards begun and left unwritten after a stop signal, which stay pending).
+def _run(cfg, pool: WorkerPool, output, root, plan, show_progress, stops: StopSignals):
+    """Label the shards of `plan` on the workers of `pool`, which grows as nodes join. Returns
+    (summaries, {shard: reason given up}, the shards begun and left unwritten after a stop signal,
+    which stay pending).
 
     A shard whose worker process died is labeled again image by image at the end (`shard_retry`);
     one whose worker was lost with its node goes back in the queue for the remaining workers.
     After a stop signal no shard is handed out; see `_drain` for those in flight."""
     queue, attempts, in_flight = deque(sorted(plan)), Counter(), {}
-    summaries, given_up, idle, suspects = [], {}, list(workers), []
+    summaries, given_up, idle, suspects = [], {}, [], []
     total = sum(len(items) for items in plan.values())
     with tqdm(total=total, unit="img", desc="label", disable=not show_progress, smoothing=0.1) as bar:
 
@@ -288,26 +251,28 @@ def _run(cfg, workers, output, root, plan, show_progress, stops: StopSignals):
 
         with stops.deferred():
             while (queue or in_flight) and stops.received is None:
-                while queue and idle:
-                    shard, worker = queue.popleft(), idle.pop()
-                    in_flight[cluster.submit(worker, "label_shard", str(output), shard, str(root), plan[shard])] = (
-                        worker,
-                        shard,
-                    )
-                if not in_flight:
-                    raise LabelingError(NO_NODE_LEFT)
+                work = len(queue) + len(in_flight)
                 try:
-                    ref = stops.interruptible(cluster.wait_one, list(in_flight))
+                    idle.extend(pool.tend(work, live=len(idle) + len(in_flight)))
+                    while queue and idle:
+                        shard, worker = queue.popleft(), idle.pop()
+                        ref = cluster.submit(worker, "label_shard", str(output), shard, str(root), plan[shard])
+                        in_flight[ref] = (worker, shard)
+                    waits = pool.check_in(work, live=len(idle) + len(in_flight))
+                    ref = stops.interruptible(cluster.wait_one, [*in_flight, *pool.starting], waits)
                 except KeyboardInterrupt:
                     if stops.received is None:
                         raise
                     break
+                if ref is None or ref in pool.starting:
+                    idle.extend([] if ref is None else pool.joined(ref))
+                    continue
                 worker, shard = in_flight.pop(ref)
                 try:
                     summary = cluster.get(ref)
                 except cluster.WORKER_ERRORS + cluster.TASK_ERRORS as exc:
                     _stop_if_unfixable(shard, exc)
-                    idle.extend(_after_fault(cfg, worker, exc, live=len(idle) + len(in_flight)))
+                    idle.extend(_after_fault(cfg, worker, exc, live=len(idle) + len(in_flight) + len(pool.starting)))
                     reason = one_line(exc, last=True, named=True)
                     if isinstance(exc, cluster.WORKER_ERRORS) and not cluster.node_died(exc):
                         log.warning("shard %d: its worker died (%s); labeling it again image by image", shard, reason)

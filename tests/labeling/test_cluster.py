@@ -1,6 +1,8 @@
 """c2f-label on a Ray cluster on this machine (loopback): shards spread over two nodes, a lost node's
-shards go to the other, a DATASET a node sees elsewhere is refused up front, and `ray job submit`
-to a head labels on that cluster (RAY_ADDRESS, which the job server sets, joins it as `--address` does)."""
+shards go to the other, a node that joins gets workers (the job asks the autoscaler for it, and
+waits for it where no node has room), a DATASET a node sees elsewhere is refused up front, and `ray
+job submit` to a head labels on that cluster (RAY_ADDRESS, which the job server sets, joins it as
+`--address` does)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from tests.datasets_spec.store_fixtures import store_content as _store_content
 from tests.system import free_port, wait_for_port
 
 from .fault_backends import NODE_ENV, scratch
+from .label_cli import hold_config
 from .photo_files import write_photos
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +68,10 @@ class Cluster:
 
     def start(self) -> None:
         self.start_head()
+        self.add_second()
+
+    def add_second(self) -> None:
+        """The second node, once `ray start` says it has joined."""
         self._start(
             "second",
             [sys.executable, str(ROOT / "tests/labeling/ray_node.py"), "start", f"--address={self.address}"],
@@ -93,6 +100,7 @@ class Cluster:
             "--node-ip-address=127.0.0.1",
             "--num-cpus=1",
             "--disable-usage-stats",
+            f"--dashboard-agent-listen-port={free_port()}",  # not Ray's fixed 52365, which nodes here would share
             f"--temp-dir={self.temp / name}",
             f"--resources={json.dumps({f'{name}_node': 1})}",
         ]
@@ -164,6 +172,17 @@ def cluster(tmp_path, images):
 
 @pytest.fixture
 def head(tmp_path, images):
+    """A Ray cluster of one node (1 CPU): its head."""
+    cluster = Cluster(tmp_path, images)
+    try:
+        cluster.start_head()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def job_server(tmp_path, images):
     """A Ray cluster of one node (1 CPU) with its job server: (the cluster, the dashboard's URL)."""
     cluster, dashboard = Cluster(tmp_path, images), free_port()
     try:
@@ -171,6 +190,24 @@ def head(tmp_path, images):
         yield cluster, f"http://127.0.0.1:{dashboard}"
     finally:
         cluster.stop()
+
+
+def _until(condition, job: subprocess.Popen, what: str) -> None:
+    """Poll `condition()` until it holds; fail if the job ends or LIMIT_S passes first."""
+    deadline = time.monotonic() + LIMIT_S
+    while not condition():
+        assert job.poll() is None, f"the job ended before {what}: {job.communicate()[1][-3000:]}"
+        assert time.monotonic() < deadline, f"no {what} in {LIMIT_S} s"
+        time.sleep(0.1)
+
+
+def _autoscaler_request(address: str) -> list | None:
+    """The bundles the cluster's autoscaler was last asked for (request_resources keeps them in the GCS)."""
+    from ray._raylet import GcsClient
+    from ray.autoscaler._private.constants import AUTOSCALER_RESOURCE_REQUEST_CHANNEL
+
+    value = GcsClient(address=address).internal_kv_get(AUTOSCALER_RESOURCE_REQUEST_CHANNEL, None)
+    return None if value is None else json.loads(value)
 
 
 def _finish(job: subprocess.Popen) -> tuple[int, dict | None, str]:
@@ -267,8 +304,8 @@ def _jobs(address: str) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_ray_job_submit_labels_on_that_cluster_without_a_ray_of_its_own(head, tmp_path):
-    cluster, dashboard = head
+def test_ray_job_submit_labels_on_that_cluster_without_a_ray_of_its_own(job_server, tmp_path):
+    cluster, dashboard = job_server
     output, submission = tmp_path / "ds", f"c2f-{uuid.uuid4().hex[:8]}"
     runtime_env = {"env_vars": {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}}
     submit = [str(RAY), "job", "submit", "--address", dashboard, "--submission-id", submission]
@@ -277,7 +314,7 @@ def test_ray_job_submit_labels_on_that_cluster_without_a_ray_of_its_own(head, tm
     deadline = time.monotonic() + LIMIT_S
     while True:  # the job server takes submissions once the head's agent has registered with it
         done = subprocess.run([*submit, *label], env=cluster.env, capture_output=True, text=True, timeout=LIMIT_S)
-        if "No available agent to submit job" not in done.stderr or time.monotonic() > deadline:
+        if "No available agent to submit job" not in done.stdout + done.stderr or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
@@ -287,3 +324,56 @@ def test_ray_job_submit_labels_on_that_cluster_without_a_ray_of_its_own(head, tm
     # job table under the submission; a Ray of its own would have held its driver instead.
     drivers = [job for job in _jobs(cluster.address) if job.get("job_submission_id") == submission]
     assert len(drivers) == 1, _jobs(cluster.address)
+
+
+@pytest.mark.slow
+def test_a_job_on_a_cluster_without_room_asks_the_autoscaler_waits_and_labels_on_the_node_that_joins(
+    head, tmp_path, ray_session
+):
+    overrides = {"shard_size": 2, "workers": 2, "worker_resources": {"second_node": 1}}  # only the second has it
+    job = head.label(tmp_path / "ds", overrides)
+    try:
+        _until(lambda: _autoscaler_request(head.address), job, "request to the autoscaler")  # it waits
+        asked = _autoscaler_request(head.address)
+        head.add_second()
+        code, report, err = _finish(job)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert asked == [{"CPU": 1.0, "second_node": 1.0}] * 2  # min(3 shards, 2 workers)
+    assert code == 0, err[-3000:]
+    assert "waiting up to 600 s (--wait-timeout) for a node with room for a label worker (1 CPU, 1 second_node)" in err
+    assert (report["done"], report["pending"], report["this_run"]["workers"]) == (6, 0, 1)
+    assert list(report["this_run"]["shards_by_node"].values()) == [3]  # on the node that joined
+    assert _autoscaler_request(head.address) == []  # withdrawn
+    run_label_job(head.images, tmp_path / "clean", load_config(flags={"shard_size": 2}), show_progress=False)
+    assert _store_content(tmp_path / "ds") == _store_content(tmp_path / "clean")
+    assert validate(tmp_path / "ds") == []
+
+
+@pytest.mark.slow
+def test_workers_start_on_a_node_that_joins_mid_job_while_the_others_label(
+    head, tmp_path, ray_session, fault_backends, hold_events
+):
+    # Shards of 2 in list order: [astronaut, camera], [chelsea, coffee], [coins, rocket]. The head
+    # holds one worker (1 CPU); it writes shard 0, then holds on coffee.png (80 px high) in shard 1.
+    overrides = {"shard_size": 2, "workers": 2, "semantic": hold_config(hold_events, 80)}
+    job = head.label(tmp_path / "ds", overrides)
+    try:
+        _until((hold_events / "held").exists, job, "hold on shard 1")
+        asked = _autoscaler_request(head.address)
+        head.add_second()
+        _until((tmp_path / "ds" / storage.marker_path(2)).exists, job, "shard 2 written")  # by a new worker
+        (hold_events / "hold").unlink()
+        code, report, err = _finish(job)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert asked == [{"CPU": 1.0}] * 2  # min(2 shards queued or in flight, 2 workers)
+    assert code == 0, err[-3000:]
+    assert (report["done"], report["pending"], report["this_run"]["workers"]) == (6, 0, 2)
+    assert sorted(report["this_run"]["shards_by_node"].values()) == [1, 2]  # shard 2 on the new node
+    assert _autoscaler_request(head.address) == []
+    run_label_job(head.images, tmp_path / "clean", load_config(flags=overrides), show_progress=False)
+    assert _store_content(tmp_path / "ds") == _store_content(tmp_path / "clean")
+    assert validate(tmp_path / "ds") == []

@@ -21,8 +21,9 @@ from datasets_spec.validate import validate
 from labeling import cluster
 from labeling.config import load_config
 from labeling.errors import LabelingError
-from labeling.job import _worker_count, run_label_job
+from labeling.job import run_label_job
 from labeling.store_lock import lock_path, store_lock
+from labeling.worker_pool import worker_count
 from plumbing.errors import ConfigError
 from training.data import DataConfig, build_dataset
 
@@ -98,10 +99,10 @@ def test_an_output_inside_the_image_folder_is_refused_up_front(photos, tmp_path)
 
 def test_more_workers_than_the_cluster_can_place_are_capped_with_a_warning(ray_session, caplog):
     cpus = int(ray_session.cluster_resources()["CPU"])
-    with caplog.at_level(logging.WARNING, logger="labeling.job"):
-        assert _worker_count(_cfg(workers=cpus + 1)) == cpus
+    with caplog.at_level(logging.WARNING, logger="labeling.worker_pool"):
+        assert worker_count(_cfg(workers=cpus + 1)) == cpus
     assert f"{cpus + 1} workers asked for, but the cluster can place {cpus}" in caplog.text
-    assert _worker_count(_cfg(workers=1)) == 1
+    assert worker_count(_cfg(workers=1)) == 1
 
 
 def test_workers_are_counted_per_node(monkeypatch, caplog):
@@ -109,16 +110,16 @@ def test_workers_are_counted_per_node(monkeypatch, caplog):
     nodes = [{"Alive": True, "Resources": {"CPU": 3.0}}] * 2 + [{"Alive": False, "Resources": {"CPU": 8.0}}]
     monkeypatch.setattr(cluster.ray, "nodes", lambda: nodes)
     monkeypatch.setattr(cluster.ray, "cluster_resources", lambda: {"CPU": 6.0})
-    with caplog.at_level(logging.WARNING, logger="labeling.job"):
-        assert _worker_count(_cfg(workers=3, cpus_per_worker=2)) == 2
+    with caplog.at_level(logging.WARNING, logger="labeling.worker_pool"):
+        assert worker_count(_cfg(workers=3, cpus_per_worker=2)) == 2
     assert "3 workers asked for, but the cluster can place 2" in caplog.text
     with pytest.raises(LabelingError, match="needs 4 CPU on one node, and no node of the Ray cluster has that much"):
-        _worker_count(_cfg(cpus_per_worker=4))
+        worker_count(_cfg(cpus_per_worker=4))
 
 
 def test_a_worker_needing_a_missing_resource_is_refused(ray_session):
     with pytest.raises(LabelingError, match="needs 1 GPU, but the Ray cluster has 0"):
-        _worker_count(_cfg(gpus_per_worker=1))
+        worker_count(_cfg(gpus_per_worker=1))
 
 
 def test_a_local_ray_leaves_no_session_files_but_the_logs_asked_for_and_removes_those_of_killed_jobs():
