@@ -78,7 +78,7 @@ def _label(image_list: ImageList, output, cfg: LabelConfig, show_progress: bool)
         store = open_store(output)
         repaired, retried = _forget_damaged_and_retryable(output, store)
         pending = store.pending_shards()
-        plan = {s: list(image_list.items[slice(*store.layout.shard_range(s))]) for s in pending}
+        plan = {s: image_list.items[slice(*store.layout.shard_range(s))] for s in pending}
         t0 = time.perf_counter()
         log.info(
             "labeling %d pending shard(s) of %d on %d worker(s)", len(pending), store.layout.num_shards, len(workers)
@@ -229,13 +229,11 @@ def _create(output, image_list: ImageList, cfg: LabelConfig, identity: dict, wor
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "labeler": f"c2fmae {package_version()}",
     }
-    keys = [item.key for item in image_list.items]
-    labels = [item.label for item in image_list.items]
     try:
         create_store(
             output,
-            keys,
-            labels,
+            image_list.items.keys,
+            image_list.items.labels,
             label_space=label_space,
             provenance=provenance,
             canvas=cfg.canvas,
