@@ -125,12 +125,13 @@ def write_skeleton(directory, layout: S.Layout, keys, labels, attrs: dict) -> No
             compressors=zstd,
             dimension_names=("image", "hw"),
         )
+    table = (layout.table_chunk,)
     key_arr = group.create_array(
-        S.KEY, shape=(n,), chunks=(k,), dtype=str, fill_value="", compressors=zstd, dimension_names=("image",)
+        S.KEY, shape=(n,), chunks=table, dtype=str, fill_value="", compressors=zstd, dimension_names=("image",)
     )
-    key_arr[:] = np.asarray(list(keys), dtype=object).astype(str)
+    key_arr[:] = np.asarray(keys, dtype=np.dtypes.StringDType())
     label_arr = group.create_array(
-        S.LABEL, shape=(n,), chunks=(k,), dtype="int32", fill_value=-1, compressors=zstd, dimension_names=("image",)
+        S.LABEL, shape=(n,), chunks=table, dtype="int32", fill_value=-1, compressors=zstd, dimension_names=("image",)
     )
     label_arr[:] = np.asarray(labels, dtype=np.int32)
     # Sidecar folders are empty Zarr groups, so zarr tools list them without complaint.
