@@ -129,7 +129,8 @@ def write_skeleton(directory, layout: S.Layout, keys, labels, attrs: dict) -> No
     key_arr = group.create_array(
         S.KEY, shape=(n,), chunks=table, dtype=str, fill_value="", compressors=zstd, dimension_names=("image",)
     )
-    key_arr[:] = np.asarray(keys, dtype=np.dtypes.StringDType())
+    for start in range(0, n, table[0]):  # chunk by chunk: zarr makes a str object of each key it encodes
+        key_arr[start : start + table[0]] = keys[start : start + table[0]]
     label_arr = group.create_array(
         S.LABEL, shape=(n,), chunks=table, dtype="int32", fill_value=-1, compressors=zstd, dimension_names=("image",)
     )

@@ -156,9 +156,10 @@ def _is_imagenet_root(root: Path) -> bool:
 
 
 def _from_imagenet(root: Path) -> ImageList:
-    """One class directory at a time, as columns. Wnids all have 9 characters, so the keys of
-    sorted class directories, each sorted, are sorted as a whole."""
-    keys, labels, names = [], [], {}
+    """As columns. Wnids all have 9 characters, so the keys of sorted class directories, each
+    sorted, are sorted as a whole. The keys become one array at the end: gathered in pieces, the
+    pieces' memory would stay with the process after they were joined."""
+    keys, labels, counts, names = [], [], [], {}
     with os.scandir(root / "train") as entries:
         class_dirs = sorted(entries, key=lambda entry: entry.name)
     for class_dir in class_dirs:
@@ -167,10 +168,12 @@ def _from_imagenet(root: Path) -> ImageList:
         if not _WNID.match(class_dir.name):
             raise LabelingError(f"{class_dir.path}: not a class directory (expected train/<wnid>/)")
         cls = class_by_wnid(class_dir.name)
-        keys.append(np.asarray(sorted(_walk_images(Path(class_dir.path), root)), dtype=_KEY))
-        labels.append(np.full(len(keys[-1]), cls.index, np.int32))
+        found = sorted(_walk_images(Path(class_dir.path), root))
+        keys += found
+        labels.append(cls.index)
+        counts.append(len(found))
         names[cls.index] = cls.prompt
-    items = ImageItems(np.concatenate(keys) if keys else [], np.concatenate(labels) if labels else [], names)
+    items = ImageItems(keys, np.repeat(np.asarray(labels, np.int32), counts), names)
     return ImageList(root.absolute(), "imagenet", items)
 
 
