@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -92,8 +93,9 @@ def _env(code: Path) -> dict:
 
 
 def _markers(store: Path) -> set[str]:
+    """Names of the store's completion markers (markers/ also holds its group's zarr.json)."""
     try:
-        return {e.name for e in os.scandir(store / "markers") if e.name.endswith(".json")}
+        return {e.name for e in os.scandir(store / "markers") if re.fullmatch(r"shard-\d+\.json", e.name)}
     except FileNotFoundError:
         return set()
 

@@ -25,6 +25,8 @@ def test_startup_benchmark_times_a_first_and_a_resumed_shard(tmp_path, capsys):
     assert rows["driver peak RSS, first run (MB)"] > 0 and rows["driver peak RSS, resume (MB)"] > 0
     classes = list((tmp_path / "tree/imagenet/train").iterdir())
     assert len(classes) == 1000 and sum(len(list(c.iterdir())) for c in classes) == 96
-    assert len(open_store(tmp_path / "ds").done_shards()) >= 2 and validate(tmp_path / "ds") == []
+    done = open_store(tmp_path / "ds").done_shards()
+    assert len(done) >= 2 and validate(tmp_path / "ds") == []
+    assert bench._markers(tmp_path / "ds") == {f"shard-{s:06d}.json" for s in done}  # not markers/zarr.json
     out = capsys.readouterr().out
     assert "load average (1, 5, 15 min): before" in out and "resume: first new shard (s)" in out
