@@ -156,14 +156,16 @@ def write_skeleton(directory, layout: schema.Layout, keys, labels, attrs: dict) 
             compressors=zstd,
             dimension_names=("image", "hw"),
         )
+    table = (layout.table_chunk,)
     key_arr = group.create_array(
-        schema.KEY, shape=(n,), chunks=(k,), dtype=str, fill_value="", compressors=zstd, dimension_names=("image",)
+        schema.KEY, shape=(n,), chunks=table, dtype=str, fill_value="", compressors=zstd, dimension_names=("image",)
     )
-    key_arr[:] = np.asarray(list(keys), dtype=object).astype(str)
+    for start in range(0, n, table[0]):  # chunk by chunk: zarr makes a str object of each key it encodes
+        key_arr[start : start + table[0]] = keys[start : start + table[0]]
     label_arr = group.create_array(
         schema.LABEL,
         shape=(n,),
-        chunks=(k,),
+        chunks=table,
         dtype="int32",
         fill_value=-1,
         compressors=zstd,

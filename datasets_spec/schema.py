@@ -23,9 +23,11 @@ STATUS = "status"  # uint8 [N]
 ORIG_HW = "orig_hw"  # int32 [N, 2]: original (height, width) after EXIF orientation
 VALID_HW = "valid_hw"  # int32 [N, 2]: (height, width) of the image on the canvas, top-left anchored
 
-# These two are written once, when the store is created.
+# These two are written once, when the store is created, in chunks of TABLE_CHUNK_SHARDS shards
+# (stores created before had chunks of one shard: readers take the chunk shape from the array).
 KEY = "key"  # string [N]: path relative to the image root
 LABEL = "label"  # int32 [N]: ImageNet class index, -1 unknown
+TABLE_CHUNK_SHARDS = 64  # 1.28M images in shards of 128: 157 objects per array, not 10,010
 
 PENDING, DONE, FAILED = 0, 1, 2
 STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed"}
@@ -67,6 +69,11 @@ class Layout:
 
     def shard_of(self, index: int) -> int:
         return index // self.shard_size
+
+    @property
+    def table_chunk(self) -> int:
+        """Images per chunk of `key` and `label`: TABLE_CHUNK_SHARDS shards, at most N."""
+        return min(TABLE_CHUNK_SHARDS * self.shard_size, self.num_images)
 
 
 def reason_kind(reason: str) -> str:

@@ -222,6 +222,25 @@ def write_bytes(root, relpath: str, data: bytes) -> None:
     atomic_write(path, data)
 
 
+def write_all(root, objects: dict[str, bytes]) -> None:
+    """`write_bytes` for each of `objects` (store-relative path → bytes); on object storage with
+    all the PUTs in flight together (a store's skeleton is a few hundred objects)."""
+    root = normalize(root)
+    if not is_url(root):
+        for relpath, data in objects.items():
+            write_bytes(root, relpath, data)
+        return
+    kv = _kvstore(root)
+    in_flight = {relpath: kv.write(relpath, data) for relpath, data in objects.items()}
+    for relpath, data in objects.items():
+
+        def attempt(relpath=relpath, data=data):  # the PUT in flight first, then a new one per retry
+            future = in_flight.pop(relpath, None) or kv.write(relpath, data)
+            return future.result()
+
+        _call("write", root, relpath, attempt)
+
+
 def create_exclusive(root, relpath: str, data: bytes, replacing: bytes | None = None) -> bool:
     """Write `root/relpath` only if it does not exist (or, with `replacing`, only if it still
     holds exactly those bytes). Returns whether this call wrote it. On GCS and on AWS S3 the

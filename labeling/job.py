@@ -16,6 +16,7 @@ import os
 import signal
 import time
 from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -45,6 +46,7 @@ from .worker_pool import WorkerPool
 
 log = logging.getLogger(__name__)
 
+_CHECK_THREADS = 16  # done shards checked at once on a resume
 _BYTES_PER_SHARD_PIXEL = 16  # a worker's label maps per canvas pixel: uint16 pair + working copies
 # Errors of the disk the store lives on: every other shard would meet them too.
 
@@ -101,7 +103,7 @@ def _label(
         store = open_store(output)
         repaired, retried = _forget_damaged_and_retryable(output, store)
         pending = store.pending_shards()
-        plan = {s: list(image_list.items[slice(*store.layout.shard_range(s))]) for s in pending}
+        plan = {s: image_list.items[slice(*store.layout.shard_range(s))] for s in pending}
         t0 = time.perf_counter()
         log.info("labeling %d pending shard(s) of %d", len(pending), store.layout.num_shards)
         summaries, given_up, abandoned = _run(cfg, pool, output, image_list.root, plan, show_progress, stops)
@@ -142,19 +144,17 @@ def _forget_damaged_and_retryable(output, store) -> tuple[dict[int, str], dict[s
     deterministic, so a shard's other images come out as before.
     Returns ({shard: what was damaged}, {key: the retried image's old reason})."""
     damaged, retried = {}, {}
-    for shard in store.done_shards():
-        try:
-            marker = store.marker(shard)
-        except StoreError:
-            marker = None  # shard_damage reports it
-        damage = store.shard_damage(shard, marker)
-        failures = [] if damage else [f for f in marker.get("failures", []) if retryable(f["reason"])]
-        if damage:
-            log.warning("shard %d is damaged (%s): labeling it again", shard, damage)
-            damaged[shard] = damage
-        retried.update({f["key"]: f["reason"] for f in failures})
-        if damage or failures:
-            forget_shard(output, shard)
+    shards = store.done_shards()
+    # A few round trips per shard: on object storage, 10,000 done shards one after another take many minutes.
+    with ThreadPoolExecutor(_CHECK_THREADS) as pool:
+        checks = pool.map(lambda shard: _check_done_shard(store, shard), shards)
+        for shard, (damage, failures) in zip(shards, checks):
+            if damage:
+                log.warning("shard %d is damaged (%s): labeling it again", shard, damage)
+                damaged[shard] = damage
+            retried.update({f["key"]: f["reason"] for f in failures})
+            if damage or failures:
+                forget_shard(output, shard)
     if retried:
         log.warning(
             "retrying %d image(s) that failed for reasons that can go away (e.g. %s: %s)",
@@ -162,6 +162,16 @@ def _forget_damaged_and_retryable(output, store) -> tuple[dict[int, str], dict[s
             *next(iter(retried.items())),
         )
     return damaged, retried
+
+
+def _check_done_shard(store, shard: int) -> tuple[str | None, list[dict]]:
+    """(why the done shard is damaged or None, its failures worth a retry); one read of its marker."""
+    try:
+        marker = store.marker(shard)
+    except StoreError:
+        marker = None  # shard_damage reports it
+    damage = store.shard_damage(shard, marker)
+    return damage, [] if damage else [f for f in marker.get("failures", []) if retryable(f["reason"])]
 
 
 def _check_shard_memory(cfg: LabelConfig) -> None:
@@ -214,13 +224,11 @@ def _create(output, image_list: ImageList, cfg: LabelConfig, identity: dict, wor
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "labeler": f"c2fmae {package_version()}",
     }
-    keys = [item.key for item in image_list.items]
-    labels = [item.label for item in image_list.items]
     try:
         create_store(
             output,
-            keys,
-            labels,
+            image_list.items.keys,
+            image_list.items.labels,
             label_space=label_space,
             provenance=provenance,
             canvas=cfg.canvas,

@@ -68,17 +68,16 @@ def apply_prompt_file(image_list, path: str | Path | None):
         return image_list
     table = read_prompt_file(path)
     folders = sorted((k for k in table if k.endswith("/")), key=len, reverse=True)
-    used, items = set(), []
+    used, prompts = set(), []
     for item in image_list.items:
         entry = _match(item.key, table, folders)
         if entry is not None:
             used.add(entry)
-            item = item._replace(prompts=tuple(clean_phrases([*item.prompts, *table[entry]])))
-        items.append(item)
+        prompts.append(item.prompts if entry is None else tuple(clean_phrases([*item.prompts, *table[entry]])))
     unused = sorted(set(table) - used)
     if unused:
         log.warning("%s: %d entries match no image (e.g. %r)", path, len(unused), unused[0])
-    return replace(image_list, items=tuple(items))
+    return replace(image_list, items=image_list.items.with_prompts(prompts))
 
 
 def _match(key: str, table: dict, folders: list[str]) -> str | None:

@@ -18,13 +18,17 @@ skipped, never failed; a file that exists but does not decode fails later, per i
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
+
+import numpy as np
 
 from .class_names import class_by_wnid
 from .errors import LabelingError
@@ -33,7 +37,10 @@ from .prompts import clean_phrases, split_column
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
+_SUFFIXES = tuple(IMAGE_EXTENSIONS)
 _WNID = re.compile(r"^n\d{8}$")
+_KEY = np.dtypes.StringDType()
+_HASH_ROWS = 65536  # rows hashed per update: bounds the text held at once
 
 
 class ImageItem(NamedTuple):
@@ -43,11 +50,58 @@ class ImageItem(NamedTuple):
     prompts: tuple[str, ...] = ()  # further text prompts (list column, prompt file)
 
 
+class ImageItems(Sequence[ImageItem]):
+    """A list's items kept as columns; an ImageItem is built when one is asked for. At ImageNet's
+    1.28M images, ImageItem tuples and their key strings would take ~220 MB and seconds to build.
+
+    keys: str [N] (numpy StringDType); labels: int32 [N]; names: label → class name (an item whose
+    label is not in it has none); prompts: one tuple of phrases per item, or None when no item has any.
+    A slice is a view of the same kind; it pickles only its own rows (one shard sent to a worker).
+    """
+
+    def __init__(self, keys, labels, names: dict[int, str], prompts: Sequence[tuple[str, ...]] | None = None):
+        self.keys = np.asarray(keys, dtype=_KEY)
+        self.labels = np.asarray(labels, dtype=np.int32)
+        self.names = names
+        self.prompts = tuple(prompts) if prompts is not None and any(prompts) else None
+        if not len(self.keys) == len(self.labels) == len(self.prompts or self.keys):
+            raise ValueError("ImageItems: columns of different lengths")
+
+    def with_prompts(self, prompts: Sequence[tuple[str, ...]]) -> ImageItems:
+        """The same items with these prompts, one tuple per item."""
+        return ImageItems(self.keys, self.labels, self.names, prompts)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            prompts = None if self.prompts is None else self.prompts[index]
+            return ImageItems(self.keys[index], self.labels[index], self.names, prompts)
+        label = int(self.labels[index])
+        prompts = () if self.prompts is None else self.prompts[index]
+        return ImageItem(str(self.keys[index]), label, self.names.get(label), prompts)
+
+    def __iter__(self) -> Iterator[ImageItem]:
+        labels = self.labels.tolist()
+        prompts = itertools.repeat(()) if self.prompts is None else self.prompts
+        columns = (self.keys.tolist(), labels, map(self.names.get, labels), prompts)
+        return itertools.starmap(ImageItem, zip(*columns))
+
+    def __eq__(self, other) -> bool:
+        return list(self) == list(other) if isinstance(other, ImageItems) else NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"ImageItems({len(self)} items{f', first {self[0]!r}' if len(self) else ''})"
+
+
 @dataclass(frozen=True)
 class ImageList:
     root: Path
     kind: str  # "imagenet" | "folder" | "list"
-    items: tuple[ImageItem, ...]
+    items: ImageItems
 
     @property
     def sha256(self) -> str:
@@ -55,19 +109,34 @@ class ImageList:
 
         Prompts enter only when an item has some, so lists without prompts keep their old hash."""
         digest = hashlib.sha256()
-        for item in self.items:
-            fields = list(item) if item.prompts else list(item[:3])
-            digest.update(json.dumps(fields, ensure_ascii=False).encode("utf-8") + b"\n")
+        for start in range(0, len(self.items), _HASH_ROWS):
+            digest.update("".join(_json_lines(self.items[start : start + _HASH_ROWS])).encode("utf-8"))
         return digest.hexdigest()
 
     def __len__(self) -> int:
         return len(self.items)
 
 
+def _json_lines(items: ImageItems) -> Iterator[str]:
+    """`json.dumps(fields, ensure_ascii=False) + "\\n"` per item, fields as in `ImageList.sha256`.
+    Items without prompts are formatted here directly: the same text, several times faster."""
+    quote = json.encoder.encode_basestring  # json.dumps' string encoder when ensure_ascii=False
+    names = {label: quote(name) for label, name in items.names.items()}
+    prompts = itertools.repeat(()) if items.prompts is None else items.prompts
+    for key, label, extra in zip(items.keys.tolist(), items.labels.tolist(), prompts):
+        if extra:
+            yield json.dumps([key, label, items.names.get(label), list(extra)], ensure_ascii=False) + "\n"
+        else:
+            yield f"[{quote(key)}, {label}, {names.get(label, 'null')}]\n"
+
+
 def is_image_name(path: str) -> bool:
     """True when the file name of `path` is visible and has an image extension (case-insensitive)."""
-    name = os.path.basename(path)
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    return _is_image_file_name(os.path.basename(path))
+
+
+def _is_image_file_name(name: str) -> bool:
+    return not name.startswith(".") and name.lower().endswith(_SUFFIXES)
 
 
 def list_images(source: str | os.PathLike) -> ImageList:
@@ -79,8 +148,8 @@ def list_images(source: str | os.PathLike) -> ImageList:
         raise LabelingError(f"image source not found: {source}")
     if _is_imagenet_root(source):
         return _from_imagenet(source)
-    items = [ImageItem(key, -1, None) for key in _walk_images(source, source)]
-    return ImageList(source.absolute(), "folder", tuple(sorted(items)))
+    keys = sorted(_walk_images(source, source))
+    return ImageList(source.absolute(), "folder", ImageItems(keys, np.full(len(keys), -1), {}))
 
 
 def _is_imagenet_root(root: Path) -> bool:
@@ -89,15 +158,25 @@ def _is_imagenet_root(root: Path) -> bool:
 
 
 def _from_imagenet(root: Path) -> ImageList:
-    items = []
-    for class_dir in sorted((root / "train").iterdir()):
+    """As columns. Wnids all have 9 characters, so the keys of sorted class directories, each
+    sorted, are sorted as a whole. The keys become one array at the end: gathered in pieces, the
+    pieces' memory would stay with the process after they were joined."""
+    keys, labels, counts, names = [], [], [], {}
+    with os.scandir(root / "train") as entries:
+        class_dirs = sorted(entries, key=lambda entry: entry.name)
+    for class_dir in class_dirs:
         if class_dir.name.startswith(".") or not class_dir.is_dir():
             continue
         if not _WNID.match(class_dir.name):
-            raise LabelingError(f"{class_dir}: not a class directory (expected train/<wnid>/)")
+            raise LabelingError(f"{class_dir.path}: not a class directory (expected train/<wnid>/)")
         cls = class_by_wnid(class_dir.name)
-        items += [ImageItem(key, cls.index, cls.prompt) for key in _walk_images(class_dir, root)]
-    return ImageList(root.absolute(), "imagenet", tuple(sorted(items)))
+        found = sorted(_walk_images(Path(class_dir.path), root))
+        keys += found
+        labels.append(cls.index)
+        counts.append(len(found))
+        names[cls.index] = cls.prompt
+    items = ImageItems(keys, np.repeat(np.asarray(labels, np.int32), counts), names)
+    return ImageList(root.absolute(), "imagenet", items)
 
 
 def _walk_images(top: Path, root: Path) -> list[str]:
@@ -110,11 +189,9 @@ def _walk_images(top: Path, root: Path) -> list[str]:
             continue
         seen.add(real)
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if is_image_name(name):
-                key = Path(dirpath, name).relative_to(root).as_posix()
-                if _utf8_ok(key):
-                    keys.append(key)
+        folder = Path(dirpath).relative_to(root).as_posix()
+        prefix = "" if folder == "." else f"{folder}/"
+        keys += _utf8_keys([prefix + name for name in filenames if _is_image_file_name(name)])
     return keys
 
 
@@ -123,8 +200,16 @@ def _unreadable(err: OSError) -> None:
     raise LabelingError(f"{err.filename}: cannot read this image folder ({err.strerror})")
 
 
-def _utf8_ok(key: str) -> bool:
+def _utf8_keys(keys: list[str]) -> list[str]:
     """File names that are not valid UTF-8 cannot be stored as keys: skipped with a warning."""
+    try:
+        "".join(keys).encode("utf-8")
+        return keys
+    except UnicodeEncodeError:
+        return [key for key in keys if _utf8_ok(key)]
+
+
+def _utf8_ok(key: str) -> bool:
     try:
         key.encode("utf-8")
     except UnicodeEncodeError:
@@ -151,7 +236,8 @@ def _from_list_file(list_file: Path) -> ImageList:
         visible = Path(key).name if Path(key).is_absolute() else key
         if all(not part.startswith(".") for part in Path(visible).parts) and is_image_name(key):
             prompts[key] = tuple(clean_phrases([*prompts.get(key, ()), *split_column(column)]))
-    return ImageList(root, "list", tuple(sorted(ImageItem(k, -1, None, p) for k, p in prompts.items())))
+    keys = sorted(prompts)
+    return ImageList(root, "list", ImageItems(keys, np.full(len(keys), -1), {}, [prompts[k] for k in keys]))
 
 
 def _list_key(root: Path, path: Path) -> str:

@@ -78,19 +78,17 @@ def test_damage_on_s3_is_found_by_validate_and_the_cheap_check(s3_bucket):
 
 
 def test_an_interrupted_create_on_s3_is_not_a_store_and_is_redone(s3_bucket, monkeypatch):
-    url, writes = f"{s3_bucket}/ds", []
+    url = f"{s3_bucket}/ds"
 
-    def fail_on_the_sixth(root, rel, data):
-        writes.append(rel)
-        if len(writes) == 6:
-            raise OSError("connection reset")
-        real_write(root, rel, data)
+    def fail_after_five(root, objects):  # the skeleton's PUTs go out together; five land
+        real_write_all(root, dict(list(objects.items())[:5]))
+        raise OSError("connection reset")
 
-    real_write = storage.write_bytes
-    monkeypatch.setattr(storage, "write_bytes", fail_on_the_sixth)
+    real_write_all = storage.write_all
+    monkeypatch.setattr(storage, "write_all", fail_after_five)
     with pytest.raises(StoreError, match="connection reset"):
         create_store(url, ["a.jpg", "b.jpg"], [0, 1], label_space=LABEL_SPACE, canvas=16, shard_size=1)
-    monkeypatch.setattr(storage, "write_bytes", real_write)
+    monkeypatch.setattr(storage, "write_all", real_write_all)
     assert storage.list_all(url) and not storage.root_exists(url)  # objects, but no group document
     storage.write_bytes(url, storage.marker_path(0), b"{}")  # and one that a new create does not write
     create_store(url, ["a.jpg"], [0], label_space=LABEL_SPACE, canvas=16, shard_size=1)

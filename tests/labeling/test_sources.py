@@ -1,10 +1,15 @@
 import hashlib
+import json
+import os
+import pickle
+from pathlib import Path
 
 import pytest
 
+from labeling import sources
 from labeling.class_names import class_by_wnid
 from labeling.errors import LabelingError
-from labeling.sources import list_images
+from labeling.sources import ImageItem, ImageItems, ImageList, list_images
 
 
 def touch(path, data=b"x"):
@@ -89,3 +94,57 @@ def test_order_and_hash_do_not_depend_on_creation_order(tmp_path):
 def test_missing_source_is_an_error(tmp_path):
     with pytest.raises(LabelingError, match="not found"):
         list_images(tmp_path / "nope")
+
+
+def _reference_sha256(items) -> str:
+    """The input hash as first defined (stores keep it): json.dumps of each item's fields, one per line."""
+    digest = hashlib.sha256()
+    for item in items:
+        fields = list(item) if item.prompts else list(item[:3])
+        digest.update(json.dumps(fields, ensure_ascii=False).encode("utf-8") + b"\n")
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("with_prompts", [False, True])
+def test_input_hash_equals_json_lines_of_the_items(monkeypatch, with_prompts):
+    monkeypatch.setattr(sources, "_HASH_ROWS", 3)  # several updates, one partial
+    keys = [
+        'a "quoted" \\ name.jpg',
+        "tab\there/x.png",
+        "ctl\x01\x1f.jpg",
+        "Ωmega/日本.jpg",
+        "emoji 🐟.jpg",
+        "</s>.jpg",
+        "z.jpg",
+    ]
+    labels = [0, 1, -1, 2, 0, -1, 1]
+    names = {0: "tench", 1: 'a "q" \\ name', 2: "Größe"}
+    prompts = [("tabby cat", "sofa"), (), (), ("ω",), (), (), ()] if with_prompts else None
+    images = ImageList(Path("/x"), "list", ImageItems(keys, labels, names, prompts))
+    assert images.sha256 == _reference_sha256(list(images.items))
+    assert [i.class_prompt for i in images.items] == [
+        "tench",
+        'a "q" \\ name',
+        None,
+        "Größe",
+        "tench",
+        None,
+        'a "q" \\ name',
+    ]
+
+
+def test_items_index_slice_and_pickle_like_a_tuple_of_image_items():
+    keys = [f"k{i:03d}.jpg" for i in range(300)]
+    items = ImageItems(keys, [i % 3 - 1 for i in range(300)], {0: "zero", 1: "one"}, [(f"p{i}",) for i in range(300)])
+    as_tuple = tuple(items)
+    assert as_tuple[7] == items[7] == ImageItem("k007.jpg", 0, "zero", ("p7",)) and items[-1] == as_tuple[-1]
+    shard = items[128:256]
+    assert list(shard) == list(as_tuple[128:256]) and len(shard) == 128
+    assert list(pickle.loads(pickle.dumps(shard))) == list(shard)
+    assert len(pickle.dumps(shard)) < len(pickle.dumps(items)) / 2  # a shard travels without the rest
+
+
+def test_file_names_that_are_not_utf8_are_skipped(tmp_path):
+    touch(tmp_path / "good.jpg")
+    os.close(os.open(os.fsencode(tmp_path) + b"/bad\xff.jpg", os.O_CREAT | os.O_WRONLY))
+    assert [i.key for i in list_images(tmp_path).items] == ["good.jpg"]
