@@ -70,11 +70,11 @@ def run(
     try:
         return body()
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted{hint}", file=sys.stderr)
+        say(f"{prog}: interrupted{hint}")
         return INTERRUPTED
     except Terminated as exc:
         where = f" {exc}" if str(exc) else ""
-        print(f"{prog}: terminated{where}{hint}", file=sys.stderr)
+        say(f"{prog}: terminated{where}{hint}")
         return TERMINATED
     except (UsageError, ConfigError, *errors, OSError) as exc:
         if from_outage(exc):
@@ -88,7 +88,14 @@ def run(
 
 def error(prog: str, message: str) -> None:
     """`PROG: error: message` on stderr, folded onto one line."""
-    print(f"{prog}: error: {' '.join(message.split()) or 'unknown error'}", file=sys.stderr)
+    say(f"{prog}: error: {' '.join(message.split()) or 'unknown error'}")
+
+
+def say(line: str) -> None:
+    """`line` on stderr in one write, newline included: the ranks of a torchrun job share the
+    stream, and print's separate write of the newline let their lines run together."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def os_error_line(exc: OSError) -> str:
