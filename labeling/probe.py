@@ -77,7 +77,7 @@ def probe_node(root: str, relpath: str, token: bytes, image_path: str) -> str | 
     try:
         _read_image(image_path)
     except OSError as exc:
-        return _failed(f"the input image {image_path}", exc)
+        return f"the input image {_failed(image_path, exc)}"
     return None
 
 
