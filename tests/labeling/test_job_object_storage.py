@@ -69,6 +69,8 @@ def test_a_job_labels_images_in_a_bucket_as_from_their_local_copy(s3_bucket, tmp
     inputs = [c["zarr.json"]["attributes"]["c2fmae"]["provenance"]["input"] for c in contents]
     assert [i.pop("root") for i in inputs] == [images, str(local)]  # only where the images were differs
     assert contents[0] == contents[1]
+    again = run_label_job(images, tmp_path / "from-copy", cfg, show_progress=False)  # the identity names no root
+    assert again["this_run"]["shards_skipped"] == 3
     with pytest.raises(LabelingError, match="lies inside the image folder"):
         run_label_job(images, f"{images}/labels", cfg, show_progress=False)
 
