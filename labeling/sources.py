@@ -198,11 +198,12 @@ def _from_bucket(url: str) -> ImageList:
     if not names:
         raise LabelingError(f"image source not found: {root} (no objects under this prefix)")
     keys = _utf8_keys([k for k in names if _is_visible_image_key(k)])
-    classes = [k.split("/", 2) for k in keys if k.startswith("train/")]
-    if not any(len(parts) == 3 and _WNID.match(parts[1]) for parts in classes):
+    del names
+    in_classes = [k for k in keys if k.startswith("train/") and "/" in k[len("train/") :]]  # train/DIR/...
+    if not any(_WNID.match(k[len("train/") : k.index("/", len("train/"))]) for k in in_classes):
         return ImageList(root, "folder", ImageItems(keys, np.full(len(keys), -1), {}))
-    keys = [k for k, parts in zip((k for k in keys if k.startswith("train/")), classes) if len(parts) == 3]
-    wnids = [k[len("train/") : k.index("/", len("train/"))] for k in keys]
+    keys = in_classes
+    wnids = (k[len("train/") : k.index("/", len("train/"))] for k in keys)
     names_by_index, labels = {}, []
     for wnid, count in ((w, sum(1 for _ in group)) for w, group in itertools.groupby(wnids)):
         if not _WNID.match(wnid):
