@@ -27,6 +27,7 @@ so that PIL's own check never fires first on an image we accept.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from pathlib import Path
@@ -86,11 +87,17 @@ def decode_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     Also refuses, as "truncated image file", a PNG or JPEG whose data stops early yet ends properly
     (datasets_spec._truncation: PIL would pad it silently).
     """
-    with _opened(path, max_pixels) as (image, _):
+    return decode_image_bytes(_read(path), max_pixels, path)
+
+
+def decode_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, name=None) -> np.ndarray:
+    """`decode_image` of an image file's bytes `data` (e.g. an object read from a bucket); `name`
+    (its path or URL) is named in error messages."""
+    with _opened(data, max_pixels, name=name) as (image, _):
         try:
-            return _whole(image, path)
+            return _whole(image, data, name)
         except (OSError, SyntaxError, ValueError, EOFError) as err:
-            raise ImageDecodeError(_reason(err), path) from None
+            raise ImageDecodeError(_reason(err), name) from None
 
 
 def decode_reduced(path, max_pixels: int, canvas: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -101,25 +108,30 @@ def decode_reduced(path, max_pixels: int, canvas: int) -> tuple[np.ndarray, tupl
     when none fits or the reduced image is smaller on an axis than its place on an S = `canvas`
     canvas (fit(H, W, S)), so labels made from it keep the canvas resolution.
     """
-    with _opened(path, max_pixels, reducible=True) as (image, stored_wh, least):
+    return decode_reduced_bytes(_read(path), max_pixels, canvas, path)
+
+
+def decode_reduced_bytes(data: bytes, max_pixels: int, canvas: int, name=None) -> tuple[np.ndarray, tuple[int, int]]:
+    """`decode_reduced` of an image file's bytes `data`; `name` (its path or URL) is named in errors."""
+    with _opened(data, max_pixels, reducible=True, name=name) as (image, stored_wh, least):
         try:
             _reduce(image, least)
-            _check_reduced(image, stored_wh, max_pixels, path)
+            _check_reduced(image, stored_wh, max_pixels, name)
             swap = _AXES[_orientation(image)][0]
             (height, width), reduced = (stored_wh, image.size) if swap else (stored_wh[::-1], image.size[::-1])
             valid = fit(height, width, canvas)
             if reduced != (height, width) and (reduced[0] < valid[0] or reduced[1] < valid[1]):
-                raise ImageDecodeError(_too_large(stored_wh, max_pixels), path)
-            return _whole(image, path), (height, width)
+                raise ImageDecodeError(_too_large(stored_wh, max_pixels), name)
+            return _whole(image, data, name), (height, width)
         except (OSError, SyntaxError, ValueError, EOFError) as err:
-            raise ImageDecodeError(_reason(err), path) from None
+            raise ImageDecodeError(_reason(err), name) from None
 
 
-def _whole(image: Image.Image, path) -> np.ndarray:
-    """The opened image decoded whole (at its draft size, if any), refused if truncated, made RGB and
-    oriented → [H, W, 3] uint8 (writable)."""
+def _whole(image: Image.Image, data: bytes, path) -> np.ndarray:
+    """The opened image (of the file's bytes `data`) decoded whole (at its draft size, if any),
+    refused if truncated, made RGB and oriented → [H, W, 3] uint8 (writable)."""
     image.load()
-    if truncated(Path(path).read_bytes(), image.format):
+    if truncated(data, image.format):
         raise ImageDecodeError("truncated image file", path)
     return np.array(_orient(_to_rgb(image), _orientation(image)))
 
@@ -176,18 +188,26 @@ def jpeg_crop(path, box, orig_hw, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Jp
 
 
 class _opened:
-    """Context manager: the file checked, opened by PIL and its header checked → (image, (W, H)),
-    or with `reducible` → (image, (W, H), the least JPEG reduction factor that fits max_pixels)."""
+    """Context manager: the file (a path, or a file's bytes named `name`) checked, opened by PIL and
+    its header checked → (image, (W, H)), or with `reducible` → (image, (W, H), the least JPEG
+    reduction factor that fits max_pixels)."""
 
-    def __init__(self, path, max_pixels: int, reducible: bool = False):
-        self.path, self.max_pixels, self.reducible = path, max_pixels, reducible
+    def __init__(self, source, max_pixels: int, reducible: bool = False, name=None):
+        self.source, self.max_pixels, self.reducible = source, max_pixels, reducible
+        self.path = name if isinstance(source, bytes) else source
 
     def __enter__(self):
         if ImageFile.LOAD_TRUNCATED_IMAGES:
             raise ImageDecodeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set: truncated files would pass")
-        _check_file(self.path)
+        if isinstance(self.source, bytes):
+            if not self.source:
+                raise ImageDecodeError("empty file", self.path)
+            opened = io.BytesIO(self.source)
+        else:
+            _check_file(self.path)
+            opened = self.path
         try:
-            self.image = Image.open(self.path)
+            self.image = Image.open(opened)
         except UnidentifiedImageError:
             raise ImageDecodeError("not an image (cannot identify format)", self.path) from None
         except Image.DecompressionBombError:
@@ -230,6 +250,16 @@ def _least_factor(size, max_pixels: int) -> int | None:
     None when even 1/8 does not."""
     fits = (f for f in (1, *_DRAFT_FACTORS[::-1]) if math.ceil(size[0] / f) * math.ceil(size[1] / f) <= max_pixels)
     return next(fits, None)
+
+
+def _read(path) -> bytes:
+    """The bytes of the image file at `path`; the reasons of `_check_file` for a file that cannot be read."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ImageDecodeError("file not found", path) from None
+    except OSError as err:
+        raise ImageDecodeError(_reason(err), path) from None
 
 
 def _check_file(path) -> None:

@@ -153,7 +153,8 @@ def kvstore_spec(root, relpath: str = "") -> dict:
     scheme, _, rest = root.partition("://")
     bucket, _, prefix = rest.partition("/")
     path = "/".join(p for p in (prefix, relpath) if p)
-    spec = {"driver": URL_SCHEMES[scheme], "bucket": bucket, "path": path + ("/" if not relpath else "")}
+    # a bucket's top is the path "", not "/" (which would be a folder named "" in it)
+    spec = {"driver": URL_SCHEMES[scheme], "bucket": bucket, "path": path + ("/" if path and not relpath else "")}
     if scheme == "s3":
         spec.update(_s3_settings())
     else:

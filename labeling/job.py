@@ -97,7 +97,7 @@ def _label(
         work = len(open_store(output).pending_shards()) if exists else math.ceil(len(image_list.items) / cfg.shard_size)
         worker = pool.first_worker(work) if work else None  # waits for a node with room: the probe sees it
         if connection.joined:  # a cluster: refuse a DATASET or images some worker node cannot reach
-            probe.check_nodes(output, image_list.root / image_list.items[0].key, cfg)
+            probe.check_nodes(output, storage.join(image_list.root, image_list.items[0].key), cfg)
         if not exists:
             _create(output, image_list, cfg, identity, worker)
         store = open_store(output)
@@ -191,11 +191,14 @@ def _check_shard_memory(cfg: LabelConfig) -> None:
 
 
 def _check_output_outside(output, image_list: ImageList) -> None:
-    """A store inside the folder being listed would be listed by the next run: refuse it.
-    (A store on object storage is never inside a local image folder.)"""
-    if image_list.kind == "list" or storage.is_url(output):
+    """A store inside the folder or bucket prefix being listed would be listed by the next run:
+    refuse it. (A store on object storage is never inside a local image folder, nor the reverse.)"""
+    if image_list.kind == "list" or storage.is_url(output) != storage.is_url(image_list.root):
         return
-    inside = output.resolve().is_relative_to(image_list.root.resolve())
+    if storage.is_url(output):
+        inside = f"{output}/".startswith(f"{image_list.root}/")
+    else:
+        inside = output.resolve().is_relative_to(image_list.root.resolve())
     if inside:
         raise LabelingError(
             f"{output}: the output store lies inside the image folder {image_list.root}; write it somewhere else"

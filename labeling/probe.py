@@ -5,7 +5,8 @@ each machine, and workers would scatter their shards over their own disks while 
 an incomplete store. So, before the store is created or any shard is written, the driver writes
 a probe file under DATASET and a task pinned to each worker node reads it back (the node sees the
 driver's storage), writes and reads back a file of its own (it may write there), and reads one
-input image. The first node that cannot stops the job, in one line naming the node and the path.
+input image (a file, or an object read through the storage layer when the images are in a
+bucket). The first node that cannot stops the job, in one line naming the node and the path.
 """
 
 from __future__ import annotations
@@ -74,11 +75,21 @@ def probe_node(root: str, relpath: str, token: bytes, image_path: str) -> str | 
     finally:
         storage.delete(root, own)
     try:
-        with open(image_path, "rb") as f:
-            f.read(_IMAGE_BYTES)
+        _read_image(image_path)
     except OSError as exc:
-        return f"the input image {image_path}: {exc.strerror or exc}"
+        return f"the input image {_failed(image_path, exc)}"
     return None
+
+
+def _read_image(image_path: str) -> None:
+    """Read the start of a local image file, or the whole image object at a URL (storage has no
+    ranged read; one image is small)."""
+    if storage.is_url(image_path):
+        folder, _, key = image_path.rpartition("/")
+        storage.read_bytes(folder, key)
+        return
+    with open(image_path, "rb") as f:
+        f.read(_IMAGE_BYTES)
 
 
 def _failed(where: str, exc: OSError) -> str:

@@ -1,4 +1,5 @@
-"""Image lists: an ImageNet-style root, any folder (recursive) or a text file of paths.
+"""Image lists: an ImageNet-style root, any folder (recursive) or a text file of paths; the first
+two also as an object-storage prefix (s3://bucket/prefix, gs://bucket/prefix).
 
 Every list has a root; an item's key is its path relative to the root in posix form (the store's
 `key`). Items are sorted by key (code point order), so the same inputs give the same list anywhere.
@@ -13,6 +14,9 @@ skipped, never failed; a file that exists but does not decode fails later, per i
   file's folder or absolute; the root is the file's folder, and absolute paths outside it keep their
   absolute path as key. Missing files are kept (they fail when decoded). Duplicates are merged.
   An optional second column, after a tab, gives the image's text prompts (see prompts.py).
+- A bucket prefix: its objects listed through datasets_spec.storage (the store's endpoint,
+  credentials and retries), read as the same folder on a disk would be (the same kinds, keys,
+  labels and so the same input hash); the root is the URL. A prefix with no objects is an error.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from datasets_spec import storage
 
 from .class_names import class_by_wnid
 from .errors import LabelingError
@@ -99,7 +105,7 @@ class ImageItems(Sequence[ImageItem]):
 
 @dataclass(frozen=True)
 class ImageList:
-    root: Path
+    root: Path | str  # a local folder, or an object-storage URL (storage.normalize's form)
     kind: str  # "imagenet" | "folder" | "list"
     items: ImageItems
 
@@ -141,6 +147,8 @@ def _is_image_file_name(name: str) -> bool:
 
 def list_images(source: str | os.PathLike) -> ImageList:
     """Detect the kind of `source` and list its images (see the module docstring)."""
+    if storage.is_url(str(source)):
+        return _from_bucket(str(source))
     source = Path(source)
     if source.is_file():
         return _from_list_file(source)
@@ -177,6 +185,40 @@ def _from_imagenet(root: Path) -> ImageList:
         names[cls.index] = cls.prompt
     items = ImageItems(keys, np.repeat(np.asarray(labels, np.int32), counts), names)
     return ImageList(root.absolute(), "imagenet", items)
+
+
+def _from_bucket(url: str) -> ImageList:
+    """The objects below the prefix `url` as an ImageNet root or a folder. Keys come sorted from
+    the listing, so an ImageNet list is its `train/<wnid>/` keys in listing order."""
+    try:
+        root = storage.normalize(url)
+        names = storage.list_all(root)
+    except (OSError, ValueError) as exc:  # a missing bucket, refused credentials, a bad URL
+        raise LabelingError(f"cannot list the images at {url}: {exc}") from None
+    if not names:
+        raise LabelingError(f"image source not found: {root} (no objects under this prefix)")
+    keys = _utf8_keys([k for k in names if _is_visible_image_key(k)])
+    del names
+    in_classes = [k for k in keys if k.startswith("train/") and "/" in k[len("train/") :]]  # train/DIR/...
+    if not any(_WNID.match(k[len("train/") : k.index("/", len("train/"))]) for k in in_classes):
+        return ImageList(root, "folder", ImageItems(keys, np.full(len(keys), -1), {}))
+    keys = in_classes
+    wnids = (k[len("train/") : k.index("/", len("train/"))] for k in keys)
+    names_by_index, labels = {}, []
+    for wnid, count in ((w, sum(1 for _ in group)) for w, group in itertools.groupby(wnids)):
+        if not _WNID.match(wnid):
+            raise LabelingError(
+                f"{storage.join(root, 'train/' + wnid)}: not a class directory (expected train/<wnid>/)"
+            )
+        cls = class_by_wnid(wnid)
+        names_by_index[cls.index] = cls.prompt
+        labels.append(np.full(count, cls.index, np.int32))
+    return ImageList(root, "imagenet", ImageItems(keys, np.concatenate(labels), names_by_index))
+
+
+def _is_visible_image_key(key: str) -> bool:
+    """An image name with no hidden part (what the local walk would list)."""
+    return _is_image_file_name(key.rpartition("/")[2]) and "/." not in key and not key.startswith(".")
 
 
 def _walk_images(top: Path, root: Path) -> list[str]:

@@ -12,7 +12,6 @@ import logging
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 
 from datasets_spec import ImageResult, retries, write_shard
 from datasets_spec.errors import StorageUnavailable
@@ -21,7 +20,7 @@ from plumbing.errors import Unavailable, from_outage, one_line
 
 from .backends import backend_class, create_backend
 from .config import LabelConfig
-from .decode import decode_for_labels
+from .decode import decode_item
 from .errors import LabelingError
 from .fusion import fuse
 from .sources import ImageItem
@@ -67,22 +66,22 @@ class ShardLabeler:
     def label_images(self, root: str, items: list[ImageItem]) -> list[ImageResult]:
         """Label `items` without writing them: one ImageResult per item, in order."""
         with ThreadPoolExecutor(self.cfg.decode_threads) as pool:
-            return [_resolve(r) for r in self._label_all(pool, Path(root), items)]
+            return [_resolve(r) for r in self._label_all(pool, str(root), items)]
 
-    def _label_all(self, pool: ThreadPoolExecutor, root: Path, items) -> list:
+    def _label_all(self, pool: ThreadPoolExecutor, root: str, items) -> list:
         """One entry per item, in order: an ImageResult, or a Future of one (fusion in flight).
 
         Decoding runs at most two batches ahead, so a shard of huge images never sits in memory whole.
         """
         ahead = 2 * self.cfg.batch_size
         limits = self.cfg.max_pixels, self.cfg.canvas
-        decodes = deque(pool.submit(_decode, root / item.key, *limits) for item in items[:ahead])
+        decodes = deque(pool.submit(_decode, root, item.key, *limits) for item in items[:ahead])
         out: list = [None] * len(items)
         batch: list[tuple[int, ImageItem, object]] = []
         for j, item in enumerate(items):
             decoded = decodes.popleft().result()
             if j + ahead < len(items):
-                decodes.append(pool.submit(_decode, root / items[j + ahead].key, *limits))
+                decodes.append(pool.submit(_decode, root, items[j + ahead].key, *limits))
             if isinstance(decoded, str):
                 out[j] = ImageResult.failed(decoded)
                 continue
@@ -160,13 +159,15 @@ def _resolve(result) -> ImageResult:
         return ImageResult.failed(f"fusion failed: {one_line(exc, named=True)}")
 
 
-def _decode(path: Path, max_pixels: int, canvas: int):
+def _decode(root: str, key: str, max_pixels: int, canvas: int):
     """(decoded image, its true (H, W)) (a JPEG above max_pixels comes reduced), or the failure
-    reason as a string."""
+    reason as a string. Object storage down (StorageUnavailable) fails the shard, not its images."""
     try:
-        return decode_for_labels(path, max_pixels, canvas)
+        return decode_item(root, key, max_pixels, canvas)
     except LabelingError as exc:
         return str(exc)
+    except Unavailable:
+        raise
     except Exception as exc:  # noqa: BLE001 — a decoder bug must not take the shard down
         return f"decode failed: {one_line(exc, named=True)}"
 

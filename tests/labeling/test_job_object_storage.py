@@ -13,14 +13,19 @@ import pytest
 
 from datasets_spec import open_store, storage
 from datasets_spec.validate import validate
+from labeling import probe
 from labeling.cli import main
 from labeling.config import load_config
 from labeling.errors import LabelingError
 from labeling.job import run_label_job
+from labeling.sources import list_images
 from labeling.store_lock import store_lock
+from labeling.worker import ShardLabeler
 from tests.datasets_spec.store_fixtures import store_content
 
 from .label_cli import kill_and_resume
+from .photo_files import write_photos
+from .test_sources import upload
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,6 +44,61 @@ def test_a_job_labels_into_s3_and_the_store_equals_a_local_run(photo_folder, s3_
     assert not storage.exists(f"{s3_bucket}/runs", ".ds.c2f-label.lock")  # released
     again = run_label_job(photo_folder, url, cfg, show_progress=False)
     assert again["this_run"]["shards_skipped"] == 3 and store_content(url) == store_content(tmp_path / "ds")
+
+
+def imagenet_photos(root: Path) -> Path:
+    """Four small photos in two classes (ImageNet layout) and one object that is no image."""
+    for wnid, names in (("n01440764", ("astronaut", "chelsea")), ("n01443537", ("coffee", "rocket"))):
+        (root / "train" / wnid).mkdir(parents=True)
+        write_photos(root / "train" / wnid, names, 0.2, ".JPEG")
+    (root / "train/n01443537/broken.JPEG").write_bytes(b"not an image")
+    return root
+
+
+def test_a_job_labels_images_in_a_bucket_as_from_their_local_copy(s3_bucket, tmp_path, ray_session):
+    local, images = imagenet_photos(tmp_path / "imagenet"), f"{s3_bucket}/imagenet"
+    upload(local, images)
+    cfg = load_config(flags={"shard_size": 2})
+    report = run_label_job(images, tmp_path / "from-bucket", cfg, show_progress=False)
+    run_label_job(local, tmp_path / "from-copy", cfg, show_progress=False)
+    assert (report["done"], report["failed"], report["pending"]) == (4, 1, 0)
+    from_bucket, from_copy = (open_store(tmp_path / d) for d in ("from-bucket", "from-copy"))
+    assert from_bucket.keys().tolist() == from_copy.keys().tolist()
+    assert from_bucket.keys().tolist()[:2] == ["train/n01440764/astronaut.JPEG", "train/n01440764/chelsea.JPEG"]
+    contents = [store_content(tmp_path / d) for d in ("from-bucket", "from-copy")]
+    inputs = [c["zarr.json"]["attributes"]["c2fmae"]["provenance"]["input"] for c in contents]
+    assert [i.pop("root") for i in inputs] == [images, str(local)]  # only where the images were differs
+    assert contents[0] == contents[1]
+    again = run_label_job(images, tmp_path / "from-copy", cfg, show_progress=False)  # the identity names no root
+    assert again["this_run"]["shards_skipped"] == 3
+    with pytest.raises(LabelingError, match="lies inside the image folder"):
+        run_label_job(images, f"{images}/labels", cfg, show_progress=False)
+
+
+def test_an_image_object_deleted_after_listing_fails_as_a_missing_file(s3_bucket, tmp_path):
+    local, images = imagenet_photos(tmp_path / "imagenet"), f"{s3_bucket}/imagenet"
+    upload(local, images)
+    items = list_images(images).items
+    gone = items[0].key
+    storage.delete(images, gone)
+    (local / gone).unlink()
+    labeler = ShardLabeler(load_config())
+    remote, copy = (labeler.label_images(root, items) for root in (images, str(local)))
+    assert [r.error for r in remote] == [r.error for r in copy]
+    assert remote[0].error == "file not found" and remote[1].error is None
+    broken = [i.key for i in items].index("train/n01443537/broken.JPEG")
+    assert remote[broken].error == "not an image (cannot identify format)"
+
+
+def test_the_probe_reads_an_image_object(s3_bucket, tmp_path):
+    images = f"{s3_bucket}/imagenet"
+    upload(imagenet_photos(tmp_path / "imagenet"), images)
+    storage.write_bytes(f"{s3_bucket}/ds", ".c2f-probe-0", b"token")
+    key = "train/n01440764/astronaut.JPEG"
+    assert probe.probe_node(f"{s3_bucket}/ds", ".c2f-probe-0", b"token", f"{images}/{key}") is None
+    storage.delete(images, key)
+    problem = probe.probe_node(f"{s3_bucket}/ds", ".c2f-probe-0", b"token", f"{images}/{key}")
+    assert problem == f"the input image {images}/{key}: no such object"
 
 
 def test_the_object_lock_refuses_a_second_job_and_is_taken_from_a_dead_one(s3_bucket):

@@ -148,3 +148,57 @@ def test_file_names_that_are_not_utf8_are_skipped(tmp_path):
     touch(tmp_path / "good.jpg")
     os.close(os.open(os.fsencode(tmp_path) + b"/bad\xff.jpg", os.O_CREAT | os.O_WRONLY))
     assert [i.key for i in list_images(tmp_path).items] == ["good.jpg"]
+
+
+def upload(local_root: Path, url: str) -> None:
+    """Every file below `local_root` as an object under `url`, at its relative path."""
+    from datasets_spec import storage
+
+    for path in sorted(p for p in local_root.rglob("*") if p.is_file()):
+        storage.write_bytes(url, path.relative_to(local_root).as_posix(), path.read_bytes())
+
+
+@pytest.mark.parametrize("layout", ["imagenet", "folder"])
+def test_a_bucket_prefix_lists_as_its_local_copy(tmp_path, s3_bucket, layout):
+    if layout == "imagenet":
+        names = ["train/n02012849/n02012849_2.JPEG", "train/n01440764/n01440764_9.JPEG", "train/n01440764/.h.JPEG"]
+        names += ["train/n01440764/notes.txt", "train/LOC_synset_mapping.txt", "val/x.JPEG", "train/.cache/n.JPEG"]
+    else:
+        names = ["b/c/deep.PNG", "a.jpg", "café/日本語 ünï.jpg", ".git/obj.jpg", "b/.cache/t.png", "readme.md"]
+    for name in names:
+        touch(tmp_path / "local" / name, name.encode())
+    upload(tmp_path / "local", f"{s3_bucket}/{layout}/")
+    local, remote = list_images(tmp_path / "local"), list_images(f"{s3_bucket}/{layout}/")
+    assert (remote.kind, remote.root) == (layout, f"{s3_bucket}/{layout}")
+    assert remote.items == local.items and len(remote) == 2 + (layout == "folder")
+    assert remote.sha256 == local.sha256
+
+
+def test_a_bucket_prefix_with_an_unknown_class_directory_is_refused(s3_bucket):
+    from datasets_spec import storage
+
+    for key in ("train/n01440764/a.JPEG", "train/extras/b.JPEG"):
+        storage.write_bytes(f"{s3_bucket}/in", key, b"x")
+    with pytest.raises(LabelingError, match=f"{s3_bucket}/in/train/extras: not a class directory"):
+        list_images(f"{s3_bucket}/in")
+
+
+def test_a_missing_prefix_or_bucket_is_a_one_line_error(s3_bucket):
+    with pytest.raises(LabelingError, match="no objects under this prefix") as missing:
+        list_images(f"{s3_bucket}/nothing")
+    with pytest.raises(LabelingError, match=f"cannot list the images at {s3_bucket}-gone/x") as gone:
+        list_images(f"{s3_bucket}-gone/x")
+    assert "\n" not in str(missing.value) + str(gone.value)
+
+
+def test_images_at_the_top_of_a_bucket_are_listed_by_their_object_names(s3_bucket):
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
+    client.put_object(Bucket=s3_bucket.removeprefix("s3://"), Key="train/n01440764/a.JPEG", Body=b"x")
+    images = list_images(s3_bucket)
+    assert (images.kind, [i.key for i in images.items], images.root) == (
+        "imagenet",
+        ["train/n01440764/a.JPEG"],
+        s3_bucket,
+    )
