@@ -51,9 +51,12 @@ def decode_for_labels(path: str | os.PathLike, max_pixels: int, canvas: int) -> 
 
 
 def decode_item(root: str, key: str, max_pixels: int, canvas: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """`decode_for_labels` of the image `key` under `root`, a local folder or an s3:// / gs:// URL.
+    """`decode_for_labels` of the image `key` under `root`, a local folder or an s3:// / gs:// URL
+    (or of the URL `key` itself, a list file's entry).
     A missing object fails as "file not found", one the server refuses as "cannot read file (...)"
     (retried by a rerun); object storage down through its retries raises StorageUnavailable."""
+    if storage.is_url(key):  # a list file's URL entry: the key is where the object is
+        root, _, key = key.rpartition("/")
     if not storage.is_url(root):
         return decode_for_labels(Path(root) / key, max_pixels, canvas)
     try:

@@ -97,7 +97,7 @@ def _label(
         work = len(open_store(output).pending_shards()) if exists else math.ceil(len(image_list.items) / cfg.shard_size)
         worker = pool.first_worker(work) if work else None  # waits for a node with room: the probe sees it
         if connection.joined:  # a cluster: refuse a DATASET or images some worker node cannot reach
-            probe.check_nodes(output, storage.join(image_list.root, image_list.items[0].key), cfg)
+            probe.check_nodes(output, image_list.location(image_list.items[0].key), cfg)
         if not exists:
             _create(output, image_list, cfg, identity, worker)
         store = open_store(output)

@@ -11,8 +11,9 @@ skipped, never failed; a file that exists but does not decode fails later, per i
   plain files in `train/` are skipped, and an unknown directory in `train/` is an error.
 - Folder: every image below the folder, label -1.
 - List file: one path per line (blank lines and lines starting with "#" skipped), relative to the
-  file's folder or absolute; the root is the file's folder, and absolute paths outside it keep their
-  absolute path as key. Missing files are kept (they fail when decoded). Duplicates are merged.
+  file's folder or absolute, or an object's URL (s3://bucket/key, gs://...); the root is the file's
+  folder, and absolute paths outside it keep their absolute path as key, as URLs do. Missing files
+  are kept (they fail when decoded). Duplicates are merged.
   An optional second column, after a tab, gives the image's text prompts (see prompts.py).
 - A bucket prefix: its objects listed through datasets_spec.storage (the store's endpoint,
   credentials and retries), read as the same folder on a disk would be (the same kinds, keys,
@@ -118,6 +119,10 @@ class ImageList:
         for start in range(0, len(self.items), _HASH_ROWS):
             digest.update("".join(_json_lines(self.items[start : start + _HASH_ROWS])).encode("utf-8"))
         return digest.hexdigest()
+
+    def location(self, key: str) -> Path | str:
+        """Where image `key` is: a local path, or an object's URL (under a URL root, or a list's URL entry)."""
+        return key if storage.is_url(key) else storage.join(self.root, key)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -274,7 +279,7 @@ def _from_list_file(list_file: Path) -> ImageList:
         line = path.strip()
         if not line or line.startswith("#"):
             continue
-        key = _list_key(root, Path(line))
+        key = line if storage.is_url(line) else _list_key(root, Path(line))
         visible = Path(key).name if Path(key).is_absolute() else key
         if all(not part.startswith(".") for part in Path(visible).parts) and is_image_name(key):
             prompts[key] = tuple(clean_phrases([*prompts.get(key, ()), *split_column(column)]))

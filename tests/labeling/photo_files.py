@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from datasets_spec import storage
+
 
 def photo(name: str) -> np.ndarray:
     """A skimage.data photo as [H, W, 3] uint8 RGB."""
@@ -29,3 +31,9 @@ def write_photos(root: Path, names: tuple[str, ...], scale: float, suffix: str) 
             image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)  # OpenCV writes BGR
         cv2.imwrite(str(root / f"{name}{suffix}"), image)
     return root
+
+
+def upload(local_root: Path, url: str) -> None:
+    """Every file below `local_root` as an object under `url`, at its relative path."""
+    for path in sorted(p for p in local_root.rglob("*") if p.is_file()):
+        storage.write_bytes(url, path.relative_to(local_root).as_posix(), path.read_bytes())

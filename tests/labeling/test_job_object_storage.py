@@ -24,8 +24,7 @@ from labeling.worker import ShardLabeler
 from tests.datasets_spec.store_fixtures import store_content
 
 from .label_cli import kill_and_resume
-from .photo_files import write_photos
-from .test_sources import upload
+from .photo_files import upload, write_photos
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,6 +87,25 @@ def test_an_image_object_deleted_after_listing_fails_as_a_missing_file(s3_bucket
     assert remote[0].error == "file not found" and remote[1].error is None
     broken = [i.key for i in items].index("train/n01443537/broken.JPEG")
     assert remote[broken].error == "not an image (cannot identify format)"
+
+
+def test_a_list_file_of_urls_labels_those_objects_as_their_prefix_does(s3_bucket, tmp_path):
+    local, images = imagenet_photos(tmp_path / "imagenet"), f"{s3_bucket}/imagenet"
+    upload(local, images)
+    by_prefix = list_images(images).items
+    gone = f"{images}/train/n01440764/gone.JPEG"
+    urls = [f"{images}/{item.key}" for item in by_prefix]
+    (tmp_path / "urls.txt").write_text("\n".join(["# a list of objects", gone, *urls]) + "\n")
+    listed = list_images(tmp_path / "urls.txt")
+    assert listed.kind == "list" and [item.key for item in listed.items] == sorted([gone, *urls])
+    assert listed.location(gone) == gone and listed.location("a/b.png") == f"{tmp_path}/a/b.png"
+    labeler = ShardLabeler(load_config())
+    results = dict(zip(listed.items.keys.tolist(), labeler.label_images(str(listed.root), listed.items)))
+    assert results.pop(gone).error == "file not found"
+    for item, expected in zip(by_prefix, labeler.label_images(images, by_prefix), strict=True):
+        got = results[f"{images}/{item.key}"]
+        assert got.error == expected.error and got.orig_hw == expected.orig_hw
+        assert expected.error or (got.semantic == expected.semantic).all() and (got.instance == expected.instance).all()
 
 
 def test_the_probe_reads_an_image_object(s3_bucket, tmp_path):

@@ -11,6 +11,8 @@ from labeling.class_names import class_by_wnid
 from labeling.errors import LabelingError
 from labeling.sources import ImageItem, ImageItems, ImageList, list_images
 
+from .photo_files import upload
+
 
 def touch(path, data=b"x"):
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,14 +150,6 @@ def test_file_names_that_are_not_utf8_are_skipped(tmp_path):
     touch(tmp_path / "good.jpg")
     os.close(os.open(os.fsencode(tmp_path) + b"/bad\xff.jpg", os.O_CREAT | os.O_WRONLY))
     assert [i.key for i in list_images(tmp_path).items] == ["good.jpg"]
-
-
-def upload(local_root: Path, url: str) -> None:
-    """Every file below `local_root` as an object under `url`, at its relative path."""
-    from datasets_spec import storage
-
-    for path in sorted(p for p in local_root.rglob("*") if p.is_file()):
-        storage.write_bytes(url, path.relative_to(local_root).as_posix(), path.read_bytes())
 
 
 @pytest.mark.parametrize("layout", ["imagenet", "folder"])
