@@ -2,8 +2,8 @@
 
 Ray 2.x moved its actor-pool and concurrency arguments more than once; this job uses only core
 actors (`ray.remote(...).options(...)`, `ray.wait`, `ray.get`), which have been stable, and the
-autoscaler's `request_resources`, and keeps every Ray call here so an upgrade is one edit. Ray is
-pinned in pyproject.toml.
+autoscaler's `request_resources`, and keeps every Ray call here so an upgrade is one edit.
+pyproject.toml declares the Ray versions that work (a range); constraints.txt the tested one.
 """
 
 from __future__ import annotations
