@@ -284,20 +284,7 @@ def _run(cfg, pool: WorkerPool, output, root, plan, show_progress, stops: StopSi
                 except cluster.WORKER_ERRORS + cluster.TASK_ERRORS as exc:
                     _stop_if_unfixable(shard, exc)
                     idle.extend(_after_fault(cfg, worker, exc, live=len(idle) + len(in_flight) + len(pool.starting)))
-                    reason = one_line(exc, last=True, named=True)
-                    if isinstance(exc, cluster.WORKER_ERRORS) and not cluster.node_died(exc):
-                        log.warning("shard %d: its worker died (%s); labeling it again image by image", shard, reason)
-                        suspects.append(shard)
-                        continue
-                    attempts[shard] += 1
-                    log.warning("shard %d attempt %d failed: %s", shard, attempts[shard], reason)
-                    if attempts[shard] < cfg.shard_attempts:
-                        queue.appendleft(shard)
-                    elif isinstance(exc, Unavailable):  # storage stayed down through its retries: so would the others
-                        cause = cluster.task_cause(exc)
-                        raise StorageUnavailable(f"shard {shard}: {cause}; the shards already done are kept") from None
-                    else:
-                        given_up[shard] = reason
+                    _requeue(cfg, shard, exc, attempts, queue, suspects, given_up)
                     continue
                 idle.append(worker)
                 done(summary)
@@ -312,6 +299,26 @@ def _run(cfg, pool: WorkerPool, output, root, plan, show_progress, stops: StopSi
             written = {s["shard"] for s in summaries}
             return summaries, given_up, [s for s in suspects if s not in written and s not in given_up]
     return summaries, given_up, []
+
+
+def _requeue(cfg, shard: int, exc: Exception, attempts: Counter, queue: deque, suspects: list, given_up: dict) -> None:
+    """Where shard `shard`, whose task failed with `exc`, goes next: to the suspects labeled image by
+    image when its worker process died, back to the queue while it has attempts left, else given up
+    (StorageUnavailable when storage stayed down through its retries: so would the other shards)."""
+    reason = one_line(exc, last=True, named=True)
+    if isinstance(exc, cluster.WORKER_ERRORS) and not cluster.node_died(exc):
+        log.warning("shard %d: its worker died (%s); labeling it again image by image", shard, reason)
+        suspects.append(shard)
+        return
+    attempts[shard] += 1
+    log.warning("shard %d attempt %d failed: %s", shard, attempts[shard], reason)
+    if attempts[shard] < cfg.shard_attempts:
+        queue.appendleft(shard)
+    elif isinstance(exc, Unavailable):
+        cause = cluster.task_cause(exc)
+        raise StorageUnavailable(f"shard {shard}: {cause}; the shards already done are kept") from None
+    else:
+        given_up[shard] = reason
 
 
 def _drain(grace: float, in_flight: dict, done, why: str) -> list[int]:
