@@ -18,6 +18,16 @@ def labels(count: int, prefix: str) -> dict:
     return {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
 
 
+def tiny_swin(**outputs):
+    """The tiny Swin backbone of the random models: 64² input, patch 4, width 16, one block of one
+    head per stage, windows of 4; `outputs` says which stages it returns (out_features / out_indices)."""
+    from transformers import SwinConfig
+
+    return SwinConfig(
+        image_size=64, patch_size=4, embed_dim=16, depths=[1] * 4, num_heads=[1] * 4, window_size=4, **outputs
+    )
+
+
 def mask2former_config(num_labels: int, prefix: str, tiny: bool = True):
     """Mask2Former on a Swin backbone (never a pretrained one): tiny (8 queries, width 32, masks at
     1/4 of a 64² input) or full (Swin-L at 384², Mask2Former's default heads)."""
@@ -35,11 +45,8 @@ def mask2former_config(num_labels: int, prefix: str, tiny: bool = True):
             out_features=stages,
         )
         return Mask2FormerConfig(backbone_config=swin, use_pretrained_backbone=False, **labels(num_labels, prefix))
-    swin = SwinConfig(
-        image_size=64, patch_size=4, embed_dim=16, depths=[1] * 4, num_heads=[1] * 4, window_size=4, out_features=stages
-    )
     return Mask2FormerConfig(
-        backbone_config=swin,
+        backbone_config=tiny_swin(out_features=stages),
         use_pretrained_backbone=False,
         num_queries=8,
         hidden_dim=32,
@@ -66,20 +73,12 @@ def word_tokenizer(words: list[str]):
 def grounding_dino_config(vocab_size: int, tiny: bool = True):
     """Grounding DINO: tiny (Swin width 16, a 1-layer BERT over `vocab_size` tokens, 30 queries,
     width 32) or full (DINO-T: Swin-T, BERT-base with its own 30522-token table, 900 queries)."""
-    from transformers import BertConfig, GroundingDinoConfig, SwinConfig
+    from transformers import BertConfig, GroundingDinoConfig
 
     if not tiny:
         return GroundingDinoConfig()
     return GroundingDinoConfig(
-        backbone_config=SwinConfig(
-            image_size=64,
-            patch_size=4,
-            embed_dim=16,
-            depths=[1, 1, 1, 1],
-            num_heads=[1, 1, 1, 1],
-            window_size=4,
-            out_indices=[2, 3, 4],
-        ),
+        backbone_config=tiny_swin(out_indices=[2, 3, 4]),
         text_config=BertConfig(
             vocab_size=vocab_size,
             hidden_size=32,

@@ -111,7 +111,6 @@ def save_oneformer(directory: Path, num_labels: int = 4) -> Path:
         OneFormerForUniversalSegmentation,
         OneFormerImageProcessor,
         OneFormerProcessor,
-        SwinConfig,
     )
 
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
@@ -122,15 +121,7 @@ def save_oneformer(directory: Path, num_labels: int = 4) -> Path:
     tokenizer = CLIPTokenizer(vocab_file=str(directory / "vocab.json"), merges_file=str(directory / "merges.txt"))
     torch.manual_seed(0)
     config = OneFormerConfig(
-        backbone_config=SwinConfig(
-            image_size=64,
-            patch_size=4,
-            embed_dim=16,
-            depths=[1, 1, 1, 1],
-            num_heads=[1, 1, 1, 1],
-            window_size=4,
-            out_features=["stage1", "stage2", "stage3", "stage4"],
-        ),
+        backbone_config=random_models.tiny_swin(out_features=["stage1", "stage2", "stage3", "stage4"]),
         num_queries=8,
         hidden_dim=32,
         conv_dim=32,
