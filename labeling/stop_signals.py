@@ -12,9 +12,10 @@ comes out of them as a SystemError), so SIGTERM raises it too and `received` say
 from __future__ import annotations
 
 import signal
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+from plumbing.processes import handling
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -35,15 +36,8 @@ class StopSignals:
     def installed(self) -> Iterator[StopSignals]:
         """Handle SIGINT and SIGTERM while the block runs, then put back the handlers that were
         there. Outside the main thread Python cannot take signals: nothing is installed."""
-        if threading.current_thread() is not threading.main_thread():
+        with handling(SIGNALS, self._handle):
             yield self
-            return
-        previous = {sig: signal.signal(sig, self._handle) for sig in SIGNALS}
-        try:
-            yield self
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
     @contextmanager
     def deferred(self) -> Iterator[None]:

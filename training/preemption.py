@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import threading
 from collections.abc import Iterator
+
+from plumbing.processes import handling
 
 
 class StopRequest:
@@ -39,11 +40,5 @@ def stop_on_sigterm() -> Iterator[StopRequest]:
     Outside the main thread (where Python cannot install handlers) the request is never set.
     """
     request = StopRequest()
-    if threading.current_thread() is not threading.main_thread():
+    with handling((signal.SIGTERM,), request.handle):
         yield request
-        return
-    previous = signal.signal(signal.SIGTERM, request.handle)
-    try:
-        yield request
-    finally:
-        signal.signal(signal.SIGTERM, previous)
