@@ -6,9 +6,12 @@ Per batch of images:
    highest token probability (sigmoid of the logits) is above `box_threshold`, and its phrase is
    made of the tokens whose probability is above `text_threshold` (in text order; no such token →
    no phrase, prompt None). Only the prompts' own tokens count: [CLS], [SEP], the "." separators
-   and padding belong to no phrase. Boxes that repeat an object (IoU > `nms_iou`, any phrase) are
-   removed by NMS; at most `max_boxes` remain, best first. Both removals are counted in
-   `Instances.dropped` ("nms", "max_boxes").
+   and padding belong to no phrase. Prompts that do not fit the detector's text length
+   (`max_text_len` tokens, 256 for the released models) are split, in order, into groups that do,
+   and the image is read once per group: no phrase is cut off (a broad vocabulary such as
+   `label_broad`'s 80 COCO things takes two passes). The boxes of all groups are then pooled:
+   boxes that repeat an object (IoU > `nms_iou`, any phrase) are removed by NMS; at most
+   `max_boxes` remain, best first. Both removals are counted in `Instances.dropped` ("nms", "max_boxes").
    (Phrases are read from token offsets rather than by the processor's post-processing, whose
    argument names and text decoding changed across transformers versions.)
 2. SAM encodes every image that has a box once — images are batched through the image encoder,
@@ -21,6 +24,7 @@ Score of an instance = its box's highest token probability. bf16 autocast on CUD
 from __future__ import annotations
 
 from collections import Counter
+from functools import lru_cache
 from typing import NamedTuple
 
 import torch
@@ -114,10 +118,16 @@ class GroundedSAM(InstanceBackend):
         return results
 
     def _detect(self, images, phrases) -> list[Selection]:
-        """→ per image the kept boxes (xyxy, original pixels), their scores and phrases, on the CPU."""
-        texts, spans = zip(*(prompt_text(ps) for ps in phrases))
+        """→ per image the kept boxes (xyxy, original pixels), their scores and phrases, on the CPU.
+        One detector call reads every (image, prompt group) pair of the batch."""
+        limit = self.detector.config.max_text_len
+        pairs = [(i, group) for i, ps in enumerate(phrases) for group in prompt_groups(ps, self._tokens, limit)]
+        texts, spans = zip(*(prompt_text(group) for _, group in pairs))
         pixels = self.processor.image_processor(  # channels_last stated: 3-row images too; on the model's device
-            images=list(images), return_tensors="pt", input_data_format="channels_last", device=self.device
+            images=[images[i] for i, _ in pairs],
+            return_tensors="pt",
+            input_data_format="channels_last",
+            device=self.device,
         )
         tokens = self.processor.tokenizer(
             list(texts),
@@ -131,13 +141,20 @@ class GroundedSAM(InstanceBackend):
         inputs = {k: v.to(self.device) for k, v in {**pixels, **tokens}.items()}
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
             outputs = self.detector(**inputs)
-        limits = {k: self.params[k] for k in ("box_threshold", "text_threshold", "nms_iou", "max_boxes")}
+        thresholds = {k: self.params[k] for k in ("box_threshold", "text_threshold")}
         probs = outputs.logits.float().sigmoid().cpu()  # [B, Q, T_max]
         pred_boxes = outputs.pred_boxes.float().cpu()  # [B, Q, 4] cx, cy, w, h in [0, 1]
-        return [
-            select_boxes(probs[b], pred_boxes[b], texts[b], offsets[b], spans[b], image.shape[:2], **limits)
-            for b, image in enumerate(images)
-        ]
+        pooled = [[] for _ in images]
+        for b, (i, _) in enumerate(pairs):
+            hw = images[i].shape[:2]
+            pooled[i].append(candidates(probs[b], pred_boxes[b], texts[b], offsets[b], spans[b], hw, **thresholds))
+        limits = self.params["nms_iou"], self.params["max_boxes"]
+        return [best_boxes(*pool_candidates(found), *limits) for found in pooled]
+
+    @lru_cache(maxsize=65536)  # noqa: B019 — one backend per worker, phrases repeat across images
+    def _tokens(self, phrase: str) -> int:
+        """Tokens the phrase takes in a prompt text, its "." separator included."""
+        return len(self.processor.tokenizer(phrase.lower() + ".", add_special_tokens=False)["input_ids"])
 
 
 class Selection(NamedTuple):
@@ -152,6 +169,13 @@ class Selection(NamedTuple):
 def select_boxes(probs, pred_boxes, text, offsets, spans, hw, box_threshold, text_threshold, nms_iou, max_boxes):
     """probs [Q, T] token probabilities, pred_boxes [Q, 4] normalised cxcywh, the prompt text with its
     tokens' character offsets [T', 2] and the phrases' spans, hw = (H, W) → Selection (see module doc)."""
+    found = candidates(probs, pred_boxes, text, offsets, spans, hw, box_threshold, text_threshold)
+    return best_boxes(*found, nms_iou, max_boxes)
+
+
+def candidates(probs, pred_boxes, text, offsets, spans, hw, box_threshold, text_threshold):
+    """The boxes over `box_threshold` of one detector pass (arguments as select_boxes) →
+    (boxes xyxy [K, 4] in original pixels, scores [K], K phrases)."""
     membership = phrase_tokens(spans, offsets)  # [P, T']
     real = membership.any(0)  # tokens inside some phrase
     tokens = torch.where(real, probs[:, : len(real)], 0.0)  # [Q, T']
@@ -159,11 +183,38 @@ def select_boxes(probs, pred_boxes, text, offsets, spans, hw, box_threshold, tex
     keep = torch.nonzero(scores > box_threshold).flatten()
     scale = torch.tensor([hw[1], hw[0], hw[1], hw[0]], dtype=pred_boxes.dtype)
     boxes = (box_convert(pred_boxes[keep], "cxcywh", "xyxy") * scale).clamp(min=0).minimum(scale)
-    survivors = nms(boxes, scores[keep], nms_iou)
+    phrases = [token_phrase(text, offsets, tokens[q] > text_threshold) for q in keep.tolist()]
+    return boxes, scores[keep], phrases
+
+
+def pool_candidates(found: list[tuple]) -> tuple:
+    """The candidates of an image's detector passes, one after the other."""
+    boxes, scores, phrases = zip(*found)
+    return torch.cat(boxes), torch.cat(scores), [p for group in phrases for p in group]
+
+
+def best_boxes(boxes, scores, phrases, nms_iou, max_boxes) -> Selection:
+    """Candidates → NMS over every phrase, then the `max_boxes` best, counted in `dropped`."""
+    survivors = nms(boxes, scores, nms_iou)
     order = survivors[:max_boxes]
-    dropped = Counter(nms=len(keep) - len(survivors), max_boxes=len(survivors) - len(order))
-    phrases = [token_phrase(text, offsets, tokens[q] > text_threshold) for q in keep[order].tolist()]
-    return Selection(boxes[order], scores[keep][order], phrases, {k: v for k, v in dropped.items() if v})
+    dropped = Counter(nms=len(scores) - len(survivors), max_boxes=len(survivors) - len(order))
+    kept = [phrases[q] for q in order.tolist()]
+    return Selection(boxes[order], scores[order], kept, {k: v for k, v in dropped.items() if v})
+
+
+def prompt_groups(phrases: list[str], tokens, limit: int) -> list[list[str]]:
+    """`phrases` cut, in order, into groups whose prompt text fits `limit` tokens with [CLS] and
+    [SEP]; tokens(phrase) counts a phrase with its "." separator. A phrase too long on its own is a
+    group of its own (the tokenizer then truncates it). No phrases → no group."""
+    groups, used = [], limit
+    for phrase in phrases:
+        size = tokens(phrase)
+        if used + size > limit - 2:
+            groups.append([])
+            used = 0
+        groups[-1].append(phrase)
+        used += size
+    return groups
 
 
 def token_phrase(text: str, offsets: torch.Tensor, selected: torch.Tensor) -> str | None:

@@ -308,3 +308,43 @@ def test_paper_config_asks_for_hq_sam_with_parameters_grounded_accepts():
     cfg = load_config("label_paper")
     assert cfg.instance.name == "grounded" and cfg.instance.params["sam_variant"] == "hq"
     inspect.signature(GroundedSAM).bind(**cfg.instance.params)
+
+
+def test_a_vocabulary_longer_than_the_detector_text_reaches_it_whole_in_groups(
+    grounding_dino_dir, sam, small_photos, monkeypatch
+):
+    """label_broad's 80 COCO phrases + a class name against the tiny detector's 32-token text:
+    every phrase is in some detector pass, no pass is truncated, and the passes' boxes are pooled."""
+    from labeling.backends import grounded
+    from labeling.config import load_config
+
+    vocabulary = load_config("label_broad").instance.params["extra_prompts"]
+    assert len(vocabulary) == 80
+    backend = create_backend(
+        "instance",
+        "grounded",
+        detector=str(grounding_dino_dir),
+        sam_model=sam,
+        sam_variant="sam",
+        box_threshold=0.0,
+        text_threshold=0.0,
+        nms_iou=1.0,
+        max_boxes=10_000,
+        extra_prompts=vocabulary,
+    )
+    texts, shapes = [], []
+    monkeypatch.setattr(grounded, "prompt_text", lambda ps: texts.append(ps) or prompt_text(ps))
+    hook = backend.detector.register_forward_pre_hook(
+        lambda m, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
+    )
+    try:
+        found = backend.predict(small_photos[:2], [["tabby cat"], []])
+    finally:
+        hook.remove()
+    sizes = [len(group) for group in texts]
+    first = next(k for k in range(len(sizes)) if sum(sizes[: k + 1]) == 81)  # the first image's last group
+    assert [p for group in texts for p in group] == ["tabby cat", *vocabulary, *vocabulary]
+    (pairs, length), *more = shapes  # one detector call for every (image, group) pair
+    assert first >= 4 and pairs == len(texts) and not more and length <= backend.detector.config.max_text_len
+    queries = backend.detector.config.num_queries  # threshold 0, no NMS: every query of every pass is kept
+    assert [len(inst) for inst in found] == [queries * (first + 1), queries * (len(texts) - first - 1)]
