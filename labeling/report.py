@@ -40,10 +40,19 @@ def build_report(store, summaries, given_up, seconds, workers, skipped, driver_r
         },
         "failures_by_reason": dict(reasons.most_common()),
         "dropped": dict(sorted(dropped.items())),
+        "instances_per_image": instances_per_image(summaries),
         "failures": [{"key": k, "reason": r} for s in summaries for k, r in s["failures"]],
         "shards_given_up": {str(k): v for k, v in sorted(given_up.items())},
         "storage_retries": retries.add(*(s.get("storage_retries", {}) for s in summaries), driver_retries or {}),
     }
+
+
+def instances_per_image(summaries) -> dict:
+    """This run's done images by instance count: {"mean": m, "images": {"count": images}} (counts ascending)."""
+    images = sum((Counter({int(k): v for k, v in s.get("instances", {}).items()}) for s in summaries), Counter())
+    total = sum(images.values())
+    mean = sum(k * v for k, v in images.items()) / total if total else None
+    return {"mean": None if mean is None else round(mean, 3), "images": {str(k): images[k] for k in sorted(images)}}
 
 
 def save_report(output, report: dict, logs: dict[str, bytes] | None = None) -> str | None:
@@ -79,6 +88,13 @@ def format_report(report: dict) -> str:
     ]
     if report["failures_by_reason"]:
         lines.append("failures: " + format_counts(report["failures_by_reason"]))
+    per_image = report.get("instances_per_image", {})
+    if per_image.get("mean") is not None:
+        counts = {int(k): v for k, v in per_image["images"].items()}
+        lines.append(
+            f"instances per image: mean {per_image['mean']:.2f}, none in {counts.get(0, 0)} of "
+            f"{sum(counts.values())} done image(s), at most {max(counts)}"
+        )
     if report["dropped"]:
         lines.append("instances dropped: " + format_counts(report["dropped"]))
     if report.get("storage_retries"):

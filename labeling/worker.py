@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from datasets_spec import ImageResult, retries, write_shard
@@ -53,7 +53,8 @@ class ShardLabeler:
         """Label `items` (the whole shard, in order) and write them as shard `shard` of `store`.
 
         Returns {"shard", "done", "failed", "failures": [[key, reason], ...], "dropped": {reason: n},
-        "seconds", "storage_retries": {kind: n}} (this process's storage retries meanwhile).
+        "instances": {"count": done images with that many instances}, "seconds",
+        "storage_retries": {kind: n}} (this process's storage retries meanwhile).
         """
         t0, before = time.perf_counter(), retries.counts()
         return shard_summary(store, shard, items, self.label_images(root, items), t0, before)
@@ -138,12 +139,14 @@ def shard_summary(
             raise StorageUnavailable(str(exc)) from None
         raise
     failures = [[item.key, r.error] for item, r in zip(items, results) if r.error is not None]
+    instances = Counter(len(r.records) for r in results if r.error is None)
     return {
         "shard": shard,
         "done": len(items) - len(failures),
         "failed": len(failures),
         "failures": failures,
         "dropped": marker["dropped"],
+        "instances": {str(k): v for k, v in sorted(instances.items())},
         "seconds": time.perf_counter() - t0,
         "storage_retries": retries.since(before),
     }

@@ -170,6 +170,15 @@ def test_hf_semantic_and_grounded_hq_sam_instances_and_drop_counts_through_ray(
     assert instances + len(records) == 30 * report["done"] and total["max_boxes"] > 0
     assert report["dropped"] == info(store)["dropped"] == dict(sorted(total.items()))
     assert "instances dropped: " + format_counts(report["dropped"]) in format_report(report)
+    done = store.done_indices()
+    counts = Counter(int(store.read(int(i)).instance.max()) for i in done)  # ids are 1..M
+    assert report["instances_per_image"] == {
+        "mean": round(len(records) / len(done), 3),
+        "images": {str(k): counts[k] for k in sorted(counts)},
+    }
+    assert f"instances per image: mean {len(records) / len(done):.2f}, none in {counts[0]} of {len(done)}" in (
+        format_report(report)
+    )
     assert "dropped    max_boxes ×" in format_info(info(store))
     assert validate(tmp_path / "ds") == []
 
