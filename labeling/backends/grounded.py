@@ -1,4 +1,4 @@
-"""`grounded`: Grounding DINO boxes from text prompts → SAM masks (box prompts), the paper's route.
+"""`grounded`: Grounding DINO boxes from text prompts → SAM masks (box prompts), the route a digest of the paper names.
 
 Per batch of images:
 1. Grounding DINO (transformers) reads each image with its prompts joined as "p1. p2. p3." (the
@@ -17,7 +17,7 @@ Per batch of images:
 2. SAM encodes every image that has a box once — images are batched through the image encoder,
    whose attention runs through fused SDPA kernels — and decodes the boxes of all images of the
    batch in one mask-decoder call (labeling/backends/sam_boxes.py).
-   `sam_variant: hq` (HQ-SAM through transformers, the paper's) or `sam` (segment-anything).
+   `sam_variant: hq` (HQ-SAM through transformers, as the digest of the paper names) or `sam` (segment-anything).
 Score of an instance = its box's highest token probability. bf16 autocast on CUDA.
 """
 

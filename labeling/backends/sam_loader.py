@@ -3,7 +3,7 @@
 - `sam`: plain Segment Anything, from a segment-anything `.pth` checkpoint. vit_h / vit_l / vit_b is
   read from the width of the image encoder's patch embedding in the state dict (1280 / 1024 / 768)
   or, failing that, from the file name (the official names contain it).
-- `hq`: HQ-SAM (Ke et al., 2023), the SAM the paper's labels come from, through transformers'
+- `hq`: HQ-SAM (Ke et al., 2023), the SAM a digest of the paper names for its labels, through transformers'
   `SamHQModel` + `SamHQProcessor` from a local model folder or a hub id (the transformers team keeps
   the converted SysCV weights as `syscv-community/sam-hq-vit-{base,large,huge}`).
 
