@@ -28,7 +28,7 @@ def compute_stats(store: Store, *, scheduler: str | None = None, progress: bool 
     status = store.status()
     _, valid_hw = store.geometry()
     tasks = []
-    for shard, sem, inst in shard_blocks(store):
+    for shard, sem, inst in shard_blocks(store, store.done_shards()):  # a pending shard costs nothing
         start, stop = store.layout.shard_range(shard)
         tasks.append(
             shard_task(

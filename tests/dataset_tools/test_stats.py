@@ -11,6 +11,7 @@ from dataset_tools.cli import main
 from dataset_tools.stats import compute_stats
 from datasets_spec import ImageResult, create_store, open_store, write_shard
 from datasets_spec.geometry import fit
+from datasets_spec.reader import Store
 from datasets_spec.records import encode_rle
 
 from ..datasets_spec.store_fixtures import LABEL_SPACE, make_store
@@ -74,10 +75,13 @@ def test_disagreeing_instance_class_lowers_agreement(tmp_path):
     assert st["failures"] == {"decode": 1}
 
 
-def test_unmarked_shards_are_left_out(tmp_path):
+def test_unmarked_shards_are_left_out_and_never_read(tmp_path, monkeypatch):
     _, _, results = make_store(tmp_path / "ds", n=20, canvas=32, shard_size=8)
     (tmp_path / "ds" / "markers" / "shard-000001.json").unlink()
+    reads, read_masks = [], Store.read_masks
+    monkeypatch.setattr(Store, "read_masks", lambda self, idx: reads.append(list(idx)[0]) or read_masks(self, idx))
     st = compute_stats(open_store(tmp_path / "ds"), progress=False)
+    assert sorted(reads) == [0, 16]  # the first image of each done shard: one read per shard, none of shard 1
     pixels, _, _, _ = _expected(results[:8] + results[16:], 32)
     assert st["class_pixel_counts"] == pixels.tolist()
     assert st["images"]["pending"] == 8
