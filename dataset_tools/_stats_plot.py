@@ -20,7 +20,7 @@ WIDTH_IN = 16.0
 TOP_IN = 7.0  # the two rows of small panels
 CLASS_ROW_IN = 0.2  # height per class in the class panels
 CLASS_MIN_IN = 3.0
-NAME_CHARS = 32
+NAME_CHARS = 40
 BAR = "#3c6eb4"
 CLASS_PANELS = (  # (axes label, title, stats field); pixel counts are shown as a share in %
     ("class_pixels", "pixel share (%)", "class_pixel_counts"),
@@ -117,7 +117,8 @@ def _coverage(ax, st: dict) -> None:
         "inside an instance": cov["instance"],
         "instance agrees with semantic": st["instance_semantic_agreement"],
     }
-    _hbars(ax, list(values), [100 * (v or 0) for v in values.values()], fmt="{:.1f}%")
+    shown = ["n/a" if v is None else f"{100 * v:.1f}%" for v in values.values()]
+    _hbars(ax, list(values), [100 * (v or 0) for v in values.values()], shown)
     ax.set_xlim(0, 100)
     ax.set_xlabel("%")
 
@@ -146,25 +147,26 @@ def _class_panels(subfig, st: dict) -> None:
         if field == "class_pixel_counts":
             values = 100 * values / max(values.sum(), 1)
         ax.barh(np.arange(len(ids)), values, color=BAR, height=0.8)
-        ax.set_xscale("log")
         positive = values[values > 0]
+        low, high = 0, 1  # nothing seen: one empty decade
         if positive.size:  # whole decades, one below the least value, so every bar shows and has ticks
             low, high = np.floor(np.log10(positive.min())) - 1, np.ceil(np.log10(positive.max()))
-            ax.set_xlim(10**low, 10**high)
+        ax.set_xlim(10**low, 10**high)  # before the scale, which would autoscale on no positive value
+        ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(title)
         ax.set_xlabel("log scale")
         ax.grid(axis="x", which="major", alpha=0.3)
     axes[0].set_yticks(np.arange(len(ids)), names, fontsize=8)
-    axes[0].set_ylim(len(ids) - 0.5, -0.5)  # largest on top
+    axes[0].set_ylim(max(len(ids), 1) - 0.5, -0.5)  # largest on top
     subfig.suptitle(f"all {len(ids)} classes, by pixel share (a missing bar: never seen)")
 
 
-def _hbars(ax, names: list[str], values: list, fmt: str = "{:g}") -> None:
-    """Horizontal bars labelled with their names (y) and values (at the bar's end)."""
+def _hbars(ax, names: list[str], values: list, shown: list[str] | None = None) -> None:
+    """Horizontal bars labelled with their names (y) and values (`shown`, default the numbers, at the bar's end)."""
     y = np.arange(len(names))
     bars = ax.barh(y, values, color=BAR, height=0.7)
-    ax.bar_label(bars, labels=[fmt.format(v) for v in values], padding=3, fontsize=9)
+    ax.bar_label(bars, labels=shown or [f"{v:g}" for v in values], padding=3, fontsize=9)
     ax.set_yticks(y, names)
     ax.set_ylim(len(names) - 0.5, -0.5)
     ax.margins(x=0.15)

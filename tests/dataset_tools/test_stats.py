@@ -1,9 +1,11 @@
 import json
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
 from dataset_tools._stats_plot import DPI, figure_size, stats_figure
@@ -221,3 +223,15 @@ def test_stats_on_a_distributed_scheduler_equal_local(tmp_path):
     ) as cluster:
         remote = compute_stats(open_store(tmp_path / "ds"), scheduler=cluster.scheduler_address, progress=False)
     assert remote == local
+
+
+def test_dashboard_of_a_store_with_nothing_labeled_draws_without_warnings(tmp_path):
+    st = _stats_of(5, seen=0)
+    st["coverage"], st["instance_semantic_agreement"], st["failures"] = {"semantic": None, "instance": None}, None, {}
+    st["instances_per_image"]["histogram"] = [0] * 51
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. matplotlib's "Data has no positive values" on a log axis
+        fig = stats_figure(st)
+        FigureCanvasAgg(fig).draw()
+    coverage = next(ax for ax in fig.get_axes() if ax.get_label() == "coverage")
+    assert [t.get_text() for t in coverage.texts] == ["n/a", "n/a", "n/a"]
