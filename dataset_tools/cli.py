@@ -23,6 +23,7 @@ from .label_quality import eval_coco, eval_semantic, format_eval
 from .merge import merge
 from .publish import RECHUNK, publish
 from .show import show
+from .show_selection import STATUSES, Filters
 from .stats import compute_stats, format_stats
 from .synthetic import make_synthetic_store
 from .verify import verify
@@ -126,7 +127,10 @@ def _report(path, problems: list[str], sep: str, ok: str) -> int:
 
 
 def _show(args) -> int:
-    path = show(open_store(args.path), args.images, args.output, n=args.n, keys=args.keys, seed=args.seed)
+    filters = Filters(args.status, args.class_name, args.min_instances)
+    path = show(
+        open_store(args.path), args.images, args.output, n=args.n, keys=args.keys, seed=args.seed, filters=filters
+    )
     print(f"wrote {path}")
     return 0
 
@@ -169,6 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=16, help="number of random done images (default 16)")
     p.add_argument("--keys", nargs="+", metavar="KEY", help="show these images instead of random ones")
     p.add_argument("--seed", type=int, default=0, help="seed of the random choice")
+    p.add_argument(
+        "--status", choices=list(STATUSES), default="done", help="done images (default), or failed: photo and reason"
+    )
+    p.add_argument(
+        "--class",
+        dest="class_name",
+        metavar="NAME",
+        help="only images with an instance of this class of the label space (c2f-data info lists them)",
+    )
+    p.add_argument("--min-instances", type=int, default=0, metavar="N", help="only images with at least N instances")
     p.add_argument("-o", "--output", required=True, help="PNG to write")
     p.set_defaults(func=_show)
     p = sub.add_parser("export-coco", help="COCO instance-segmentation JSON (RLE at original size, with scores)")

@@ -29,23 +29,27 @@ def mask_arrays(store: Store) -> tuple[da.Array, da.Array]:
     s = store.layout.canvas
     blocks = {schema.SEMANTIC: [], schema.INSTANCE: []}
     for shard, start, stop in store.iter_shards():
-        key = ("c2f-read-shard", str(store.path), shard)
-        pair = dask.delayed(_read_shard, pure=True, nout=2)(store, start, stop, dask_key_name=key)
-        for name, block in zip(blocks, pair):
+        for name, block in zip(blocks, _shard_read(store, shard)):
             blocks[name].append(da.from_delayed(block, (stop - start, s, s), np.uint16))
     return tuple(da.concatenate(blocks[name]) for name in blocks)
+
+
+def _shard_read(store: Store, shard: int):
+    """Delayed (semantic, instance) [K, S, S] of one shard: one read, whichever blocks are used."""
+    key = ("c2f-read-shard", str(store.path), shard)
+    return dask.delayed(_read_shard, pure=True, nout=2)(store, *store.layout.shard_range(shard), dask_key_name=key)
 
 
 def _read_shard(store: Store, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
     return store.read_masks(range(start, stop))
 
 
-def shard_blocks(store: Store) -> Iterator[tuple[int, object, object]]:
-    """(shard, semantic block, instance block) as Delayed objects, for every shard."""
-    semantic, instance = mask_arrays(store)
-    sem_blocks, inst_blocks = semantic.to_delayed().ravel(), instance.to_delayed().ravel()
-    for shard in range(store.layout.num_shards):
-        yield shard, sem_blocks[shard], inst_blocks[shard]
+def shard_blocks(store: Store, shards=None) -> Iterator[tuple[int, object, object]]:
+    """(shard, semantic block, instance block) as Delayed objects, for `shards` (default: every
+    shard). Both blocks come from one read of the shard; a shard left out is never read."""
+    for shard in range(store.layout.num_shards) if shards is None else shards:
+        sem, inst = _shard_read(store, shard)
+        yield shard, sem, inst
 
 
 def run_tasks(

@@ -1,12 +1,16 @@
 """A picture of labeled images (c2f-data show): photo | semantic overlay | instance overlay + outlines.
 
 One row per image, at display size TILE (longer side; rows as high as their image); masks are
-resampled from the canvas by nearest pixel centre, the photo is read from the image root by key. A
-legend beside each row names the classes present (largest first) with their colours.
+resampled from the canvas by nearest pixel centre, the photo is read from the image root by key. Each
+instance gets its box (in its colour) and a label "class score" from its record; a legend beside the
+row names the classes present (largest first) with their colours. A failed image has no masks: its
+row is the photo (a grey tile when it cannot be read, often the very reason) and the failure reason.
+Which images: dataset_tools.show_selection (status, class, instance count; no mask read to choose).
 """
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +21,8 @@ from datasets_spec.errors import StoreError
 from datasets_spec.geometry import fit, resize_labels
 from datasets_spec.reader import Store
 
+from .show_selection import Filters, choose
+
 TILE = 256
 LEGEND_W = 300
 HEADER = 24
@@ -24,6 +30,7 @@ GAP = 4
 LEGEND_ROWS = 12
 COLUMNS = ("photo", "semantic", "instances")
 _FONT = ImageFont.load_default(size=13)
+_SMALL = ImageFont.load_default(size=10)
 
 
 def palette(n: int) -> np.ndarray:
@@ -32,27 +39,6 @@ def palette(n: int) -> np.ndarray:
     hsv = np.stack([hues * 255, np.full(n, 200), np.where(np.arange(n) % 2, 255, 190)], axis=1)
     rgb = Image.fromarray(hsv.astype(np.uint8)[None], "HSV").convert("RGB")
     return np.asarray(rgb)[0]
-
-
-def choose(store: Store, n: int, keys: list[str] | None, seed: int) -> list[int]:
-    """Indices of the images to show: the given keys (each must be done), or n random done images."""
-    status = store.status()
-    if keys:
-        where = {str(k): i for i, k in enumerate(store.keys())}
-        missing = [k for k in keys if k not in where]
-        if missing:
-            raise StoreError(f"{store.path}: no image with key {missing[0]!r}")
-        not_done = [k for k in keys if status[where[k]] != schema.DONE]
-        if not_done:
-            raise StoreError(
-                f"{store.path}: image {not_done[0]!r} is not labeled (status {status[where[not_done[0]]]})"
-            )
-        return [where[k] for k in keys]
-    done = store.done_indices()
-    if done.size == 0:
-        raise StoreError(f"{store.path}: no labeled image to show")
-    rng = np.random.default_rng(seed)
-    return sorted(rng.choice(done, size=min(n, done.size), replace=False).tolist())
 
 
 def load_photo(path: Path) -> np.ndarray:
@@ -64,11 +50,20 @@ def load_photo(path: Path) -> np.ndarray:
         raise StoreError(f"{path}: cannot read the photo ({exc})") from None
 
 
-def show(store: Store, images, out, *, n: int = 16, keys: list[str] | None = None, seed: int = 0) -> Path:
-    """Draw the grid of chosen images to `out` (PNG); return its path."""
-    indices = choose(store, n, keys, seed)
+def show(
+    store: Store,
+    images,
+    out,
+    *,
+    n: int = 16,
+    keys: list[str] | None = None,
+    seed: int = 0,
+    filters: Filters | None = None,
+) -> Path:
+    """Draw the grid of the images `choose(store, n, keys, seed, filters)` picks to `out` (PNG); return its path."""
+    indices = choose(store, n, keys, seed, filters)
     class_colours = palette(max(store.label_space, default=0) + 1)
-    rows = [_row(store, store.read(i, records=True), Path(images), class_colours) for i in indices]
+    rows = [image_row(store, i, Path(images), class_colours) for i in indices]
     heights = [max(tiles[0].shape[0], _legend_height(legend)) for tiles, legend, _ in rows]
     width = 3 * (TILE + GAP) + LEGEND_W
     grid = Image.new("RGB", (width, HEADER + sum(heights) + GAP * len(rows)), "white")
@@ -87,8 +82,12 @@ def show(store: Store, images, out, *, n: int = 16, keys: list[str] | None = Non
     return out
 
 
-def _row(store: Store, view, images: Path, class_colours: np.ndarray):
-    """(three tiles [h, TILE, 3], legend [(name, colour or None)], key) of one image."""
+def image_row(store: Store, index: int, images: Path, class_colours: np.ndarray):
+    """(three tiles [h, TILE, 3] uint8, legend [(text, colour or None)], key) of image `index`:
+    its masks and records are read here, for this image alone."""
+    view = store.read(index, records=True)
+    if view.status != schema.DONE:
+        return _failed_row(store, view, images)
     photo = load_photo(images / view.key)
     if photo.shape[:2] != tuple(view.orig_hw):
         raise StoreError(
@@ -103,10 +102,7 @@ def _row(store: Store, view, images: Path, class_colours: np.ndarray):
     labelled = sem != schema.SEMANTIC_IGNORE
     sem_colour = np.where(labelled[..., None], class_colours[np.where(labelled, sem, 0)], rgb)
     sem_tile = np.where(labelled[..., None], 0.4 * rgb + 0.6 * sem_colour, 0.5 * rgb)
-    inst_colour = palette(int(inst.max()) + 1)[inst]
-    has = inst != schema.INSTANCE_NONE
-    inst_tile = np.where(has[..., None], 0.45 * rgb + 0.55 * inst_colour, 0.5 * rgb)
-    inst_tile[_outlines(inst)] = 255
+    inst_tile = _instance_tile(rgb, inst, view, store.label_space)
     tiles = [_pad(t) for t in (rgb, sem_tile, inst_tile)]
     present = np.bincount(sem[labelled].ravel(), minlength=len(class_colours))
     legend = [
@@ -116,6 +112,67 @@ def _row(store: Store, view, images: Path, class_colours: np.ndarray):
     ][:LEGEND_ROWS]
     legend.append((f"{len(view.records)} instance(s)", None))
     return tiles, legend, view.key
+
+
+def _instance_tile(rgb: np.ndarray, inst: np.ndarray, view, names: dict[int, str]) -> np.ndarray:
+    """The instance overlay [h, w, 3] of photo rgb [h, w, 3] and ids inst [h, w]: each instance in its
+    colour with a white outline, its record's box (original pixels, scaled) and label drawn on it."""
+    colours = palette(max([int(inst.max()), *(rec["id"] for rec in view.records)]) + 1)
+    has = inst != schema.INSTANCE_NONE
+    tile = np.where(has[..., None], 0.45 * rgb + 0.55 * colours[inst], 0.5 * rgb)
+    tile[_outlines(inst)] = 255
+    img = Image.fromarray(np.clip(tile, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    scale_y, scale_x = inst.shape[0] / view.orig_hw[0], inst.shape[1] / view.orig_hw[1]
+    for rec, text in zip(view.records, instance_labels(view.records, names)):
+        x, y, w, h = rec["box"]  # original pixels → tile pixels, the last row / column inside
+        x0, y0 = round(x * scale_x), round(y * scale_y)
+        box = [x0, y0, max(x0, round((x + w) * scale_x) - 1), max(y0, round((y + h) * scale_y) - 1)]
+        colour = tuple(int(v) for v in colours[rec["id"]])
+        draw.rectangle(box, outline=colour)
+        left, top, right, bottom = draw.textbbox((box[0], box[1]), text, font=_SMALL)
+        lift = bottom - top + 2 if box[1] >= bottom - top + 2 else 0  # above the box where there is room
+        draw.rectangle([left, top - lift - 1, right + 1, bottom - lift], fill=colour)
+        draw.text((box[0], box[1] - lift), text, fill="black", font=_SMALL)
+    return np.asarray(img)
+
+
+def instance_labels(records: list[dict], names: dict[int, str]) -> list[str]:
+    """The label drawn on each instance: "<class name> <score>", e.g. "disc 0.93" ("no class" when none)."""
+    labels = []
+    for rec in records:
+        cls = rec.get("semantic")
+        name = "no class" if cls is None else names.get(int(cls), str(cls))
+        labels.append(name if rec.get("score") is None else f"{name} {rec['score']:.2f}")
+    return labels
+
+
+def _failed_row(store: Store, view, images: Path):
+    """The row of a failed image: its photo if it can be read, grey tiles for the masks, and the reason."""
+    try:
+        photo = load_photo(images / view.key)
+        h, w = fit(*photo.shape[:2], TILE)
+        first = np.asarray(Image.fromarray(photo).resize((w, h), Image.BILINEAR))
+    except StoreError:
+        first = _note_tile(TILE // 2, "the photo cannot be read")
+    blank = _note_tile(first.shape[0], "failed: no masks")
+    reason = textwrap.wrap(f"failed: {failure_reason(store, view.index)}", 40)[:LEGEND_ROWS]
+    return [_pad(first), blank, blank], [(line, None) for line in reason], view.key
+
+
+def _note_tile(height: int, text: str) -> np.ndarray:
+    """A grey tile [height, TILE, 3] uint8 with `text` in it."""
+    img = Image.new("RGB", (TILE, height), (200, 200, 200))
+    ImageDraw.Draw(img).text((TILE // 2, height // 2), text, fill="black", font=_FONT, anchor="mm")
+    return np.asarray(img)
+
+
+def failure_reason(store: Store, index: int) -> str:
+    """The reason the completion marker records for failed image `index`."""
+    for failure in store.marker(store.layout.shard_of(index)).get("failures", []):
+        if failure.get("index") == index:
+            return str(failure.get("reason"))
+    return "no reason recorded"
 
 
 def _outlines(ids: np.ndarray) -> np.ndarray:

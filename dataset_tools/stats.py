@@ -28,7 +28,7 @@ def compute_stats(store: Store, *, scheduler: str | None = None, progress: bool 
     status = store.status()
     _, valid_hw = store.geometry()
     tasks = []
-    for shard, sem, inst in shard_blocks(store):
+    for shard, sem, inst in shard_blocks(store, store.done_shards()):  # a pending shard costs nothing
         start, stop = store.layout.shard_range(shard)
         tasks.append(
             shard_task(
@@ -182,6 +182,7 @@ def format_stats(st: dict, top: int = 10) -> str:
         f"agreement  {_pct(st['instance_semantic_agreement'])} of instance pixels carry their record's class",
         f"instances  {st['instances']} ({st['instances_per_image']['mean'] or 0:.2f} per done image); "
         + ", ".join(f"{k} {v}" for k, v in st["instance_area"]["coco_sizes"].items()),
+        "per image  " + _per_image(st["instances_per_image"]),
         "classes    "
         + "; ".join(
             f"{names.get(str(i), i)} {100 * share[i]:.1f}% px, {st['class_image_counts'][i]} img" for i in order
@@ -194,6 +195,14 @@ def format_stats(st: dict, top: int = 10) -> str:
     if st["failures"]:
         lines.append("failures   " + format_counts(st["failures"]))
     return "\n".join(lines)
+
+
+def _per_image(per_image: dict) -> str:
+    """The histogram line: "mean 1.05; images with k instances: 0 ×3, 1 ×40, ≥50 ×1" (empty bins left out)."""
+    hist, last = per_image["histogram"], per_image["last_bin_means_at_least"]
+    bins = [(f"≥{k}" if k == last else str(k), count) for k, count in enumerate(hist) if count]
+    counts = ", ".join(f"{k} ×{count}" for k, count in bins) or "no done image"
+    return f"mean {per_image['mean'] or 0:.2f}; images with k instances: {counts}"
 
 
 def _pct(x) -> str:

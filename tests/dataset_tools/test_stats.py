@@ -1,15 +1,19 @@
 import json
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
+from dataset_tools._stats_plot import DPI, figure_size, stats_figure
 from dataset_tools.cli import main
 from dataset_tools.stats import compute_stats
 from datasets_spec import ImageResult, create_store, open_store, write_shard
 from datasets_spec.geometry import fit
+from datasets_spec.reader import Store
 from datasets_spec.records import encode_rle
 
 from ..datasets_spec.store_fixtures import LABEL_SPACE, make_store
@@ -73,27 +77,78 @@ def test_disagreeing_instance_class_lowers_agreement(tmp_path):
     assert st["failures"] == {"decode": 1}
 
 
-def test_unmarked_shards_are_left_out(tmp_path):
+def test_unmarked_shards_are_left_out_and_never_read(tmp_path, monkeypatch):
     _, _, results = make_store(tmp_path / "ds", n=20, canvas=32, shard_size=8)
     (tmp_path / "ds" / "markers" / "shard-000001.json").unlink()
+    reads, read_masks = [], Store.read_masks
+    monkeypatch.setattr(Store, "read_masks", lambda self, idx: reads.append(list(idx)[0]) or read_masks(self, idx))
     st = compute_stats(open_store(tmp_path / "ds"), progress=False)
+    assert sorted(reads) == [0, 16]  # the first image of each done shard: one read per shard, none of shard 1
     pixels, _, _, _ = _expected(results[:8] + results[16:], 32)
     assert st["class_pixel_counts"] == pixels.tolist()
     assert st["images"]["pending"] == 8
 
 
 def test_stats_cli_json_and_dashboard(tmp_path, capsys):
-    make_store(tmp_path / "ds", n=20, canvas=32, shard_size=8)
+    _, _, results = make_store(tmp_path / "ds", n=20, canvas=32, shard_size=8)
     png = tmp_path / "plots" / "stats.png"
     assert main(["stats", str(tmp_path / "ds"), "--json", "--quiet", "--plot", str(png)]) == 0
     st = json.loads(capsys.readouterr().out)
     assert st["images"]["done"] == 16
+    assert sum(st["instances_per_image"]["histogram"]) == 16 and len(st["instance_area"]["relative_histogram"]) > 0
+    width, height = figure_size(st)
     with Image.open(png) as img:
-        assert img.format == "PNG" and img.size == (1560, 660)
+        assert img.format == "PNG" and img.size == (round(width * DPI), round(height * DPI))
         # The bars are drawn in their colour: the picture is not blank.
         assert (np.asarray(img.convert("RGB")) == (60, 110, 180)).all(axis=-1).sum() > 1000
     assert main(["stats", str(tmp_path / "ds"), "--quiet"]) == 0
-    assert "agreement  100.0%" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "agreement  100.0%" in out
+    per_image = np.bincount([len(r.records) for r in results if not r.error])
+    histogram = ", ".join(f"{k} ×{c}" for k, c in enumerate(per_image) if c)
+    assert f"per image  mean {st['instances_per_image']['mean']:.2f}; images with k instances: {histogram}\n" in out
+
+
+def _stats_of(num_classes: int, seen: int) -> dict:
+    """A stats dict with `num_classes` classes of which the first `seen` have pixels, images and instances."""
+    counts = [10 * (c + 1) if c < seen else 0 for c in range(num_classes)]
+    return {
+        "path": "/data/store",
+        "images": {"total": 1000, "done": 990, "failed": 10, "pending": 0},
+        "label_space": {str(c): f"class-{c:03d}" for c in range(num_classes)},
+        "class_pixel_counts": counts,
+        "class_image_counts": counts,
+        "class_instance_counts": counts,
+        "unclassed_instances": 0,
+        "coverage": {"semantic": 0.9, "instance": 0.4},
+        "instance_semantic_agreement": 0.95,
+        "instances": 2000,
+        "instances_per_image": {"histogram": [0, 5, 3] + [0] * 47 + [2], "last_bin_means_at_least": 50, "mean": 2.0},
+        "instance_area": {
+            "relative_log10_edges": np.linspace(-6, 0, 25).tolist(),
+            "relative_histogram": [1] * 24,
+            "coco_sizes": {"small": 10, "medium": 8, "large": 6},
+        },
+        "failures": {"decode": 7, "truncated image file": 3},
+    }
+
+
+def test_dashboard_names_every_class_on_log_axes_and_grows_with_them():
+    st = _stats_of(150, seen=120)
+    fig = stats_figure(st)
+    axes = {ax.get_label(): ax for ax in fig.get_axes()}
+    names = {t.get_text() for t in axes["class_pixels"].get_yticklabels()}
+    assert names == {f"class-{c:03d} ({c})" for c in range(150)}  # every class, seen or not
+    for label in ("class_pixels", "class_images", "class_instances"):
+        assert axes[label].get_xscale() == "log"
+    # Sorted by pixel count: the class with the most pixels on top (the y axis runs downwards).
+    assert axes["class_pixels"].get_yticklabels()[0].get_text() == "class-119 (119)"
+    assert axes["instance_area"].get_xscale() == "log"
+    ticks = [t.get_text() for t in axes["instances_per_image"].get_xticklabels()]
+    assert ticks[0] == "0" and ticks[-1] == "≥50"  # the open last bin is named so
+    failures = {t.get_text() for t in axes["failures"].get_yticklabels()}
+    assert failures == {"decode", "truncated image file"}
+    assert fig.get_size_inches()[1] > stats_figure(_stats_of(5, seen=5)).get_size_inches()[1] + 20
 
 
 def test_stats_errors_are_one_line(tmp_path, capsys):
@@ -168,3 +223,15 @@ def test_stats_on_a_distributed_scheduler_equal_local(tmp_path):
     ) as cluster:
         remote = compute_stats(open_store(tmp_path / "ds"), scheduler=cluster.scheduler_address, progress=False)
     assert remote == local
+
+
+def test_dashboard_of_a_store_with_nothing_labeled_draws_without_warnings(tmp_path):
+    st = _stats_of(5, seen=0)
+    st["coverage"], st["instance_semantic_agreement"], st["failures"] = {"semantic": None, "instance": None}, None, {}
+    st["instances_per_image"]["histogram"] = [0] * 51
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. matplotlib's "Data has no positive values" on a log axis
+        fig = stats_figure(st)
+        FigureCanvasAgg(fig).draw()
+    coverage = next(ax for ax in fig.get_axes() if ax.get_label() == "coverage")
+    assert [t.get_text() for t in coverage.texts] == ["n/a", "n/a", "n/a"]
