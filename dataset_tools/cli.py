@@ -21,7 +21,8 @@ from .coco_export import export_coco
 from .info import format_info, info
 from .label_quality import eval_coco, eval_semantic, format_eval
 from .merge import merge
-from .publish import RECHUNK, publish
+from .parquet_release import TARGET_BYTES
+from .publish import FORMATS, RECHUNK, publish
 from .show import show
 from .show_selection import STATUSES, Filters
 from .stats import compute_stats, format_stats
@@ -85,12 +86,20 @@ def _eval(args) -> int:
 
 def _publish(args) -> int:
     summary = publish(
-        open_store(args.path), args.output, rechunk=args.rechunk, license_id=args.license, progress=not args.quiet
+        open_store(args.path),
+        args.output,
+        fmt=args.format,
+        rechunk=args.rechunk,
+        license_id=args.license,
+        license_name=args.license_name,
+        license_link=args.license_link,
+        target_bytes=int(args.file_mb * (1 << 20)),
+        progress=not args.quiet,
     )
     print(
         json.dumps(summary)
         if args.json
-        else f"released {args.path} to {args.output}: {summary['files']} files; "
+        else f"released {args.path} to {args.output} ({args.format}): {summary['files']} files; "
         f"check it with: c2f-data verify {args.output}"
     )
     return 0
@@ -99,7 +108,7 @@ def _publish(args) -> int:
 def _verify(args) -> int:
     _require_dir(args.path, "release")
     # verify's lines start with a file of the release: they read as paths below it
-    return _report(args.path, verify(args.path), "/", "every checksum matches and the store is valid")
+    return _report(args.path, verify(args.path), "/", "every checksum matches and the data is valid")
 
 
 def _require_dir(path: str, what: str) -> None:
@@ -204,15 +213,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_eval)
-    p = sub.add_parser("publish", help="a release without image pixels: store, card, Croissant, SHA256SUMS")
+    p = sub.add_parser("publish", help="a release without image pixels: data, card, Croissant, SHA256SUMS")
     p.add_argument("path")
     p.add_argument("-o", "--output", required=True, help="release directory to create")
-    p.add_argument("--rechunk", choices=RECHUNK, help="rewrite the masks unsharded, one chunk per shard or per image")
-    p.add_argument("--license", default="other", help="licence id for the card (default: other)")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="parquet",
+        help="parquet: the Hugging Face Hub's layout, datasets.load_dataset reads it (default); "
+        "zarr: the store itself, to train from",
+    )
+    p.add_argument("--file-mb", type=float, default=TARGET_BYTES >> 20, help="Parquet file size target (MB)")
+    p.add_argument("--rechunk", choices=RECHUNK, help="zarr: rewrite the masks unsharded, one chunk per shard or image")
+    p.add_argument("--license", default="unknown", help="the Hub's licence id (SPDX, e.g. cc-by-4.0) or 'other'")
+    p.add_argument("--license-name", help="with --license other: a short id for the licence")
+    p.add_argument("--license-link", help="with --license other: the licence's URL")
     p.add_argument("--json", action="store_true", help="machine-readable summary")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_publish)
-    p = sub.add_parser("verify", help="check a release's checksums and its store; one line per problem")
+    p = sub.add_parser("verify", help="check a release's checksums and its data; one line per problem")
     p.add_argument("path")
     p.set_defaults(func=_verify)
     p = sub.add_parser("merge", help="join two complete stores over disjoint images (same labeler and label space)")

@@ -1,7 +1,8 @@
 """A publication-ready release of a store, without any image pixels (c2f-data publish).
 
 RELEASE/
-  data/            the store: arrays (optionally rechunked), records, markers, reports; consolidated metadata
+  data/            --format parquet (default): train-00000-of-000NN.parquet, one row per done image
+                   --format zarr: the store (optionally rechunked), records, markers, reports
   stats.json       compute_stats() output      stats.png   its dashboard
   README.md        dataset card                croissant.json   Croissant metadata
   SHA256SUMS       every other file's sha256, written last
@@ -27,46 +28,65 @@ from datasets_spec.errors import StoreError
 from datasets_spec.reader import Store, open_store
 from datasets_spec.validate import RELEASE_CHUNKS, validate
 
-from ._card import render_card
+from ._card import Release, render_card
 from ._checksums import release_files, write_sums
 from ._croissant import croissant
+from ._hf_features import row_features, yaml_features
+from ._imagenet import imagenet_wnids
+from ._licenses import check_license
 from ._stats_plot import plot_stats
 from .dask_shards import mask_arrays
+from .parquet_release import TARGET_BYTES, write_parquet
 from .stats import compute_stats
 
 DATA, STATS, PLOT, CARD, CROISSANT = "data", "stats.json", "stats.png", "README.md", "croissant.json"
 RECHUNK = tuple(RELEASE_CHUNKS)
+FORMATS = ("parquet", "zarr")
 
 
-def publish(store: Store, out, *, rechunk: str | None = None, license_id: str = "other", progress: bool = True) -> dict:
-    """Write the release of `store` to `out` (which must not exist); return a summary."""
+def publish(
+    store: Store,
+    out,
+    *,
+    fmt: str = "parquet",
+    rechunk: str | None = None,
+    license_id: str = "unknown",
+    license_name: str | None = None,
+    license_link: str | None = None,
+    target_bytes: int = TARGET_BYTES,
+    progress: bool = True,
+) -> dict:
+    """Write the release of `store` to `out` (which must not exist) in format `fmt`; return a summary.
+    target_bytes: size at which a Parquet file is closed and the next begun."""
     out = Path(out)
+    licence = check_license(license_id, license_name, license_link)
     if out.exists():
         raise StoreError(f"{out}: already exists")
-    if rechunk not in (None, *RECHUNK):
-        raise StoreError(f"--rechunk must be one of {', '.join(RECHUNK)}, got {rechunk!r}")
+    if fmt not in FORMATS:
+        raise StoreError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if rechunk not in (None, *RECHUNK) or (rechunk and fmt != "zarr"):
+        raise StoreError(f"--rechunk takes {' or '.join(RECHUNK)} and goes with --format zarr only")
     problems = validate(store.path, pixels=False)
     if problems:
         raise StoreError(
             f"{store.path}: not valid ({len(problems)} problem(s), first: {problems[0]}); run c2f-data validate"
         )
+    name = storage.name(store.path) if storage.is_url(store.path) else store.path.resolve().name
+    release = Release(fmt, name, licence, DATA, provenance=_scrubbed(store.provenance))
     tmp = out.with_name(f".{out.name}.publishing-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir(parents=True)
-        _copy_store(store.path, tmp / DATA)
-        _scrub_local_paths(tmp / DATA)
-        if rechunk:
-            _rechunk(tmp / DATA, store, rechunk)
-        _consolidate(tmp / DATA)
-        copy = open_store(tmp / DATA)
-        st = compute_stats(copy, progress=progress)
+        if fmt == "parquet":
+            source = store
+            _write_parquet(store, tmp / DATA, release, target_bytes, progress)
+        else:
+            source = _write_zarr(store, tmp / DATA, rechunk)
+        st = compute_stats(source, progress=progress)
         (tmp / STATS).write_text(json.dumps(st, indent=1) + "\n")
         plot_stats(st, tmp / PLOT)
-        files = {"data": DATA, "stats": STATS, "plot": PLOT, "croissant": CROISSANT}
-        name = storage.name(store.path) if storage.is_url(store.path) else store.path.resolve().name
-        (tmp / CARD).write_text(render_card(copy, st, license_id, files, name))
-        (tmp / CROISSANT).write_text(json.dumps(croissant(copy, tmp, DATA, license_id, name), indent=1) + "\n")
+        (tmp / CARD).write_text(render_card(source, st, release))
+        (tmp / CROISSANT).write_text(json.dumps(croissant(source, tmp, release), indent=1) + "\n")
         with tqdm(total=len(release_files(tmp)), desc="checksums", unit="file", disable=not progress) as bar:
             count = write_sums(tmp, bar.update)
         os.replace(tmp, out)
@@ -76,7 +96,30 @@ def publish(store: Store, out, *, rechunk: str | None = None, license_id: str = 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return {"release": str(out), "files": count + 1, "images": st["images"], "rechunk": rechunk}
+    summary = {"release": str(out), "format": fmt, "files": count + 1, "images": st["images"], "rechunk": rechunk}
+    return summary | ({"rows": release.rows, "data_files": len(release.data_files)} if fmt == "parquet" else {})
+
+
+def _write_parquet(store: Store, folder: Path, release: Release, target_bytes: int, progress: bool) -> None:
+    """The Parquet files of `store` in `folder`; fills in release's features, rows and file names."""
+    labels = store.label_space
+    contiguous = sorted(labels) == list(range(len(labels)))  # else no ClassLabel: plain ids
+    features = row_features(imagenet_wnids(), [labels[i] for i in sorted(labels)] if contiguous else None)
+    with tqdm(total=store.layout.num_shards, desc="parquet", unit="shard", disable=not progress) as bar:
+        written = write_parquet(store, folder, features, target_bytes=target_bytes, progress=bar.update)
+    release.features = yaml_features(features)
+    release.rows, release.data_files = written["rows"], written["files"]
+    release.num_bytes, release.file_bytes = written["num_bytes"], written["file_bytes"]
+
+
+def _write_zarr(store: Store, data: Path, rechunk: str | None) -> Store:
+    """The store's copy in `data` (paths scrubbed, optionally rechunked, consolidated), opened."""
+    _copy_store(store.path, data)
+    _scrub_local_paths(data)
+    if rechunk:
+        _rechunk(data, store, rechunk)
+    _consolidate(data)
+    return open_store(data)
 
 
 def _copy_store(src, dest: Path) -> None:

@@ -1,4 +1,5 @@
-"""Check a release: every checksum in SHA256SUMS, no unlisted file, then the store (c2f-data verify)."""
+"""Check a release: every checksum in SHA256SUMS, no unlisted file, then its data: the Zarr store
+(validate), or the Parquet files (_parquet_check) (c2f-data verify)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datasets_spec.errors import StorageUnavailable
 from datasets_spec.validate import validate
 
 from ._checksums import SUMS_NAME, parse_sums
+from ._parquet_check import check_parquet, parquet_names
 from .publish import DATA
 
 
@@ -42,4 +44,9 @@ def verify(root, progress=None) -> list[str]:
     ]
     if problems:
         return problems
-    return [f"{DATA}: {line}" for line in validate(storage.join(root, DATA))]
+    if f"{DATA}/zarr.json" in sums:
+        return [f"{DATA}: {line}" for line in validate(storage.join(root, DATA))]
+    names = parquet_names(sums, DATA)
+    if not names:
+        return [f"{DATA}: neither a Zarr store (zarr.json) nor Parquet files ({DATA}/train-*.parquet)"]
+    return check_parquet(root, DATA, names)

@@ -23,8 +23,8 @@ c2f-train export "$OUT/run" -o "$OUT/encoder.pth"
 echo "== 6/7 c2f-data stats and show: what the labels look like"
 c2f-data stats "$OUT/dataset" --plot "$OUT/stats.png" --quiet
 c2f-data show "$OUT/dataset" --images "$OUT/images" -n 6 -o "$OUT/show.png"
-echo "== 7/7 c2f-data publish (no image pixels) and verify"
-c2f-data publish "$OUT/dataset" -o "$OUT/release" --quiet
+echo "== 7/7 c2f-data publish in the Hugging Face Hub's format (Parquet, no image pixels) and verify"
+c2f-data publish "$OUT/dataset" -o "$OUT/release" --format parquet --quiet
 c2f-data verify "$OUT/release"
 echo "pictures: $OUT/run/images/ $OUT/stats.png $OUT/show.png   log: $OUT/run/log.jsonl   encoder: $OUT/encoder.pth"
-echo "release: $OUT/release/ (README.md dataset card, croissant.json, SHA256SUMS)"
+echo "release: $OUT/release/ (data/train-*.parquet, README.md dataset card, croissant.json, SHA256SUMS)"

@@ -127,7 +127,7 @@ def test_c2f_data_commands_take_a_url(s3_bucket, tmp_path, capsys):
     coco = json.loads((tmp_path / "coco.json").read_text())
     assert len(coco["images"]) == 32 and coco["info"]["description"].endswith("of ds")
     storage.write_bytes(url, "reports/label-1-logs/worker-1.err", b"kept by c2f-label -v\n")
-    assert c2f_data(["publish", url, "-o", str(tmp_path / "release"), "--quiet"]) == 0
+    assert c2f_data(["publish", url, "-o", str(tmp_path / "release"), "--format", "zarr", "--quiet"]) == 0
     assert not (tmp_path / "release" / "data" / "reports" / "label-1-logs").exists()
     for rel in storage.list_all(tmp_path / "release"):  # the release, uploaded, verifies by URL
         storage.write_bytes(f"{s3_bucket}/release", rel, (tmp_path / "release" / rel).read_bytes())
@@ -136,6 +136,10 @@ def test_c2f_data_commands_take_a_url(s3_bucket, tmp_path, capsys):
     storage.delete(f"{s3_bucket}/release", "data/" + storage.marker_path(0))
     assert c2f_data(["verify", f"{s3_bucket}/release"]) == 1
     assert "data/markers/shard-000000.json: missing" in capsys.readouterr().out
+    assert c2f_data(["publish", url, "-o", str(tmp_path / "hub"), "--quiet"]) == 0  # Parquet, from the bucket
+    for rel in storage.list_all(tmp_path / "hub"):
+        storage.write_bytes(f"{s3_bucket}/hub", rel, (tmp_path / "hub" / rel).read_bytes())
+    assert c2f_data(["verify", f"{s3_bucket}/hub"]) == 0
     for command in ("info", "validate", "verify"):  # nothing there: an input error, as for a local path
         assert c2f_data([command, f"{s3_bucket}/nothing"]) == 2
         assert "no such" in capsys.readouterr().err
