@@ -161,9 +161,9 @@ def _agreement(classic: Path, gt: Path) -> dict:
 
 
 def _encoder(method: str, seed: int, out: Path, data: dict, preset: dict) -> Path:
-    """Pre-train (unless random-init) and export; returns encoder.pth."""
-    path = out / "encoders" / f"{method}-seed{seed}.pth"
-    if path.exists():
+    """Pre-train (unless random-init) and export; returns the export directory."""
+    path = out / "encoders" / f"{method}-seed{seed}"
+    if (path / "config.json").exists():
         return path
     config, labels, extra = METHODS.get(method, ("c2fmae_tiny_cpu", "classic", []))
     overrides = [

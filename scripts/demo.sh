@@ -19,12 +19,12 @@ echo "== 4/7 c2f-train: tiny C2FMAE on the labeled samples, 300 steps"
 c2f-train --config c2fmae_tiny_cpu --data "$OUT/dataset" --images "$OUT/images" \
     --out "$OUT/run" --max-steps 300
 echo "== 5/7 export the encoder for timm"
-c2f-train export "$OUT/run" -o "$OUT/encoder.pth"
+c2f-train export "$OUT/run" -o "$OUT/encoder"
 echo "== 6/7 c2f-data stats and show: what the labels look like"
 c2f-data stats "$OUT/dataset" --plot "$OUT/stats.png" --quiet
 c2f-data show "$OUT/dataset" --images "$OUT/images" -n 6 -o "$OUT/show.png"
 echo "== 7/7 c2f-data publish in the Hugging Face Hub's format (Parquet, no image pixels) and verify"
 c2f-data publish "$OUT/dataset" -o "$OUT/release" --format parquet --quiet
 c2f-data verify "$OUT/release"
-echo "pictures: $OUT/run/images/ $OUT/stats.png $OUT/show.png   log: $OUT/run/log.jsonl   encoder: $OUT/encoder.pth"
+echo "pictures: $OUT/run/images/ $OUT/run/curriculum.png $OUT/stats.png $OUT/show.png   log: $OUT/run/log.jsonl   encoder: $OUT/encoder/"
 echo "release: $OUT/release/ (data/train-*.parquet, README.md dataset card, croissant.json, SHA256SUMS)"

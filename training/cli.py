@@ -2,8 +2,8 @@
 
     c2f-train --config CONFIG --data DATASET --images IMAGES --out RUN_DIR
               [--max-steps N] [--seed S] [--set key=value ...]
-    c2f-train export RUN_DIR -o encoder.pth
-    c2f-train eval --encoder encoder.pth --protocol {knn,linear,finetune,dense}... --train DIR --val DIR
+    c2f-train export RUN_DIR -o ENCODER_DIR
+    c2f-train eval --encoder ENCODER_DIR --protocol {knn,linear,finetune,dense}... --train DIR --val DIR
                    [--out RESULTS_DIR] [--config EVAL_YAML] [--set key=value ...]
 
 A user mistake is one line on stderr, `c2f-train: error: ...`, and exit code 2; never a traceback
@@ -34,7 +34,7 @@ def train_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Pre-train a ViT with C2FMAE (or the mae / parallel "
         "ablations) on a c2fmae store. Rerun with the same --out to resume.",
-        epilog=f"export the encoder of a run: {PROG} export RUN_DIR -o encoder.pth",
+        epilog=f"export the encoder of a run: {PROG} export RUN_DIR -o ENCODER_DIR",
     )
     p.add_argument(
         "--config", required=True, help="a YAML config file, or a packaged config by name (c2fmae_vit_b16_1600e, ...)"
@@ -57,11 +57,12 @@ def train_parser() -> argparse.ArgumentParser:
 def export_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog=f"{PROG} export",
-        description="Write a run's encoder as a timm state dict "
-        "plus a JSON record (timm model name, kwargs, input size, mean/std) beside it.",
+        description="Write a run's encoder in timm's Hugging Face layout: DIR/model.safetensors "
+        "and DIR/config.json (architecture, model_args, pretrained_cfg with the training mean/std); "
+        'timm.create_model("local-dir:DIR", pretrained=True) loads it.',
     )
     p.add_argument("run_dir", help="a c2f-train run directory")
-    p.add_argument("-o", "--output", required=True, help="output .pth path")
+    p.add_argument("-o", "--output", required=True, help="output directory (created; its two files are replaced)")
     return p
 
 
@@ -70,10 +71,14 @@ def eval_parser() -> argparse.ArgumentParser:
 
     p = _Parser(
         prog=f"{PROG} eval",
-        description="Evaluate an encoder (c2f-train export output, or "
+        description="Evaluate an encoder (c2f-train export output, a timm Hugging Face directory, or "
         "a timm ViT state dict with --set encoder.timm_model=NAME); see docs/evaluation.md.",
     )
-    p.add_argument("--encoder", required=True, help="encoder .pth (encoder.json beside it is read)")
+    p.add_argument(
+        "--encoder",
+        required=True,
+        help="export directory (DIR or local-dir:DIR), or a .pth state dict (an encoder.json beside it is read)",
+    )
     p.add_argument(
         "--protocol", required=True, nargs="+", choices=PROTOCOLS, help="one or more, run in turn (e.g. knn linear)"
     )
@@ -126,12 +131,14 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from training.export import export_encoder, meta_path
+    from training.export import export_encoder
+    from training.models.timm_layout import CONFIG_FILE, WEIGHTS_FILE
 
-    record = export_encoder(args.run_dir, args.output)
+    config = export_encoder(args.run_dir, args.output)
+    load = f'timm.create_model("local-dir:{args.output}", pretrained=True)'
     print(
-        f"{PROG}: wrote {args.output} and {meta_path(args.output)} "
-        f"({record['timm_model'] or 'timm VisionTransformer'}, step {record['step']})"
+        f"{PROG}: wrote {args.output}/{WEIGHTS_FILE} and {CONFIG_FILE} ({config['architecture']}, "
+        f"step {config['c2fmae']['step']}); load it with {load}"
     )
     return 0
 

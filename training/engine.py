@@ -37,6 +37,7 @@ from training.data import build_dataset, gpu_decode, loader_kwargs
 from training.errors import TrainingError
 from training.logs import Meter, RunLogger
 from training.masking import Curriculum
+from training.masking.curriculum_plot import save_curriculum_plot
 from training.models.factory import build_model
 from training.models.mae_checkpoint import load_mae_checkpoint
 from training.optim import Schedule, build_optimizer, effective_batch
@@ -44,10 +45,12 @@ from training.pictures import draw_predictions
 from training.sampler import ResumableSampler
 from training.seeding import derive_seed, generator
 from training.step import StepContext, StepResult, train_step
-from training.visualize import save_grid
+from training.visualize import draw_grid, write_png
 
 log = logging.getLogger("training")
 LOADER_SEED = 4  # purpose id of the DataLoader's own generator (worker base seeds)
+CURRICULUM_PLOT = "curriculum.png"  # in RUN_DIR, drawn when a run starts
+GRID_TAG = "reconstructions"  # TensorBoard's image tag of the RUN_DIR/images grids
 
 
 @dataclass
@@ -170,7 +173,8 @@ def seed_global_rngs(seed: int) -> None:
 
 
 def loop(run: Run) -> dict:
-    """Step from run.start_step to run.stop_step, logging, drawing and checkpointing on schedule."""
+    """Draw the curriculum (RUN/curriculum.png, its path said once), then step from run.start_step
+    to run.stop_step, logging, drawing and checkpointing on schedule."""
     eng, spe = run.cfg.engine, run.sampler.steps_per_epoch
     logger = RunLogger(
         run.run_dir,
@@ -185,6 +189,8 @@ def loop(run: Run) -> dict:
     if run.meter_state is not None:
         meter.load_state_dict(run.meter_state, run.info.device)
     try:
+        if run.info.is_main:
+            _draw_curriculum(run, logger)
         while step < run.stop_step and not stopped:  # one pass per (part of an) epoch
             epoch, in_epoch = divmod(step, spe)
             run.sampler.set_epoch(epoch, in_epoch)
@@ -201,6 +207,13 @@ def loop(run: Run) -> dict:
     finally:
         logger.close()
     return _summary(run, logger, meter, step, last, stopped)
+
+
+def _draw_curriculum(run: Run, logger: RunLogger) -> None:
+    """RUN/curriculum.png: the masking weights over the whole schedule; its path said once."""
+    total = run.schedule.total_steps
+    plot = save_curriculum_plot(run.ctx.curriculum, run.run_dir / CURRICULUM_PLOT, total, run.stop_step)
+    logger.message(f"c2f-train: masking curriculum over {total} steps drawn in {plot}")
 
 
 def _next_micro(batches, accum_iter: int, step: int) -> list:
@@ -230,15 +243,7 @@ def _after_step(run: Run, logger: RunLogger, meter: Meter, done: int, lr: float,
         logger.record(record)
     logger.advance(record["loss"] if record else None)
     if run.info.is_main and eng.image_every and done % eng.image_every == 0:
-        (run.run_dir / "images").mkdir(exist_ok=True)
-        pictures = draw_predictions(run.cfg.model, result.batch, result.out)
-        save_grid(
-            run.run_dir / "images" / f"step-{done:07d}.png",
-            result.batch,
-            {"mask": result.out["mask"], "pred": pictures},
-            mean=run.cfg.data.mean,
-            std=run.cfg.data.std,
-        )
+        _draw(run, logger, done, result)
     if save:
         _save(
             run,
@@ -247,6 +252,16 @@ def _after_step(run: Run, logger: RunLogger, meter: Meter, done: int, lr: float,
             meter_state=meter.state_dict() if regular else unlogged,
         )
     return record
+
+
+def _draw(run: Run, logger: RunLogger, done: int, result: StepResult) -> None:
+    """The reconstruction grid of this step: RUN/images/step-N.png and TensorBoard's image tag."""
+    pictures = draw_predictions(run.cfg.model, result.batch, result.out)
+    grid = draw_grid(
+        result.batch, {"mask": result.out["mask"], "pred": pictures}, mean=run.cfg.data.mean, std=run.cfg.data.std
+    )
+    write_png(run.run_dir / "images" / f"step-{done:07d}.png", grid)
+    logger.image(GRID_TAG, grid, done)
 
 
 def _record(run: Run, meter: Meter, done: int, lr: float, result: StepResult) -> dict:

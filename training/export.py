@@ -1,12 +1,11 @@
-"""Export a run's RGB encoder as a timm-loadable state dict plus a JSON format record.
+"""Export a run's RGB encoder in timm's Hugging Face layout (training/models/timm_layout.py).
 
-export_encoder(run_dir, "encoder.pth")
--> encoder.pth: {name: tensor}, loads with strict=True into
-   timm.create_model(meta["timm_model"], pretrained=False, **meta["timm_kwargs"]), or, when
-   timm_model is null (no timm name has these sizes), into
-   timm.models.vision_transformer.VisionTransformer(**meta["timm_kwargs"])
--> encoder.json (same stem, beside it): timm name (or null) and kwargs, input size,
-   mean/std, format version, source run, step.
+export_encoder(run_dir, "encoder")
+-> encoder/model.safetensors: {timm name: tensor}, no classifier head
+-> encoder/config.json: architecture, model_args, pretrained_cfg (input size, crop, interpolation,
+   the run's mean/std), and under "c2fmae" the format version, run name, checkpoint and step;
+so ``timm.create_model("local-dir:encoder", pretrained=True)`` is the encoder, normalisation included.
+Format 1 (encoder.pth + encoder.json) is no longer written; `c2f-train eval` still reads it.
 """
 
 from __future__ import annotations
@@ -14,20 +13,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 from plumbing.files import atomic_write
 from training.checkpoint import load_checkpoint
 from training.config import TrainConfig, from_dict
 from training.errors import TrainingError
 from training.models.factory import build_model
+from training.models.timm_layout import CONFIG_FILE, WEIGHTS_FILE, hf_config, weights_bytes
 
-FORMAT_VERSION = 1
+LEGACY_SUFFIXES = (".pth", ".pt")
 
 
-def export_encoder(run_dir: str | Path, out_path: str | Path) -> dict:
-    """Write RUN_DIR's latest encoder weights to `out_path` and its record beside it; returns the record."""
-    run_dir, out_path = Path(run_dir), Path(out_path)
+def export_encoder(run_dir: str | Path, out_dir: str | Path) -> dict:
+    """Write RUN_DIR's latest encoder to directory `out_dir`; returns its config.json content."""
+    run_dir = Path(run_dir)
     found = load_checkpoint(run_dir) if run_dir.is_dir() else None
     if found is None:
         raise TrainingError(f"{run_dir}: no checkpoint to export (is this a c2f-train run directory?)")
@@ -37,38 +35,32 @@ def export_encoder(run_dir: str | Path, out_path: str | Path) -> dict:
     model.load_state_dict(state["model"])
     return write_encoder(
         model,
-        out_path,
+        out_dir,
         cfg.model.img_size,
         cfg.data.mean,
         cfg.data.std,
-        source_run=str(run_dir.resolve()),
+        run=run_dir.resolve().name,  # a name, never the trainer's absolute path
         checkpoint=path.name,
         step=int(state["step"]),
         model_mode=cfg.model.mode,
     )
 
 
-def write_encoder(model, out_path: str | Path, img_size: int, mean, std, **provenance) -> dict:
-    """Write `model`'s encoder weights (its `encoder_state_dict()`) to `out_path` and the format
-    record beside it: timm name and kwargs, input size [3, img_size, img_size], mean/std, format
-    version, then `provenance` (source run, checkpoint, step, model mode). Returns the record."""
-    out_path = Path(out_path)
-    spec = model.timm_spec()
-    record = {
-        "format_version": FORMAT_VERSION,
-        "timm_model": spec["model"],
-        "timm_kwargs": {**spec["kwargs"], "num_classes": 0},
-        "input_size": [3, img_size, img_size],
-        "mean": list(mean),
-        "std": list(std),
-        **provenance,
-    }
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out_path, lambda f: torch.save(model.encoder_state_dict(), f))
-    atomic_write(meta_path(out_path), (json.dumps(record, indent=2) + "\n").encode())
-    return record
-
-
-def meta_path(out_path: str | Path) -> Path:
-    """encoder.pth -> encoder.json."""
-    return Path(out_path).with_suffix(".json")
+def write_encoder(model, out_dir: str | Path, img_size: int, mean, std, **provenance) -> dict:
+    """Write `model`'s encoder (its `encoder_state_dict()` and `timm_spec()`) to `out_dir` as
+    model.safetensors, then config.json (input size [3, img_size, img_size], mean/std,
+    `provenance`: run name, checkpoint, step, model mode). Each file is replaced atomically.
+    Returns the config."""
+    out_dir = Path(out_dir)
+    if out_dir.suffix in LEGACY_SUFFIXES:
+        raise TrainingError(
+            f"{out_dir}: export writes a directory now (timm's layout: {WEIGHTS_FILE} + {CONFIG_FILE}); "
+            f"give -o DIR, e.g. -o {out_dir.with_suffix('')}"
+        )
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TrainingError(f"{out_dir}: exists and is not a directory")
+    config = hf_config(model.timm_spec(), img_size, mean, std, provenance)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(out_dir / WEIGHTS_FILE, weights_bytes(model.encoder_state_dict()))
+    atomic_write(out_dir / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
+    return config

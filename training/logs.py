@@ -1,4 +1,5 @@
-"""Three channels for a training run: log.jsonl (machines), TensorBoard (plots), a tqdm bar (people).
+"""Three channels for a training run: log.jsonl (machines), TensorBoard (plots and the
+reconstruction grids), a tqdm bar (people).
 
 Only rank 0 writes. A resumed run first drops log records past its checkpoint's step, and a
 record at that step that an uninterrupted run would not have written (the forced last record of a
@@ -74,6 +75,11 @@ class RunLogger:
             for name, value in record.items():
                 if name != "step" and isinstance(value, (int, float)):
                     self.writer.add_scalar(name, value, record["step"])
+
+    def image(self, tag: str, rgb, step: int) -> None:
+        """An RGB uint8 picture [H, W, 3] to TensorBoard under `tag` at `step` (when enabled)."""
+        if self.writer is not None:
+            self.writer.add_image(tag, rgb, step, dataformats="HWC")
 
     def message(self, text: str) -> None:
         """A line for people on stdout, above the progress bar."""

@@ -1,5 +1,5 @@
 """Drawable predictions: a forward's output turned into image-shaped tensors, which
-``visualize.save_grid`` lays out. Built only when asked (the engine draws every
+``visualize.draw_grid`` lays out. Built only when asked (the engine draws every
 ``engine.image_every`` steps). Each target's masked patches show the prediction, its visible
 patches the input (instance: 0).
 """

@@ -1,4 +1,5 @@
-"""One PNG of a training batch and the model's output: a row per image, a column per view.
+"""One picture of a training batch and the model's output: a row per image, a column per view
+(the engine writes it as a PNG and sends it to TensorBoard).
 
 Columns: input, visible patches (masked ones grey), semantic target, semantic prediction, instance
 target, instance prediction, RGB reconstruction. Label maps use a fixed palette (-1 = black);
@@ -24,14 +25,14 @@ _NO_INSTANCE_GREY = 72
 _PALETTE = np.random.default_rng(0).integers(48, 256, (4096, 3)).astype(np.uint8)
 
 
-def save_grid(path, batch: dict, out: dict, max_images: int = 8, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> Path:
-    """Write the grid of the first `max_images` images to `path` (PNG); return the path.
+def draw_grid(batch: dict, out: dict, max_images: int = 8, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
+    """The grid of the first `max_images` images: RGB uint8 [height, width, 3].
 
     batch: image [N, 3, H, W] normalised, semantic / instance [N, H, W] int64 (-1 ignore).
     out:   mask [N, L] (0 keep, 1 remove) and pred: rgb [N, 3, H, W] normalised, semantic
            [N, h, w] ids (or [N, C, h, w] logits), instance [N, h, w] ids or [N, 3, h, w] embedding;
            a missing prediction (e.g. the mae mode's labels) leaves a blank tile.
-    The image is HEADER + n · (H + GAP) - GAP pixels high and 7 · (W + GAP) - GAP wide.
+    height = HEADER + n · (H + GAP) - GAP, width = 7 · (W + GAP) - GAP.
     """
     rows = min(int(batch["image"].shape[0]), max_images)
     size = tuple(batch["image"].shape[-2:])
@@ -46,10 +47,14 @@ def save_grid(path, batch: dict, out: dict, max_images: int = 8, mean=IMAGENET_M
         _labels(pred.get("instance"), rows, size, no_instance=True),
         _rgb(pred.get("rgb"), rows, mean, std),
     ]
-    grid = _assemble(tiles, rows, size)
+    return _assemble(tiles, rows, size)
+
+
+def write_png(path, rgb: np.ndarray) -> Path:
+    """Write RGB uint8 [H, W, 3] to `path` as a PNG (parent folders made); return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
         raise OSError(f"{path}: cannot write PNG")
     return path
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +22,32 @@ def eval_argv(encoder, protocol: str, train, val) -> list:
 
 def export_tiny_encoder(path: Path, seed: int = 0) -> Path:
     """A 32 px, patch-8, 32-wide, 2-block ViT from the model registry, written as `c2f-train
-    export` does (encoder.pth + encoder.json)."""
-    torch.manual_seed(seed)
-    model = create_model("c2fmae_vit_tiny_cpu", num_classes=3, img_size=32, embed_dim=32, depth=2, num_heads=2)
-    write_encoder(model, path, 32, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    export` does: directory `path` in timm's Hugging Face layout."""
+    write_encoder(tiny_encoder_model(seed), path, 32, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     return path
+
+
+def export_format1_encoder(path: Path, seed: int = 0) -> Path:
+    """The same encoder as `c2f-train export` wrote it before timm's layout (format 1): a state
+    dict at `path` (.pth) and its record (timm name or null, kwargs, mean/std) beside it (.json)."""
+    model = tiny_encoder_model(seed)
+    torch.save(model.encoder_state_dict(), path)
+    spec = model.timm_spec()
+    record = {
+        "format_version": 1,
+        "timm_model": spec["model"],
+        "timm_kwargs": {**spec["kwargs"], "num_classes": 0},
+        "input_size": [3, 32, 32],
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+    }
+    path.with_suffix(".json").write_text(json.dumps(record))
+    return path
+
+
+def tiny_encoder_model(seed: int):
+    torch.manual_seed(seed)
+    return create_model("c2fmae_vit_tiny_cpu", num_classes=3, img_size=32, embed_dim=32, depth=2, num_heads=2)
 
 
 def labeled_folders(root: Path, per_class: int = 6, size: int = 40) -> tuple[Path, Path]:

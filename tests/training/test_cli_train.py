@@ -151,9 +151,9 @@ def small_disk(tmp_path):
     "free_kib, what",
     [
         (0, "cannot write the run"),  # not even config.yaml fits
-        (24, "cannot write a checkpoint"),
+        (88, "cannot write a checkpoint"),
     ],
-)  # the config and log fit
+)  # the config, the curriculum plot (under 64 KiB) and the log fit
 def test_a_full_disk_is_one_line_naming_the_run_dir(capsys, config, tiny_store, small_disk, free_kib, what):
     with open(small_disk / "filler", "wb", buffering=0) as f, pytest.raises(OSError):
         while True:

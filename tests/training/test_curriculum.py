@@ -1,4 +1,4 @@
-"""Curriculum: endpoints, normalisation, shapes, sampling and state."""
+"""Curriculum: endpoints, normalisation, shapes, sampling, state and its plot."""
 
 import math
 
@@ -60,3 +60,35 @@ def test_patch_mix_hands_every_sample_the_weights():
     assert torch.equal(cur.sample(2, 0.0), torch.tensor([[1.0, 0.0, 0.0]] * 2))
     with pytest.raises(ValueError, match="mix"):
         CurriculumConfig(mix="pixel")
+
+
+def test_the_plot_draws_each_weight_over_the_runs_steps(tmp_path):
+    import numpy as np
+    from matplotlib.colors import to_rgb
+    from PIL import Image
+
+    from training.masking.curriculum_plot import COLOURS, curriculum_figure, save_curriculum_plot
+
+    cur = Curriculum()
+    ax = curriculum_figure(cur, total_steps=300, stop_step=120).axes[0]
+    semantic, instance, random, stop = ax.lines
+    for line, k in ((semantic, 0), (instance, 1), (random, 2)):
+        steps, values = line.get_xdata(), line.get_ydata()
+        assert steps[0] == 0 and steps[-1] == 300
+        assert all(math.isclose(v, cur.weights(s / 300)[k]) for s, v in zip(steps, values))
+    assert list(stop.get_xdata()) == [120, 120]  # where this run stops (--max-steps)
+
+    path = save_curriculum_plot(cur, tmp_path / "curriculum.png", 300, 120)
+    image = np.asarray(Image.open(path).convert("RGB"))
+    assert image.shape == (350, 700, 3)
+    for colour in COLOURS:  # each strategy's line is on the picture
+        rgb = np.round(np.asarray(to_rgb(colour)) * 255)
+        assert (np.abs(image.astype(int) - rgb).sum(-1) < 10).any(), colour
+
+
+def test_the_plot_of_a_constant_curriculum_is_flat_and_has_no_stop_line():
+    from training.masking.curriculum_plot import curriculum_figure
+
+    mae = Curriculum(CurriculumConfig(shape="constant", constant_weights=(0.0, 0.0, 1.0)))
+    ax = curriculum_figure(mae, total_steps=50, stop_step=50).axes[0]
+    assert [set(line.get_ydata()) for line in ax.lines] == [{0.0}, {0.0}, {1.0}]

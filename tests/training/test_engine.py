@@ -59,6 +59,29 @@ def test_a_few_cpu_steps_reduce_the_loss_and_write_every_channel(tiny_store, tmp
     assert (tmp_path / "run" / "config.yaml").exists() and (tmp_path / "run" / "latest.pt").exists()
 
 
+@pytest.mark.parametrize("mode", ["c2f", "mae"])
+def test_a_run_draws_its_curriculum_and_sends_its_grids_to_tensorboard(tiny_store, tmp_path, capsys, mode):
+    import cv2
+    import numpy as np
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    mae = ["model.mode=mae", "curriculum.shape=constant", "curriculum.constant_weights=[0.0, 0.0, 1.0]"]
+    cfg = tiny_config("engine.tensorboard=true", "engine.image_every=2", *(mae if mode == "mae" else []))
+    run = tmp_path / "run"
+    engine.train(cfg, tiny_store.path, tiny_store.images, run, max_steps=4)
+    plot = run / engine.CURRICULUM_PLOT
+    assert cv2.imread(str(plot)).shape == (350, 700, 3)
+    assert capsys.readouterr().out.count(f"masking curriculum over 16 steps drawn in {plot}\n") == 1
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    assert events.Tags()["images"] == [engine.GRID_TAG]
+    sent = events.Images(engine.GRID_TAG)
+    assert [e.step for e in sent] == [2, 4]
+    for event in sent:  # the same picture as the PNG written at that step
+        picture = cv2.imdecode(np.frombuffer(event.encoded_image_string, np.uint8), cv2.IMREAD_COLOR)
+        assert np.array_equal(picture, cv2.imread(str(run / "images" / f"step-{event.step:07d}.png")))
+
+
 @pytest.mark.slow
 def test_max_steps_then_resume_reproduces_the_uninterrupted_run(tiny_store, tmp_path):
     cfg = tiny_config("engine.checkpoint_every=2")

@@ -14,7 +14,7 @@ from .torchrun import torchrun_c2f_train
 
 @pytest.mark.slow
 def test_two_processes_gather_the_features_of_one(tmp_path):
-    encoder = export_tiny_encoder(tmp_path / "encoder.pth")
+    encoder = export_tiny_encoder(tmp_path / "encoder")
     train, val = labeled_folders(tmp_path / "data", per_class=5)  # 15 images: uneven split over 2 ranks
     common = [
         "eval",

@@ -92,7 +92,7 @@ def _store_with_images(root, name: str, count: int, seed: int):
 
 
 def test_dense_command_scores_against_a_store(tmp_path):
-    encoder = export_tiny_encoder(tmp_path / "encoder.pth")
+    encoder = export_tiny_encoder(tmp_path / "encoder")
     train_images, train_store = _store_with_images(tmp_path, "train", 8, seed=0)
     val_images, val_store = _store_with_images(tmp_path, "val", 4, seed=1)
     # one DataLoader worker: it reads the store that this process opened (no fork: tensorstore)
@@ -125,7 +125,7 @@ def test_dense_command_scores_against_a_store(tmp_path):
 
 
 def test_dense_with_a_store_of_other_images_is_one_line(tmp_path, capsys):
-    encoder = export_tiny_encoder(tmp_path / "encoder.pth")
+    encoder = export_tiny_encoder(tmp_path / "encoder")
     _, store = _store_with_images(tmp_path, "train", 4, seed=0)
     code = main(
         [

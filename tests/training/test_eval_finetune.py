@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from training.checkpoint import load_checkpoint
 from training.cli import main
@@ -34,7 +35,7 @@ TINY = [
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("finetune")
-    return export_tiny_encoder(root / "encoder.pth"), *labeled_folders(root / "data")
+    return export_tiny_encoder(root / "encoder"), *labeled_folders(root / "data")
 
 
 def _finetune(inputs, out, *extra) -> int:
@@ -60,7 +61,7 @@ def test_a_stopped_and_resumed_run_ends_bit_identical(inputs, tmp_path):
     assert whole["step"] == split["step"] == 6
     for key, value in whole["model"].items():
         assert torch.equal(value, split["model"][key]), key
-    moved = torch.load(inputs[0], weights_only=True)["blocks.0.attn.qkv.weight"]
+    moved = load_file(inputs[0] / "model.safetensors")["blocks.0.attn.qkv.weight"]
     assert not torch.equal(moved, whole["model"]["blocks.0.attn.qkv.weight"])  # it did train
     result = json.loads((tmp_path / "split" / "finetune.json").read_text())
     assert result["metrics"]["step"] == 6 and result["metrics"]["steps_per_epoch"] == 3

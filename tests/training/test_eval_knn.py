@@ -27,7 +27,7 @@ def folders(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def encoder(tmp_path_factory):
-    return export_tiny_encoder(tmp_path_factory.mktemp("encoder") / "encoder.pth")
+    return export_tiny_encoder(tmp_path_factory.mktemp("encoder") / "encoder")
 
 
 def test_knn_is_perfect_on_features_that_separate_the_classes():

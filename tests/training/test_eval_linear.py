@@ -35,7 +35,7 @@ def test_the_head_is_batchnorm_without_affine_then_linear():
 
 
 def test_the_frozen_encoder_is_unchanged_and_only_the_head_moves(tmp_path, monkeypatch):
-    encoder = export_tiny_encoder(tmp_path / "encoder.pth")
+    encoder = export_tiny_encoder(tmp_path / "encoder")
     train, val = labeled_folders(tmp_path / "data")
     held = {}
 

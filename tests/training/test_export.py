@@ -1,4 +1,5 @@
-"""`c2f-train export`: the encoder loads strict into timm and computes the same features."""
+"""`c2f-train export`: timm's Hugging Face layout, loaded with timm's own `local-dir:` loader,
+gives the encoder's features and the training mean/std; nothing written names an absolute path."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ import json
 import pytest
 import timm
 import torch
+from timm.data import resolve_data_config
 from timm.models.vision_transformer import VisionTransformer
 
 from training import engine
 from training.checkpoint import load_checkpoint
 from training.cli import main
 from training.config import TrainConfig, from_dict
+from training.data.config import IMAGENET_MEAN, IMAGENET_STD
 from training.export import export_encoder, write_encoder
 from training.models.factory import build_model
+from training.models.timm_layout import GENERIC_ARCH
 
 from .engine_fixtures import tiny_config
 
@@ -26,18 +30,58 @@ def run_dir(tiny_store, tmp_path_factory):
     return out
 
 
-def test_export_loads_strict_into_timm_and_matches_the_encoder(run_dir, tmp_path):
-    record = export_encoder(run_dir, tmp_path / "encoder.pth")
-    meta = json.loads((tmp_path / "encoder.json").read_text())
-    assert meta == record and meta["format_version"] == 1 and meta["step"] == 2
-    assert meta["input_size"] == [3, 32, 32] and len(meta["mean"]) == len(meta["std"]) == 3
-    assert meta["timm_model"] is None  # no timm name has the tiny sizes: VisionTransformer kwargs
-    vit = VisionTransformer(**meta["timm_kwargs"])
-    vit.load_state_dict(torch.load(tmp_path / "encoder.pth", weights_only=True), strict=True)
+def test_timm_loads_the_export_directory_with_its_weights_and_the_training_normalisation(run_dir, tmp_path):
+    out = tmp_path / "encoder"
+    config = export_encoder(run_dir, out)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert json.loads((out / "config.json").read_text()) == config
+    assert config["c2fmae"] == {
+        "format_version": 2,
+        "run": "run",
+        "checkpoint": "latest.pt",
+        "step": 2,
+        "model_mode": "c2f",
+    }
+    vit = timm.create_model(f"local-dir:{out}", pretrained=True)
+    assert isinstance(vit, VisionTransformer) and vit.num_classes == 0
+    same_computation(vit, trained_model(run_dir), [3, 32, 32])
+    data = resolve_data_config({}, model=vit)
+    assert tuple(data["mean"]) == IMAGENET_MEAN and tuple(data["std"]) == IMAGENET_STD
+    assert data["input_size"] == (3, 32, 32) and data["crop_pct"] == 0.875
+    assert (data["interpolation"], data["crop_mode"]) == ("bicubic", "center")
+
+
+def test_no_absolute_path_is_written(run_dir, tmp_path):
+    out = tmp_path / "encoder"
+    export_encoder(run_dir, out)
+    for path in out.iterdir():
+        content = path.read_bytes()
+        for absolute in {str(run_dir.resolve()), str(tmp_path.resolve()), str(run_dir), "/tmp", "/home", "/work"}:
+            assert absolute.encode() not in content, (path.name, absolute)
+
+
+def test_a_timm_named_export_takes_a_new_head_and_keeps_the_training_normalisation(tmp_path):
+    """vit_tiny_patch16_224's own pretrained_cfg says mean/std 0.5; the export's says ImageNet's."""
+    sizes = ["model.img_size=224", "model.patch_size=16", "model.embed_dim=192", "model.depth=12"]
+    cfg = tiny_config(*sizes, "model.num_heads=3", "data.img_size=224")
+    model = build_model(cfg.model, num_classes=1)
+    config = write_encoder(model, tmp_path / "vit", 224, cfg.data.mean, cfg.data.std)
+    assert config["architecture"] == "vit_tiny_patch16_224"
+    assert timm.create_model("vit_tiny_patch16_224").pretrained_cfg["mean"] == (0.5, 0.5, 0.5)
+    vit = timm.create_model(f"local-dir:{tmp_path / 'vit'}", pretrained=True)
+    assert tuple(vit.pretrained_cfg["mean"]) == IMAGENET_MEAN
+    same_computation(vit, model, [3, 224, 224], dtype=torch.float32)
+    classifier = timm.create_model(f"local-dir:{tmp_path / 'vit'}", pretrained=True, num_classes=10)
+    assert classifier.head.out_features == 10
+    qkv = model.encoder_state_dict()["blocks.0.attn.qkv.weight"]
+    torch.testing.assert_close(classifier.blocks[0].attn.qkv.weight.detach(), qkv)
+
+
+def trained_model(run_dir):
     state, _ = load_checkpoint(run_dir)
     model = build_model(from_dict(TrainConfig, state["config"]).model, state["num_classes"])
     model.load_state_dict(state["model"])
-    same_computation(vit, model, meta["input_size"])
+    return model
 
 
 def same_computation(vit, model, input_size, dtype=torch.float64) -> None:
@@ -55,15 +99,26 @@ def same_computation(vit, model, input_size, dtype=torch.float64) -> None:
 
 
 def test_export_command(run_dir, tmp_path, capsys):
-    assert main(["export", str(run_dir), "-o", str(tmp_path / "b.pth")]) == 0
-    assert (tmp_path / "b.pth").exists() and (tmp_path / "b.json").exists()
-    assert "b.pth" in capsys.readouterr().out
+    assert main(["export", str(run_dir), "-o", str(tmp_path / "b")]) == 0
+    assert (tmp_path / "b" / "model.safetensors").exists() and (tmp_path / "b" / "config.json").exists()
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and f'timm.create_model("local-dir:{tmp_path / "b"}", pretrained=True)' in out
 
 
-def test_export_without_a_run_is_a_one_line_error(tmp_path, capsys):
-    assert main(["export", str(tmp_path), "-o", str(tmp_path / "e.pth")]) == 2
+@pytest.mark.parametrize("problem", ["no run", "a .pth output", "a file in the way"])
+def test_export_mistakes_are_one_line(run_dir, tmp_path, capsys, problem):
+    source, output = run_dir, tmp_path / "out"
+    if problem == "no run":
+        source = tmp_path
+    elif problem == "a .pth output":
+        output = tmp_path / "encoder.pth"
+    else:
+        output.write_text("not a directory")
+    assert main(["export", str(source), "-o", str(output)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("c2f-train: error: ") and err.count("\n") == 1
+    if problem == "a .pth output":
+        assert "give -o DIR" in err and not output.exists()
 
 
 @pytest.mark.slow
@@ -86,29 +141,35 @@ def test_a_run_from_before_timm_names_were_checked_exports_without_the_false_nam
     state["config"]["model"]["timm_model"] = "vit_tiny_patch16_224"  # what the tiny preset claimed
     del state["config"]["model"]["arch"]
     torch.save(state, old / "latest.pt")
-    record = export_encoder(old, tmp_path / "old.pth")
-    assert record["timm_model"] is None and record["timm_kwargs"]["patch_size"] == 8
+    config = export_encoder(old, tmp_path / "old")
+    assert config["architecture"] == GENERIC_ARCH and config["model_args"]["patch_size"] == 8
+    vit = timm.create_model(f"local-dir:{tmp_path / 'old'}", pretrained=True)
+    same_computation(vit, trained_model(run_dir), [3, 32, 32])
 
 
-def test_an_untrained_encoder_gets_the_same_record_without_provenance(tmp_path):
-    cfg = tiny_config()
-    model = build_model(cfg.model, num_classes=1)
-    record = write_encoder(model, tmp_path / "untrained.pth", 32, cfg.data.mean, cfg.data.std)
-    assert json.loads((tmp_path / "untrained.json").read_text()) == record
-    assert list(record) == ["format_version", "timm_model", "timm_kwargs", "input_size", "mean", "std"]
-    vit = VisionTransformer(**record["timm_kwargs"])
-    vit.load_state_dict(torch.load(tmp_path / "untrained.pth", weights_only=True), strict=True)
+def test_an_untrained_encoder_gets_the_same_config_without_provenance(tmp_path):
+    model = build_model(tiny_config().model, num_classes=1)
+    config = write_encoder(model, tmp_path / "untrained", 32, (0.1, 0.2, 0.3), (0.4, 0.5, 0.6))
+    assert json.loads((tmp_path / "untrained" / "config.json").read_text()) == config
+    assert config["c2fmae"] == {"format_version": 2}
+    vit = timm.create_model(f"local-dir:{tmp_path / 'untrained'}", pretrained=True)
+    same_computation(vit, model, [3, 32, 32])
+    data = resolve_data_config({}, model=vit)  # a mean/std of the data config, not timm's defaults
+    assert tuple(data["mean"]) == (0.1, 0.2, 0.3) and tuple(data["std"]) == (0.4, 0.5, 0.6)
 
 
 def test_a_failed_export_leaves_the_previous_one_and_no_temporary_file(run_dir, tmp_path, monkeypatch):
-    export_encoder(run_dir, tmp_path / "encoder.pth")
-    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    export_encoder(run_dir, tmp_path / "encoder")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "encoder").iterdir()}
 
-    def half_then_fail(obj, f):
-        f.write(b"half a state dict")
-        raise RuntimeError("the writer broke")
+    def half_then_fail(data):
+        def write(f):
+            f.write(b"half a file")
+            raise RuntimeError("the writer broke")
 
-    monkeypatch.setattr(torch, "save", half_then_fail)
+        return write
+
+    monkeypatch.setattr("training.export.weights_bytes", half_then_fail)
     with pytest.raises(RuntimeError, match="the writer broke"):
-        export_encoder(run_dir, tmp_path / "encoder.pth")
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+        export_encoder(run_dir, tmp_path / "encoder")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "encoder").iterdir()} == before

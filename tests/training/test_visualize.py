@@ -1,4 +1,4 @@
-"""The picture grid: one PNG, a row per image, seven columns, predictions of any supported form."""
+"""The picture grid: a row per image, seven columns, predictions of any supported form; its PNG."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from training.data import DataConfig, build_dataset
 from training.models import create_model
-from training.visualize import COLUMNS, GAP, HEADER, save_grid
+from training.visualize import COLUMNS, GAP, HEADER, draw_grid, write_png
 
 from .data_fixtures import make_tiny_store
 
@@ -37,11 +37,18 @@ def _output(batch: dict, instance_embedding: bool) -> dict:
     }
 
 
+def save_grid(path, batch: dict, out: dict, **options):
+    """The grid written as the engine writes it: a PNG of `draw_grid`."""
+    return write_png(path, draw_grid(batch, out, **options))
+
+
 @pytest.mark.parametrize("embedding", [False, True])
 def test_grid_has_a_row_per_image_and_seven_columns(batch, tmp_path, embedding):
-    path = save_grid(tmp_path / "sub" / "grid.png", batch, _output(batch, embedding), max_images=5)
+    grid = draw_grid(batch, _output(batch, embedding), max_images=5)
+    path = write_png(tmp_path / "sub" / "grid.png", grid)
     image = cv2.imread(str(path))
     assert image.shape == (HEADER + 5 * (64 + GAP) - GAP, len(COLUMNS) * (64 + GAP) - GAP, 3)
+    assert np.array_equal(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), grid)  # the PNG holds the RGB grid
 
 
 def test_grid_shows_input_and_greys_masked_patches(batch, tmp_path):

@@ -32,14 +32,14 @@ UpToOne = Annotated[float, pydantic.Strict(), pydantic.Field(gt=0, le=1)]
 
 @section
 class EncoderConfig:
-    """How to build the encoder. `timm_model`/`timm_kwargs` are read from encoder.json beside the
-    weights when it exists (what `c2f-train export` writes); a bare timm state dict needs
-    `timm_model` (and `timm_kwargs` for non-standard sizes)."""
+    """How to build the encoder. `timm_model`/`timm_kwargs` are read from the export's config.json
+    (architecture, model_args), or from encoder.json beside a format-1 .pth; a bare timm state dict
+    needs `timm_model` (and `timm_kwargs` for non-standard sizes)."""
 
     timm_model: Str | None = None
     timm_kwargs: dict[str, int | float | str | bool] = field(default_factory=dict)
     pool: Literal["cls", "avg"] = "cls"  # image feature for knn/linear: cls token or mean of patches
-    mean: tuple[Float, Float, Float] | None = None  # None: encoder.json's, else ImageNet's
+    mean: tuple[Float, Float, Float] | None = None  # None: the export's, else ImageNet's
     std: tuple[PositiveFloat, PositiveFloat, PositiveFloat] | None = None
     crop_pct: UpToOne = 0.875  # eval transform: resize to size / crop_pct, centre crop
 

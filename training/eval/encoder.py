@@ -1,8 +1,13 @@
-"""Load an encoder to evaluate: `c2f-train export` output (encoder.pth + encoder.json) or any timm
-ViT state dict (the classifier head is dropped), as a timm VisionTransformer.
+"""Load an encoder to evaluate, as a timm VisionTransformer (any classifier head is dropped):
 
-A bare state dict has no record of its architecture; `encoder.timm_model` (and `encoder.timm_kwargs`
-for non-standard sizes) names it. Nothing is downloaded: weights come only from the file.
+- a directory in timm's Hugging Face layout (`c2f-train export` output, or a timm model saved with
+  `save_for_hf`): DIR or `local-dir:DIR`, config.json + model.safetensors (training/models/timm_layout.py);
+- format 1 of `c2f-train export`: encoder.pth with encoder.json beside it;
+- any timm ViT state dict (.pth): it has no record of its architecture, so `encoder.timm_model`
+  (and `encoder.timm_kwargs` for non-standard sizes) names it.
+
+Nothing is downloaded: weights come only from the files, through safetensors or
+`torch.load(weights_only=True)`.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from torch import nn
 
 from training.errors import TrainingError
 from training.eval.config import EncoderConfig
+from training.models import timm_layout
 from training.models.encoder_io import build_timm_vit
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -28,7 +34,7 @@ HEAD_PREFIXES = ("head.", "fc_norm.", "head_drop.")  # classifier parts: never p
 class EncoderSpec:
     """What builds the encoder and its input: timm name and kwargs, image size, normalisation."""
 
-    path: Path
+    path: Path  # an export directory, or a state dict file
     timm_model: str | None  # None: timm's VisionTransformer(**timm_kwargs)
     timm_kwargs: dict
     img_size: int
@@ -50,11 +56,15 @@ def eval_transform(spec: EncoderSpec, crop_pct: float):
 
 
 def read_spec(path: str | Path, cfg: EncoderConfig) -> EncoderSpec:
-    """The spec of the encoder at `path`: encoder.json beside it, overridden by `cfg`."""
-    path = Path(path)
-    if not path.is_file():
+    """The spec of the encoder at `path` (a directory's config.json, or the encoder.json beside a
+    file), overridden by `cfg`."""
+    path = timm_layout.local_dir(path)
+    if path.is_dir():
+        meta = _dir_meta(path)
+    elif path.is_file():
+        meta = _read_meta(path.with_suffix(".json"))
+    else:
         raise TrainingError(f"{path}: encoder weights not found")
-    meta = _read_meta(path.with_suffix(".json"))
     name = cfg.timm_model or meta.get("timm_model")
     if not name and not meta.get("timm_kwargs"):
         raise TrainingError(
@@ -95,6 +105,8 @@ def load_encoder(spec: EncoderSpec, **create_kwargs) -> nn.Module:
 
 
 def _encoder_weights(path: Path) -> dict[str, torch.Tensor]:
+    if path.is_dir():
+        return {k: v for k, v in timm_layout.read_weights(path).items() if not k.startswith(HEAD_PREFIXES)}
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for damaged or foreign files
@@ -104,6 +116,19 @@ def _encoder_weights(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise TrainingError(f"{path}: expected a dict of tensors (a state dict)")
     return {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIXES)}
+
+
+def _dir_meta(directory: Path) -> dict:
+    """A timm Hugging Face directory's config.json as a format-1 record (name, kwargs, mean/std)."""
+    config = timm_layout.read_config(directory)
+    if not (directory / timm_layout.WEIGHTS_FILE).is_file():
+        raise TrainingError(f"{directory}: no {timm_layout.WEIGHTS_FILE} (not a timm / c2f-train export directory)")
+    pretrained = config["pretrained_cfg"]
+    return {
+        "timm_model": config["architecture"],
+        "timm_kwargs": config.get("model_args", {}),
+        **{key: pretrained[key] for key in ("mean", "std") if key in pretrained},
+    }
 
 
 def _read_meta(path: Path) -> dict:

@@ -1,7 +1,7 @@
 """`run_eval`: one protocol on one encoder, in one process or under torchrun, with a JSON result
 (`run_evals`: several protocols in turn, the process group joined once).
 
-run_eval("knn", "encoder.pth", "data/train", "data/val", out="results", cfg=EvalConfig())
+run_eval("knn", "encoder", "data/train", "data/val", out="results", cfg=EvalConfig())
 -> results/knn.json: {"protocol", "metrics": {...}, "encoder": {...}, "num_train", ...}
 """
 
