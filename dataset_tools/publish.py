@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import warnings
 from pathlib import Path
 
 import dask.array as da
@@ -22,7 +21,7 @@ import zarr
 from tqdm import tqdm
 from zarr.codecs import ZstdCodec
 
-from datasets_spec import schema, storage
+from datasets_spec import consolidate_metadata, schema, storage
 from datasets_spec.errors import StoreError
 from datasets_spec.reader import Store, open_store
 from datasets_spec.validate import RELEASE_CHUNKS, validate
@@ -58,7 +57,7 @@ def publish(store: Store, out, *, rechunk: str | None = None, license_id: str = 
         _scrub_local_paths(tmp / DATA)
         if rechunk:
             _rechunk(tmp / DATA, store, rechunk)
-        _consolidate(tmp / DATA)
+        consolidate_metadata(tmp / DATA)  # after --rechunk, and for stores created without it
         copy = open_store(tmp / DATA)
         st = compute_stats(copy, progress=progress)
         (tmp / STATS).write_text(json.dumps(st, indent=1) + "\n")
@@ -150,10 +149,3 @@ def _rechunk(data: Path, store: Store, how: str) -> None:
         os.replace(data / f"{name}.rechunked", data / name)
     group = zarr.open_group(data, mode="r+")
     group.attrs[schema.ATTRS_KEY] = {**group.attrs[schema.ATTRS_KEY], "release": {"rechunk": how}}
-
-
-def _consolidate(data: Path) -> None:
-    with warnings.catch_warnings():
-        # Consolidated metadata is a zarr-python extension of Zarr v3; readers without it ignore it.
-        warnings.simplefilter("ignore")
-        zarr.consolidate_metadata(data)
