@@ -166,7 +166,7 @@ def write_skeleton(directory, layout: schema.Layout, keys, labels, attrs: dict) 
     for start in range(0, n, step):  # shard by shard: zarr makes a str object of each key it encodes
         key_arr[start : start + step] = keys[start : start + step]
     group.create_array(schema.LABEL, shape=(n,), dtype="int32", fill_value=-1, **table)
-    # tensorstore encodes the 64 inner chunks of a shard ~30x faster than zarr-python (1.28M labels: 2 s)
+    # through tensorstore: zarr-python encodes inner chunks one by one (1.28M labels: 2.0 s CPU, here 0.1 s)
     write_slabs([(open_array(directory / schema.LABEL, write=True), 0, np.asarray(labels, dtype=np.int32))])
     # Sidecar folders are empty Zarr groups, so zarr tools list them without complaint.
     for sub, holds in schema.SIDECARS.items():

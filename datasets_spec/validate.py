@@ -104,7 +104,7 @@ def _check_consolidated(path) -> list[str]:
     """zarr-python's consolidated metadata in the group's zarr.json, where there is some (stores
     created before it have none, and are valid), must copy every node's own document: zarr-python
     and xarray read the arrays' metadata from it, not from the arrays."""
-    listed = json.loads(storage.read_bytes(path, "zarr.json")).get("consolidated_metadata", {}).get("metadata")
+    listed = (json.loads(storage.read_bytes(path, "zarr.json")).get("consolidated_metadata") or {}).get("metadata")
     if listed is None:
         return []
     problems = [f"{name}: missing from the consolidated metadata" for name in _NODES if name not in listed]
