@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import warnings
 from pathlib import Path
 
 import dask.array as da
@@ -23,7 +22,7 @@ import zarr
 from tqdm import tqdm
 from zarr.codecs import ZstdCodec
 
-from datasets_spec import schema, storage
+from datasets_spec import consolidate_metadata, schema, storage
 from datasets_spec.errors import StoreError
 from datasets_spec.reader import Store, open_store
 from datasets_spec.validate import RELEASE_CHUNKS, validate
@@ -118,7 +117,7 @@ def _write_zarr(store: Store, data: Path, rechunk: str | None) -> Store:
     _scrub_local_paths(data)
     if rechunk:
         _rechunk(data, store, rechunk)
-    _consolidate(data)
+    consolidate_metadata(data)  # after --rechunk, and for stores created without it
     return open_store(data)
 
 
@@ -193,10 +192,3 @@ def _rechunk(data: Path, store: Store, how: str) -> None:
         os.replace(data / f"{name}.rechunked", data / name)
     group = zarr.open_group(data, mode="r+")
     group.attrs[schema.ATTRS_KEY] = {**group.attrs[schema.ATTRS_KEY], "release": {"rechunk": how}}
-
-
-def _consolidate(data: Path) -> None:
-    with warnings.catch_warnings():
-        # Consolidated metadata is a zarr-python extension of Zarr v3; readers without it ignore it.
-        warnings.simplefilter("ignore")
-        zarr.consolidate_metadata(data)

@@ -9,10 +9,21 @@ It never imports torch. The tools of c2f-data live in `dataset_tools`, the share
 plumbing in `plumbing`.
 """
 
+from ._array_io import consolidate_metadata
 from .create import create_store
 from .errors import StoreError
 from .reader import ImageView, Store, open_store
 from .schema import Layout
 from .shard_writer import ImageResult, write_shard
 
-__all__ = ["create_store", "open_store", "write_shard", "ImageResult", "ImageView", "Store", "StoreError", "Layout"]
+__all__ = [
+    "create_store",
+    "consolidate_metadata",
+    "open_store",
+    "write_shard",
+    "ImageResult",
+    "ImageView",
+    "Store",
+    "StoreError",
+    "Layout",
+]

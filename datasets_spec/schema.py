@@ -23,8 +23,10 @@ STATUS = "status"  # uint8 [N]
 ORIG_HW = "orig_hw"  # int32 [N, 2]: original (height, width) after EXIF orientation
 VALID_HW = "valid_hw"  # int32 [N, 2]: (height, width) of the image on the canvas, top-left anchored
 
-# These two are written once, when the store is created, in chunks of TABLE_CHUNK_SHARDS shards
-# (stores created before had chunks of one shard: readers take the chunk shape from the array).
+# These two are written once, when the store is created, in Zarr shards of TABLE_CHUNK_SHARDS shards
+# whose inner chunks are one shard, as every per-image array's: Dask and xarray then take chunks of
+# a shard without splitting any stored chunk. Stores created before have plain chunks of one shard
+# or of TABLE_CHUNK_SHARDS shards: readers take the chunk shape from the array.
 KEY = "key"  # string [N]: path relative to the image root
 LABEL = "label"  # int32 [N]: ImageNet class index, -1 unknown
 TABLE_CHUNK_SHARDS = 64  # 1.28M images in shards of 128: 157 objects per array, not 10,010
@@ -72,8 +74,9 @@ class Layout:
 
     @property
     def table_chunk(self) -> int:
-        """Images per chunk of `key` and `label`: TABLE_CHUNK_SHARDS shards, at most N."""
-        return min(TABLE_CHUNK_SHARDS * self.shard_size, self.num_images)
+        """Images per Zarr shard of `key` and `label`: TABLE_CHUNK_SHARDS shards, fewer when the
+        store has fewer (a whole number of shards: the inner chunks of one shard must tile it)."""
+        return min(TABLE_CHUNK_SHARDS, self.num_shards) * self.shard_size
 
 
 def reason_kind(reason: str) -> str:

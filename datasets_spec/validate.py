@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 
@@ -25,6 +26,7 @@ _SHAPES = {
     schema.KEY: 1,
     schema.LABEL: 1,
 }
+_NODES = (*schema.ALL_ARRAYS, *schema.SIDECARS)  # the store's arrays and subgroups
 
 
 def validate(path, *, pixels: bool = True, progress=None) -> list[str]:
@@ -43,6 +45,7 @@ def validate(path, *, pixels: bool = True, progress=None) -> list[str]:
     problems = _check_arrays(path, meta.layout, meta.raw.get("release", {}).get("rechunk"))
     if problems:
         return problems
+    problems += _check_consolidated(path)
     store = Store(path)
     problems += _check_keys(store)
     status = store.stored_status()
@@ -95,6 +98,36 @@ def _check_sharding(name: str, doc: dict, layout: schema.Layout, rechunk: str | 
     if rechunk in RELEASE_CHUNKS:  # a release rewritten by c2f-data publish --rechunk: plain chunks, no shards
         return [f"{name}: chunks {outer} with inner chunks {inner}, expected {expected} unsharded (rechunked release)"]
     return [f"{name}: shards {outer} with inner chunks {inner}, expected {expected} with {expected_inner}"]
+
+
+def _check_consolidated(path) -> list[str]:
+    """zarr-python's consolidated metadata in the group's zarr.json, where there is some (stores
+    created before it have none, and are valid), must copy every node's own document: zarr-python
+    and xarray read the arrays' metadata from it, not from the arrays."""
+    listed = (json.loads(storage.read_bytes(path, "zarr.json")).get("consolidated_metadata") or {}).get("metadata")
+    if listed is None:
+        return []
+    problems = [f"{name}: missing from the consolidated metadata" for name in _NODES if name not in listed]
+    for name, copy in sorted(listed.items()):
+        try:
+            doc = json.loads(storage.read_bytes(path, storage.array_doc_path(name)))
+        except FileNotFoundError:
+            problems.append(f"{name}: in the consolidated metadata but not in the store")
+            continue
+        except StorageUnavailable:
+            raise
+        except (OSError, ValueError) as exc:
+            problems.append(f"{name}: metadata unreadable ({exc})")
+            continue
+        if _without_consolidated(copy) != _without_consolidated(doc):
+            problems.append(f"{name}: its zarr.json differs from its copy in the consolidated metadata (stale)")
+    return problems
+
+
+def _without_consolidated(doc: dict) -> dict:
+    """A node's document but a subgroup's own consolidated metadata (the copy of an empty subgroup
+    says it is empty)."""
+    return {key: value for key, value in doc.items() if key != "consolidated_metadata"}
 
 
 def _check_keys(store: Store) -> list[str]:

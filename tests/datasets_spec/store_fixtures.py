@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
+import xarray as xr
+import zarr
 
 from dataset_tools.synthetic import image_result, synth_image
 from datasets_spec import ImageResult, create_store, open_store, schema, storage, write_shard
@@ -83,3 +86,12 @@ def store_content(root) -> dict:
     group = json.loads(content.pop("zarr.json"))
     group["attributes"]["c2fmae"]["provenance"].pop("created_at", None)
     return {**content, "zarr.json": group}
+
+
+def open_as_documented(path) -> xr.Dataset:
+    """The local store at `path` opened by xarray as docs/dataset-format.md shows (one shard per
+    chunk along `image`), any warning from xarray or zarr an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        shard_size = zarr.open_group(path, mode="r").attrs["c2fmae"]["shard_size"]
+        return xr.open_zarr(path, chunks={"image": shard_size})

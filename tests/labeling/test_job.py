@@ -24,6 +24,7 @@ from labeling.job import run_label_job
 from labeling.report import format_report
 from labeling.shard_retry import WORKER_DIED
 from plumbing.cli_boundary import format_counts
+from tests.datasets_spec.store_fixtures import open_as_documented
 from tests.datasets_spec.store_fixtures import store_content as _store_content
 
 from .label_cli import kill_and_resume
@@ -62,6 +63,8 @@ def test_classic_labels_quirky_imagenet_folder(quirky, tmp_path, ray_session):
     assert store.provenance["input"]["count"] == len(keys)
     assert validate(tmp_path / "ds") == []
     assert list((tmp_path / "ds" / schema.REPORTS_DIR).glob("label-*.json"))
+    ds = open_as_documented(tmp_path / "ds")  # xarray and zarr-python without a warning after the run
+    assert ds["status"].chunks[0][0] == 4 and np.array_equal(ds["status"].values, status)
 
 
 def test_rerun_skips_done_shards_and_refuses_other_settings(photo_folder, tmp_path, ray_session):
@@ -70,6 +73,7 @@ def test_rerun_skips_done_shards_and_refuses_other_settings(photo_folder, tmp_pa
     before = _store_content(tmp_path / "ds")
     again = run_label_job(photo_folder, tmp_path / "ds", cfg, show_progress=False)
     assert again["this_run"]["images"] == 0 and again["this_run"]["shards_skipped"] == 3
+    open_as_documented(tmp_path / "ds")
     assert _store_content(tmp_path / "ds") == before
     faster = load_config(flags={"shard_size": 2, "batch_size": 3})  # batch size: not in the labels
     assert run_label_job(photo_folder, tmp_path / "ds", faster, show_progress=False)["this_run"]["images"] == 0
