@@ -23,6 +23,7 @@ from .label_quality import eval_coco, eval_semantic, format_eval
 from .merge import merge
 from .parquet_release import TARGET_BYTES
 from .publish import FORMATS, RECHUNK, publish
+from .semantic_export import export_semantic
 from .show import show
 from .show_selection import STATUSES, Filters
 from .stats import compute_stats, format_stats
@@ -72,14 +73,35 @@ def _export_coco(args) -> int:
     return 0
 
 
+def _export_semantic(args) -> int:
+    counts = export_semantic(open_store(args.path), args.output, progress=not args.quiet)
+    if args.json:
+        print(json.dumps(counts))
+        return 0
+    left_out = counts["failed"] + counts["pending"]
+    print(
+        f"wrote {counts['images']} {counts['bit_depth']}-bit label PNGs (ignore = {counts['ignore']}) and "
+        f"classes.json to {args.output}" + (f" ({left_out} failed or pending images left out)" if left_out else "")
+    )
+    return 0
+
+
 def _eval(args) -> int:
     store = open_store(args.path)
     if bool(args.gt_coco) == bool(args.gt_semantic):
         raise StoreError("eval needs exactly one of --gt-coco and --gt-semantic")
+    if args.reduce_zero_label and not args.gt_semantic:
+        raise StoreError("--reduce-zero-label applies to --gt-semantic label PNGs")
     if args.gt_coco:
         result = eval_coco(store, args.gt_coco)
     else:
-        result = eval_semantic(store, args.gt_semantic, scheduler=args.scheduler, progress=not args.quiet)
+        result = eval_semantic(
+            store,
+            args.gt_semantic,
+            reduce_zero_label=args.reduce_zero_label,
+            scheduler=args.scheduler,
+            progress=not args.quiet,
+        )
     print(json.dumps(result, indent=1) if args.json else format_eval(result))
     return 0
 
@@ -201,13 +223,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable summary")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_export_coco)
+    p = sub.add_parser("export-semantic", help="one label PNG per image at original size, the store's class ids")
+    p.add_argument("path")
+    p.add_argument("-o", "--output", required=True, help="folder to create (or an empty one)")
+    p.add_argument("--json", action="store_true", help="machine-readable summary")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_export_semantic)
     p = sub.add_parser("eval", help="label quality against ground truth: COCO AP/AR or semantic mIoU")
     p.add_argument("path")
     p.add_argument("--gt-coco", metavar="JSON", help="COCO instances JSON; images matched by file_name = key")
     p.add_argument(
         "--gt-semantic",
         metavar="DIR_OR_STORE",
-        help="a store, or a folder of label PNGs DIR/<key without suffix>.png in our label space",
+        help="a store, or a folder of label PNGs DIR/<key without suffix>.png whose values are our class ids",
+    )
+    p.add_argument(
+        "--reduce-zero-label",
+        action="store_true",
+        help="the PNGs count classes from 1 and 0 is 'other' (ADE20K): 0 is ignored, v is class v - 1",
     )
     p.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler (default: local threads)")
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -2,8 +2,10 @@
 
 images: one per done image, id = store index + 1, file_name = key, original width and height.
 annotations: one per record: RLE at original size, bbox [x, y, w, h], area, score, iscrowd 0;
-category_id = the record's semantic class id (class-aware; instances without a class are left
-out and counted) or 1 (class-agnostic). categories: the label space, or one "object".
+category_id = the record's semantic class id + CATEGORY_OFFSET (class-aware; instances without a
+class are left out and counted) or 1 (class-agnostic). categories: the label space with the same
+shift (COCO's ids count from 1; mmdetection, detectron2 and pycocotools treat 0 as nothing), or one
+"object". The shift is written in the JSON's `info`.
 The file is written shard by shard (nothing dataset-sized is held in memory), then renamed.
 """
 
@@ -21,12 +23,13 @@ from datasets_spec.reader import Store
 from plumbing.files import atomic_write
 
 AGNOSTIC_CATEGORY = {"id": 1, "name": "object", "supercategory": "object"}
+CATEGORY_OFFSET = 1  # COCO category_id = store class id + 1
 
 
 def categories(store: Store, class_agnostic: bool) -> list[dict]:
     if class_agnostic:
         return [AGNOSTIC_CATEGORY]
-    return [{"id": k, "name": v, "supercategory": ""} for k, v in sorted(store.label_space.items())]
+    return [{"id": k + CATEGORY_OFFSET, "name": v, "supercategory": ""} for k, v in sorted(store.label_space.items())]
 
 
 def iter_images(store: Store) -> Iterator[dict]:
@@ -51,13 +54,16 @@ def iter_annotations(store: Store, class_agnostic: bool, skipped: list | None = 
     ann_id = 0
     for shard in store.done_shards():
         for rec in store.records(shard):
-            category = 1 if class_agnostic else rec.get("semantic")
-            if category is None:
+            if class_agnostic:
+                category = AGNOSTIC_CATEGORY["id"]
+            elif rec.get("semantic") is None:
                 if skipped is not None:
                     skipped[0] += 1
                 continue
+            else:
+                category = int(rec["semantic"]) + CATEGORY_OFFSET
             ann_id += 1
-            yield annotation(rec, ann_id, rec["index"] + 1, int(category))
+            yield annotation(rec, ann_id, rec["index"] + 1, category)
         if progress:
             progress(1)
 
@@ -84,7 +90,7 @@ def export_coco(store: Store, out, *, class_agnostic: bool = False, progress: bo
     def write(f) -> None:
         with tqdm(total=len(store.done_shards()), desc="export", unit="shard", disable=not progress) as bar:
             head = {
-                "info": {"description": f"c2fmae pseudo-labels of {storage.name(store.path)}", "version": "1"},
+                "info": _info(store, class_agnostic),
                 "licenses": [],
                 "categories": categories(store, class_agnostic),
             }
@@ -100,6 +106,21 @@ def export_coco(store: Store, out, *, class_agnostic: bool = False, progress: bo
     except OSError as exc:
         raise StoreError(f"{out}: cannot write ({exc})") from None
     return {**counts, "skipped_unclassed": skipped[0]}
+
+
+def _info(store: Store, class_agnostic: bool) -> dict:
+    """COCO `info`, saying how category ids relate to the store's class ids."""
+    ids = (
+        "category_id 1 = every instance (class-agnostic)"
+        if class_agnostic
+        else f"category_id = store class id + {CATEGORY_OFFSET} (COCO ids count from 1)"
+    )
+    return {
+        "description": f"c2fmae pseudo-labels of {storage.name(store.path)}",
+        "version": "1",
+        "category_ids": ids,
+        "category_id_offset": None if class_agnostic else CATEGORY_OFFSET,
+    }
 
 
 def _write_list(f, name: str, items) -> int:

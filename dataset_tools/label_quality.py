@@ -4,6 +4,7 @@ Instances: COCOeval (segm) against a COCO JSON whose images are matched to ours 
 class-aware (categories matched by name) and class-agnostic, at most 100 detections per image.
 Semantic: a confusion matrix, with Dask one task per shard, against a second store (on the canvas)
 or a folder of label PNGs named like the keys (DIR/<key without suffix>.png, at original size).
+The PNGs' convention is the caller's to state, never guessed (semantic_truth.py).
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
@@ -25,9 +26,11 @@ from datasets_spec.reader import Store, open_store
 
 from .coco_export import AGNOSTIC_CATEGORY, annotation
 from .dask_shards import run_tasks, shard_blocks, shard_task
+from .semantic_truth import GtValues, convention_warning, gt_classes, gt_values, read_png
+
+log = logging.getLogger(__name__)
 
 COCO_STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
-PNG_IGNORE = 255  # PASCAL VOC's "void" in label PNGs; 65535 (our ignore) is skipped too
 
 
 # --- instances against COCO ground truth ---------------------------------------------------
@@ -97,8 +100,13 @@ def _cocoeval(gt_doc: dict, dets: list[dict], image_ids: list[int]) -> dict:
 
 
 # --- semantic maps against a store or a folder of PNGs ------------------------------------
-def eval_semantic(store: Store, gt, *, scheduler: str | None = None, progress: bool = True) -> dict:
-    """mIoU, per-class IoU and the confusion matrix [C, C + 1] (last column: predicted no class)."""
+def eval_semantic(
+    store: Store, gt, *, reduce_zero_label: bool = False, scheduler: str | None = None, progress: bool = True
+) -> dict:
+    """mIoU, per-class IoU and the confusion matrix [C, C + 1] (last column: predicted no class).
+
+    reduce_zero_label: the ground-truth PNGs count classes from 1 and 0 is "other" (ADE20K).
+    """
     num_classes = max(store.label_space, default=-1) + 1
     gt = Path(gt)
     gt_store = open_store(gt) if (gt / "zarr.json").is_file() else None
@@ -106,6 +114,8 @@ def eval_semantic(store: Store, gt, *, scheduler: str | None = None, progress: b
         raise StoreError(f"{gt}: canvas {gt_store.layout.canvas} differs from {store.path}'s {store.layout.canvas}")
     if gt_store is None and not gt.is_dir():
         raise StoreError(f"{gt}: neither a store nor a folder of label PNGs")
+    if gt_store is not None and reduce_zero_label:
+        raise StoreError(f"{gt}: a store holds class ids of its label space; --reduce-zero-label is for label PNGs")
     gt_index = _gt_index(store, gt_store)
     status = store.status()
     orig_hw, valid_hw = store.geometry()
@@ -126,21 +136,26 @@ def eval_semantic(store: Store, gt, *, scheduler: str | None = None, progress: b
                 orig_hw[start:stop],
                 valid_hw[start:stop],
                 num_classes,
+                reduce_zero_label,
             )
         )
-    conf = run_tasks(
+    conf, compared, values = run_tasks(
         tasks,
-        _add_pairs,
-        (np.zeros((num_classes, num_classes + 1), np.int64), 0),
+        _add,
+        (np.zeros((num_classes, num_classes + 1), np.int64), 0, GtValues()),
         scheduler=scheduler,
         desc="eval",
         progress=progress,
     )
-    return _semantic_summary(store, *conf)
+    result = _semantic_summary(store, conf, compared)
+    warning = convention_warning(values, conf, store.label_space, reduce_zero_label, pngs=gt_store is None)
+    if warning:
+        log.warning(warning)
+    return {**result, "ground_truth": {"reduce_zero_label": reduce_zero_label, **values.as_dict(), "warning": warning}}
 
 
-def _add_pairs(a: tuple, b: tuple) -> tuple:
-    return a[0] + b[0], a[1] + b[1]
+def _add(a: tuple, b: tuple) -> tuple:
+    return tuple(x + y for x, y in zip(a, b))
 
 
 def _gt_index(store: Store, gt_store: Store | None) -> np.ndarray:
@@ -152,10 +167,12 @@ def _gt_index(store: Store, gt_store: Store | None) -> np.ndarray:
     return np.array([where.get(str(k), -1) for k in store.keys()])
 
 
-def shard_confusion(semantic: np.ndarray, start: int, where: list, gt, orig_hw, valid_hw, num_classes: int):
-    """(confusion [C, C + 1] int64, images compared) of one shard. semantic: [K, S, S] uint16."""
+def shard_confusion(
+    semantic: np.ndarray, start: int, where: list, gt, orig_hw, valid_hw, num_classes: int, reduce_zero_label: bool
+):
+    """(confusion [C, C + 1] int64, images compared, GtValues) of one shard. semantic: [K, S, S] uint16."""
     conf = np.zeros((num_classes, num_classes + 1), np.int64)
-    compared = 0
+    compared, values = 0, GtValues()
     for i, ref in where:
         j = i - start
         h, w = valid_hw[j]
@@ -165,33 +182,23 @@ def shard_confusion(semantic: np.ndarray, start: int, where: list, gt, orig_hw, 
                 continue
             truth = gt.read(int(ref)).semantic[:h, :w]
         else:
-            truth = _read_png(Path(gt), ref, tuple(orig_hw[j]))
+            truth = read_png(Path(gt), ref, tuple(orig_hw[j]))
             if truth is None:
                 continue
             pred = labels_from_canvas(semantic[j], *orig_hw[j])
-        conf += _confusion(truth, pred, num_classes)
+        classes, ignored = gt_classes(truth, reduce_zero_label)
+        kept = ~ignored & (classes < num_classes)
+        values = values + gt_values(truth, ignored, kept)
+        conf += _confusion(classes[kept], pred[kept], num_classes)
         compared += 1
-    return conf, compared
-
-
-def _read_png(root: Path, key: str, hw: tuple[int, int]) -> np.ndarray | None:
-    path = (root / key).with_suffix(".png")
-    if not path.is_file():
-        return None
-    with Image.open(path) as img:
-        truth = np.asarray(img)
-    if truth.ndim != 2 or truth.shape != hw:
-        raise StoreError(f"{path}: label map of shape {truth.shape}, expected one channel of {hw}")
-    return truth
+    return conf, compared, values
 
 
 def _confusion(truth: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
-    """Counts [C, C + 1] of (true class, predicted class or C = none) over truly labeled pixels."""
-    keep = (truth < num_classes) & (truth != PNG_IGNORE if truth.dtype == np.uint8 else truth != schema.SEMANTIC_IGNORE)
-    t = truth[keep].astype(np.int64)
-    p = pred[keep].astype(np.int64)
+    """Counts [C, C + 1] of (true class, predicted class or C = none). truth: [M] class ids < C."""
+    p = pred.astype(np.int64)
     p[p >= num_classes] = num_classes
-    return np.bincount(t * (num_classes + 1) + p, minlength=num_classes * (num_classes + 1)).reshape(
+    return np.bincount(truth * (num_classes + 1) + p, minlength=num_classes * (num_classes + 1)).reshape(
         num_classes, num_classes + 1
     )
 
@@ -218,9 +225,11 @@ def _semantic_summary(store: Store, conf: np.ndarray, compared: int) -> dict:
 def format_eval(result: dict) -> str:
     """Human-readable form of eval_coco() or eval_semantic() output."""
     if "mean_iou" in result:
+        reduced = result["ground_truth"]["reduce_zero_label"]
         lines = [
             f"images     {result['images_compared']} compared",
             f"mIoU       {_num(result['mean_iou'])}   pixel accuracy {_num(result['pixel_accuracy'])}",
+            "truth      " + ("0 = other, value v = class v - 1" if reduced else "value v = class v"),
         ]
         lines += [f"IoU        {name}: {_num(v)}" for name, v in result["per_class_iou"].items() if v is not None]
         return "\n".join(lines)

@@ -23,11 +23,12 @@ def test_export_loads_in_pycocotools_and_matches_the_records(tmp_path, capsys):
         assert (img["file_name"], (img["height"], img["width"])) == (keys[i], tuple(results[i].orig_hw))
         anns = coco.loadAnns(coco.getAnnIds(imgIds=[i + 1]))
         recs = results[i].records
-        assert [a["category_id"] for a in anns] == [r["semantic"] for r in recs]
+        assert [a["category_id"] for a in anns] == [r["semantic"] + 1 for r in recs]  # COCO ids from 1
         for a, r in zip(anns, recs):
             assert a["bbox"] == r["box"] and a["area"] == r["area"] and a["score"] == r["score"]
             assert (coco.annToMask(a).astype(bool) == decode_rle(r["rle"])).all()
-    assert {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())} == LABEL_SPACE
+    assert {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())} == {k + 1: v for k, v in LABEL_SPACE.items()}
+    assert 0 not in coco.getCatIds() and coco.dataset["info"]["category_id_offset"] == 1
     assert counts == {"images": len(done), "annotations": len(coco.anns), "skipped_unclassed": 0}
     # Scores are kept, so the same annotations load as detections.
     dets = coco.loadRes(json.loads(out.read_text())["annotations"])

@@ -38,7 +38,7 @@ def test_export_scored_against_itself_is_perfect(tmp_path, exported, capsys):
 
 def test_swapped_classes_hurt_only_the_class_aware_score(tmp_path, exported, capsys):
     ds, gt = exported
-    swap = {2: 3, 3: 2}
+    swap = {3: 4, 4: 3}  # disc <-> box (COCO ids = class ids + 1)
     gt["annotations"] = [dict(a, category_id=swap.get(a["category_id"], a["category_id"])) for a in gt["annotations"]]
     result = _eval(tmp_path, ds, gt, capsys)
     # disc and box now score 0, triangle stays 1; sky and ground have no instances (excluded).

@@ -122,8 +122,9 @@ def test_c2f_data_commands_take_a_url(s3_bucket, tmp_path, capsys):
     assert c2f_data(["info", url, "--json"]) == 0
     assert c2f_data(["stats", url, "--json", "--quiet"]) == 0
     assert c2f_data(["export-coco", url, "-o", str(tmp_path / "coco.json"), "--quiet"]) == 0
+    assert c2f_data(["export-semantic", url, "-o", str(tmp_path / "png"), "--quiet", "--json"]) == 0
     out = capsys.readouterr().out
-    assert f"{url}: valid" in out and '"images": 40' in out
+    assert f"{url}: valid" in out and '"images": 40' in out and '"images": 32, "failed": 8' in out
     coco = json.loads((tmp_path / "coco.json").read_text())
     assert len(coco["images"]) == 32 and coco["info"]["description"].endswith("of ds")
     storage.write_bytes(url, "reports/label-1-logs/worker-1.err", b"kept by c2f-label -v\n")
