@@ -93,7 +93,7 @@ def test_the_docs_object_storage_example_runs_against_s3(s3_bucket):
 
 def test_a_release_rechunked_by_publish_opens_quietly_with_fresh_consolidated_metadata(tmp_path):
     make_store(tmp_path / "ds", n=N, canvas=S, shard_size=K)
-    publish(open_store(tmp_path / "ds"), tmp_path / "rel", rechunk="images", progress=False)
+    publish(open_store(tmp_path / "ds"), tmp_path / "rel", rechunk="images", fmt="zarr", progress=False)
     ds = open_as_documented(tmp_path / "rel" / "data")
     assert ds["semantic"].encoding["chunks"] == (1, S, S) and ds["semantic"].chunks[0] == SHARDS
     _assert_equals_reader(ds, tmp_path / "rel" / "data")
