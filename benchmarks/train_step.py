@@ -57,15 +57,24 @@ RATIOS = {
 MASKS_BATCHED = "  masks only, a batch per read"
 MASKS_ONE = "  masks only, one by one"
 ARCH = "vit_tiny_cpu"
-_LEN_KEEP = num_keep(model_config(f"mae_{ARCH}").num_patches, 0.75)  # MAE's visible tokens: 16 of 64
-# step rows: name -> (model name prefix, model overrides, run the loss probe before backward)
-STEP_ROWS: dict[str, tuple[str, dict, bool]] = {
-    **{mode: (mode, {}, False) for mode in MODES},
-    "c2fmae, modality dropout 0.5": ("c2fmae", {"modality_dropout": 0.5}, False),
-    f"c2fmae, token budget {_LEN_KEEP}": ("c2fmae", {"token_budget": _LEN_KEEP}, False),
-    "c2fmae, budget + dropout 0.5": ("c2fmae", {"token_budget": _LEN_KEEP, "modality_dropout": 0.5}, False),
-    "c2fmae, loss probe every step": ("c2fmae", {}, True),
-}
+FLOPS_ARCH = "vit_base_patch16"  # --flops: the paper's size, counted rather than timed
+
+
+def step_rows(arch: str) -> dict[str, tuple[str, dict, bool]]:
+    """name -> (model name prefix, model overrides, run the loss probe before backward); the
+    token budget is MAE's visible tokens at ``arch`` (16 of 64 for vit_tiny_cpu, 49 of 196 at ViT-B)."""
+    keep = num_keep(model_config(f"mae_{arch}").num_patches, 0.75)
+    return {
+        **{mode: (mode, {}, False) for mode in MODES},
+        "c2fmae, modality dropout 0.5": ("c2fmae", {"modality_dropout": 0.5}, False),
+        f"c2fmae, token budget {keep}": ("c2fmae", {"token_budget": keep}, False),
+        "c2fmae, budget + dropout 0.5": ("c2fmae", {"token_budget": keep, "modality_dropout": 0.5}, False),
+        "c2fmae, input_fusion sum": ("c2fmae", {"input_fusion": "sum"}, False),
+        "c2fmae, loss probe every step": ("c2fmae", {}, True),
+    }
+
+
+STEP_ROWS = step_rows(ARCH)
 
 
 @dataclass
@@ -271,6 +280,34 @@ def bench_steps(batch: dict, num_classes: int, repeats: int) -> tuple[dict[str, 
     return medians, ratios
 
 
+def count_flops(rows: dict[str, tuple[str, dict, bool]], arch: str, n: int = 4) -> dict[str, float]:
+    """FLOPs per image of forward + backward (``torch.utils.flop_counter``: matmuls and
+    convolutions; attention runs as plain matmuls, the math backend, so that it is counted) per
+    row at ``arch``, on a random batch of ``n`` 150-class label maps."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    size = model_config(f"mae_{arch}").img_size
+    g = torch.Generator().manual_seed(0)
+    batch = {
+        "image": torch.randn(n, 3, size, size, generator=g),
+        "semantic": torch.randint(0, 150, (n, size, size), generator=g),
+        "instance": torch.randint(0, 6, (n, size, size), generator=g),
+    }
+    flops = {}
+    for name, (prefix, overrides, probe) in rows.items():
+        torch.manual_seed(0)
+        model = create_model(f"{prefix}_{arch}", num_classes=150, **overrides)
+        strategy = torch.arange(n) % 3
+        with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
+            out = model(batch, strategy, torch.Generator().manual_seed(1))
+            if probe:
+                model.loss_probe(batch, strategy, out)
+            out["loss"].backward()
+        flops[name] = counter.get_total_flops() / n
+    return flops
+
+
 def bench_wait(store: Path, images: Path, sizes: Sizes, num_classes: int) -> tuple[float, float]:
     """(fraction of loop time spent waiting for batches, steps/s) of a short c2fmae loop."""
     cfg = DataConfig(img_size=64, num_workers=sizes.workers, prefetch_factor=2)
@@ -375,7 +412,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--images", type=int, help="images in the generated dataset")
     parser.add_argument("--repeats", type=int, help="interleaved repeats per measurement")
     parser.add_argument("--steps-only", action="store_true", help="the step table alone (no loader runs)")
+    parser.add_argument("--flops", action="store_true", help=f"count each step row's FLOPs at {FLOPS_ARCH} instead")
     args = parser.parse_args(argv)
+    if args.flops:
+        flops = count_flops(step_rows(FLOPS_ARCH), FLOPS_ARCH)
+        print(f"FLOPs per image, forward + backward, {FLOPS_ARCH}, counted")
+        print("\n".join(f"  {name:36s} {f / 1e9:8.1f} G {f / flops['mae']:6.2f}x" for name, f in flops.items()))
+        return {"flops": flops}
     sizes = TINY if args.tiny else FULL
     sizes = Sizes(**{**vars(sizes), **{k: v for k, v in (("images", args.images), ("repeats", args.repeats)) if v}})
     torch.manual_seed(0)

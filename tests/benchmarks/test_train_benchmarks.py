@@ -26,6 +26,15 @@ def test_train_step_benchmark_reports_every_reader_and_mode(capsys):
 
 
 @pytest.mark.slow
+def test_train_step_flop_count_sees_what_each_switch_saves_and_adds():
+    module = benchmark_module("train_step")
+    flops = module.count_flops(module.step_rows(module.ARCH), module.ARCH, n=2)
+    c2f = flops["c2fmae"]
+    assert flops["c2fmae, token budget 16"] == flops["c2fmae, input_fusion sum"] < c2f and flops["mae"] < c2f
+    assert flops["c2fmae, modality dropout 0.5"] == c2f < flops["c2fmae, loss probe every step"]
+
+
+@pytest.mark.slow
 def test_gpu_benchmark_measures_the_gpu_decode_loader_on_the_cpu_when_tiny(capsys):
     """Every mode, and the decode that benchmarks/gpu_all.sh --cpu-smoke (test_gpu_label.py) does not run."""
     result = benchmark_module("gpu_train").main(["--tiny", "--decode", "gpu", "--modes", "mae", "parallel", "c2fmae"])
