@@ -2,7 +2,9 @@
 
 All numbers come from one run, measured side by side (interleaved repeats in alternating order,
 medians); on shared 2-core machines read the ratios, not the absolute times.
-- step: forward + backward + AdamW of the tiny model in modes c2fmae, parallel and mae (ratio to mae);
+- step: forward + backward + AdamW of the tiny model in modes c2fmae, parallel and mae, and c2fmae
+  with the comparison's switches (modality dropout 0.5, a token budget of MAE's visible tokens,
+  the loss probe on every step), each as a ratio to mae;
 - loader: images/s of the store dataset (a batch per call, as the DataLoader asks, with one
   batched mask read; item by item; with JPEG draft off) against the old canvas path (RGB shrunk
   onto the label canvas, then cropped: what the loader did before it cut the RGB from the original)
@@ -12,7 +14,7 @@ medians); on shared 2-core machines read the ratios, not the absolute times.
   JPEG draft decoding matters;
 - wait: the fraction of a short c2fmae training loop spent waiting for the DataLoader.
 
-    .venv/bin/python benchmarks/train_step.py [--tiny] [--images 256] [--repeats 5]
+    .venv/bin/python benchmarks/train_step.py [--tiny] [--images 256] [--repeats 5] [--steps-only]
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from datasets_spec.decode import decode_crop, decode_image  # noqa: E402
 from datasets_spec.geometry import image_to_canvas, resize_labels  # noqa: E402
 from training.data import DataConfig, StoreDataset, build_dataset, loader_kwargs  # noqa: E402
 from training.data.transforms import draw, normalize, sample_crop  # noqa: E402
-from training.models import create_model  # noqa: E402
+from training.masking import num_keep  # noqa: E402
+from training.models import create_model, model_config  # noqa: E402
 
 MODES = ("c2fmae", "parallel", "mae")
 BASELINE = "PIL per file (MultiMAE layout)"
@@ -54,6 +57,24 @@ RATIOS = {
 MASKS_BATCHED = "  masks only, a batch per read"
 MASKS_ONE = "  masks only, one by one"
 ARCH = "vit_tiny_cpu"
+FLOPS_ARCH = "vit_base_patch16"  # --flops: the paper's size, counted rather than timed
+
+
+def step_rows(arch: str) -> dict[str, tuple[str, dict, bool]]:
+    """name -> (model name prefix, model overrides, run the loss probe before backward); the
+    token budget is MAE's visible tokens at ``arch`` (16 of 64 for vit_tiny_cpu, 49 of 196 at ViT-B)."""
+    keep = num_keep(model_config(f"mae_{arch}").num_patches, 0.75)
+    return {
+        **{mode: (mode, {}, False) for mode in MODES},
+        "c2fmae, modality dropout 0.5": ("c2fmae", {"modality_dropout": 0.5}, False),
+        f"c2fmae, token budget {keep}": ("c2fmae", {"token_budget": keep}, False),
+        "c2fmae, budget + dropout 0.5": ("c2fmae", {"token_budget": keep, "modality_dropout": 0.5}, False),
+        "c2fmae, input_fusion sum": ("c2fmae", {"input_fusion": "sum"}, False),
+        "c2fmae, loss probe every step": ("c2fmae", {}, True),
+    }
+
+
+STEP_ROWS = step_rows(ARCH)
 
 
 @dataclass
@@ -227,30 +248,64 @@ def _batch(store: Path, images: Path, sizes: Sizes) -> dict:
     return {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
 
 
-def bench_steps(batch: dict, num_classes: int, repeats: int) -> dict[str, float]:
-    """Median seconds of one optimizer step per mode, modes interleaved within each repeat."""
+def bench_steps(batch: dict, num_classes: int, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
+    """(median seconds of one optimizer step, median over repeats of its ratio to that repeat's mae
+    step) per row of STEP_ROWS; rows interleaved within each repeat (alternating order), so
+    machine load hits every row alike, and paired ratios cancel load that drifts between repeats."""
     n = batch["image"].shape[0]
     models, optims = {}, {}
-    for mode in MODES:
+    for name, (prefix, overrides, _) in STEP_ROWS.items():
         torch.manual_seed(0)
-        models[mode] = create_model(f"{mode}_{ARCH}", num_classes=num_classes)
-        optims[mode] = torch.optim.AdamW(models[mode].parameters(), lr=1e-4, betas=(0.9, 0.95))
+        models[name] = create_model(f"{prefix}_{ARCH}", num_classes=num_classes, **overrides)
+        optims[name] = torch.optim.AdamW(models[name].parameters(), lr=1e-4, betas=(0.9, 0.95))
     strategy = torch.arange(n) % 3
     gen = torch.Generator().manual_seed(0)
 
-    def step(mode):
-        out = models[mode](batch, strategy, gen)
-        optims[mode].zero_grad(set_to_none=True)
+    def step(name):
+        out = models[name](batch, strategy, gen)
+        if STEP_ROWS[name][2]:
+            models[name].loss_probe(batch, strategy, out)
+        optims[name].zero_grad(set_to_none=True)
         out["loss"].backward()
-        optims[mode].step()
+        optims[name].step()
 
-    for mode in MODES:  # warm-up
-        step(mode)
-    times = {mode: [] for mode in MODES}
+    for name in STEP_ROWS:  # warm-up
+        step(name)
+    times = {name: [] for name in STEP_ROWS}
     for repeat in range(repeats):
-        for mode in _order(MODES, repeat):
-            times[mode].append(_timed(functools.partial(step, mode)))
-    return {mode: statistics.median(t) for mode, t in times.items()}
+        for name in _order(STEP_ROWS, repeat):
+            times[name].append(_timed(functools.partial(step, name)))
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    ratios = {name: statistics.median(a / b for a, b in zip(t, times["mae"])) for name, t in times.items()}
+    return medians, ratios
+
+
+def count_flops(rows: dict[str, tuple[str, dict, bool]], arch: str, n: int = 4) -> dict[str, float]:
+    """FLOPs per image of forward + backward (``torch.utils.flop_counter``: matmuls and
+    convolutions; attention runs as plain matmuls, the math backend, so that it is counted) per
+    row at ``arch``, on a random batch of ``n`` 150-class label maps."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    size = model_config(f"mae_{arch}").img_size
+    g = torch.Generator().manual_seed(0)
+    batch = {
+        "image": torch.randn(n, 3, size, size, generator=g),
+        "semantic": torch.randint(0, 150, (n, size, size), generator=g),
+        "instance": torch.randint(0, 6, (n, size, size), generator=g),
+    }
+    flops = {}
+    for name, (prefix, overrides, probe) in rows.items():
+        torch.manual_seed(0)
+        model = create_model(f"{prefix}_{arch}", num_classes=150, **overrides)
+        strategy = torch.arange(n) % 3
+        with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
+            out = model(batch, strategy, torch.Generator().manual_seed(1))
+            if probe:
+                model.loss_probe(batch, strategy, out)
+            out["loss"].backward()
+        flops[name] = counter.get_total_flops() / n
+    return flops
 
 
 def bench_wait(store: Path, images: Path, sizes: Sizes, num_classes: int) -> tuple[float, float]:
@@ -277,16 +332,19 @@ def bench_wait(store: Path, images: Path, sizes: Sizes, num_classes: int) -> tup
     return waited / total, sizes.wait_steps / total
 
 
-def run(sizes: Sizes) -> dict:
-    """All measurements in one temporary directory; returns them as a dict."""
+def run(sizes: Sizes, steps_only: bool = False) -> dict:
+    """All measurements in one temporary directory; returns them as a dict (steps_only: the step
+    table alone)."""
     with tempfile.TemporaryDirectory() as tmp:
         store, images = make_data(Path(tmp) / "small", sizes)
+        num_classes = max(LABEL_SPACE) + 1
+        steps, step_ratios = bench_steps(_batch(store, images, sizes), num_classes, sizes.repeats)
+        if steps_only:
+            return {"steps": steps, "step_ratios": step_ratios}
         loaders, ratios = bench_loaders(store, images, sizes, sizes.images)
         large, large_ratios = bench_loaders(
             *make_data(Path(tmp) / "large", sizes, large=True), sizes, sizes.large_images, with_masks=False
         )
-        num_classes = max(LABEL_SPACE) + 1
-        steps = bench_steps(_batch(store, images, sizes), num_classes, sizes.repeats)
         wait, steps_per_s = bench_wait(store, images, sizes, num_classes)
     return {
         "loaders": loaders,
@@ -294,6 +352,7 @@ def run(sizes: Sizes) -> dict:
         "large_loaders": large,
         "large_ratios": large_ratios,
         "steps": steps,
+        "step_ratios": step_ratios,
         "wait_fraction": wait,
         "loop_steps_per_s": steps_per_s,
     }
@@ -301,7 +360,10 @@ def run(sizes: Sizes) -> dict:
 
 def report(result: dict, sizes: Sizes) -> str:
     """The printed table: values and ratios."""
-    lines = _loader_table(
+    lines = _step_table(result["steps"], result["step_ratios"], sizes)
+    if "loaders" not in result:
+        return "\n".join(lines)
+    lines += _loader_table(
         result["loaders"],
         result["ratios"],
         f"loader, one process, {sizes.images} images of "
@@ -315,17 +377,20 @@ def report(result: dict, sizes: Sizes) -> str:
         f"loader, large photos: {sizes.large_images} images of "
         f"{sizes.large_side[0]}-{sizes.large_side[1]} px, same settings",
     )
-    mae = result["steps"]["mae"]
-    lines += [
-        f"step, {ARCH}, batch {sizes.batch}, forward+backward+AdamW (median of {sizes.repeats})",
-        f"  {'mode':34s} {'ms/step':>10s} {'vs mae':>8s}",
-    ]
-    lines += [f"  {mode:34s} {t * 1e3:10.1f} {t / mae:8.2f}x" for mode, t in result["steps"].items()]
     lines.append(
         f"loop, c2fmae, {sizes.workers} loader worker(s): data-wait fraction "
         f"{result['wait_fraction']:.2f}, {result['loop_steps_per_s']:.2f} steps/s"
     )
     return "\n".join(lines)
+
+
+def _step_table(steps: dict[str, float], ratios: dict[str, float], sizes: Sizes) -> list[str]:
+    """Rows of the step comparison: ms per step and the ratio to mae (median of paired repeats)."""
+    lines = [
+        f"step, {ARCH} (64 tokens), batch {sizes.batch}, forward+backward+AdamW (median of {sizes.repeats})",
+        f"  {'model':36s} {'ms/step':>10s} {'vs mae':>8s}",
+    ]
+    return lines + [f"  {name:36s} {t * 1e3:10.1f} {ratios[name]:8.2f}x" for name, t in steps.items()]
 
 
 def _loader_table(loaders: dict, ratios: dict, title: str) -> list[str]:
@@ -346,11 +411,18 @@ def main(argv=None) -> dict:
     parser.add_argument("--tiny", action="store_true", help="seconds-long smoke run (tests)")
     parser.add_argument("--images", type=int, help="images in the generated dataset")
     parser.add_argument("--repeats", type=int, help="interleaved repeats per measurement")
+    parser.add_argument("--steps-only", action="store_true", help="the step table alone (no loader runs)")
+    parser.add_argument("--flops", action="store_true", help=f"count each step row's FLOPs at {FLOPS_ARCH} instead")
     args = parser.parse_args(argv)
+    if args.flops:
+        flops = count_flops(step_rows(FLOPS_ARCH), FLOPS_ARCH)
+        print(f"FLOPs per image, forward + backward, {FLOPS_ARCH}, counted")
+        print("\n".join(f"  {name:36s} {f / 1e9:8.1f} G {f / flops['mae']:6.2f}x" for name, f in flops.items()))
+        return {"flops": flops}
     sizes = TINY if args.tiny else FULL
     sizes = Sizes(**{**vars(sizes), **{k: v for k, v in (("images", args.images), ("repeats", args.repeats)) if v}})
     torch.manual_seed(0)
-    result = run(sizes)
+    result = run(sizes, args.steps_only)
     print(report(result, sizes))
     return result
 

@@ -49,6 +49,8 @@ class EngineConfig:
 
     seed: Count = 0
     log_every: Positive = 20  # optimizer steps between log.jsonl / TensorBoard records
+    # on each logged step: each loss's gradient share and the per-strategy losses (training/loss_probe.py)
+    loss_probe: Bool = False
     image_every: Count = 2000  # steps between PNG grids in RUN_DIR/images (0 = never)
     checkpoint_every: Positive = 1000  # steps between atomic latest.pt saves
     keep_every: Count = 50000  # steps between permanent ckpt-{step}.pt copies (0 = never)

@@ -198,7 +198,8 @@ def loop(run: Run) -> dict:
             while step < end and not stopped:
                 micro = meter.wait(functools.partial(_next_micro, batches, run.cfg.optim.accum_iter, step))
                 lr = run.schedule.apply(run.ctx.optimizer, step)
-                result = train_step(run.ctx, micro, step, step / run.schedule.total_steps)
+                probe = eng.loss_probe and run.is_regular_record(step + 1)
+                result = train_step(run.ctx, micro, step, step / run.schedule.total_steps, probe)
                 _count_nonfinite(run, result.finite, step)
                 step = step + 1
                 meter.add(result.losses, result.finite)
@@ -266,7 +267,8 @@ def _draw(run: Run, logger: RunLogger, done: int, result: StepResult) -> None:
 
 def _record(run: Run, meter: Meter, done: int, lr: float, result: StepResult) -> dict:
     """The log.jsonl record after `done` steps: losses are means over the finite steps since the
-    last record (this step's, if none was finite) and over processes; weights are this step's."""
+    last record (this step's, if none was finite) and over processes; weights and the loss probe
+    (`engine.loss_probe`: gradient shares, per-strategy losses) are this step's."""
     losses = meter.mean_losses() or result.losses
     names = sorted(losses)
     values = distributed.all_mean(torch.stack([losses[n] for n in names]).float()).tolist()
@@ -285,6 +287,7 @@ def _record(run: Run, meter: Meter, done: int, lr: float, result: StepResult) ->
         "data_wait": wait / max(elapsed, 1e-9),
         "nonfinite": run.nonfinite,
         **({"grad_norm": result.grad_norm} if result.grad_norm is not None else {}),
+        **result.probe,
     }
 
 

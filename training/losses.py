@@ -3,6 +3,10 @@
 Callers gather the masked patches first, so every loss here sees ``M = L - len_keep`` patches per
 sample and no mask: ``pred: [N, M, ...]``, ``target: [N, M, ...]``. Dense targets live at stride 4
 (``S = (patch / 4) ** 2`` label pixels per patch). All losses run in fp32, also under autocast.
+
+``per_sample_terms`` splits each loss into per-sample sums and counts ``([N], [N])`` whose sums'
+ratio over any set of samples is the loss of that set (``training.loss_probe`` groups samples by
+masking strategy with them); the batch losses keep their own reduction.
 """
 
 import functools
@@ -70,6 +74,12 @@ def instance_loss(
     means small; averaged over clusters, then over samples that have any labelled pixel. The
     value depends only on which pixels share an id, never on the id values.
     """
+    per_sample, has_pixels = _instance_terms(embed, ids, pull_margin, push_margin, reg_weight)
+    return (per_sample * has_pixels).sum() / has_pixels.sum().clamp(min=1)
+
+
+def _instance_terms(embed, ids, pull_margin, push_margin, reg_weight) -> tuple[torch.Tensor, torch.Tensor]:
+    """``instance_loss`` per sample [N] and whether the sample has any labelled pixel [N] bool."""
     n, e = embed.shape[0], embed.shape[-1]
     embed, ids = embed.reshape(n, -1, e), ids.reshape(n, -1)
     cluster, valid, num_clusters = _local_clusters(ids)
@@ -85,8 +95,25 @@ def instance_loss(
     push = _push(means, exists, push_margin)
     reg = (means.norm(dim=-1) * exists).sum(1)
     per_sample = (pull + reg_weight * reg) / num_clusters.clamp(min=1) + push
-    has_pixels = num_clusters > 0
-    return (per_sample * has_pixels).sum() / has_pixels.sum().clamp(min=1)
+    return per_sample, num_clusters > 0
+
+
+@_fp32
+def per_sample_terms(
+    target: str, pred: torch.Tensor, truth: torch.Tensor, norm_pix: bool, pull_margin: float, push_margin: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sums [N], counts [N]) of ``target``'s loss (rgb, semantic or instance; arguments as the
+    loss takes them): rgb squared errors and their number, semantic cross-entropy over labelled
+    pixels and their number, instance the sample's loss and 1 if it has labelled pixels."""
+    if target == "rgb":
+        target_pixels = normalise_patches(truth) if norm_pix else truth
+        sq = (pred - target_pixels).pow(2).flatten(1)
+        return sq.sum(1), torch.full_like(sq[:, 0], sq.shape[1])
+    if target == "semantic":
+        ce = F.cross_entropy(pred.flatten(0, 2), truth.flatten(), ignore_index=IGNORE, reduction="none")
+        return ce.reshape(truth.shape[0], -1).sum(1), (truth != IGNORE).flatten(1).sum(1).float()
+    per_sample, has_pixels = _instance_terms(pred, truth, pull_margin, push_margin, 1e-3)
+    return per_sample * has_pixels, has_pixels.float()
 
 
 def _local_clusters(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -1,7 +1,9 @@
 """One optimizer step: accumulate micro-batches, skip non-finite losses, clip, update.
 
 The step never looks at which method is trained: the model returns `{"loss", "losses", ...}`, the
-step backpropagates `loss`, averages every named loss for the logs, and updates. Its one all-reduce
+step backpropagates `loss`, averages every named loss for the logs, and updates. On the steps the
+engine probes (`engine.loss_probe`), it also asks the model for its `loss_probe` values
+(training/loss_probe.py) before the backward pass and averages them over micro-batches and ranks. Its one all-reduce
 (before the update) also carries each rank's stop request (training/preemption.py), so all ranks
 agree on the step after which a preempted run stops, at no extra collective.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -46,20 +48,25 @@ class StepResult:
     batch: dict  # the last micro-batch and the model's output on it (for pictures)
     out: dict
     stop: bool = False  # some rank was asked to stop: every rank stops after this step
+    probe: dict[str, float] = field(default_factory=dict)  # the model's loss_probe values (probed steps)
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-def train_step(ctx: StepContext, batches: Sequence[dict], step: int, progress: float) -> StepResult:
+def train_step(
+    ctx: StepContext, batches: Sequence[dict], step: int, progress: float, probe: bool = False
+) -> StepResult:
     """Forward/backward `batches` (one per micro-batch) and update unless a loss was non-finite.
 
     Micro-batch m of step `step` draws its strategies and masks from generators seeded by
     (seed, step, micro_id(m)), so the result does not depend on restarts or on the DDP layout.
+    probe: also measure the model's `loss_probe` (every rank must agree: one more all-reduce).
     """
     ctx.optimizer.zero_grad(set_to_none=True)
     sums: dict[str, torch.Tensor] = {}
+    probes: dict[str, torch.Tensor] = {}
     finite = torch.ones((), device=ctx.device)
     for micro, raw in enumerate(batches):
         batch = (ctx.prepare or to_device)(raw, ctx.device)
@@ -71,6 +78,9 @@ def train_step(ctx: StepContext, batches: Sequence[dict], step: int, progress: f
         with _sync_context(ctx.model, last=micro == len(batches) - 1):
             with _autocast(ctx):
                 out = ctx.model(batch, strategy, masks)
+            if probe:
+                for name, value in distributed.unwrap(ctx.model).loss_probe(batch, strategy, out).items():
+                    probes[name] = probes.get(name, 0) + value.detach().float()
             loss = out["loss"].float()
             scaled = loss / len(batches)
             (ctx.scaler.scale(scaled) if ctx.scaler else scaled).backward()
@@ -78,11 +88,22 @@ def train_step(ctx: StepContext, batches: Sequence[dict], step: int, progress: f
         for name, value in _named_losses(out).items():
             sums[name] = sums.get(name, 0) + value.detach().float()
     losses = {name: total / len(batches) for name, total in sums.items()}
+    probed = _probe_values(probes)
     finite, stop = _agree(finite, ctx.stop_requested())
     if not finite:
         ctx.optimizer.zero_grad(set_to_none=True)
-        return StepResult(losses, False, None, batch, _detach(out), stop)
-    return StepResult(losses, True, _update(ctx), batch, _detach(out), stop)
+        return StepResult(losses, False, None, batch, _detach(out), stop, probed)
+    return StepResult(losses, True, _update(ctx), batch, _detach(out), stop, probed)
+
+
+def _probe_values(probes: dict[str, torch.Tensor]) -> dict[str, float]:
+    """name -> (sum, count) summed over micro-batches -> sum / count over all ranks (all-reduced
+    means: the ratio is the same), names whose count is 0 left out."""
+    if not probes:
+        return {}
+    names = sorted(probes)
+    totals = distributed.all_mean(torch.stack([probes[n] for n in names])).tolist()
+    return {n: s / c for n, (s, c) in zip(names, totals) if c > 0}
 
 
 def _agree(finite: torch.Tensor, stop: bool) -> tuple[bool, bool]:

@@ -80,6 +80,23 @@ def test_invalid_values_name_their_key():
         load_config(None, ["model.patch_size=6"])
 
 
+def test_the_comparison_switches_are_off_by_default_and_checked():
+    cfg = load_config()
+    assert (cfg.model.modality_dropout, cfg.model.token_budget, cfg.engine.loss_probe) == (0.0, None, False)
+    assert (cfg.model.semantic_loss_weight, cfg.model.instance_loss_weight, cfg.model.rgb_loss_weight) == (1, 1, 1)
+    sets = ["model.modality_dropout=1", "model.token_budget=49", "model.budget_concentration=0.5"]
+    assert load_config(None, [*sets, "model.instance_loss_weight=0.1"]).model.token_budget == 49
+    with pytest.raises(ConfigError, match=r"^--set: model.modality_dropout: .*less than or equal to 1, got 1.5$"):
+        load_config(None, ["model.modality_dropout=1.5"])
+    with pytest.raises(ConfigError, match=r"^--set: model: token_budget 148 is more than the 147 visible"):
+        load_config(None, ["model.token_budget=148"])
+    with pytest.raises(ConfigError, match=r"^--set: model: token_budget splits .* needs input_fusion 'tokens'"):
+        load_config(None, ["model.token_budget=10", "model.input_fusion=sum"])
+    with pytest.raises(ConfigError, match=r"^--set: model: modality_dropout and token_budget need label inputs"):
+        load_config(None, ["model.modality_dropout=0.5", "model.mode=mae"])
+    assert load_config(None, ["model.modality_dropout=0.5", "model.input_fusion=sum"]).model.modality_dropout == 0.5
+
+
 def test_yaml_1_1_exponents_and_nulls_parse_as_numbers():
     cfg = load_config(None, ["optim.blr=1e-4", "optim.clip_grad=3", "optim.min_lr=0"])
     assert cfg.optim.blr == 1e-4 and cfg.optim.clip_grad == 3.0 and isinstance(cfg.optim.min_lr, float)

@@ -106,6 +106,32 @@ def _add_fields_of_older_checkpoints(path) -> None:
     torch.save(state, path)
 
 
+@pytest.mark.slow
+def test_the_loss_probe_logs_gradient_shares_and_strategy_losses_and_changes_nothing(tiny_store, tmp_path):
+    switches = ("model.token_budget=6", "model.modality_dropout=0.5", "engine.log_every=2", "optim.epochs=2")
+    engine.train(tiny_config(*switches), tiny_store.path, tiny_store.images, tmp_path / "plain", max_steps=6)
+    probed_cfg = tiny_config(*switches, "engine.loss_probe=true")
+    engine.train(probed_cfg, tiny_store.path, tiny_store.images, tmp_path / "probed", max_steps=6)
+    plain, probed = read_log(tmp_path / "plain" / "log.jsonl"), read_log(tmp_path / "probed" / "log.jsonl")
+    assert [r["step"] for r in probed] == [2, 4, 6]  # probed on the logged steps only
+    targets, strategies = ("semantic", "instance", "rgb"), ("semantic", "instance", "random")
+    for a, b in zip(plain, probed):
+        assert {k: v for k, v in b.items() if "/" not in k}.keys() == a.keys()
+        for key in ("loss", "loss_rgb", "loss_semantic", "loss_instance"):
+            assert a[key] == b[key], key  # probing changes no loss
+        assert sum(b[f"grad_share/{t}"] for t in targets) == pytest.approx(1.0)
+        assert all(b[f"grad_norm/{t}"] > 0 for t in targets)
+        used = {s for s in strategies if f"loss_rgb/{s}_masks" in b}
+        assert used and all(b[f"w_{s}"] > 0 for s in used)  # a strategy with no sample is left out
+        assert all(f"loss_{t}/{s}_masks" in b for t in targets for s in used)
+    assert probed[0]["w_semantic"] == 1.0 and {k for k in probed[0] if k.startswith("loss_rgb/")} == {
+        "loss_rgb/semantic_masks"
+    }
+    a = torch.load(tmp_path / "plain" / "latest.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "probed" / "latest.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 class _NonFiniteAt(nn.Module):
     """Wraps the real model; its loss is NaN on the listed forward calls (0-based)."""
 
@@ -138,8 +164,8 @@ def test_a_non_finite_loss_skips_the_update_and_is_counted(tiny_store, tmp_path,
     snapshots = []
     real_step = engine.train_step
 
-    def spy(ctx, batches, step, progress):
-        result = real_step(ctx, batches, step, progress)
+    def spy(*args):
+        result = real_step(*args)
         snapshots.append([p.detach().clone() for p in made[0].parameters()])
         return result
 

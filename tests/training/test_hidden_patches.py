@@ -1,7 +1,8 @@
 """Nothing of a masked patch reaches the model, and visible targets do not enter the loss.
 
-Masks are drawn once (guided masking reads the label maps) and passed again with the changed
-batch, so only the content of the patches changes.
+Masks (and the encoder's tokens, which modality dropout and the token budget choose) are drawn
+once (guided masking reads the label maps) and passed again with the changed batch, so only the
+content of the patches changes.
 """
 
 import dataclasses
@@ -21,7 +22,13 @@ STRATEGIES = {
     "instance": torch.full((N,), INSTANCE),
     "patch-mix": torch.tensor([[0.4, 0.3, 0.3]]).expand(N, 3),
 }
-VARIANTS = {"tokens": {}, "sum": {"input_fusion": "sum"}, "per-modality": {"per_modality_masking": True}}
+VARIANTS = {
+    "tokens": {},
+    "sum": {"input_fusion": "sum"},
+    "per-modality": {"per_modality_masking": True},
+    "budget+dropout": {"token_budget": 7, "modality_dropout": 0.5},
+    "sum+dropout": {"input_fusion": "sum", "modality_dropout": 0.5},
+}
 INPUTS = {"rgb": "image", "semantic": "semantic", "instance": "instance"}
 
 
@@ -59,21 +66,25 @@ def make(cfg, **changes):
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_masked_patch_content_never_reaches_the_encoder(strategy, variant, tiny_model_cfg, tiny_train_batch):
     model = make(tiny_model_cfg, **VARIANTS[variant])
-    masks = model.mask_patches(tiny_train_batch, STRATEGIES[strategy], torch.Generator().manual_seed(1))
+    gen = torch.Generator().manual_seed(1)
+    masks = model.mask_patches(tiny_train_batch, STRATEGIES[strategy], gen)
+    visible = model.choose_visible(masks, gen)
     changed = replace_patches(tiny_train_batch, masks, tiny_model_cfg.patch_size, True, seed=2)
     with torch.no_grad():
-        latent = model.forward_encoder(tiny_train_batch, masks)
-        assert torch.equal(latent, model.forward_encoder(changed, masks))
+        latent = model.forward_encoder(tiny_train_batch, masks, visible)
+        assert torch.equal(latent, model.forward_encoder(changed, masks, visible))
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_visible_targets_do_not_change_the_loss(strategy, variant, tiny_model_cfg, tiny_train_batch):
     model = make(tiny_model_cfg, **VARIANTS[variant])
-    masks = model.mask_patches(tiny_train_batch, STRATEGIES[strategy], torch.Generator().manual_seed(1))
+    gen = torch.Generator().manual_seed(1)
+    masks = model.mask_patches(tiny_train_batch, STRATEGIES[strategy], gen)
+    visible = model.choose_visible(masks, gen)
     changed = replace_patches(tiny_train_batch, masks, tiny_model_cfg.patch_size, False, seed=3)
     with torch.no_grad():
-        preds = model.forward_decoder(model.forward_encoder(tiny_train_batch, masks), masks)
+        preds = model.forward_decoder(model.forward_encoder(tiny_train_batch, masks, visible), masks, visible)
         before = model.forward_loss(tiny_train_batch, preds, masks)
         after = model.forward_loss(changed, preds, masks)
     assert set(before) == set(TARGETS)

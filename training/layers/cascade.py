@@ -19,7 +19,8 @@ from timm.models.vision_transformer import Attention
 
 
 class CrossAttention(nn.Module):
-    """x: [N, M, D] queries, context: [N, K, D] -> [N, M, D]."""
+    """x: [N, M, D] queries, context: [N, K, D], attend: [N, K] bool (False: never read; None:
+    all) -> [N, M, D]."""
 
     def __init__(self, dim: int, num_heads: int):
         super().__init__()
@@ -28,16 +29,18 @@ class CrossAttention(nn.Module):
         self.kv = nn.Linear(dim, 2 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor, attend: torch.Tensor | None = None) -> torch.Tensor:
         n, m, d = x.shape
         q = self.q(x).reshape(n, m, self.num_heads, -1).transpose(1, 2)
         k, v = self.kv(context).reshape(n, -1, 2, self.num_heads, d // self.num_heads).unbind(2)
-        out = F.scaled_dot_product_attention(q, k.transpose(1, 2), v.transpose(1, 2))
+        mask = None if attend is None else attend[:, None, None]
+        out = F.scaled_dot_product_attention(q, k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask)
         return self.proj(out.transpose(1, 2).reshape(n, m, d))
 
 
 class CascadeBlock(nn.Module):
-    """Self-attention, cross-attention to the context, MLP. x: [N, M, D], context: [N, K, D]."""
+    """Self-attention, cross-attention to the context, MLP. x: [N, M, D], context: [N, K, D],
+    attend: [N, K] bool or None (``CrossAttention``)."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0):
         super().__init__()
@@ -49,15 +52,15 @@ class CascadeBlock(nn.Module):
         self.norm3 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor, attend: torch.Tensor | None = None) -> torch.Tensor:
         x = x + self.self_attn(self.norm1(x))
-        x = x + self.cross_attn(self.norm2(x), self.norm_context(context))
+        x = x + self.cross_attn(self.norm2(x), self.norm_context(context), attend)
         return x + self.mlp(self.norm3(x))
 
 
 class CascadeStage(nn.Module):
-    """pos: [N, M, D] position embeddings of the masked patches, context: [N, K, D]
-    -> features F: [N, M, D] (normalised)."""
+    """pos: [N, M, D] position embeddings of the masked patches, context: [N, K, D], attend:
+    [N, K] bool or None (``CrossAttention``) -> features F: [N, M, D] (normalised)."""
 
     def __init__(self, dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0):
         super().__init__()
@@ -65,10 +68,10 @@ class CascadeStage(nn.Module):
         self.blocks = nn.ModuleList(CascadeBlock(dim, num_heads, mlp_ratio) for _ in range(depth))
         self.norm = nn.LayerNorm(dim, eps=1e-6)
 
-    def forward(self, pos: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def forward(self, pos: torch.Tensor, context: torch.Tensor, attend: torch.Tensor | None = None) -> torch.Tensor:
         x = self.query_token + pos
         for block in self.blocks:
-            x = block(x, context)
+            x = block(x, context, attend)
         return self.norm(x)
 
 

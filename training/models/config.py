@@ -10,7 +10,8 @@ from typing import Annotated, Literal
 
 import pydantic
 
-from plumbing.config_fields import Bool, Float, Positive, Str, section
+from plumbing.config_fields import Bool, Float, Positive, PositiveFloat, Probability, Str, section
+from training.masking.patch_masks import num_keep
 
 MODES = ("c2f", "parallel", "mae")
 FUSIONS = ("tokens", "sum")
@@ -72,7 +73,9 @@ class ModelConfig:
     token (MAE's encoder cost; needs a shared mask). ``decoder_context_embed`` (c2f, parallel)
     adds to each encoder token in the decoder's context the decoder position embedding of its
     patch and a learned embedding of the input it came from (one per input with ``tokens``, one
-    for the fused token with ``sum``); ``mae`` mode keeps MAE's decoder whatever its value."""
+    for the fused token with ``sum``); ``mae`` mode keeps MAE's decoder whatever its value.
+    ``modality_dropout``, ``token_budget`` and ``budget_concentration``: which visible tokens the
+    encoder gets (``training.masking.visible_tokens``); the defaults give it all of them."""
 
     mode: Literal["c2f", "parallel", "mae"] = "c2f"
     arch: Str | None = None
@@ -103,6 +106,10 @@ class ModelConfig:
     rgb_loss_weight: Float = 1.0
     instance_pull_margin: Float = 0.5
     instance_push_margin: Float = 3.0
+    # input shift (training/masking/visible_tokens.py, docs/training.md "Switches"); off by default
+    modality_dropout: Probability = 0.0  # per sample, drop both label inputs with this probability
+    token_budget: Positive | None = None  # encoder tokens per sample, split across the inputs
+    budget_concentration: PositiveFloat = 1.0  # Dirichlet concentration of the budget's split
 
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> "ModelConfig":
@@ -110,12 +117,26 @@ class ModelConfig:
             raise ValueError(f"unknown arch {self.arch!r}; known: {', '.join(sorted(ARCH_PRESETS))}")
         if self.input_fusion == "sum" and self.per_modality_masking:
             raise ValueError("input_fusion 'sum' needs one shared mask (per_modality_masking off)")
+        self._check_switches()
         if self.img_size % self.patch_size or self.patch_size % 4:
             raise ValueError(
                 f"need img_size % patch_size == 0 and patch_size % 4 == 0, got {self.img_size} and {self.patch_size}"
             )
         self._check_timm_name()
         return self
+
+    def _check_switches(self) -> None:
+        """Modality dropout and the token budget need label inputs; the budget, one token per
+        (input, patch) pair (``tokens`` fusion) and at most all of them."""
+        if (self.modality_dropout or self.token_budget is not None) and self.mode == "mae":
+            raise ValueError("modality_dropout and token_budget need label inputs; mode 'mae' has RGB only")
+        if self.token_budget is None:
+            return
+        if self.input_fusion == "sum":
+            raise ValueError("token_budget splits tokens across inputs: it needs input_fusion 'tokens'")
+        most = 3 * num_keep(self.num_patches, self.mask_ratio)
+        if self.token_budget > most:
+            raise ValueError(f"token_budget {self.token_budget} is more than the {most} visible (input, patch) pairs")
 
     def _check_timm_name(self) -> None:
         if self.timm_model == AUTO:
