@@ -2,7 +2,7 @@
 
     c2f-train --config CONFIG --data DATASET --images IMAGES --out RUN_DIR
               [--max-steps N] [--seed S] [--set key=value ...]
-    c2f-train export RUN_DIR -o ENCODER_DIR
+    c2f-train export RUN_DIR -o ENCODER_DIR [--license ID] [--dataset HUB_DATASET_ID]
     c2f-train eval --encoder ENCODER_DIR --protocol {knn,linear,finetune,dense}... --train DIR --val DIR
                    [--out RESULTS_DIR] [--config EVAL_YAML] [--set key=value ...]
 
@@ -58,11 +58,15 @@ def export_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog=f"{PROG} export",
         description="Write a run's encoder in timm's Hugging Face layout: DIR/model.safetensors "
-        "and DIR/config.json (architecture, model_args, pretrained_cfg with the training mean/std); "
-        'timm.create_model("local-dir:DIR", pretrained=True) loads it.',
+        "and DIR/config.json (architecture, model_args, pretrained_cfg with the training mean/std), "
+        'and its model card DIR/README.md; timm.create_model("local-dir:DIR", pretrained=True) loads it.',
     )
     p.add_argument("run_dir", help="a c2f-train run directory")
-    p.add_argument("-o", "--output", required=True, help="output directory (created; its two files are replaced)")
+    p.add_argument("-o", "--output", required=True, help="output directory (created; its three files are replaced)")
+    p.add_argument("--license", default=None, help="the card's Hub licence id, e.g. apache-2.0 (default: unset)")
+    p.add_argument(
+        "--dataset", default=None, help="the card's Hub dataset id of the training data, e.g. USER/NAME (default: none)"
+    )
     return p
 
 
@@ -132,12 +136,12 @@ def _train(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from training.export import export_encoder
-    from training.models.timm_layout import CONFIG_FILE, WEIGHTS_FILE
+    from training.models.timm_layout import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE
 
-    config = export_encoder(args.run_dir, args.output)
+    config = export_encoder(args.run_dir, args.output, license=args.license, dataset=args.dataset)
     load = f'timm.create_model("local-dir:{args.output}", pretrained=True)'
     print(
-        f"{PROG}: wrote {args.output}/{WEIGHTS_FILE} and {CONFIG_FILE} ({config['architecture']}, "
+        f"{PROG}: wrote {args.output}/{WEIGHTS_FILE}, {CONFIG_FILE} and {CARD_FILE} ({config['architecture']}, "
         f"step {config['c2fmae']['step']}); load it with {load}"
     )
     return 0

@@ -4,6 +4,8 @@ export_encoder(run_dir, "encoder")
 -> encoder/model.safetensors: {timm name: tensor}, no classifier head
 -> encoder/config.json: architecture, model_args, pretrained_cfg (input size, crop, interpolation,
    the run's mean/std), and under "c2fmae" the format version, run name, checkpoint and step;
+-> encoder/README.md: the model card for the Hub (training/model_card.py), licence and dataset id
+   as given;
 so ``timm.create_model("local-dir:encoder", pretrained=True)`` is the encoder, normalisation included.
 Format 1 (encoder.pth + encoder.json) is no longer written; `c2f-train eval` still reads it.
 """
@@ -17,14 +19,19 @@ from plumbing.files import atomic_write
 from training.checkpoint import load_checkpoint
 from training.config import TrainConfig, from_dict
 from training.errors import TrainingError
+from training.model_card import CardInfo, check_dataset, check_license, render_card
 from training.models.factory import build_model
-from training.models.timm_layout import CONFIG_FILE, WEIGHTS_FILE, hf_config, weights_bytes
+from training.models.timm_layout import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, hf_config, weights_bytes
 
 LEGACY_SUFFIXES = (".pth", ".pt")
 
 
-def export_encoder(run_dir: str | Path, out_dir: str | Path) -> dict:
-    """Write RUN_DIR's latest encoder to directory `out_dir`; returns its config.json content."""
+def export_encoder(
+    run_dir: str | Path, out_dir: str | Path, license: str | None = None, dataset: str | None = None
+) -> dict:
+    """Write RUN_DIR's latest encoder and its model card to directory `out_dir`; returns its
+    config.json content. license: a Hub licence id; dataset: a Hub dataset id (or None each)."""
+    license, dataset = check_license(license), check_dataset(dataset)  # before anything is read
     run_dir = Path(run_dir)
     found = load_checkpoint(run_dir) if run_dir.is_dir() else None
     if found is None:
@@ -39,6 +46,7 @@ def export_encoder(run_dir: str | Path, out_dir: str | Path) -> dict:
         cfg.model.img_size,
         cfg.data.mean,
         cfg.data.std,
+        card=CardInfo(cfg, license, dataset),
         run=run_dir.resolve().name,  # a name, never the trainer's absolute path
         checkpoint=path.name,
         step=int(state["step"]),
@@ -46,11 +54,13 @@ def export_encoder(run_dir: str | Path, out_dir: str | Path) -> dict:
     )
 
 
-def write_encoder(model, out_dir: str | Path, img_size: int, mean, std, **provenance) -> dict:
+def write_encoder(
+    model, out_dir: str | Path, img_size: int, mean, std, card: CardInfo | None = None, **provenance
+) -> dict:
     """Write `model`'s encoder (its `encoder_state_dict()` and `timm_spec()`) to `out_dir` as
     model.safetensors, then config.json (input size [3, img_size, img_size], mean/std,
-    `provenance`: run name, checkpoint, step, model mode). Each file is replaced atomically.
-    Returns the config."""
+    `provenance`: run name, checkpoint, step, model mode), then with `card` README.md. Each file
+    is replaced atomically. Returns the config."""
     out_dir = Path(out_dir)
     if out_dir.suffix in LEGACY_SUFFIXES:
         raise TrainingError(
@@ -60,7 +70,10 @@ def write_encoder(model, out_dir: str | Path, img_size: int, mean, std, **proven
     if out_dir.exists() and not out_dir.is_dir():
         raise TrainingError(f"{out_dir}: exists and is not a directory")
     config = hf_config(model.timm_spec(), img_size, mean, std, provenance)
+    readme = render_card(config, card) if card is not None else None
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(out_dir / WEIGHTS_FILE, weights_bytes(model.encoder_state_dict()))
     atomic_write(out_dir / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
+    if readme is not None:
+        atomic_write(out_dir / CARD_FILE, readme.encode())
     return config

@@ -1,5 +1,6 @@
 """`c2f-train export`: timm's Hugging Face layout, loaded with timm's own `local-dir:` loader,
-gives the encoder's features and the training mean/std; nothing written names an absolute path."""
+gives the encoder's features and the training mean/std; its model card reads back with
+huggingface_hub's ModelCard; nothing written names an absolute path."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import pytest
 import timm
 import torch
+from huggingface_hub import ModelCard
 from timm.data import resolve_data_config
 from timm.models.vision_transformer import VisionTransformer
 
@@ -33,7 +35,7 @@ def run_dir(tiny_store, tmp_path_factory):
 def test_timm_loads_the_export_directory_with_its_weights_and_the_training_normalisation(run_dir, tmp_path):
     out = tmp_path / "encoder"
     config = export_encoder(run_dir, out)
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     assert json.loads((out / "config.json").read_text()) == config
     assert config["c2fmae"] == {
         "format_version": 2,
@@ -51,9 +53,31 @@ def test_timm_loads_the_export_directory_with_its_weights_and_the_training_norma
     assert (data["interpolation"], data["crop_mode"]) == ("bicubic", "center")
 
 
+def test_the_model_card_reads_back_with_the_hub_metadata_and_says_what_the_encoder_is(run_dir, tmp_path):
+    out = tmp_path / "encoder"
+    export_encoder(run_dir, out, license="Apache-2.0", dataset="someone/c2fmae-labels")
+    card = ModelCard.load(out / "README.md")
+    assert card.data.library_name == "timm" and card.data.pipeline_tag == "image-feature-extraction"
+    assert card.data.tags == ["image-feature-extraction", "timm", "c2fmae", "masked-image-modeling"]
+    assert card.data.license == "apache-2.0" and card.data.datasets == ["someone/c2fmae-labels"]
+    for said in ("Mode `c2f`, 2 optimizer steps", '"hf-hub:USER/REPO"', '"local-dir:DIR"', "(0.485, 0.456, 0.406)"):
+        assert said in card.text, said
+    assert "differs from the `c2fmae_vit_b16_1600e` preset in" in card.text  # the tiny preset is not the paper's
+    assert "Pre-trained only" in card.text
+    vit = timm.create_model(f"local-dir:{out}", pretrained=True)  # timm's loader with README.md present
+    same_computation(vit, trained_model(run_dir), [3, 32, 32])
+
+
+def test_a_card_without_options_leaves_licence_and_datasets_unset(run_dir, tmp_path):
+    export_encoder(run_dir, tmp_path / "encoder")
+    data = ModelCard.load(tmp_path / "encoder" / "README.md").data.to_dict()
+    assert "license" not in data and "datasets" not in data and data["library_name"] == "timm"
+
+
 def test_no_absolute_path_is_written(run_dir, tmp_path):
     out = tmp_path / "encoder"
-    export_encoder(run_dir, out)
+    export_encoder(run_dir, out, license="mit", dataset="someone/labels")
+    assert (out / "README.md").is_file()
     for path in out.iterdir():
         content = path.read_bytes()
         for absolute in {str(run_dir.resolve()), str(tmp_path.resolve()), str(run_dir), "/tmp", "/home", "/work"}:
@@ -99,26 +123,35 @@ def same_computation(vit, model, input_size, dtype=torch.float64) -> None:
 
 
 def test_export_command(run_dir, tmp_path, capsys):
-    assert main(["export", str(run_dir), "-o", str(tmp_path / "b")]) == 0
+    assert main(["export", str(run_dir), "-o", str(tmp_path / "b"), "--license", "cc-by-nc-4.0"]) == 0
     assert (tmp_path / "b" / "model.safetensors").exists() and (tmp_path / "b" / "config.json").exists()
+    assert ModelCard.load(tmp_path / "b" / "README.md").data.license == "cc-by-nc-4.0"
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and f'timm.create_model("local-dir:{tmp_path / "b"}", pretrained=True)' in out
 
 
-@pytest.mark.parametrize("problem", ["no run", "a .pth output", "a file in the way"])
+@pytest.mark.parametrize(
+    "problem", ["no run", "a .pth output", "a file in the way", "a licence with a space", "other", "a store path"]
+)
 def test_export_mistakes_are_one_line(run_dir, tmp_path, capsys, problem):
-    source, output = run_dir, tmp_path / "out"
+    source, output, options = run_dir, tmp_path / "out", []
     if problem == "no run":
         source = tmp_path
     elif problem == "a .pth output":
         output = tmp_path / "encoder.pth"
-    else:
+    elif problem == "a file in the way":
         output.write_text("not a directory")
-    assert main(["export", str(source), "-o", str(output)]) == 2
+    elif problem == "a store path":
+        options = ["--dataset", str(tmp_path / "store")]
+    else:
+        options = ["--license", "Apache 2.0" if problem == "a licence with a space" else "other"]
+    assert main(["export", str(source), "-o", str(output), *options]) == 2
     err = capsys.readouterr().err
     assert err.startswith("c2f-train: error: ") and err.count("\n") == 1
     if problem == "a .pth output":
         assert "give -o DIR" in err and not output.exists()
+    if options:
+        assert options[0] in err and not output.exists()
 
 
 @pytest.mark.slow

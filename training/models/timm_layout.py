@@ -3,6 +3,7 @@
     DIR/model.safetensors   the encoder's weights under timm's names (no classifier head)
     DIR/config.json         {"architecture", "num_classes": 0, "num_features", "global_pool",
                              "model_args", "pretrained_cfg", "c2fmae": provenance}
+    DIR/README.md           the model card (c2f-train export only; training/model_card.py)
 
 ``timm.create_model("local-dir:DIR", pretrained=True)`` builds the encoder with these weights, and
 its ``pretrained_cfg`` (so ``timm.data.resolve_data_config``) gives the mean/std it was trained with.
@@ -22,6 +23,7 @@ from training.errors import TrainingError
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+CARD_FILE = "README.md"  # the model card (training/model_card.py); timm's loader ignores it
 LOCAL_DIR = "local-dir:"  # timm's prefix for a local directory; eval takes it too
 GENERIC_ARCH = "vit_base_patch16_224"  # a timm ViT entry point; model_args set every size
 FORMAT_VERSION = 2  # 1: encoder.pth + encoder.json (still read by c2f-train eval)
