@@ -32,7 +32,7 @@ SIZE_CATEGORIES = (
 @dataclass
 class Release:
     """What publish wrote, as the card describes it. fmt: "parquet" or "zarr"; licence: the card's
-    licence fields (_licenses.check_license); features: the rows' YAML features (Parquet);
+    licence fields (plumbing.hub_licenses.check_license); features: the rows' YAML features (Parquet);
     rows: done images written (Parquet); data_files: the Parquet file names, under `data`;
     provenance: what the card and Croissant say of it (publish scrubs the local paths)."""
 

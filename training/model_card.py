@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from huggingface_hub import ModelCard, ModelCardData
 
+from plumbing.hub_licenses import HUB_LICENSES
 from training.config import TrainConfig, load_config, to_dict
 from training.errors import TrainingError
 
@@ -33,7 +34,6 @@ MODE_TEXT = {
     "encoder's output only (no cascade)",
     "mae": "plain MAE (RGB only, random masking, MAE's decoder), the baseline of C2FMAE",
 }
-_LICENSE_ID = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")  # the shape of the Hub's licence ids
 _DATASET_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")  # NAME or OWNER/NAME
 
 
@@ -47,15 +47,16 @@ class CardInfo:
 
 
 def check_license(text: str | None) -> str | None:
-    """`--license`: a Hub licence id (https://huggingface.co/docs/hub/repositories-licenses,
-    lower-cased) or None. Only its shape is checked: the Hub's list lives in dataset_tools."""
+    """`--license`: a licence id the Hub accepts (plumbing.hub_licenses, lower-cased) or None."""
     if text is None:
         return None
     lid = text.strip().lower()
     if lid == "other":
         raise TrainingError("--license other needs a licence name and link: give a Hub licence id, or edit README.md")
-    if not _LICENSE_ID.match(lid):
-        raise TrainingError(f"--license {text!r} is not a Hugging Face Hub licence id (e.g. apache-2.0, cc-by-nc-4.0)")
+    if lid not in HUB_LICENSES:
+        raise TrainingError(
+            f"--license {text!r} is not a licence id the Hugging Face Hub accepts (e.g. apache-2.0, cc-by-nc-4.0)"
+        )
     return lid
 
 

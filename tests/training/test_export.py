@@ -131,7 +131,8 @@ def test_export_command(run_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "problem", ["no run", "a .pth output", "a file in the way", "a licence with a space", "other", "a store path"]
+    "problem",
+    ["no run", "a .pth output", "a file in the way", "a licence with a space", "apache2", "other", "a store path"],
 )
 def test_export_mistakes_are_one_line(run_dir, tmp_path, capsys, problem):
     source, output, options = run_dir, tmp_path / "out", []
@@ -144,7 +145,7 @@ def test_export_mistakes_are_one_line(run_dir, tmp_path, capsys, problem):
     elif problem == "a store path":
         options = ["--dataset", str(tmp_path / "store")]
     else:
-        options = ["--license", "Apache 2.0" if problem == "a licence with a space" else "other"]
+        options = ["--license", "Apache 2.0" if problem == "a licence with a space" else problem]
     assert main(["export", str(source), "-o", str(output), *options]) == 2
     err = capsys.readouterr().err
     assert err.startswith("c2f-train: error: ") and err.count("\n") == 1

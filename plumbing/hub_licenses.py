@@ -1,5 +1,6 @@
-"""The licence of a release: one of the identifiers the Hugging Face Hub accepts in a card's
-`license:` (lower-case SPDX ids, plus a few of the Hub's own), or `other` with a name and a link.
+"""The licence of a Hub card (a dataset release's, an exported encoder's): one of the identifiers
+the Hugging Face Hub accepts in a card's `license:` (lower-case SPDX ids, plus a few of the Hub's
+own), or `other` with a name and a link.
 
 The list is the Hub's (https://huggingface.co/docs/hub/repositories-licenses); huggingface_hub
 does not ship it, so it is kept here.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from datasets_spec.errors import StoreError
+from .errors import ConfigError
 
 HUB_LICENSES = frozenset(
     """
@@ -31,21 +32,21 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")  # the Hub's rule for license_name
 
 def check_license(license_id: str, name: str | None = None, link: str | None = None) -> dict:
     """The card's licence fields: {"license": id} or, for `other`, {"license": "other",
-    "license_name", "license_link"}. StoreError (one line) for anything else."""
+    "license_name", "license_link"}. ConfigError (one line) for anything else: a CLI's exit 2."""
     lid = (license_id or "").strip().lower()
     if lid == OTHER:
         if not name or not link:
-            raise StoreError("--license other needs --license-name NAME and --license-link URL")
+            raise ConfigError("--license other needs --license-name NAME and --license-link URL")
         if not _NAME.match(name):
-            raise StoreError(f"--license-name {name!r}: use lower-case letters, digits, '.', '+' and '-'")
+            raise ConfigError(f"--license-name {name!r}: use lower-case letters, digits, '.', '+' and '-'")
         if not re.match(r"^(https?://\S+|LICENSE(\.\w+)?)$", link):
-            raise StoreError(f"--license-link {link!r}: give an http(s) URL or a LICENSE file of the release")
+            raise ConfigError(f"--license-link {link!r}: give an http(s) URL or a LICENSE file of the release")
         return {"license": OTHER, "license_name": name, "license_link": link}
     if lid not in HUB_LICENSES:
-        raise StoreError(
+        raise ConfigError(
             f"--license {license_id!r} is not a licence id the Hugging Face Hub accepts "
             "(e.g. cc-by-4.0, cc-by-nc-4.0, apache-2.0); use 'other' with --license-name and --license-link"
         )
     if name or link:
-        raise StoreError("--license-name and --license-link go with --license other only")
+        raise ConfigError("--license-name and --license-link go with --license other only")
     return {"license": lid}
