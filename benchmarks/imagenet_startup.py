@@ -40,7 +40,7 @@ COPIES = 32  # files per photo: a file system caps a file's hard links (ext4: 65
 
 
 def wnids() -> list[str]:
-    table = (ROOT / "labeling" / "imagenet_classes.tsv").read_text().splitlines()
+    table = (ROOT / "datasets_spec" / "imagenet_classes.tsv").read_text().splitlines()
     return [line.split("\t")[1] for line in table if line.strip()]
 
 

@@ -18,10 +18,10 @@ import mlcroissant as mlc
 
 from datasets_spec.errors import StoreError
 from datasets_spec.hashing import file_sha256
+from datasets_spec.imagenet import imagenet_names, imagenet_wnids
 from datasets_spec.reader import Store
 
 from ._card import Release
-from ._imagenet import imagenet_descriptions, imagenet_wnids
 
 CITE = "C2FMAE: From Semantics to Pixels, arXiv:2603.09955"
 PAPER = "https://arxiv.org/abs/2603.09955"
@@ -115,7 +115,7 @@ def _column(file_set: str, name: str) -> dict:
 
 def _label_spaces(store: Store) -> list[mlc.RecordSet]:
     semantic = [{"semantic_classes/id": i, "semantic_classes/name": n} for i, n in sorted(store.label_space.items())]
-    wnids, names = imagenet_wnids(), imagenet_descriptions()
+    wnids, names = imagenet_wnids(), imagenet_names()
     imagenet = [
         {"imagenet_classes/id": i, "imagenet_classes/wnid": w, "imagenet_classes/name": n}
         for i, (w, n) in enumerate(zip(wnids, names))

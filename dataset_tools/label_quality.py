@@ -2,8 +2,9 @@
 
 Instances: COCOeval (segm) against a COCO JSON whose images are matched to ours by file_name = key,
 class-aware (categories matched by name) and class-agnostic, at most 100 detections per image.
-Semantic: a confusion matrix, with Dask one task per shard, against a second store (on the canvas)
-or a folder of label PNGs named like the keys (DIR/<key without suffix>.png, at original size).
+Semantic: a confusion matrix, with Dask one task per done shard (reading only its semantic maps;
+pending shards cost nothing), against a second store (on the canvas) or a folder of label PNGs
+named like the keys (DIR/<key without suffix>.png, at original size).
 The PNGs' convention is the caller's to state, never guessed (semantic_truth.py).
 """
 
@@ -25,7 +26,7 @@ from datasets_spec.geometry import labels_from_canvas
 from datasets_spec.reader import Store, open_store
 
 from .coco_export import AGNOSTIC_CATEGORY, annotation
-from .dask_shards import run_tasks, shard_blocks, shard_task
+from .dask_shards import run_tasks, shard_task
 from .semantic_truth import GtValues, convention_warning, gt_classes, gt_values, read_png
 
 log = logging.getLogger(__name__)
@@ -121,16 +122,18 @@ def eval_semantic(
     orig_hw, valid_hw = store.geometry()
     keys = store.keys()
     tasks = []
-    for shard, sem, _ in shard_blocks(store):
+    for shard in store.done_shards():  # a pending shard holds no labels: never read
         start, stop = store.layout.shard_range(shard)
         done = [i for i in range(start, stop) if status[i] == schema.DONE]
+        if not done:
+            continue
         where = [(i, gt_index[i] if gt_store else str(keys[i])) for i in done]
         tasks.append(
             shard_task(
                 shard_confusion,
                 shard,
-                sem,
-                start,
+                store,
+                shard,
                 where,
                 gt_store or gt,
                 orig_hw[start:stop],
@@ -168,9 +171,12 @@ def _gt_index(store: Store, gt_store: Store | None) -> np.ndarray:
 
 
 def shard_confusion(
-    semantic: np.ndarray, start: int, where: list, gt, orig_hw, valid_hw, num_classes: int, reduce_zero_label: bool
+    store: Store, shard: int, where: list, gt, orig_hw, valid_hw, num_classes: int, reduce_zero_label: bool
 ):
-    """(confusion [C, C + 1] int64, images compared, GtValues) of one shard. semantic: [K, S, S] uint16."""
+    """(confusion [C, C + 1] int64, images compared, GtValues) of the images `where` [(index, gt
+    reference)] of one shard, reading its semantic maps [K, S, S] uint16 only."""
+    start, _ = store.layout.shard_range(shard)
+    semantic = store.read_shard(shard, (schema.SEMANTIC,))[schema.SEMANTIC]
     conf = np.zeros((num_classes, num_classes + 1), np.int64)
     compared, values = 0, GtValues()
     for i, ref in where:

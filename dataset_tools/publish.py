@@ -24,6 +24,7 @@ from zarr.codecs import ZstdCodec
 
 from datasets_spec import consolidate_metadata, schema, storage
 from datasets_spec.errors import StoreError
+from datasets_spec.imagenet import imagenet_wnids
 from datasets_spec.reader import Store, open_store
 from datasets_spec.validate import RELEASE_CHUNKS, validate
 from plumbing.hub_licenses import check_license
@@ -32,7 +33,6 @@ from ._card import Release, render_card
 from ._checksums import release_files, write_sums
 from ._croissant import croissant
 from ._hf_features import row_features, yaml_features
-from ._imagenet import imagenet_wnids
 from ._stats_plot import plot_stats
 from .dask_shards import mask_arrays
 from .parquet_release import TARGET_BYTES, write_parquet

@@ -8,7 +8,8 @@ export-coco's RLE and `eval --gt-semantic` use). Pixel value = the store's class
 VOC's "void", mmsegmentation's ignore_index), else 65535 in 16-bit PNGs.
 OUT/classes.json: {"classes": {id: name}, "ignore": ..., "bit_depth": ...} and the layout.
 
-Done shards are read one at a time (pending shards cost nothing), so memory holds one shard's maps.
+Done shards are read one at a time, their semantic maps only (pending shards and instance maps cost
+nothing), so memory holds one shard's maps.
 Everything is written into a hidden sibling folder, renamed to OUT at the end: OUT must not exist
 or be empty, and a failed or interrupted run leaves nothing behind (a rerun starts over).
 """
@@ -110,7 +111,7 @@ def _write_pngs(store: Store, root: Path, dtype: np.dtype, ignore: int, progress
     ):
         for shard in shards:
             start, stop = store.layout.shard_range(shard)
-            data = store.read_shard(shard)
+            data = store.read_shard(shard, (schema.SEMANTIC, schema.ORIG_HW))  # no instance maps
             jobs = [
                 (root, key, data[schema.SEMANTIC][j], tuple(data[schema.ORIG_HW][j]), dtype, ignore, largest)
                 for j, key in enumerate(store.shard_keys(shard))

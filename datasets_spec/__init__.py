@@ -4,7 +4,8 @@ This package is the contract and nothing else (docs/dataset-format.md is its tex
 (`schema`), errors, provenance (`meta`), the store's layout and byte I/O (`storage`; object storage's
 transient faults retried by `retries`), array I/O (`_array_io`), `create`, the shard writer, the
 reader, per-instance records, `validate`, the canvas `geometry`, `hashing`, the image decoder the
-labeler and the trainer share (`decode`), and the removal of killed writers' files (`stale_files`).
+labeler and the trainer share (`decode`), the removal of killed writers' files (`stale_files`), and
+the ImageNet-1K class table that `label` indexes (`imagenet`).
 It never imports torch. The tools of c2f-data live in `dataset_tools`, the shared CLI and config
 plumbing in `plumbing`.
 """

@@ -22,6 +22,8 @@ RELEASE_CHUNKS = {
     "shards": lambda layout: (layout.shard_size, layout.canvas, layout.canvas),
     "images": lambda layout: (1, layout.canvas, layout.canvas),
 }
+# The arrays Store.read_shard reads, by default all of them.
+SHARD_DATA = (schema.SEMANTIC, schema.INSTANCE, schema.ORIG_HW, schema.VALID_HW)
 
 
 @dataclass
@@ -287,13 +289,16 @@ class Store:
             )
         return orig[indices], valid[indices]
 
-    def read_shard(self, shard: int) -> dict[str, np.ndarray]:
+    def read_shard(self, shard: int, arrays=SHARD_DATA) -> dict[str, np.ndarray]:
         """The stored arrays of one shard, whatever its marker says: {semantic, instance: [K, S, S]
-        uint16, orig_hw, valid_hw: [K, 2] int32}. StoreError if the data cannot be read."""
+        uint16, orig_hw, valid_hw: [K, 2] int32}, or only those named in `arrays` (the others are
+        not read: export-semantic reads no instance maps). StoreError if the data cannot be read."""
+        unknown = [n for n in arrays if n not in SHARD_DATA]
+        if unknown:
+            raise ValueError(f"read_shard reads {', '.join(SHARD_DATA)}, not {', '.join(unknown)}")
         start, stop = self.layout.shard_range(shard)
-        names = (schema.SEMANTIC, schema.INSTANCE, schema.ORIG_HW, schema.VALID_HW)
         try:
-            return {n: _array_io.read_range(self._array(n), start, stop) for n in names}
+            return {n: _array_io.read_range(self._array(n), start, stop) for n in arrays}
         except ValueError as exc:
             raise StoreError(f"{self.path}: shard {shard} unreadable ({one_line(exc, limit=200)})") from None
 

@@ -1,8 +1,7 @@
-"""The ImageNet-1K class table (index, wnid, name) and the text prompts derived from it.
+"""The ImageNet-1K classes (index, wnid, name) with the text prompts derived from them.
 
-`imagenet_classes.tsv` (committed) holds index, wnid and the WordNet lemmas of the 1000 classes in
-the standard sorted-wnid order. It was built once by `python -m labeling.class_names TIMM_INFO_DIR`
-from the `imagenet_synsets.txt` and `imagenet_synset_to_lemma.txt` that timm ships.
+The class table is the store contract's (`datasets_spec.imagenet`): index = the store's `label`,
+name = the WordNet lemmas of the class, in the standard sorted-wnid order.
 
 Prompt = first lemma with underscores as spaces. First lemmas that collide (two "crane"s, two
 "maillot"s, "Cardigan"/"cardigan") are found programmatically and must each have an entry in
@@ -12,16 +11,13 @@ bird, "rule" the ruler, "washer" the machine) are rewritten there too.
 
 from __future__ import annotations
 
-import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
-from pathlib import Path
+
+from datasets_spec.imagenet import imagenet_table
 
 from .errors import LabelingError
-
-TABLE_FILE = "imagenet_classes.tsv"
 
 _DISAMBIGUATED = {
     # first lemmas shared by two classes
@@ -72,19 +68,10 @@ def duplicate_first_lemmas(rows: list[tuple[int, str, str]]) -> dict[str, list[s
     return {lemma: wnids for lemma, wnids in groups.items() if len(wnids) > 1}
 
 
-def _read_table() -> list[tuple[int, str, str]]:
-    text = resources.files(__package__).joinpath(TABLE_FILE).read_text(encoding="utf-8")
-    rows = []
-    for line in text.splitlines():
-        index, wnid, name = line.split("\t")
-        rows.append((int(index), wnid, name))
-    return rows
-
-
 @cache
 def imagenet_classes() -> tuple[ImageNetClass, ...]:
     """The 1000 classes in index order, each with its prompt."""
-    rows = _read_table()
+    rows = list(imagenet_table())
     missing = [w for ws in duplicate_first_lemmas(rows).values() for w in ws if w not in _DISAMBIGUATED]
     if missing:
         raise LabelingError(f"ambiguous ImageNet class names without a prompt: {missing}")
@@ -102,20 +89,3 @@ def class_by_wnid(wnid: str) -> ImageNetClass:
         return _by_wnid()[wnid]
     except KeyError:
         raise LabelingError(f"{wnid!r} is not an ImageNet-1K class (wnid)") from None
-
-
-def build_table(synsets: Path, lemmas: Path) -> list[tuple[int, str, str]]:
-    """(index, wnid, lemmas) rows from timm's imagenet_synsets.txt and imagenet_synset_to_lemma.txt."""
-    wnids = [w.strip() for w in synsets.read_text(encoding="utf-8").splitlines() if w.strip()]
-    names = dict(line.split("\t", 1) for line in lemmas.read_text(encoding="utf-8").splitlines() if line)
-    return [(i, w, names[w].strip()) for i, w in enumerate(wnids)]
-
-
-def format_table(rows: list[tuple[int, str, str]]) -> str:
-    return "".join(f"{i}\t{w}\t{n}\n" for i, w, n in rows)
-
-
-if __name__ == "__main__":  # regenerate the committed table: python -m labeling.class_names DIR
-    info = Path(sys.argv[1])
-    table = build_table(info / "imagenet_synsets.txt", info / "imagenet_synset_to_lemma.txt")
-    (Path(__file__).parent / TABLE_FILE).write_text(format_table(table), encoding="utf-8")

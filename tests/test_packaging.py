@@ -51,7 +51,7 @@ def test_this_environment_is_the_locked_set():
 
 
 def test_the_wheel_carries_the_packaged_configs_and_finds_them_by_name(tmp_path):
-    """`pip install c2fmae` then `--config label_paper`: no checkout, no configs/ folder around."""
+    """`pip install c2fmae` then `--config label_paper`: no checkout, no configs/ folder or class table around."""
     wheels = tmp_path / "wheels"
     build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels)]
     source = tmp_path / "source"  # a copy: an in-tree build would reuse a stale build/ folder
@@ -59,17 +59,19 @@ def test_the_wheel_carries_the_packaged_configs_and_finds_them_by_name(tmp_path)
     subprocess.run([*build, str(source)], check=True, cwd=tmp_path, capture_output=True)
     with zipfile.ZipFile(next(wheels.glob("c2fmae-*.whl"))) as wheel:
         wheel.extractall(tmp_path / "site")
-        shipped = {name for name in wheel.namelist() if name.endswith(".yaml")}
-    presets = {
+        shipped = {name for name in wheel.namelist() if name.endswith((".yaml", ".tsv"))}
+    packaged = {
         f"{app}/configs/{p.name}" for app in ("labeling", "training") for p in (ROOT / app / "configs").glob("*.yaml")
-    }
-    assert presets and shipped == presets
+    } | {"datasets_spec/imagenet_classes.tsv"}
+    assert shipped == packaged
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1]); import labeling.config as l, training.config as t; "
         "assert l.__file__.startswith(sys.argv[1]), l.__file__; "
-        "print(l.load_config('label_paper').instance.name, t.load_config('c2fmae_tiny_cpu').model.mode)"
+        "from datasets_spec.imagenet import imagenet_wnids; "
+        "print(l.load_config('label_paper').instance.name, t.load_config('c2fmae_tiny_cpu').model.mode, "
+        "imagenet_wnids()[0])"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe, str(tmp_path / "site")], cwd=tmp_path, capture_output=True, text=True
     )
-    assert out.stdout.split() == ["grounded", "c2f"], out.stderr
+    assert out.stdout.split() == ["grounded", "c2f", "n01440764"], out.stderr

@@ -6,8 +6,10 @@ import pytest
 from PIL import Image
 
 from dataset_tools.cli import main
-from datasets_spec import open_store, write_shard
+from dataset_tools.label_quality import eval_semantic
+from datasets_spec import open_store, schema, write_shard
 from datasets_spec.geometry import labels_from_canvas
+from datasets_spec.reader import Store
 from datasets_spec.records import decode_rle, encode_rle
 
 from ..datasets_spec.store_fixtures import make_results, make_store
@@ -98,6 +100,30 @@ def test_semantic_eval_against_a_store_and_pngs(tmp_path, capsys):
         Image.fromarray(np.where(truth == 65535, 255, truth).astype(np.uint8)).save(path)
     assert main(["eval", str(tmp_path / "ds"), "--gt-semantic", str(tmp_path / "png"), "--quiet"]) == 0
     assert "mIoU       1.000" in capsys.readouterr().out
+
+
+def test_semantic_eval_reads_the_semantic_maps_of_done_shards_only(tmp_path, monkeypatch):
+    make_store(tmp_path / "ds", n=24, canvas=32, shard_size=8)
+    make_store(tmp_path / "gt", n=24, canvas=32, shard_size=8)  # the same maps
+    (tmp_path / "ds" / "markers" / "shard-000001.json").unlink()
+    reads, read_shard, read_masks = [], Store.read_shard, Store.read_masks
+
+    def spy_shard(self, shard, *args, **kwargs):
+        got = read_shard(self, shard, *args, **kwargs)
+        reads.append((self.path.name, shard, tuple(got)))
+        return got
+
+    def spy_masks(self, indices):
+        indices = list(indices)
+        reads.append((self.path.name, self.layout.shard_of(indices[0]), (schema.SEMANTIC, schema.INSTANCE)))
+        return read_masks(self, indices)
+
+    monkeypatch.setattr(Store, "read_shard", spy_shard)
+    monkeypatch.setattr(Store, "read_masks", spy_masks)
+    store = open_store(tmp_path / "ds")
+    result = eval_semantic(store, tmp_path / "gt", progress=False)
+    assert sorted(r for r in reads if r[0] == "ds") == [("ds", 0, (schema.SEMANTIC,)), ("ds", 2, (schema.SEMANTIC,))]
+    assert result["mean_iou"] == 1.0 and result["images_compared"] == len(store.done_indices()) == 14
 
 
 def test_eval_errors_are_one_line(tmp_path, capsys):

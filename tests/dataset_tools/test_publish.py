@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import datasets
 import numpy as np
@@ -145,3 +147,14 @@ def test_publish_refuses_an_existing_output_and_an_invalid_store(tmp_path, capsy
     (tmp_path / "ds" / "records" / "shard-000000.jsonl.gz").write_bytes(b"broken")
     assert main(["publish", str(tmp_path / "ds"), "-o", str(tmp_path / "rel2"), "--quiet"]) == 2
     assert "not valid" in capsys.readouterr().err and not (tmp_path / "rel2").exists()
+
+
+def test_publish_imports_no_torch(release):
+    """A release needs the ImageNet class table, which the contract ships: no timm, no torch."""
+    probe = (
+        "import sys; from dataset_tools.cli import main; "
+        "code = main(['publish', sys.argv[1], '-o', sys.argv[2], '--quiet']); print(code, 'torch' in sys.modules)"
+    )
+    args = [str(release / "ds"), str(release / "rel-no-torch")]
+    out = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)
+    assert out.stdout.splitlines()[-1] == "0 False", out.stdout + out.stderr

@@ -146,3 +146,13 @@ def test_convention_warning_signs():
     assert convention_warning(GtValues(3, 5, 0), conf, classes, False, pngs=False) is None
     shifted_up = np.roll(conf, 1, axis=1)  # every true class t predicted as t + 1
     assert "drop the flag" in convention_warning(GtValues(3, 5, 0), shifted_up, classes, True)
+
+
+def test_export_reads_no_instance_maps(exported, tmp_path):
+    ds, out, _ = exported
+    for shard in (0, 1):  # instance data that cannot be decoded: reading it would fail the export
+        (ds / "instance" / "c" / str(shard) / "0" / "0").write_bytes(b"garbled")
+    assert main(["export-semantic", str(ds), "-o", str(tmp_path / "again"), "--quiet"]) == 0
+    pngs = sorted(p.relative_to(out) for p in out.rglob("*.png"))
+    assert pngs == sorted(p.relative_to(tmp_path / "again") for p in (tmp_path / "again").rglob("*.png"))
+    assert all((out / p).read_bytes() == (tmp_path / "again" / p).read_bytes() for p in pngs)

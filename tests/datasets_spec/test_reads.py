@@ -1,11 +1,14 @@
-"""Reading one image touches only that image's chunks (counted through tensorstore's I/O metrics)."""
+"""Reading one image touches only that image's chunks (counted through tensorstore's I/O metrics);
+reading some arrays of a shard leaves the others unread."""
 
 import numpy as np
+import pytest
 import tensorstore as ts
 
-from datasets_spec import create_store, open_store, write_shard
+from datasets_spec import create_store, open_store, schema, write_shard
+from datasets_spec.errors import StoreError
 
-from .store_fixtures import noise_result
+from .store_fixtures import make_store, noise_result
 
 CANVAS, SHARD = 64, 16
 
@@ -49,3 +52,17 @@ def test_reading_one_image_reads_only_its_chunks(tmp_path):
     assert reads - reads0 <= 2 * 2 + 4
     assert nbytes - bytes0 <= 2 * (index + inner_chunk) + small
     assert nbytes - bytes0 < shard_bytes // 4
+
+
+def test_a_shard_read_of_some_arrays_leaves_the_others_unread(tmp_path):
+    make_store(tmp_path / "ds", n=16, canvas=32, shard_size=8)
+    store = open_store(tmp_path / "ds")
+    whole = store.read_shard(1)
+    (tmp_path / "ds" / "instance" / "c" / "1" / "0" / "0").write_bytes(b"garbled")
+    with pytest.raises(StoreError, match="shard 1 unreadable"):
+        open_store(tmp_path / "ds").read_shard(1)
+    part = open_store(tmp_path / "ds").read_shard(1, (schema.SEMANTIC, schema.VALID_HW))
+    assert list(part) == [schema.SEMANTIC, schema.VALID_HW]
+    assert all(np.array_equal(part[n], whole[n]) for n in part)
+    with pytest.raises(ValueError, match="not key"):
+        store.read_shard(1, (schema.SEMANTIC, schema.KEY))
