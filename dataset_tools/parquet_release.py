@@ -55,7 +55,10 @@ def shard_table(store: Store, shard: int, done: np.ndarray, labels: np.ndarray, 
         if rec["index"] in by_image:
             by_image[rec["index"]].append({k: rec.get(k) for k in INSTANCE_KEYS})
     local = done - start
-    image = lambda masks: [{"bytes": encode_png(masks[j]), "path": None} for j in local]  # noqa: E731
+
+    def image(masks: np.ndarray) -> list[dict]:
+        return [{"bytes": encode_png(masks[j]), "path": None} for j in local]
+
     columns = {
         "key": [keys[j] for j in local],
         "index": done.astype(np.int64),
