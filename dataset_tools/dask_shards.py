@@ -3,8 +3,8 @@
 `dask.array.from_zarr` on a store gives one block per *inner* chunk (one image), i.e. N tiny tasks,
 each paying zarr-python's per-call overhead. We build the arrays from one tensorstore read per shard
 instead (`Store.read_masks`), the fastest of the layouts measured by benchmarks/dask_chunking.py.
-Per-shard work is a delayed call on the shard's two blocks; results are merged as they arrive, so
-memory holds a few shards at a time however large the store is.
+Per-shard work is a delayed call on the two blocks of a done shard (pending shards cost nothing);
+results are merged as they arrive, so memory holds a few shards at a time however large the store is.
 """
 
 from __future__ import annotations
@@ -41,11 +41,13 @@ def _read_shard(store: Store, start: int, stop: int) -> tuple[np.ndarray, np.nda
 
 
 def shard_blocks(store: Store) -> Iterator[tuple[int, object, object]]:
-    """(shard, semantic block, instance block) as Delayed objects, for every shard."""
-    semantic, instance = mask_arrays(store)
-    sem_blocks, inst_blocks = semantic.to_delayed().ravel(), instance.to_delayed().ravel()
-    for shard in range(store.layout.num_shards):
-        yield shard, sem_blocks[shard], inst_blocks[shard]
+    """(shard, semantic block, instance block) as Delayed objects [K, S, S] uint16, for every done
+    shard (the others hold no labels: their data is never read, nor a task made for them)."""
+    for shard in store.done_shards():
+        start, stop = store.layout.shard_range(shard)
+        key = ("c2f-read-shard", str(store.path), shard)
+        semantic, instance = dask.delayed(_read_shard, pure=True, nout=2)(store, start, stop, dask_key_name=key)
+        yield shard, semantic, instance
 
 
 def run_tasks(
