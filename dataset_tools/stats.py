@@ -28,16 +28,19 @@ def compute_stats(store: Store, *, scheduler: str | None = None, progress: bool 
     num_classes = max(store.label_space, default=-1) + 1
     status = store.status()
     _, valid_hw = store.geometry()
-    tasks = []
-    for shard, sem, inst in shard_blocks(store):  # done shards only
-        start, stop = store.layout.shard_range(shard)
-        tasks.append(
-            shard_task(
-                shard_stats, shard, store, shard, sem, inst, status[start:stop], valid_hw[start:stop], num_classes
-            )
-        )
-    totals = run_tasks(tasks, merge_partials, None, scheduler=scheduler, desc="stats", progress=progress)
+    # done shards only, their tasks made batch by batch as run_tasks asks for them
+    tasks = (_task(store, shard, sem, inst, status, valid_hw, num_classes) for shard, sem, inst in shard_blocks(store))
+    total = len(store.done_shards())
+    totals = run_tasks(tasks, merge_partials, None, scheduler=scheduler, desc="stats", progress=progress, total=total)
     return _summary(store, status, totals or _empty(num_classes))
+
+
+def _task(store: Store, shard: int, sem, inst, status: np.ndarray, valid_hw: np.ndarray, num_classes: int):
+    """The delayed shard_stats of one shard (sem, inst: its Delayed blocks; status, valid_hw: the store's)."""
+    start, stop = store.layout.shard_range(shard)
+    return shard_task(
+        shard_stats, shard, store, shard, sem, inst, status[start:stop], valid_hw[start:stop], num_classes
+    )
 
 
 def shard_stats(
