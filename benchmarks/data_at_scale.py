@@ -67,6 +67,12 @@ COMMANDS = (
         ("show", None),
     ),
     Command(
+        "show --keys (1 key)",
+        "complete",
+        ("show", "{store}", "--images", "{images}", "--keys", "synth/0640000.png", "-o", "{out}/show-key.png"),
+        ("show", None),
+    ),
+    Command(
         "export-coco", "complete", ("export-coco", "{store}", "-o", "{out}/coco.json", "--quiet"), ("export-coco", None)
     ),
     Command(

@@ -75,11 +75,11 @@ def run_tasks(
 
 
 def _run_threads(tasks, merge, acc, bar):
-    """BATCH tasks at a time: a graph of 10,010 shards' tasks at once held ~22 kB per shard in
-    Dask's graph and scheduler state (200 MB at ImageNet size); batches keep that bounded."""
+    """BATCH tasks at a time: one graph of all 10,010 shards' tasks held ~22 kB per shard in Dask's
+    graph and scheduler state (~250 MB at ImageNet size); batches keep that bounded."""
     with _TaskBar(bar):
         for batch in _batched(tasks):
-            acc = merge(acc, _tree(list(batch), merge))
+            acc = merge(acc, _tree(batch, merge))
     return acc
 
 
