@@ -173,7 +173,9 @@ def _merge(args) -> int:
 
 
 def _synth(args) -> int:
-    layout = make_synthetic_store(args.out, args.images, args.count, args.canvas, args.shard_size, args.seed)
+    layout = make_synthetic_store(
+        args.out, args.images, args.count, args.canvas, args.shard_size, args.seed, distinct=args.distinct
+    )
     print(f"wrote {layout.num_images} synthetic images to {args.images} and their store to {args.out}")
     return 0
 
@@ -280,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--canvas", type=int, default=64)
     p.add_argument("--shard-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--distinct", type=int, metavar="K", help="draw K images and repeat them (hard links): big stores fast"
+    )
     p.set_defaults(func=_synth)
     return parser
 

@@ -3,13 +3,14 @@
 `dask.array.from_zarr` on a store gives one block per *inner* chunk (one image), i.e. N tiny tasks,
 each paying zarr-python's per-call overhead. We build the arrays from one tensorstore read per shard
 instead (`Store.read_masks`), the fastest of the layouts measured by benchmarks/dask_chunking.py.
-Per-shard work is a delayed call on the shard's two blocks; results are merged as they arrive, so
-memory holds a few shards at a time however large the store is.
+Per-shard work is a delayed call on the two blocks of a done shard (pending shards cost nothing);
+results are merged as they arrive, so memory holds a few shards at a time however large the store is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 
 import dask
 import dask.array as da
@@ -22,6 +23,7 @@ from datasets_spec.errors import StoreError
 from datasets_spec.reader import Store
 
 TASK_PREFIX = "c2f-shard-task"
+BATCH = 256  # shard tasks per Dask graph (run one after another, each on every thread)
 
 
 def mask_arrays(store: Store) -> tuple[da.Array, da.Array]:
@@ -44,38 +46,60 @@ def _read_shard(store: Store, start: int, stop: int) -> tuple[np.ndarray, np.nda
     return store.read_masks(range(start, stop))
 
 
-def shard_blocks(store: Store, shards=None) -> Iterator[tuple[int, object, object]]:
-    """(shard, semantic block, instance block) as Delayed objects, for `shards` (default: every
-    shard). Both blocks come from one read of the shard; a shard left out is never read."""
-    for shard in range(store.layout.num_shards) if shards is None else shards:
-        sem, inst = _shard_read(store, shard)
-        yield shard, sem, inst
+def shard_blocks(store: Store) -> Iterator[tuple[int, object, object]]:
+    """(shard, semantic block, instance block) as Delayed objects [K, S, S] uint16, for every done
+    shard (the others hold no labels: their data is never read, nor a task made for them)."""
+    for shard in store.done_shards():
+        semantic, instance = _shard_read(store, shard)
+        yield shard, semantic, instance
 
 
 def run_tasks(
-    tasks: list, merge: Callable, start, *, scheduler: str | None = None, desc: str = "", progress: bool = True
+    tasks: Iterable,
+    merge: Callable,
+    start,
+    *,
+    scheduler: str | None = None,
+    desc: str = "",
+    progress: bool = True,
+    total: int | None = None,
 ):
     """Compute delayed `tasks` and fold their results with merge(acc, result), starting at `start`.
 
+    tasks: a list, or an iterable made lazily (then `total` says how many, for the progress bar).
     scheduler None: local threads; otherwise the address of a dask.distributed scheduler.
     """
-    with tqdm(total=len(tasks), desc=desc, unit="shard", disable=not progress) as bar:
+    total = len(tasks) if total is None else total
+    with tqdm(total=total, desc=desc, unit="shard", disable=not progress) as bar:
         if scheduler is None:
             return _run_threads(tasks, merge, start, bar)
-        return _run_distributed(tasks, merge, start, scheduler, bar)
+        return _run_distributed(list(tasks), merge, start, scheduler, bar)
 
 
 def _run_threads(tasks, merge, acc, bar):
+    """BATCH tasks at a time: one graph of all 10,010 shards' tasks held ~22 kB per shard in Dask's
+    graph and scheduler state (~250 MB at ImageNet size); batches keep that bounded."""
+    with _TaskBar(bar):
+        for batch in _batched(tasks):
+            acc = merge(acc, _tree(batch, merge))
+    return acc
+
+
+def _tree(tasks: list, merge: Callable):
     # A pairwise tree of merges: Dask frees each shard's blocks and partials once merged, so memory
     # holds about one shard per thread (checked in tests/dataset_tools/test_stats.py).
-    level = list(tasks)
+    level = tasks
     while len(level) > 1:
         level = [dask.delayed(merge)(a, b) for a, b in zip(level[::2], level[1::2])] + level[len(level) // 2 * 2 :]
-    if not level:
-        return acc
-    with _TaskBar(bar):
-        (result,) = dask.compute(level[0], scheduler="threads")
-    return merge(acc, result)
+    (result,) = dask.compute(level[0], scheduler="threads")
+    return result
+
+
+def _batched(tasks):
+    """Lists of BATCH tasks (itertools.batched from Python 3.12)."""
+    it = iter(tasks)
+    while batch := list(itertools.islice(it, BATCH)):
+        yield batch
 
 
 def _run_distributed(tasks, merge, acc, address, bar):

@@ -62,6 +62,7 @@ class Store:
         self._check_shapes()
         self._arrays: dict = {}
         self._shard_keys = functools.lru_cache(maxsize=64)(self._read_shard_keys)
+        self._key_block = functools.lru_cache(maxsize=2)(self._read_key_block)
 
     def __getstate__(self):
         return {"path": self.path}
@@ -204,8 +205,25 @@ class Store:
         """Keys of one shard's images, without reading every key of the store."""
         return [str(k) for k in self._shard_keys(shard)]
 
-    def _read_shard_keys(self, shard: int) -> np.ndarray:
-        return _array_io.read_strings(self.path, schema.KEY, *self.layout.shard_range(shard)).tolist()
+    def _read_shard_keys(self, shard: int) -> list[str]:
+        start, stop = self.layout.shard_range(shard)
+        first, last = start // self._key_chunk, (stop - 1) // self._key_chunk
+        if first != last:  # a shard across two chunks of keys (shard size no divisor of the chunk)
+            return _array_io.read_strings(self.path, schema.KEY, start, stop).tolist()
+        offset = first * self._key_chunk
+        return self._key_block(first)[start - offset : stop - offset]
+
+    @cached_property
+    def _key_chunk(self) -> int:
+        """Keys per chunk of the `key` array (64 shards' worth; one shard in older stores)."""
+        return _array_io.chunking(self.array_metadata(schema.KEY))[0][0]
+
+    def _read_key_block(self, chunk: int) -> list[str]:
+        """The keys of one chunk of `key`, decoded once for all the shards it holds."""
+        start = chunk * self._key_chunk
+        return _array_io.read_strings(
+            self.path, schema.KEY, start, min(start + self._key_chunk, self.layout.num_images)
+        ).tolist()
 
     def labels(self) -> np.ndarray:
         """int32 [N]: ImageNet class index, -1 unknown."""

@@ -60,6 +60,16 @@ def write_records(root, relpath: str, records: Iterable[dict]) -> tuple[str, int
 
 
 def parse_records(data: bytes) -> list[dict]:
-    """Records from the gzipped JSON Lines bytes of one records object."""
-    text = gzip.decompress(data).decode("utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    """Records from the gzipped JSON Lines bytes of one records object.
+
+    The lines are parsed as one JSON array (half the time of a `json.loads` per line, which counts
+    at ImageNet size: ~2.5M records); line by line again, to name what is wrong, if that fails or
+    does not give one object per line."""
+    lines = [line for line in gzip.decompress(data).decode("utf-8").splitlines() if line.strip()]
+    try:
+        records = json.loads("[" + ",".join(lines) + "]")
+    except ValueError:
+        records = None
+    if records is None or len(records) != len(lines) or not all(type(rec) is dict for rec in records):
+        records = [json.loads(line) for line in lines]
+    return records
