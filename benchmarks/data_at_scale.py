@@ -81,14 +81,20 @@ COMMANDS = (
         ("export-semantic", "{store}", "-o", "{out}/semantic", "--quiet"),
         ("export-semantic", None),
     ),
-    Command("publish (zarr)", "complete", ("publish", "{store}", "-o", "{release}", "--quiet"), ("publish", None)),
-    Command("verify", "complete", ("verify", "{release}"), ("verify", None)),
+    Command(
+        "publish --format zarr",
+        "complete",
+        ("publish", "{store}", "-o", "{release}", "--format", "zarr", "--quiet"),
+        ("publish", "--format"),
+    ),
+    Command("verify (zarr release)", "complete", ("verify", "{release}"), ("verify", None)),
     Command(
         "publish --format parquet",
         "complete",
         ("publish", "{store}", "-o", "{out}/release-parquet", "--format", "parquet", "--quiet"),
         ("publish", "--format"),
     ),
+    Command("verify (parquet release)", "complete", ("verify", "{out}/release-parquet"), ("verify", None)),
 )
 
 
