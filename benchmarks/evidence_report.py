@@ -61,6 +61,8 @@ def summary_table(per_seed: dict[str, list[dict]], keys, labels: dict[str, str])
 
 def verdict_table(verdicts: list[dict]) -> str:
     """Markdown: one line per (comparison, metric): per-seed gaps, mean ± std, the rule's verdict."""
+    if not verdicts:
+        return "No comparison: the run stopped before the rows the rule compares."
     lines = ["| comparison | metric | gaps per seed | mean gap ± std | verdict |", "|---|---|---|---|---|"]
     for v in verdicts:
         gaps = ", ".join(f"{g:+.1f}" for g in v["gaps"])

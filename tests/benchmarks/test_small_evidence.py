@@ -133,4 +133,5 @@ def test_quick_grid_runs_every_row_and_reuses_its_cache(tmp_path, capsys):
     encoders = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "encoders").iterdir()}
     again = se.main(argv)
     assert again["per_seed"] == result["per_seed"]  # read back from the cache ...
+    assert again["walls_s"]["mae/seed0_s"] == result["walls_s"]["mae/seed0_s"] > 0  # with its compute time
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "encoders").iterdir()} == encoders  # ... not redone
