@@ -5,7 +5,8 @@ paired seeds (seed s of A against seed s of B: same scenes, same few-label subse
 seed). With gaps g_s = A_s - B_s over n >= MIN_SEEDS seeds, mean m and sample std d:
   "A beats B" when m > 2 d (and m > 0); "B beats A" when -m > 2 d; otherwise "no difference shown".
 The benchmark is calibrated only when the ceiling (supervised from scratch, all labels) beats the
-floor (raw pixels) by the rule *and* by at least CALIBRATION_MARGIN points of top-1.
+floor (the better of k-NN and a linear classifier on raw pixels, per seed) by the rule *and* by
+at least CALIBRATION_MARGIN points of top-1.
 """
 
 from __future__ import annotations
