@@ -98,30 +98,36 @@ def write_split(root: Path, split: str, count: int, size: int, seed: int, source
     folder = root / "images" / split
     for digit in range(10):  # every class folder, even one no scene landed in
         (folder / str(digit)).mkdir(parents=True, exist_ok=True)
-    scenes, keys = [], []
-    for n in range(count):
-        scene = make_scene(rng, digits[pool], classes[pool], photos, size)
+    scenes = [make_scene(rng, digits[pool], classes[pool], photos, size) for _ in range(count)]
+    provenance = {"source": "benchmarks/scenes.py exact ground truth", "seed": seed}
+    return folder, save_split(root, split, scenes, LABEL_SPACE, provenance)
+
+
+def save_split(root: Path, split: str, scenes: list[Scene], label_space: dict, provenance: dict) -> Path:
+    """Write `scenes` as root/images/<split>/<class>/<n>.png and their ground truth as the store
+    root/stores/gt_<split> (keys: paths relative to the image folder); returns the store path."""
+    folder = root / "images" / split
+    keys = []
+    for n, scene in enumerate(scenes):
         key = f"{scene.label}/{n:05d}.png"
         Image.fromarray(scene.image).save(folder / key)
-        scenes.append(scene)
         keys.append(key)
-    order = sorted(range(count), key=lambda n: keys[n])
+    order = sorted(range(len(scenes)), key=lambda n: keys[n])
     store = root / "stores" / f"gt_{split}"
     store.parent.mkdir(parents=True, exist_ok=True)
-    shard = 128
     layout = create_store(
         store,
         [keys[n] for n in order],
         [scenes[n].label for n in order],
-        label_space=LABEL_SPACE,
-        canvas=size,
-        shard_size=shard,
-        provenance={"source": "benchmarks/scenes.py exact ground truth", "seed": seed},
+        label_space=label_space,
+        canvas=int(scenes[0].image.shape[0]),
+        shard_size=128,
+        provenance=provenance,
     )
     for s in range(layout.num_shards):
         start, stop = layout.shard_range(s)
         write_shard(store, s, [_result(scenes[n]) for n in order[start:stop]])
-    return folder, store
+    return store
 
 
 def _result(scene: Scene) -> ImageResult:

@@ -88,3 +88,24 @@ def test_resuming_with_another_recipe_is_one_line(inputs, tmp_path, capsys):
     assert _finetune(inputs, tmp_path, "--set", "finetune.layer_decay=0.9") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "other eval settings" in err
+
+
+def test_crop_flip_augmentation_keeps_small_images_whole(inputs):
+    # augment: crop_flip never zooms: without padding a sample is the image or its mirror
+    from PIL import Image
+
+    from training.eval.config import EncoderConfig, FinetuneConfig
+    from training.eval.encoder import read_spec
+    from training.eval.finetune import _train_transform
+
+    spec = read_spec(inputs[0], EncoderConfig())
+    size = spec.img_size
+    ramp = Image.fromarray((torch.arange(size * size * 3) % 251).reshape(size, size, 3).to(torch.uint8).numpy())
+    torch.manual_seed(0)
+    whole = _train_transform(spec, FinetuneConfig(augment="crop_flip", crop_padding=0))
+    plain = whole.transforms[-1](whole.transforms[-2](ramp))
+    samples = [whole(ramp) for _ in range(12)]
+    flips = [torch.allclose(s, plain.flip(2), atol=1e-5) for s in samples]
+    assert all(f or torch.allclose(s, plain, atol=1e-5) for s, f in zip(samples, flips)) and 0 < sum(flips) < 12
+    padded = _train_transform(spec, FinetuneConfig(augment="crop_flip", crop_padding=3))
+    assert all(padded(ramp).shape == (3, size, size) for _ in range(4))

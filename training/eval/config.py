@@ -94,8 +94,12 @@ class FinetuneConfig:
     betas: tuple[Fraction, Fraction] = (0.9, 0.999)
     clip_grad: PositiveFloat | None = None
     global_pool: Literal["avg", "token"] = "avg"  # MAE fine-tunes on the mean of patch tokens
-    auto_augment: Str | None = "rand-m9-mstd0.5-inc1"  # timm RandAugment string
-    reprob: Probability = 0.25  # random erasing
+    # "timm": MAE's (RandomResizedCrop at scale 0.08-1, flip, RandAugment, erasing); "crop_flip": a
+    # random img_size crop of the image reflect-padded by crop_padding, and a flip (small images)
+    augment: Literal["timm", "crop_flip"] = "timm"
+    crop_padding: Count = 4
+    auto_augment: Str | None = "rand-m9-mstd0.5-inc1"  # timm RandAugment string (augment: timm)
+    reprob: Probability = 0.25  # random erasing (augment: timm)
     mixup: NonNegative = 0.8
     cutmix: NonNegative = 1.0
     mixup_prob: Probability = 1.0

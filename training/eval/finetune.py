@@ -1,6 +1,7 @@
 """End-to-end fine-tuning with MAE's published recipe, assembled from timm's parts.
 
-timm.data.create_transform (RandomResizedCrop, flip, RandAugment, random erasing), timm.data.Mixup
+timm.data.create_transform (RandomResizedCrop, flip, RandAugment, random erasing; or, with
+`augment: crop_flip`, a padded random crop and a flip, for images of a few dozen pixels), timm.data.Mixup
 (mixup + cutmix + label smoothing), SoftTargetCrossEntropy, drop path (timm ViT), layer-wise lr
 decay (timm.optim.param_groups_layer_decay), AdamW, warmup + cosine per step (timm's
 CosineLRScheduler, which applies each group's lr_scale).
@@ -25,6 +26,7 @@ from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from timm.optim import param_groups_layer_decay
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
 from tqdm import tqdm
 
 from plumbing.errors import one_line
@@ -202,6 +204,18 @@ def _mixing(ft: FinetuneConfig, num_classes: int):
 
 
 def _train_transform(spec: EncoderSpec, ft: FinetuneConfig):
+    """PIL image -> [3, img_size, img_size]: MAE's timm recipe, or pad + random crop + flip."""
+    if ft.augment == "crop_flip":
+        return transforms.Compose(
+            [
+                transforms.Resize(spec.img_size, interpolation=transforms.InterpolationMode.BICUBIC),
+                transforms.CenterCrop(spec.img_size),
+                transforms.RandomCrop(spec.img_size, padding=ft.crop_padding, padding_mode="reflect"),
+                transforms.RandomHorizontalFlip(),
+                transforms.ToTensor(),
+                transforms.Normalize(spec.mean, spec.std),
+            ]
+        )
     return create_transform(
         spec.img_size,
         is_training=True,
