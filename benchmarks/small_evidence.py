@@ -37,6 +37,8 @@ after a code fix recomputes, a rerun of the same code reuses.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -246,6 +248,10 @@ class Bench:
         """Scenes and their exact ground truth (cached by sizes, data seed and code version)."""
         p = self.preset
         root = self.out / f"data-{_key(p['train'], p['val'], self.data_seed, self.code)}"
+        with _exclusive(self.out):  # --only-seed processes started together build the data once
+            return self._scenes(root, p)
+
+    def _scenes(self, root: Path, p: dict) -> dict:
         if not (root / "done").is_file():
             shutil.rmtree(root, ignore_errors=True)
             photos = load_sources()[2]
@@ -262,6 +268,10 @@ class Bench:
 
     def _classic(self) -> dict:
         """The train split labeled by c2f-label's classic backend, and its foreground agreement."""
+        with _exclusive(self.out):
+            return self._classic_labels()
+
+    def _classic_labels(self) -> dict:
         from labeling.config import LabelConfig
         from labeling.job import run_label_job
 
@@ -278,8 +288,12 @@ class Bench:
     def _few(self, seed: int) -> Path:
         """`few` training images per class, drawn with `seed` (the same subset for every row)."""
         folder = self.data["root"] / "images" / f"few{self.preset['few']}-seed{seed}"
-        if folder.is_dir():
-            return folder
+        with _exclusive(self.out):
+            if not folder.is_dir():
+                self._draw_few(folder, seed)
+        return folder
+
+    def _draw_few(self, folder: Path, seed: int) -> None:
         rng = np.random.default_rng([seed, 7])
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -289,7 +303,6 @@ class Bench:
             for f in rng.choice(files, size=min(self.preset["few"], len(files)), replace=False):
                 shutil.copyfile(f, tmp / str(c) / f.name)
         tmp.rename(folder)
-        return folder
 
     # ------------------------------------------------------------------ rows
     def _row(self, row: str, seeds) -> None:
@@ -346,12 +359,12 @@ class Bench:
         return self._cached(("finetune", key, str(train_dir.name), to_dict(cfg)), run)["top1"]
 
     def _encoder(self, row: str, seed: int) -> tuple[Path, str]:
-        """(encoder.pth, its cache key): pre-trained and exported, or the untrained random init."""
+        """(encoder directory, its cache key): pre-trained and exported, or the untrained random init."""
         cfg, labels = self._pretrain_cfg(row, seed)
         key = _key(to_dict(cfg), labels, self.code, self.data["root"].name, row == "random-init")
-        path = self.out / "encoders" / f"{row}-seed{seed}-{key}.pth"
-        record = path.with_suffix(".run.json")
-        if path.is_file() and record.is_file():
+        path = self.out / "encoders" / f"{row}-seed{seed}-{key}"  # timm's layout: a directory
+        record = path.with_name(path.name + ".run.json")
+        if (path / "config.json").is_file() and record.is_file():
             self.pretrain[f"{row}/seed{seed}"] = info = json.loads(record.read_text())
             self.spent += info["seconds"]
             return path, key
@@ -542,6 +555,18 @@ def foreground_iou(classic: Path, gt: Path) -> float:
         inter += int((pseudo & truth).sum())
         union += int((pseudo | truth).sum())
     return inter / max(union, 1)
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path):
+    """Hold `out`'s lock file (fcntl): one process at a time builds what the seeds share."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _key(*parts) -> str:

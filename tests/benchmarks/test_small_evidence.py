@@ -80,7 +80,7 @@ def test_cached_encoders_are_keyed_by_code_and_config(tmp_path):
     first = se.Bench(tmp_path, se.PRESETS["quick"], "quick", {}, 0)
     first.data = {"root": tmp_path / "data-x"}
     path, key = first._encoder("random-init", 0)
-    assert path.is_file() and key in path.name
+    assert (path / "config.json").is_file() and key in path.name
     assert first._encoder("random-init", 0) == (path, key)  # same code, same config: reused
     fixed = se.Bench(tmp_path, se.PRESETS["quick"], "quick", {}, 0)
     fixed.data, fixed.code = first.data, "another-code"
