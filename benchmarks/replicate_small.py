@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without install
 
 from benchmarks.scenes import load_sources, write_split  # noqa: E402
+from benchmarks.small_evidence import foreground_iou  # noqa: E402
 from training.config import load_config  # noqa: E402
 from training.engine import train  # noqa: E402
 from training.eval import EvalConfig, run_eval  # noqa: E402
@@ -141,23 +142,8 @@ def _data(out: Path, preset: dict, seed: int) -> dict:
         "gt": gt_train,
         "gt_val": gt_val,
         "classic": classic,
-        "agreement": _agreement(classic, gt_train),
+        "agreement": {"foreground_iou": foreground_iou(classic, gt_train)},
     }
-
-
-def _agreement(classic: Path, gt: Path) -> dict:
-    """How well the classic labels find the digits: IoU of its "object" class (0) with digit pixels."""
-    from datasets_spec import open_store
-
-    a, b = open_store(classic), open_store(gt)
-    keys_b = {str(k): i for i, k in enumerate(b.keys())}
-    inter = union = 0
-    for i, key in enumerate(a.keys()):
-        pseudo = a.read(i).semantic == 0
-        truth = b.read(keys_b[str(key)]).semantic > 0
-        inter += int((pseudo & truth).sum())
-        union += int((pseudo | truth).sum())
-    return {"foreground_iou": inter / max(union, 1)}
 
 
 def _encoder(method: str, seed: int, out: Path, data: dict, preset: dict) -> Path:
