@@ -85,11 +85,7 @@ def _check(store: Store, filters: Filters) -> set[int] | None:
 
 
 def _given(store: Store, keys: list[str], status: np.ndarray, filters: Filters, classes) -> list[int]:
-    where = {str(k): i for i, k in enumerate(store.keys())}
-    missing = [k for k in keys if k not in where]
-    if missing:
-        raise StoreError(f"{store.path}: no image with key {missing[0]!r}")
-    indices = [where[k] for k in keys]
+    indices = [_index_of(store.keys(), key, store) for key in keys]
     for key, i in zip(keys, indices):
         if status[i] != STATUSES[filters.status]:
             found = schema.STATUS_NAMES.get(int(status[i]), str(status[i]))
@@ -102,6 +98,14 @@ def _given(store: Store, keys: list[str], status: np.ndarray, filters: Filters, 
             if not _passes(by_image.get(i, []), filters, classes):
                 raise StoreError(f"{store.path}: image {key!r} is not a {filters.describe()}")
     return indices
+
+
+def _index_of(all_keys: np.ndarray, key: str, store: Store) -> int:
+    """The index of `key` in the store's keys (str [N]), compared as one array: no dict of N keys."""
+    found = np.flatnonzero(all_keys == key)
+    if not len(found):
+        raise StoreError(f"{store.path}: no image with key {key!r}")
+    return int(found[0])
 
 
 def _sample_by_records(store: Store, candidates: np.ndarray, n: int, rng, filters: Filters, classes) -> list[int]:
