@@ -91,6 +91,20 @@ LABELS = {
     "c2fmae-gt": "c2fmae-gt (oracle: exact labels)",
 }
 MODEL = ["model.arch=vit_tiny_cpu", "model.img_size=32", "model.patch_size=4", "data.img_size=32"]
+# the cpu preset: about 15 min for the pilot on 2 cores
+CPU = dict(
+    train=2000,
+    val=500,
+    few=50,
+    batch=64,
+    pretrain_epochs=24,
+    ft_epochs=6,
+    few_epochs=30,
+    linear_epochs=50,
+    dense_epochs=30,
+    device="cpu",
+    model=[],
+)
 PRESETS = {
     # train/val scenes, few labels per class, pre-training epochs, fine-tuning epochs (all / few labels)
     "quick": dict(
@@ -106,34 +120,10 @@ PRESETS = {
         device="cpu",
         model=[],
     ),
-    "cpu": dict(
-        train=2000,
-        val=500,
-        few=50,
-        batch=64,
-        pretrain_epochs=24,
-        ft_epochs=6,
-        few_epochs=30,
-        linear_epochs=50,
-        dense_epochs=30,
-        device="cpu",
-        model=[],
-    ),
+    "cpu": CPU,
     # four times the cpu preset's epochs: what an in-memory supervised run of the same ViT needed to
     # clear the calibration (84.4 % at 3,720 steps against 62 %); about an hour on 2 idle cores
-    "cpu-long": dict(
-        train=2000,
-        val=500,
-        few=50,
-        batch=64,
-        pretrain_epochs=96,
-        ft_epochs=24,
-        few_epochs=120,
-        linear_epochs=50,
-        dense_epochs=30,
-        device="cpu",
-        model=[],
-    ),
+    "cpu-long": {**CPU, "pretrain_epochs": 96, "ft_epochs": 24, "few_epochs": 120},
     "gpu": dict(
         train=20000,
         val=2000,
