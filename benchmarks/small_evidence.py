@@ -81,10 +81,13 @@ PRETRAINED = {
 CALIBRATION_ROWS = ("pixels", "supervised")  # run first: a benchmark that fails them stops there
 PILOT_ROWS = (*CALIBRATION_ROWS, "random-init", "mae")
 GRID_ROWS = ("parallel", "c2fmae", "c2fmae-nocurr", "c2fmae-gt")
-# The switches of issue 19 item 6 (modality dropout, token budget, loss weights) join the grid as
-# --variant rows, e.g. --variant c2fmae-drop50=c2fmae:model.modality_dropout=0.5 (key names: the
-# switches' own, docs/training.md); SWITCH_ROWS lists the ones to run by default once they exist.
-SWITCH_ROWS: dict[str, tuple[str, list[str]]] = {}
+# The input-shift switches (docs/training.md), run in every grid: name -> (base row, overrides).
+# 16 = MAE's visible tokens (64 patches at mask ratio 0.75), so c2fmae-budget16's encoder costs an
+# MAE encoder's. More rows (e.g. loss weights) come from --variant NAME=BASE:KEY=VALUE,...
+SWITCH_ROWS: dict[str, tuple[str, list[str]]] = {
+    "c2fmae-budget16": ("c2fmae", ["model.token_budget=16"]),
+    "c2fmae-drop50": ("c2fmae", ["model.modality_dropout=0.5"]),
+}
 LABELS = {
     "pixels": "pixels (floor)",
     "supervised": "supervised from scratch (ceiling)",
@@ -484,7 +487,7 @@ class Bench:
                 ("c2fmae-gt", "c2fmae"),
                 ("parallel", "mae"),
             ]
-            pairs += [(v, "c2fmae") for v in (*SWITCH_ROWS, *self.variants)]
+            pairs += [(v, base) for v in (*SWITCH_ROWS, *self.variants) for base in ("c2fmae", "mae")]
         return {"verdicts": [self._verdict(a, b, key) for a, b in pairs for key, _ in report.PRIMARY]}
 
     def _verdict(self, a: str, b: str, key: str) -> dict:
@@ -586,7 +589,7 @@ def _variants(items: list[str]) -> dict[str, tuple[str, list[str]]]:
     for item in items:
         name, _, rest = item.partition("=")
         base, _, sets = rest.partition(":")
-        if not name or base not in PRETRAINED or name in PILOT_ROWS + GRID_ROWS:
+        if not name or base not in PRETRAINED or name in (*PILOT_ROWS, *GRID_ROWS, *SWITCH_ROWS):
             raise SystemExit(
                 f"--variant expects NAME=BASE:KEY=VALUE,... with a new NAME and BASE one of "
                 f"{', '.join(PRETRAINED)}, got {item!r}"

@@ -111,6 +111,8 @@ def test_a_variant_names_its_base_and_settings():
     assert se._variants(["drop=c2fmae:model.x=1,model.y=2"]) == {"drop": ("c2fmae", ["model.x=1", "model.y=2"])}
     with pytest.raises(SystemExit, match="--variant expects"):
         se._variants(["mae=c2fmae:model.x=1"])  # a row name the grid already has
+    with pytest.raises(SystemExit, match="--variant expects"):
+        se._variants(["c2fmae-drop50=c2fmae:model.x=1"])  # ... or a switch row's
 
 
 @pytest.mark.slow
@@ -119,7 +121,10 @@ def test_quick_grid_runs_every_row_and_reuses_its_cache(tmp_path, capsys):
     argv = ["--quick", "--stage", "grid", "--force-grid", "--seeds", "1", "--out", str(tmp_path)]
     result = se.main(argv)
     rows = ["pixels", "supervised", "random-init", "mae", "parallel", "c2fmae", "c2fmae-nocurr", "c2fmae-gt"]
+    rows += ["c2fmae-budget16", "c2fmae-drop50"]  # the switches
     assert list(result["per_seed"]) == rows and result["forced"]
+    compared = {(v["a"], v["b"]) for v in result["verdicts"]}
+    assert {("c2fmae-budget16", "c2fmae"), ("c2fmae-budget16", "mae"), ("c2fmae-drop50", "mae")} <= compared
     for row in rows:
         assert 0 <= result["per_seed"][row][0]["ft_all"] <= 100
     assert "rgb" in json.dumps(result["pretrain"]["mae/seed0"]["final"])  # final pre-training losses
