@@ -1,8 +1,8 @@
 """Predicted time of small_evidence.py's gpu preset on one H100, from counted FLOPs per step.
 
 How: torch's FlopCounterMode counts the FLOPs of one forward + backward of every step kind the
-preset runs (mae / parallel / c2fmae pre-training, fine-tuning) at batch 1 on the CPU (FLOPs grow
-linearly with the batch; the operator count does not), and of the step whose GPU time
+preset runs (mae / parallel / c2fmae and its switch rows' pre-training, fine-tuning) at a small
+batch on the CPU (FLOPs grow linearly with the batch; the operator count does not), and of the step whose GPU time
 docs/performance.md measured: MAE ViT-B/16 at batch 256, 73.5 ms on one H200 (bf16). That
 measured rate (FLOPs / 73.5 ms) divides the preset's FLOPs. The H100 SXM has the H200's bf16 peak
 (989 TFLOP/s) with less memory bandwidth, so the rate is taken as equal. Small models reach a
@@ -24,6 +24,7 @@ REF_STEP_S = 0.0735  # docs/performance.md: mae ViT-B/16, batch 256, bf16, one H
 REF_BATCH = 256
 OP_SECONDS = 8e-6  # assumed host + launch cost of one dispatched operator on a GPU
 NUM_CLASSES = 7  # background + six shapes
+COUNT_BATCH = 8  # samples per counted step: modality dropout is drawn per sample, so not 1
 
 
 class _OpCount(TorchDispatchMode):
@@ -38,17 +39,17 @@ class _OpCount(TorchDispatchMode):
 
 def _pretrain_cost(model: torch.nn.Module, batch: int) -> tuple[float, int]:
     """(FLOPs, dispatched operators) of one forward + backward of `model` on a batch of `batch`."""
-    size, gen = model.cfg.img_size, torch.Generator().manual_seed(0)
-    labels = torch.randint(0, NUM_CLASSES, (1, size // 4, size // 4), generator=gen)
+    n, size, gen = COUNT_BATCH, model.cfg.img_size, torch.Generator().manual_seed(0)
+    labels = torch.randint(0, NUM_CLASSES, (n, size // 4, size // 4), generator=gen)
     data = {
-        "image": torch.randn(1, 3, size, size, generator=gen),
+        "image": torch.randn(n, 3, size, size, generator=gen),
         "semantic": labels.repeat_interleave(4, 1).repeat_interleave(4, 2),
         "instance": (labels % 3).repeat_interleave(4, 1).repeat_interleave(4, 2),
-        "index": torch.arange(1),
+        "index": torch.arange(n),
     }
-    strategy = torch.full((1,), 2)  # random masking: every mode can run it
+    strategy = torch.full((n,), 2)  # random masking: every mode can run it
     flops, ops = _count(lambda: model(data, strategy, gen)["loss"])
-    return flops * batch, ops
+    return flops * batch / n, ops
 
 
 def _finetune_cost(model: torch.nn.Module, batch: int) -> tuple[float, int]:
@@ -68,16 +69,19 @@ def _count(loss_fn) -> tuple[float, int]:
     return float(flops.get_total_flops()), ops.ops
 
 
-def predict(preset: dict, model_overrides: list[str], seeds: int) -> dict:
-    """{"seconds": predicted H100 seconds of the whole grid, "rows": seconds per row, "how": ...}."""
+def predict(preset: dict, model_overrides: list[str], seeds: int, switches: dict[str, list[str]]) -> dict:
+    """{"seconds": predicted H100 seconds of the whole grid, "rows": seconds per row, "how": ...}.
+    `switches`: the grid's c2fmae switch rows, name -> their --set overrides."""
     ref = create_model("mae_vit_base_patch16", num_classes=NUM_CLASSES)
     ref_flops, _ = _pretrain_cost(ref, REF_BATCH)
     rate = ref_flops / REF_STEP_S
     b, spe = preset["batch"], preset["train"] // preset["batch"]
     few_spe = max(1, (6 * preset["few"]) // min(b, 6 * preset["few"]))
     models = {}
-    for mode, config in (("mae", "mae_tiny_cpu"), ("parallel", "parallel_tiny_cpu"), ("c2f", "c2fmae_tiny_cpu")):
-        cfg = load_config(config, model_overrides)
+    configs = {"mae": ("mae_tiny_cpu", []), "parallel": ("parallel_tiny_cpu", []), "c2f": ("c2fmae_tiny_cpu", [])}
+    configs |= {row: ("c2fmae_tiny_cpu", sets) for row, sets in switches.items()}
+    for mode, (config, sets) in configs.items():
+        cfg = load_config(config, [*model_overrides, *sets])
         models[mode] = build_model(cfg.model, num_classes=NUM_CLASSES)
     ft_cost = _finetune_cost(models["mae"], b)
     ft_s = _step_seconds(*ft_cost, rate)
@@ -91,6 +95,7 @@ def predict(preset: dict, model_overrides: list[str], seeds: int) -> dict:
         "mae": pre["mae"] + finetune,
         "parallel": pre["parallel"] + finetune,
         **{row: pre["c2f"] + finetune for row in ("c2fmae", "c2fmae-nocurr", "c2fmae-gt")},
+        **{row: pre[row] + finetune for row in switches},
     }
     return {
         "seconds": seeds * sum(rows.values()),

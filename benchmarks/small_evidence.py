@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.predict_gpu:
         from benchmarks.evidence_cost import predict
 
-        result = predict(PRESETS["gpu"], MODEL + PRESETS["gpu"]["model"], args.seeds)
+        switches = {row: sets for row, (_, sets) in SWITCH_ROWS.items()}
+        result = predict(PRESETS["gpu"], MODEL + PRESETS["gpu"]["model"], args.seeds, switches)
         print(json.dumps(result, indent=2))
         return result
     out = Path(args.out or ROOT / "runs" / f"small_evidence_{name}")

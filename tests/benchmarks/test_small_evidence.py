@@ -140,3 +140,14 @@ def test_quick_grid_runs_every_row_and_reuses_its_cache(tmp_path, capsys):
     assert again["per_seed"] == result["per_seed"]  # read back from the cache ...
     assert again["walls_s"]["mae/seed0_s"] == result["walls_s"]["mae/seed0_s"] > 0  # with its compute time
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "encoders").iterdir()} == encoders  # ... not redone
+
+
+def test_the_gpu_prediction_prices_every_grid_row_and_switch():
+    se, cost = benchmark_module("small_evidence"), benchmark_module("evidence_cost")
+    switches = {row: sets for row, (_, sets) in se.SWITCH_ROWS.items()}
+    result = cost.predict(se.PRESETS["quick"], se.MODEL, 2, switches)
+    rows = result["rows_per_seed_s"]
+    assert set(rows) == {"supervised", "random-init", *se.PRETRAINED, *se.SWITCH_ROWS}
+    assert all(s > 0 for s in rows.values())
+    assert result["seconds"] == pytest.approx(2 * sum(rows.values()))
+    assert rows["mae"] < rows["c2fmae"]  # c2fmae's encoder sees three inputs' tokens
