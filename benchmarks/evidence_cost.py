@@ -2,10 +2,10 @@
 
 How: torch's FlopCounterMode counts the FLOPs of one forward + backward of every step kind the
 preset runs (mae / parallel / c2fmae and its switch rows' pre-training, fine-tuning) at a small
-batch on the CPU (FLOPs grow linearly with the batch; the operator count does not), and of the step whose GPU time
-docs/performance.md measured: MAE ViT-B/16 at batch 256, 73.5 ms on one H200 (bf16). That
-measured rate (FLOPs / 73.5 ms) divides the preset's FLOPs. The H100 SXM has the H200's bf16 peak
-(989 TFLOP/s) with less memory bandwidth, so the rate is taken as equal. Small models reach a
+batch on the CPU (FLOPs grow linearly with the batch; the operator count does not), and of the step
+whose GPU time docs/performance.md measured: MAE ViT-B/16 at batch 256, 73.5 ms on one H200 (bf16).
+That measured rate (FLOPs / 73.5 ms) divides the preset's FLOPs. The H100 SXM has the H200's bf16
+peak (989 TFLOP/s) with less memory bandwidth, so the rate is taken as equal. Small models reach a
 smaller share of the peak than ViT-B, so each step costs at least a floor: the operators it
 dispatches times OP_SECONDS (an assumed launch cost, not measured). The sum of max(compute, floor)
 over the grid's steps is the prediction: an estimate until a GPU run measures it.
