@@ -67,7 +67,7 @@ def _check_arrays(path, layout: schema.Layout, rechunk: str | None = None) -> li
     n, s = layout.num_images, layout.canvas
     expected_shape = {1: (n,), 2: (n, 2), 3: (n, s, s)}
     for name, dtype in schema.ALL_ARRAYS.items():
-        doc = _node_doc(lambda node: array_metadata(path, node), name, "array missing", problems)
+        doc = _node_doc(path, name, "array missing", problems)
         if doc is None:
             continue
         if doc.get("node_type") != "array":
@@ -93,11 +93,11 @@ def _check_sharding(name: str, doc: dict, layout: schema.Layout, rechunk: str | 
     return [f"{name}: shards {outer} with inner chunks {inner}, expected {expected} with {expected_inner}"]
 
 
-def _node_doc(read, name: str, missing: str, problems: list[str]) -> dict | None:
-    """read(name) -> the node's metadata document, or None with the problem added to `problems` when it
-    is missing (`missing` says how) or unreadable; a storage outage raises."""
+def _node_doc(path, name: str, missing: str, problems: list[str]) -> dict | None:
+    """Node `name`'s metadata document (its zarr.json), or None with the problem added to `problems`
+    when it is missing (`missing` says how) or unreadable; a storage outage raises."""
     try:
-        return read(name)
+        return array_metadata(path, name)
     except FileNotFoundError:
         problems.append(f"{name}: {missing}")
     except StorageUnavailable:
@@ -116,12 +116,7 @@ def _check_consolidated(path) -> list[str]:
         return []
     problems = [f"{name}: missing from the consolidated metadata" for name in _NODES if name not in listed]
     for name, copy in sorted(listed.items()):
-        doc = _node_doc(
-            lambda node: json.loads(storage.read_bytes(path, storage.array_doc_path(node))),
-            name,
-            "in the consolidated metadata but not in the store",
-            problems,
-        )
+        doc = _node_doc(path, name, "in the consolidated metadata but not in the store", problems)
         if doc is None:
             continue
         if _without_consolidated(copy) != _without_consolidated(doc):
