@@ -69,9 +69,9 @@ def _count(loss_fn) -> tuple[float, int]:
     return float(flops.get_total_flops()), ops.ops
 
 
-def predict(preset: dict, model_overrides: list[str], seeds: int, switches: dict[str, list[str]]) -> dict:
+def predict(preset: dict, model_overrides: list[str], seeds: int, switches: dict[str, tuple[str, list[str]]]) -> dict:
     """{"seconds": predicted H100 seconds of the whole grid, "rows": seconds per row, "how": ...}.
-    `switches`: the grid's c2fmae switch rows, name -> their --set overrides."""
+    `switches`: the grid's switch rows, name -> (their base row's config, their --set overrides)."""
     ref = create_model("mae_vit_base_patch16", num_classes=NUM_CLASSES)
     ref_flops, _ = _pretrain_cost(ref, REF_BATCH)
     rate = ref_flops / REF_STEP_S
@@ -79,7 +79,7 @@ def predict(preset: dict, model_overrides: list[str], seeds: int, switches: dict
     few_spe = max(1, (6 * preset["few"]) // min(b, 6 * preset["few"]))
     models = {}
     configs = {"mae": ("mae_tiny_cpu", []), "parallel": ("parallel_tiny_cpu", []), "c2f": ("c2fmae_tiny_cpu", [])}
-    configs |= {row: ("c2fmae_tiny_cpu", sets) for row, sets in switches.items()}
+    configs |= switches
     for mode, (config, sets) in configs.items():
         cfg = load_config(config, [*model_overrides, *sets])
         models[mode] = build_model(cfg.model, num_classes=NUM_CLASSES)

@@ -172,8 +172,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.predict_gpu:
         from benchmarks.evidence_cost import predict
 
-        switches = {row: sets for row, (_, sets) in SWITCH_ROWS.items()}
-        result = predict(PRESETS["gpu"], MODEL + PRESETS["gpu"]["model"], args.seeds, switches)
+        result = predict(PRESETS["gpu"], MODEL + PRESETS["gpu"]["model"], args.seeds, switch_configs())
         print(json.dumps(result, indent=2))
         return result
     out = Path(args.out or ROOT / "runs" / f"small_evidence_{name}")
@@ -583,6 +582,11 @@ def _git_describe() -> str:
         return done.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def switch_configs() -> dict[str, tuple[str, list[str]]]:
+    """The switch rows as name -> (their base row's config, their overrides)."""
+    return {row: (PRETRAINED[base][0], sets) for row, (base, sets) in SWITCH_ROWS.items()}
 
 
 def _variants(items: list[str]) -> dict[str, tuple[str, list[str]]]:

@@ -149,8 +149,7 @@ def test_quick_grid_runs_every_row_and_reuses_its_cache(tmp_path, capsys):
 
 def test_the_gpu_prediction_prices_every_grid_row_and_switch():
     se, cost = benchmark_module("small_evidence"), benchmark_module("evidence_cost")
-    switches = {row: sets for row, (_, sets) in se.SWITCH_ROWS.items()}
-    result = cost.predict(se.PRESETS["quick"], se.MODEL, 2, switches)
+    result = cost.predict(se.PRESETS["quick"], se.MODEL, 2, se.switch_configs())
     rows = result["rows_per_seed_s"]
     assert set(rows) == {"supervised", "random-init", *se.PRETRAINED, *se.SWITCH_ROWS}
     assert all(s > 0 for s in rows.values())
