@@ -108,3 +108,29 @@ def _ignores_sigterm(pid: int) -> bool:
     """Whether process `pid` ignores SIGTERM (its SigIgn mask in /proc)."""
     line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("SigIgn:"))
     return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+
+
+KEEPS_A_LOADER = """
+import sys
+from torch.utils.data import DataLoader
+from training.data import DataConfig, build_dataset, loader_kwargs
+
+cfg = DataConfig(img_size=32, num_workers=2, prefetch_factor=1)
+dataset = build_dataset(cfg, sys.argv[1], sys.argv[2], 0)
+kept = iter(DataLoader(dataset, batch_size=2, sampler=[(p, 0) for p in range(4)], **loader_kwargs(cfg)))
+next(kept)
+print("exiting with the loader's workers alive", flush=True)
+"""
+
+
+def test_a_process_exits_while_a_loader_it_keeps_has_workers(tiny_store):
+    # e.g. a failed test's traceback holds the loader: the workers ignore SIGTERM and wait for
+    # this process to exit, multiprocessing's exit hook would wait for them
+    done = subprocess.run(
+        [sys.executable, "-c", KEEPS_A_LOADER, str(tiny_store.path), str(tiny_store.images)],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "exiting with the loader's workers alive\n"

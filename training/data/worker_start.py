@@ -8,6 +8,8 @@ which is why workers never fork from the trainer itself (see training/data/datas
 
 from __future__ import annotations
 
+import atexit
+import functools
 import multiprocessing
 from multiprocessing.context import BaseContext
 
@@ -20,4 +22,20 @@ def worker_context() -> BaseContext:
     process starts its fork server, at its first loader with workers."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(PRELOAD))
+    _kill_workers_at_exit()
     return context
+
+
+@functools.cache
+def _kill_workers_at_exit() -> None:
+    atexit.register(_kill_daemonic_children)
+
+
+def _kill_daemonic_children() -> None:
+    """SIGKILL this process's daemonic children (loader workers) still running at interpreter exit,
+    e.g. those of a loader that a kept traceback holds. They ignore SIGTERM (fork_server) and exit
+    only after this process: multiprocessing's own exit hook, which sends them SIGTERM and then
+    joins them, would wait forever. Registered after that hook, so it runs first (atexit is LIFO)."""
+    for child in multiprocessing.active_children():
+        if child.daemon:
+            child.kill()
