@@ -28,6 +28,7 @@ The rule is benchmarks/evidence_report.py's (paired seeds, mean gap > 2 std). St
 
     python benchmarks/small_evidence.py [--quick | --preset cpu|cpu-long|gpu] [--stage pilot|grid] [--seeds 3]
         [--out DIR] [--variant NAME=BASE:KEY=VALUE,...] [--force-grid] [--predict-gpu]
+        [--only-seed S] [--only-row ROW]   fill the cache only (processes side by side), no tables
 
 Encoders and scores are cached under --out, keyed by the resolved configs and the code version
 (a hash of training/, datasets_spec/, labeling/ and the scene generators, and PROTOCOL): a rerun
@@ -61,6 +62,7 @@ from training.config import load_config, to_dict  # noqa: E402
 from training.engine import train  # noqa: E402
 from training.eval import EvalConfig, run_evals  # noqa: E402
 from training.export import export_encoder, write_encoder  # noqa: E402
+from training.loss_plot import read_records  # noqa: E402
 from training.models.factory import build_model  # noqa: E402
 
 PROTOCOL = 1  # bump when this script changes what a cached encoder or score means
@@ -178,8 +180,9 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out or ROOT / "runs" / f"small_evidence_{name}")
     torch.set_num_threads(args.threads)
     bench = Bench(out, preset, name, _variants(args.variant), args.data_seed)
-    if args.only_seed is not None:
-        return bench.fill(args.stage, args.only_seed)
+    if args.only_seed is not None or args.only_row is not None:
+        seeds = [args.only_seed] if args.only_seed is not None else list(range(args.seeds))
+        return bench.fill(args.stage, seeds, args.only_row)
     return bench.run(args.stage, args.seeds, args.force_grid, argv if argv is not None else sys.argv[1:])
 
 
@@ -195,15 +198,18 @@ class Bench:
         self.walls: dict[str, float] = {}
         self.spent = 0.0  # compute seconds of the row and seed being scored
 
-    def fill(self, stage: str, seed: int) -> dict:
-        """Compute (and cache) the stage's rows for one seed only: no gate, no tables. Processes
-        filling different seeds run side by side; a plain run afterwards reads their cache."""
+    def fill(self, stage: str, seeds: list[int], only_row: str | None = None) -> dict:
+        """Compute (and cache) the stage's rows, or only `only_row`, for `seeds`: no gate, no
+        tables. Processes filling different seeds or rows run side by side; a plain run afterwards
+        reads their cache."""
+        rows = PILOT_ROWS + ((*GRID_ROWS, *SWITCH_ROWS, *self.variants) if stage == "grid" else ())
+        if only_row is not None and only_row not in rows:
+            raise SystemExit(f"--only-row {only_row}: not a row of the {stage} stage ({', '.join(rows)})")
         self.data = self._data()
         if stage == "grid":
             self.data.update(self._classic())
-        rows = PILOT_ROWS + ((*GRID_ROWS, *SWITCH_ROWS, *self.variants) if stage == "grid" else ())
-        for row in rows:
-            self._row(row, [seed])
+        for row in rows if only_row is None else [only_row]:
+            self._row(row, seeds)
         return {"per_seed": self.per_seed, "pretrain": self.pretrain}
 
     def run(self, stage: str, seeds: int, force: bool, argv: list[str]) -> dict:
@@ -374,7 +380,8 @@ class Bench:
             summary = train(cfg, self.data[labels], self.data["train"], run_dir)
             export_encoder(run_dir, path)
             info = {"steps": summary["step"], "final": _last_losses(run_dir), "images_per_s": summary["images_per_s"]}
-            shutil.rmtree(run_dir, ignore_errors=True)
+            for checkpoint in run_dir.glob("*.pt"):  # the log and its pictures stay: small
+                checkpoint.unlink()
         info.update(seconds=time.perf_counter() - t, load_average=os.getloadavg()[0])
         record.write_text(json.dumps(info) + "\n")
         self.pretrain[f"{row}/seed{seed}"] = info
@@ -568,10 +575,15 @@ def _key(*parts) -> str:
 
 
 def _last_losses(run_dir: Path) -> dict:
-    """The last log.jsonl record's loss values (total and per target)."""
-    lines = (run_dir / "log.jsonl").read_text().splitlines() if (run_dir / "log.jsonl").is_file() else []
-    last = json.loads(lines[-1]) if lines else {}
-    return {k: v for k, v in last.items() if "loss" in k and isinstance(v, (int, float))}
+    """The latest logged value of each loss (total and per target) and, from a run with
+    ``engine.loss_probe``, of each gradient share and per-strategy loss (probed on the regular
+    records only, so these may come from a record before the last)."""
+    log = run_dir / "log.jsonl"
+    last = {}
+    for record in read_records(log) if log.is_file() else []:
+        last.update(record)
+    kept = ("loss", "grad_share/")
+    return {k: v for k, v in last.items() if k.startswith(kept) and isinstance(v, (int, float))}
 
 
 def _git_describe() -> str:
@@ -616,6 +628,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", action="append", default=[], metavar="NAME=BASE:KEY=VALUE,...")
     p.add_argument("--force-grid", action="store_true", help="run past the calibration stop and NO-GO (marked forced)")
     p.add_argument("--only-seed", type=int, default=None, help="fill the cache for this seed only (parallel runs)")
+    p.add_argument("--only-row", default=None, metavar="ROW", help="fill the cache for this row only (all --seeds)")
     p.add_argument("--predict-gpu", action="store_true", help="print the gpu preset's predicted H100 time")
     return p
 

@@ -35,7 +35,8 @@ from training.checkpoint import (
 from training.config import TrainConfig, save_config, to_dict
 from training.data import build_dataset, gpu_decode, loader_kwargs
 from training.errors import TrainingError
-from training.logs import Meter, RunLogger
+from training.logs import LOG_FILE, Meter, RunLogger
+from training.loss_plot import save_loss_plot
 from training.masking import Curriculum
 from training.masking.curriculum_plot import save_curriculum_plot
 from training.models.factory import build_model
@@ -50,6 +51,7 @@ from training.visualize import draw_grid, write_png
 log = logging.getLogger("training")
 LOADER_SEED = 4  # purpose id of the DataLoader's own generator (worker base seeds)
 CURRICULUM_PLOT = "curriculum.png"  # in RUN_DIR, drawn when a run starts
+LOSS_PLOT = "losses.png"  # in RUN_DIR, drawn when a run ends or stops
 GRID_TAG = "reconstructions"  # TensorBoard's image tag of the RUN_DIR/images grids
 
 
@@ -207,6 +209,8 @@ def loop(run: Run) -> dict:
                 stopped = result.stop and step < run.stop_step
     finally:
         logger.close()
+    if run.info.is_main:
+        _draw_losses(run, logger)
     return _summary(run, logger, meter, step, last, stopped)
 
 
@@ -215,6 +219,13 @@ def _draw_curriculum(run: Run, logger: RunLogger) -> None:
     total = run.schedule.total_steps
     plot = save_curriculum_plot(run.ctx.curriculum, run.run_dir / CURRICULUM_PLOT, total, run.stop_step)
     logger.message(f"c2f-train: masking curriculum over {total} steps drawn in {plot}")
+
+
+def _draw_losses(run: Run, logger: RunLogger) -> None:
+    """RUN/losses.png: the whole log.jsonl (earlier runs' records included) as curves."""
+    plot = save_loss_plot(run.run_dir / LOG_FILE, run.run_dir / LOSS_PLOT)
+    if plot is not None:
+        logger.message(f"c2f-train: losses over the run drawn in {plot}")
 
 
 def _next_micro(batches, accum_iter: int, step: int) -> list:

@@ -145,6 +145,20 @@ def test_quick_grid_runs_every_row_and_reuses_its_cache(tmp_path, capsys):
     assert again["per_seed"] == result["per_seed"]  # read back from the cache ...
     assert again["walls_s"]["mae/seed0_s"] == result["walls_s"]["mae/seed0_s"] > 0  # with its compute time
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "encoders").iterdir()} == encoders  # ... not redone
+    probe = "c2fmae-probe=c2fmae:engine.loss_probe=true,engine.log_every=1"
+    one = se.main([*argv, "--variant", probe, "--only-row", "c2fmae-probe"])
+    assert list(one["per_seed"]) == ["c2fmae-probe"]
+    final = one["pretrain"]["c2fmae-probe/seed0"]["final"]
+    assert sum(v for k, v in final.items() if k.startswith("grad_share/")) == pytest.approx(1.0)
+    (run,) = (tmp_path / "runs").glob("c2fmae-probe-seed0-*")
+    assert (run / "losses.png").is_file() and not list(run.glob("*.pt"))  # the log kept, checkpoints not
+
+
+def test_only_row_names_a_row_of_the_stage(tmp_path):
+    se = benchmark_module("small_evidence")
+    with pytest.raises(SystemExit, match="--only-row parallel: not a row of the pilot stage"):
+        se.main(["--quick", "--only-row", "parallel", "--out", str(tmp_path)])
+    assert not list(tmp_path.iterdir())  # refused before any work
 
 
 def test_the_gpu_prediction_prices_every_grid_row_and_switch():

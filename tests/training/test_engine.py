@@ -71,7 +71,11 @@ def test_a_run_draws_its_curriculum_and_sends_its_grids_to_tensorboard(tiny_stor
     engine.train(cfg, tiny_store.path, tiny_store.images, run, max_steps=4)
     plot = run / engine.CURRICULUM_PLOT
     assert cv2.imread(str(plot)).shape == (350, 700, 3)
-    assert capsys.readouterr().out.count(f"masking curriculum over 16 steps drawn in {plot}\n") == 1
+    out = capsys.readouterr().out
+    assert out.count(f"masking curriculum over 16 steps drawn in {plot}\n") == 1
+    losses = run / engine.LOSS_PLOT  # one panel: no probe
+    assert cv2.imread(str(losses)).shape == (260, 700, 3)
+    assert out.count(f"losses over the run drawn in {losses}\n") == 1
     events = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0})
     events.Reload()
     assert events.Tags()["images"] == [engine.GRID_TAG]
@@ -108,6 +112,8 @@ def _add_fields_of_older_checkpoints(path) -> None:
 
 @pytest.mark.slow
 def test_the_loss_probe_logs_gradient_shares_and_strategy_losses_and_changes_nothing(tiny_store, tmp_path):
+    import cv2
+
     switches = ("model.token_budget=6", "model.modality_dropout=0.5", "engine.log_every=2", "optim.epochs=2")
     engine.train(tiny_config(*switches), tiny_store.path, tiny_store.images, tmp_path / "plain", max_steps=6)
     probed_cfg = tiny_config(*switches, "engine.loss_probe=true")
@@ -127,6 +133,8 @@ def test_the_loss_probe_logs_gradient_shares_and_strategy_losses_and_changes_not
     assert probed[0]["w_semantic"] == 1.0 and {k for k in probed[0] if k.startswith("loss_rgb/")} == {
         "loss_rgb/semantic_masks"
     }
+    heights = [cv2.imread(str(tmp_path / r / engine.LOSS_PLOT)).shape[0] for r in ("plain", "probed")]
+    assert heights == [260, 780]  # the probe's two panels: gradient shares, per-strategy losses
     a = torch.load(tmp_path / "plain" / "latest.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "probed" / "latest.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
