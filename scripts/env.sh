@@ -6,7 +6,13 @@ VENV="$ROOT/.venv"
 PY="${PYTHON:-python3}"
 stamp="$VENV/.c2fmae-installed"
 want="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | sha256sum | cut -d' ' -f1)"
+NEED_GIB=8  # a fresh .venv holds 7.2 GiB (torch's CUDA build, as pip installs it on Linux)
 if [ ! -x "$VENV/bin/python" ]; then
+    free_gib=$(( $(df -Pk "$ROOT" | awk 'NR == 2 {print $4}') / 1024 / 1024 ))
+    if [ "$free_gib" -lt "$NEED_GIB" ]; then
+        echo "[c2fmae] only $free_gib GiB free on the disk of $ROOT; a fresh $VENV needs about $NEED_GIB GiB: free some space and rerun" >&2
+        exit 1
+    fi
     echo "[c2fmae] creating $VENV" >&2
     "$PY" -m venv "$VENV"
 fi
@@ -15,6 +21,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     log="$VENV/install.log"
     if ! { "$VENV/bin/python" -m pip install --upgrade pip && "$VENV/bin/python" -m pip install -c "$ROOT/constraints.txt" -e "$ROOT[dev]"; } >"$log" 2>&1; then
         grep -v "^WARNING: Location" "$log" | tail -n 30 >&2
+        if grep -q "No space left on device" "$log"; then
+            echo "[c2fmae] install failed: the disk of $VENV is full ($(df -Ph "$ROOT" | awk 'NR == 2 {print $4}') free, about $NEED_GIB GiB needed); full log: $log" >&2
+            exit 1
+        fi
         echo "[c2fmae] install failed; full log: $log" >&2
         exit 1
     fi
