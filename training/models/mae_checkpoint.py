@@ -6,9 +6,9 @@ are ours except two: the prediction layer ``decoder_pred.*`` is our ``heads.rgb.
 MAE's ``decoder_pos_embed`` [1, 1 + L, Dd] has a zero row for the cls token that ours
 [1, L, Dd] leaves out (our decoder adds no position to the cls token, which is the same thing).
 
-- ``mode: mae``: every parameter comes from the file; a missing, unexpected or mis-shaped name is
-  a TrainingError naming the first one.
-- ``c2f`` / ``parallel``: the encoder (``ENCODER_PREFIXES``) must load whole; of the rest, what
+- A model built as MAE (RGB input, MAE's decoder: ``mode: mae``): every parameter comes from the
+  file; a missing, unexpected or mis-shaped name is a TrainingError naming the first one.
+- Any other (``c2f`` / ``parallel``): the encoder (``ENCODER_PREFIXES``) must load whole; of the rest, what
   exists here with the same shape loads (``decoder_embed``, ``heads.rgb``, ``decoder_pos_embed``
   when the decoder widths match); MAE's mask token, decoder blocks and decoder norm have no place
   in the cascade and are left out. Everything else keeps its fresh initialisation.
@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from plumbing.errors import one_line
 from training.errors import TrainingError
+from training.models.decoders import MAEDecoder
 from training.models.encoder_io import ENCODER_PREFIXES
 
 log = logging.getLogger("training")
@@ -32,7 +33,7 @@ def load_mae_checkpoint(model: nn.Module, path: str) -> dict[str, list[str]]:
     "fresh": our names left as initialised}; logs the same, grouped."""
     state = to_our_names(read_mae_state(path), path)
     ours = model.state_dict()
-    if model.cfg.mode == "mae":
+    if model.inputs == ("rgb",) and isinstance(model.decoder, MAEDecoder):
         _require_fit(state, ours, set(ours), path, strict=True)
         take = state
     else:
