@@ -16,7 +16,7 @@ from pathlib import Path
 from plumbing.files import atomic_write
 from training.masking.patch_masks import STRATEGY_NAMES
 
-TARGET_COLOURS = {"rgb": "tab:green", "semantic": "tab:blue", "instance": "tab:orange"}
+TARGET_COLOURS = {"semantic": "tab:blue", "instance": "tab:orange", "rgb": "tab:green"}  # the cascade's order
 STRATEGY_STYLES = dict(zip(STRATEGY_NAMES, ("-", "--", ":")))
 
 
@@ -47,7 +47,7 @@ def loss_figure(records: list[dict]):
     """A matplotlib Figure, one panel per group of series the records hold (see module docstring)."""
     from matplotlib.figure import Figure  # only the end of a run and the tests draw
 
-    keys = sorted({k for r in records for k, v in r.items() if isinstance(v, (int, float))})
+    keys = sorted({k for r in records for k, v in r.items() if isinstance(v, (int, float))}, key=_cascade_order)
     panels = [
         (_losses, ["loss", *(k for k in keys if k.startswith("loss_") and "/" not in k)]),
         (_grad_shares, [k for k in keys if k.startswith("grad_share/")]),
@@ -62,6 +62,18 @@ def loss_figure(records: list[dict]):
         ax.legend(loc="upper right", fontsize="x-small", ncols=3)
     axes[-1].set_xlabel("optimizer step")
     return figure
+
+
+def _cascade_order(key: str) -> tuple:
+    """Sort key: the series' target in the cascade's order, then its masking strategy."""
+    target, _, strategy = key.removeprefix("grad_share/").removeprefix("loss_").partition("/")
+    targets, strategies = list(TARGET_COLOURS), list(STRATEGY_STYLES)
+    strategy = strategy.removesuffix("_masks")
+    rank = (
+        targets.index(target) if target in targets else -1,
+        strategies.index(strategy) if strategy in strategies else -1,
+    )
+    return *rank, key
 
 
 def _line(ax, records: list[dict], key: str, **style) -> None:

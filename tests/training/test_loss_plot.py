@@ -5,7 +5,7 @@ import json
 import cv2
 import numpy as np
 
-from training.loss_plot import TARGET_COLOURS, read_records, save_loss_plot
+from training.loss_plot import TARGET_COLOURS, _cascade_order, read_records, save_loss_plot
 
 
 def _write_log(path, probed: bool, steps=(10, 20, 30)) -> None:
@@ -49,3 +49,15 @@ def test_a_line_cut_short_is_skipped_and_an_empty_log_draws_nothing(tmp_path):
     log.write_text("")
     assert save_loss_plot(log, tmp_path / "losses.png") is None and not (tmp_path / "losses.png").exists()
     assert save_loss_plot(tmp_path / "missing.jsonl", tmp_path / "losses.png") is None
+
+
+def test_series_follow_the_cascade_then_the_strategy():
+    keys = ["loss_rgb/random_masks", "grad_share/rgb", "loss_rgb", "loss_rgb/semantic_masks", "loss_semantic", "loss"]
+    assert sorted(keys, key=_cascade_order) == [
+        "loss",
+        "loss_semantic",
+        "grad_share/rgb",
+        "loss_rgb",
+        "loss_rgb/semantic_masks",
+        "loss_rgb/random_masks",
+    ]
