@@ -209,6 +209,9 @@ def loop(run: Run) -> dict:
                 stopped = result.stop and step < run.stop_step
     finally:
         logger.close()
+        # The workers stop now, not at a later garbage collection: an exception that a drawing
+        # caught can keep this frame, and so the loader's iterator, alive in a reference cycle.
+        batches = run.loader = None
     if run.info.is_main:
         _draw_losses(run, logger)
     return _summary(run, logger, meter, step, last, stopped)

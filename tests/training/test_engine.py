@@ -10,6 +10,7 @@ import training.engine as engine
 from training.errors import TrainingError
 
 from .engine_fixtures import read_log, tiny_config
+from .worker_processes import workers_left_by
 
 
 def _losses(run_dir) -> list[float]:
@@ -28,7 +29,8 @@ def test_a_few_cpu_steps_reduce_the_loss_and_write_every_channel(tiny_store, tmp
         "optim.epochs=8",
         "data.num_workers=1",
     )
-    summary = engine.train(cfg, tiny_store.path, tiny_store.images, tmp_path / "run")
+    summary, left = workers_left_by(lambda: engine.train(cfg, tiny_store.path, tiny_store.images, tmp_path / "run"))
+    assert left == []  # the loader's workers stop when the run ends, not at a later garbage collection
     records = read_log(tmp_path / "run" / "log.jsonl")
     assert [r["step"] for r in records] == list(range(1, 33)) and summary["step"] == 32
     first, last = records[0], records[-1]
