@@ -26,5 +26,5 @@ c2f-data show "$OUT/dataset" --images "$OUT/images" -n 6 -o "$OUT/show.png"
 echo "== 7/7 c2f-data publish in the Hugging Face Hub's format (Parquet, no image pixels) and verify"
 c2f-data publish "$OUT/dataset" -o "$OUT/release" --format parquet --quiet
 c2f-data verify "$OUT/release"
-echo "pictures: $OUT/run/images/ $OUT/run/curriculum.png $OUT/stats.png $OUT/show.png   log: $OUT/run/log.jsonl   encoder: $OUT/encoder/"
+echo "pictures: $OUT/run/images/ $OUT/run/curriculum.png $OUT/run/losses.png $OUT/stats.png $OUT/show.png   log: $OUT/run/log.jsonl   encoder: $OUT/encoder/"
 echo "release: $OUT/release/ (data/train-*.parquet, README.md dataset card, croissant.json, SHA256SUMS)"
