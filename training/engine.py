@@ -225,8 +225,13 @@ def _draw_curriculum(run: Run, logger: RunLogger) -> None:
 
 
 def _draw_losses(run: Run, logger: RunLogger) -> None:
-    """RUN/losses.png: the whole log.jsonl (earlier runs' records included) as curves."""
-    plot = save_loss_plot(run.run_dir / LOG_FILE, run.run_dir / LOSS_PLOT)
+    """RUN/losses.png: the whole log.jsonl (earlier runs' records included) as curves. The run is
+    saved by now: a picture that cannot be written is a warning, not the run's failure."""
+    try:
+        plot = save_loss_plot(run.run_dir / LOG_FILE, run.run_dir / LOSS_PLOT)
+    except OSError as exc:
+        logger.message(f"c2f-train: warning: {run.run_dir / LOSS_PLOT} not drawn ({one_line(exc)})")
+        return
     if plot is not None:
         logger.message(f"c2f-train: losses over the run drawn in {plot}")
 

@@ -346,3 +346,14 @@ def test_a_checkpoint_refused_without_a_message_is_one_line(tmp_path, monkeypatc
     (tmp_path / "run").mkdir()
     with pytest.raises(TrainingError, match=r"latest.pt does not fit this run: RuntimeError$"):
         engine._resume(tiny_config(), tmp_path / "run", Refuses(2, 2), None, None)
+
+
+def test_a_loss_picture_that_cannot_be_written_is_a_warning_not_a_failed_run(tiny_store, tmp_path, capsys, monkeypatch):
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(engine, "save_loss_plot", full_disk)
+    summary = engine.train(tiny_config(), tiny_store.path, tiny_store.images, tmp_path / "run", max_steps=2)
+    assert summary["step"] == 2 and (tmp_path / "run" / "latest.pt").is_file()
+    plot = tmp_path / "run" / engine.LOSS_PLOT
+    assert f"c2f-train: warning: {plot} not drawn ([Errno 28] No space left on device)\n" in capsys.readouterr().out

@@ -8,10 +8,11 @@ MAE's ``decoder_pos_embed`` [1, 1 + L, Dd] has a zero row for the cls token that
 
 - A model built as MAE (RGB input, MAE's decoder: ``mode: mae``): every parameter comes from the
   file; a missing, unexpected or mis-shaped name is a TrainingError naming the first one.
-- Any other (``c2f`` / ``parallel``): the encoder (``ENCODER_PREFIXES``) must load whole; of the rest, what
-  exists here with the same shape loads (``decoder_embed``, ``heads.rgb``, ``decoder_pos_embed``
-  when the decoder widths match); MAE's mask token, decoder blocks and decoder norm have no place
-  in the cascade and are left out. Everything else keeps its fresh initialisation.
+- Any other (``c2f`` / ``parallel``): the encoder (``ENCODER_PREFIXES``) must load whole; of the
+  rest, what exists here with the same shape loads (``decoder_embed``, ``heads.rgb``,
+  ``decoder_pos_embed`` when the decoder widths match); MAE's mask token, decoder blocks and
+  decoder norm have no place in the cascade and are left out. Everything else keeps its fresh
+  initialisation.
 """
 
 import logging
