@@ -62,7 +62,7 @@ from training.config import load_config, to_dict  # noqa: E402
 from training.engine import train  # noqa: E402
 from training.eval import EvalConfig, run_evals  # noqa: E402
 from training.export import export_encoder, write_encoder  # noqa: E402
-from training.loss_plot import read_records  # noqa: E402
+from training.logs import read_records  # noqa: E402
 from training.models.factory import build_model  # noqa: E402
 
 PROTOCOL = 1  # bump when this script changes what a cached encoder or score means

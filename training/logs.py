@@ -14,7 +14,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -150,12 +150,21 @@ def truncate_log(path: Path, step: int, keep_record: Callable[[int], bool] = lam
     leaves either the old log or the new one."""
     if not path.exists():
         return
-    kept = []
+    kept = [line for line, r in _lines(path) if r["step"] < step or (r["step"] == step and keep_record(step))]
+    atomic_write(path, "".join(line + "\n" for line in kept).encode())
+
+
+def read_records(path: Path) -> list[dict]:
+    """The records of a log.jsonl, in order; a line cut short by a crash is skipped."""
+    return [record for _, record in _lines(path)]
+
+
+def _lines(path: Path) -> Iterator[tuple[str, dict]]:
+    """(line, record) for each whole record of log.jsonl: a torn or foreign line is skipped."""
     for line in path.read_text().splitlines():
         try:
-            at = json.loads(line)["step"]
-        except (ValueError, KeyError, TypeError):
+            record = json.loads(line)
+        except ValueError:
             continue
-        if at < step or (at == step and keep_record(at)):
-            kept.append(line)
-    atomic_write(path, "".join(line + "\n" for line in kept).encode())
+        if isinstance(record, dict) and "step" in record:
+            yield line, record

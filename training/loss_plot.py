@@ -10,25 +10,14 @@ Drawn with matplotlib's object API (a ``Figure``, no pyplot), as the curriculum 
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 from plumbing.files import atomic_write
+from training.logs import read_records
 from training.masking.patch_masks import STRATEGY_NAMES
 
 TARGET_COLOURS = {"semantic": "tab:blue", "instance": "tab:orange", "rgb": "tab:green"}  # the cascade's order
 STRATEGY_STYLES = dict(zip(STRATEGY_NAMES, ("-", "--", ":")))
-
-
-def read_records(log: Path) -> list[dict]:
-    """The records of a log.jsonl, in order; a line cut short by a crash is skipped."""
-    records = []
-    for line in log.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return [r for r in records if isinstance(r, dict) and "step" in r]
 
 
 def save_loss_plot(log: str | Path, path: str | Path) -> Path | None:
@@ -64,11 +53,17 @@ def loss_figure(records: list[dict]):
     return figure
 
 
+def _parts(key: str) -> tuple[str, str]:
+    """A series' (target, strategy): ``loss_<t>/<s>_masks`` -> (t, s); ``loss_<t>`` and
+    ``grad_share/<t>`` -> (t, ""); ``loss`` -> ("loss", "")."""
+    target, _, strategy = key.removeprefix("grad_share/").removeprefix("loss_").partition("/")
+    return target, strategy.removesuffix("_masks")
+
+
 def _cascade_order(key: str) -> tuple:
     """Sort key: the series' target in the cascade's order, then its masking strategy."""
-    target, _, strategy = key.removeprefix("grad_share/").removeprefix("loss_").partition("/")
+    target, strategy = _parts(key)
     targets, strategies = list(TARGET_COLOURS), list(STRATEGY_STYLES)
-    strategy = strategy.removesuffix("_masks")
     rank = (
         targets.index(target) if target in targets else -1,
         strategies.index(strategy) if strategy in strategies else -1,
@@ -84,7 +79,7 @@ def _line(ax, records: list[dict], key: str, **style) -> None:
 
 def _losses(ax, records: list[dict], keys: list[str]) -> None:
     for key in keys:
-        target = key.removeprefix("loss_")
+        target = _parts(key)[0]
         label = "total (weighted)" if key == "loss" else target
         _line(ax, records, key, label=label, color=TARGET_COLOURS.get(target, "black"))
     ax.set_yscale("log")
@@ -94,7 +89,7 @@ def _losses(ax, records: list[dict], keys: list[str]) -> None:
 
 def _grad_shares(ax, records: list[dict], keys: list[str]) -> None:
     for key in keys:
-        target = key.removeprefix("grad_share/")
+        target = _parts(key)[0]
         _line(ax, records, key, label=target, color=TARGET_COLOURS.get(target))
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("share of ‖∂L/∂latent‖")
@@ -103,7 +98,7 @@ def _grad_shares(ax, records: list[dict], keys: list[str]) -> None:
 
 def _strategy_losses(ax, records: list[dict], keys: list[str]) -> None:
     for key in keys:
-        target, strategy = key.removeprefix("loss_").removesuffix("_masks").split("/")
+        target, strategy = _parts(key)
         style = dict(color=TARGET_COLOURS.get(target), linestyle=STRATEGY_STYLES.get(strategy, "-"))
         _line(ax, records, key, label=f"{target}, {strategy} masks", **style)
     ax.set_yscale("log")

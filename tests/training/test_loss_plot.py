@@ -5,7 +5,8 @@ import json
 import cv2
 import numpy as np
 
-from training.loss_plot import TARGET_COLOURS, _cascade_order, read_records, save_loss_plot
+from training.logs import read_records
+from training.loss_plot import TARGET_COLOURS, _cascade_order, save_loss_plot
 
 
 def _write_log(path, probed: bool, steps=(10, 20, 30)) -> None:
@@ -44,7 +45,7 @@ def test_a_probed_log_adds_the_gradient_share_and_strategy_panels(tmp_path):
 def test_a_line_cut_short_is_skipped_and_an_empty_log_draws_nothing(tmp_path):
     log = tmp_path / "log.jsonl"
     _write_log(log, probed=False)
-    log.write_text(log.read_text() + '{"step": 40, "loss": 1.')  # a crash mid-write
+    log.write_text('{"note": "no step"}\n' + log.read_text() + '{"step": 40, "loss": 1.')  # a crash mid-write
     assert [r["step"] for r in read_records(log)] == [10, 20, 30]
     log.write_text("")
     assert save_loss_plot(log, tmp_path / "losses.png") is None and not (tmp_path / "losses.png").exists()
